@@ -1,0 +1,68 @@
+//! What distinguishes one add-on from another: its manifest contents, its routes and its
+//! migrations. Everything else is the shared core.
+
+use axum::Router;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::config::{AddonDefaults, CoreConfig};
+use crate::db::MigrationSet;
+
+/// A UI component Clockify renders in an iframe.
+#[derive(Debug, Clone, Copy)]
+pub struct Component {
+    /// `sidebar`, `widget`, `projects.tab`, ...
+    pub kind: &'static str,
+    pub label: &'static str,
+    /// `ADMINS` or `EVERYONE`.
+    pub access_level: &'static str,
+    pub path: &'static str,
+}
+
+#[derive(Debug)]
+pub struct AddonDefinition {
+    /// Name in commands, file names and metrics: `api-studio`.
+    pub slug: &'static str,
+    pub defaults: AddonDefaults,
+    /// `minimalSubscriptionPlan`.
+    pub plan: &'static str,
+    pub description: &'static str,
+    /// At most 10, each in the manifest schema's enum.
+    pub webhook_events: &'static [&'static str],
+    pub scopes: &'static [&'static str],
+    pub components: &'static [Component],
+    /// The manifest's `settings` (`{tabs: [...]}`).
+    pub settings: fn() -> Value,
+    pub migrations: MigrationSet,
+    /// The add-on's routes; the core adds health, readiness and metrics around them.
+    pub routes: fn() -> Router<AppState>,
+}
+
+pub const LIFECYCLE: &[(&str, &str)] = &[
+    ("INSTALLED", "/lifecycle/installed"),
+    ("STATUS_CHANGED", "/lifecycle/status-changed"),
+    ("SETTINGS_UPDATED", "/lifecycle/settings-updated"),
+    ("DELETED", "/lifecycle/deleted"),
+];
+
+pub const WEBHOOK_PATH: &str = "/webhooks/clockify";
+
+/// The manifest Clockify reads from `GET /manifest`, generated from configuration.
+pub fn manifest(def: &AddonDefinition, config: &CoreConfig) -> Value {
+    let base = config.base_url.as_str().trim_end_matches('/');
+    json!({
+        "schemaVersion": "1.3",
+        "key": config.addon_key,
+        "name": config.addon_name,
+        "description": def.description,
+        "baseUrl": base,
+        "minimalSubscriptionPlan": def.plan,
+        "scopes": def.scopes,
+        "lifecycle": LIFECYCLE.iter().map(|(t, p)| json!({"type": t, "path": p})).collect::<Vec<_>>(),
+        "webhooks": def.webhook_events.iter().map(|e| json!({"event": e, "path": WEBHOOK_PATH})).collect::<Vec<_>>(),
+        "components": def.components.iter().map(|c| json!({
+            "type": c.kind, "label": c.label, "accessLevel": c.access_level, "path": c.path
+        })).collect::<Vec<_>>(),
+        "settings": (def.settings)(),
+    })
+}

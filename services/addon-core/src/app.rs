@@ -1,0 +1,271 @@
+//! Building and running one add-on process: `App::build` wires configuration, database,
+//! verifier, cipher, client and router and binds the listener (port 0 in tests);
+//! `App::run` serves until shutdown, with the flow worker, the bootstrap runner and retention
+//! running beside the server.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::addon::AddonDefinition;
+use crate::auth::TokenVerifier;
+use crate::clockify::{ApiTarget, ClockifyClient, RateLimiter};
+use crate::config::{CoreConfig, Mode};
+use crate::crypto::TokenCipher;
+use crate::db::Db;
+use crate::http::{AppError, LIMIT_DEFAULT};
+use crate::metrics::Metrics;
+use crate::store::installations::{InstallStatus, Installation};
+
+/// Shared by every handler and background task.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    /// The add-on this process serves.
+    pub def: &'static AddonDefinition,
+    pub config: CoreConfig,
+    pub db: Db,
+    /// Checks Clockify's RS256 tokens.
+    pub verifier: TokenVerifier,
+    /// Encrypts installation tokens at rest.
+    pub cipher: TokenCipher,
+    /// The Clockify API client (allowlist, rate limit, retries).
+    pub client: ClockifyClient,
+    pub metrics: Metrics,
+    /// Wakes the flow worker when a delivery awaits flows.
+    pub flow_work: Notify,
+    /// Wakes the bootstrap runner when a run is requested.
+    pub bootstrap_work: Notify,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+    /// Identifies this process as owner of claimed work.
+    pub instance_id: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("addon", &self.def.slug)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The API target of a live installation (its token decrypted).
+    pub fn target(&self, installation: &Installation) -> Result<ApiTarget, AppError> {
+        if installation.status == InstallStatus::Deleted {
+            return Err(AppError::Forbidden(
+                "the add-on is not installed in this workspace".into(),
+            ));
+        }
+        let enc = installation
+            .auth_token_enc
+            .as_deref()
+            .ok_or_else(|| AppError::Conflict("the installation has no API token".into()))?;
+        let token: SecretString = self
+            .cipher
+            .decrypt(&installation.workspace_id, enc)
+            .map_err(|e| {
+                AppError::Internal(format!(
+                    "installation token of {}: {e}",
+                    installation.workspace_id
+                ))
+            })?;
+        Ok(ApiTarget {
+            workspace_id: installation.workspace_id.clone(),
+            api_url: installation.api_url.clone(),
+            token,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Migrate(#[from] crate::db::MigrateError),
+    #[error("CLOCKIFY_PUBLIC_KEY: {0}")]
+    PublicKey(jsonwebtoken::errors::Error),
+    #[error("REDIS_URL: cannot connect to Redis: {0}")]
+    Redis(redis::RedisError),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+    router: Router,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("state", &self.state).finish()
+    }
+}
+
+impl App {
+    pub async fn build(
+        def: &'static AddonDefinition,
+        config: CoreConfig,
+    ) -> Result<Self, StartupError> {
+        let db = Db::connect(config.database_url(), config.database_max_connections).await?;
+        if config.mode == Mode::Development {
+            let report = def.migrations.migrate(&db, config.database_url()).await?;
+            for (v, d) in &report.applied {
+                tracing::info!(version = v, description = %d, "applied migration");
+            }
+        } else {
+            match def.migrations.status(&db).await {
+                Ok(s) if s.is_current() => {}
+                Ok(s) => tracing::warn!(
+                    missing = ?s.missing, failed = s.failed,
+                    "database schema is behind this binary: run `clockify-addons migrate {}`; /ready answers 503 until then", def.slug
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the schema version; /ready answers 503 until the database is reachable")
+                }
+            }
+        }
+        let verifier = TokenVerifier::new(&config.clockify_public_key_pem, &config.addon_key)
+            .map_err(StartupError::PublicKey)?;
+        let cipher = match &config.token_encryption_key {
+            Some(key) => TokenCipher::new(key),
+            None => {
+                tracing::warn!(
+                    "TOKEN_ENCRYPTION_KEY is not set: using a key that lives only as long as this process (development)"
+                );
+                TokenCipher::ephemeral()
+            }
+        };
+        let metrics = Metrics::new(&config.addon_key, env!("CARGO_PKG_VERSION"));
+        let limiter = match &config.redis_url {
+            Some(url) => {
+                RateLimiter::redis(url, config.api.rate_limit_per_second, &config.addon_key)
+                    .await
+                    .map_err(StartupError::Redis)?
+            }
+            None => RateLimiter::local(config.api.rate_limit_per_second),
+        };
+        let client = ClockifyClient::new(&config.api, limiter, metrics.clone())
+            .map_err(StartupError::HttpClient)?;
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.listen_addr,
+                source,
+            })?;
+        let instance_id = format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let state = AppState(Arc::new(Inner {
+            def,
+            config,
+            db,
+            verifier,
+            cipher,
+            client,
+            metrics,
+            flow_work: Notify::new(),
+            bootstrap_work: Notify::new(),
+            shutdown: CancellationToken::new(),
+            instance_id,
+        }));
+        let router = router(&state);
+        Ok(Self {
+            state,
+            listener,
+            router,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// The router alone (tests drive it with `oneshot`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves until `shutdown` resolves or the state's token is cancelled, with background work.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let token = state.shutdown.clone();
+        {
+            let token = token.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown => token.cancel(),
+                    _ = token.cancelled() => {}
+                }
+            });
+        }
+        let tracker = tokio_util::task::TaskTracker::new();
+        tracker.spawn(crate::worker::run(state.clone()));
+        tracker.spawn(crate::bootstrap::run(state.clone()));
+        tracker.spawn(crate::retention::run(state.clone()));
+        tracker.close();
+        tracing::info!(
+            addon = state.def.slug, addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            mode = ?state.config.mode, "serving"
+        );
+        let grace = state.config.shutdown_timeout;
+        let served =
+            crate::http::serve::serve(self.listener, self.router, token.clone(), grace).await;
+        token.cancel();
+        if tokio::time::timeout(grace.max(Duration::from_secs(1)), tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work did not stop in time");
+        }
+        state.db.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+fn router(state: &AppState) -> Router {
+    let app = (state.def.routes)()
+        .merge(crate::routes::health::routes())
+        .layer(DefaultBodyLimit::max(LIMIT_DEFAULT))
+        .with_state(state.clone());
+    crate::http::layers::apply(
+        app,
+        state.metrics.clone(),
+        &state.config.cors_origins,
+        state.config.request_timeout,
+    )
+}

@@ -1,0 +1,137 @@
+//! The middleware every add-on router gets: request ids, tracing without query strings (they
+//! carry user tokens), metrics by route template, security headers, CORS, a request timeout,
+//! panics turned into JSON 500s, and JSON bodies on every error status.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use super::cors::OriginList;
+use crate::metrics::Metrics;
+
+/// Content-Security-Policy: pages are framed only by Clockify.
+fn csp(origins: &OriginList) -> HeaderValue {
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         frame-ancestors 'self' {}; base-uri 'none'; form-action 'self'",
+        origins.csp_sources()
+    );
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("frame-ancestors 'self'"))
+}
+
+pub fn apply(
+    router: Router,
+    metrics: Metrics,
+    cors: &OriginList,
+    request_timeout: Duration,
+) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    router
+        .layer(middleware::map_response(json_error_bodies))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+        .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let request_id =
+                                req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+                            // Path only: query strings may carry `auth_token`.
+                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+                        })
+                        .on_request(())
+                        .on_response(|res: &Response<_>, latency: Duration, _span: &tracing::Span| {
+                            tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "request finished");
+                        }),
+                )
+                .layer(PropagateRequestIdLayer::new(x_request_id))
+                .layer(CatchPanicLayer::custom(|_| {
+                    tracing::error!("handler panicked");
+                    super::AppError::Internal("handler panicked".into()).into_response()
+                }))
+                .layer(cors.layer())
+                .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+                .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+                .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp(cors))),
+        )
+}
+
+async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics
+        .http_requests
+        .with_label_values(&[&method, &route, &status])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    res
+}
+
+/// Gives bodiless error responses (405, timeouts, oversized bodies) a JSON body.
+async fn json_error_bodies(res: Response<Body>) -> Response<Body> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return res;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "error",
+    };
+    let message = match status {
+        StatusCode::SERVICE_UNAVAILABLE => {
+            "the request took too long or the service is unavailable".to_owned()
+        }
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    };
+    let mut out = (
+        status,
+        axum::Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response();
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}

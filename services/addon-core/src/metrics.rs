@@ -1,0 +1,257 @@
+//! Prometheus metrics of one add-on process. Every label takes values from a fixed set
+//! (route templates, status classes, known event names, static reasons), never from input.
+
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    started: Instant,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub webhooks_received: IntCounterVec,
+    pub auth_failures: IntCounterVec,
+    pub lifecycle_events: IntCounterVec,
+    pub flows_executed: IntCounterVec,
+    pub api_calls: IntCounterVec,
+    pub api_duration: Histogram,
+    pub rate_limit_wait: Histogram,
+    pub bootstrap_runs: IntCounterVec,
+    pub retention_deleted: IntCounterVec,
+    uptime: IntGauge,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+impl Metrics {
+    pub fn new(addon_key: &str, version: &str) -> Self {
+        let registry = Registry::new();
+        let http_requests = counter(
+            &registry,
+            "http_requests_total",
+            "HTTP requests by route and status.",
+            &["method", "route", "status"],
+        );
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("metric registered once");
+        let webhooks_received = counter(
+            &registry,
+            "webhooks_received_total",
+            "Webhook deliveries by event type and outcome (accepted, duplicate, rejected).",
+            &["event_type", "outcome"],
+        );
+        let auth_failures = counter(
+            &registry,
+            "auth_failures_total",
+            "Refused tokens by route group and reason.",
+            &["group", "reason"],
+        );
+        let lifecycle_events = counter(
+            &registry,
+            "lifecycle_events_total",
+            "Lifecycle calls handled, by event.",
+            &["event"],
+        );
+        let flows_executed = counter(
+            &registry,
+            "flows_executed_total",
+            "Flow runs by final status.",
+            &["status"],
+        );
+        let api_calls = counter(
+            &registry,
+            "api_calls_total",
+            "Clockify API calls by outcome.",
+            &["outcome"],
+        );
+        let api_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "api_call_duration_seconds",
+                "Clockify API call latency, retries included.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(api_duration.clone()))
+            .expect("metric registered once");
+        let rate_limit_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "api_rate_limit_wait_seconds",
+                "Time Clockify API calls waited for the per-workspace rate limit.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(rate_limit_wait.clone()))
+            .expect("metric registered once");
+        let bootstrap_runs = counter(
+            &registry,
+            "bootstrap_runs_total",
+            "Finished bootstrap runs by final state.",
+            &["state"],
+        );
+        let retention_deleted = counter(
+            &registry,
+            "retention_deleted_total",
+            "Rows deleted by retention, by table.",
+            &["table"],
+        );
+        let uptime = IntGauge::new(
+            "addon_uptime_seconds",
+            "Seconds since this process started.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(uptime.clone()))
+            .expect("metric registered once");
+        let info = prometheus::IntGaugeVec::new(
+            Opts::new("addon_info", "The add-on this process serves."),
+            &["addon", "version"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(info.clone()))
+            .expect("metric registered once");
+        info.with_label_values(&[addon_key, version]).set(1);
+        Self {
+            registry,
+            started: Instant::now(),
+            http_requests,
+            http_duration,
+            webhooks_received,
+            auth_failures,
+            lifecycle_events,
+            flows_executed,
+            api_calls,
+            api_duration,
+            rate_limit_wait,
+            bootstrap_runs,
+            retention_deleted,
+            uptime,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        self.uptime.set(self.started.elapsed().as_secs() as i64);
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The event types Clockify sends; anything else is counted as `OTHER` to bound cardinality.
+pub const KNOWN_EVENTS: &[&str] = &[
+    "APPROVAL_REQUEST_STATUS_UPDATED",
+    "ASSIGNMENT_CREATED",
+    "ASSIGNMENT_DELETED",
+    "ASSIGNMENT_PUBLISHED",
+    "ASSIGNMENT_UPDATED",
+    "BALANCE_UPDATED",
+    "BILLABLE_RATE_UPDATED",
+    "CLIENT_DELETED",
+    "CLIENT_UPDATED",
+    "COST_RATE_UPDATED",
+    "EXPENSE_CREATED",
+    "EXPENSE_DELETED",
+    "EXPENSE_RESTORED",
+    "EXPENSE_UPDATED",
+    "INVOICE_UPDATED",
+    "LIMITED_USERS_ADDED_TO_WORKSPACE",
+    "NEW_APPROVAL_REQUEST",
+    "NEW_CLIENT",
+    "NEW_INVOICE",
+    "NEW_PROJECT",
+    "NEW_TAG",
+    "NEW_TASK",
+    "NEW_TIMER_STARTED",
+    "NEW_TIME_ENTRY",
+    "PROJECT_DELETED",
+    "PROJECT_UPDATED",
+    "TAG_DELETED",
+    "TAG_UPDATED",
+    "TASK_DELETED",
+    "TASK_UPDATED",
+    "TIMER_STOPPED",
+    "TIME_ENTRY_DELETED",
+    "TIME_ENTRY_RESTORED",
+    "TIME_ENTRY_SPLIT",
+    "TIME_ENTRY_UPDATED",
+    "TIME_OFF_REQUESTED",
+    "TIME_OFF_REQUEST_APPROVED",
+    "TIME_OFF_REQUEST_REJECTED",
+    "TIME_OFF_REQUEST_WITHDRAWN",
+    "USERS_INVITED_TO_WORKSPACE",
+    "USER_ACTIVATED_ON_WORKSPACE",
+    "USER_DEACTIVATED_ON_WORKSPACE",
+    "USER_DELETED_FROM_WORKSPACE",
+    "USER_EMAIL_CHANGED",
+    "USER_GROUP_CREATED",
+    "USER_GROUP_DELETED",
+    "USER_GROUP_UPDATED",
+    "USER_JOINED_WORKSPACE",
+    "USER_UPDATED",
+];
+
+pub fn event_label(event: &str) -> &str {
+    if KNOWN_EVENTS.contains(&event) {
+        event
+    } else {
+        "OTHER"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_required_families() {
+        let m = Metrics::new("api-studio", "0.1.0");
+        m.webhooks_received
+            .with_label_values(&["NEW_TAG", "accepted"])
+            .inc();
+        m.flows_executed.with_label_values(&["SUCCEEDED"]).inc();
+        m.api_calls.with_label_values(&["2xx"]).inc();
+        let text = m.render();
+        for family in [
+            "webhooks_received_total",
+            "flows_executed_total",
+            "api_calls_total",
+            "addon_uptime_seconds",
+            "addon_info",
+        ] {
+            assert!(text.contains(family), "{family} missing");
+        }
+        assert_eq!(event_label("NEW_TAG"), "NEW_TAG");
+        assert_eq!(event_label("<script>"), "OTHER");
+    }
+}

@@ -1,0 +1,415 @@
+//! `/ui/*`: the iframe UI and its JSON API (explorer, dashboard, webhook log, flows, executions,
+//! bootstrap, entity cache). Every route needs the Clockify user token (`auth_token` query
+//! parameter or `Authorization: Bearer`) and sees only that token's workspace.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::{AuthError, ClockifyClaims, TokenKind, user_token};
+use crate::catalog::catalog;
+use crate::clockify::ApiError;
+use crate::flows::FlowDefinition;
+use crate::http::{ApiJson, AppError, AppResult};
+use crate::store::executions::ExecutionFilter;
+use crate::store::installations::{InstallStatus, Installation};
+use crate::store::{bootstrap, entities, executions, flows, installations, page_limit, webhooks};
+use crate::time::{DAY_MILLIS, now_millis, rfc3339};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(page))
+        .route("/ui/", get(page))
+        .route("/static/ui.js", get(script))
+        .route("/ui/dashboard", get(dashboard))
+        .route("/ui/explorer/operations", get(operations))
+        .route("/ui/explorer/execute", post(execute))
+        .route("/ui/webhooks", get(webhook_list))
+        .route("/ui/webhooks/{id}", get(webhook_detail))
+        .route("/ui/flows", get(flow_list).post(flow_create))
+        .route(
+            "/ui/flows/{id}",
+            get(flow_get).put(flow_update).delete(flow_delete),
+        )
+        .route("/ui/flows/{id}/executions", get(flow_executions))
+        .route("/ui/executions", get(execution_list))
+        .route("/ui/executions/{id}", get(execution_detail))
+        .route("/ui/bootstrap", get(bootstrap_status).post(bootstrap_start))
+        .route("/ui/entities", get(entity_list))
+}
+
+/// A workspace user authenticated by a Clockify user token, in a workspace where the add-on is installed.
+#[derive(Debug, Clone)]
+pub struct UiUser {
+    pub claims: ClockifyClaims,
+    pub installation: Installation,
+}
+
+impl UiUser {
+    pub fn workspace_id(&self) -> &str {
+        &self.claims.workspace_id
+    }
+}
+
+impl FromRequestParts<AppState> for UiUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let reject = |e: AuthError| {
+            state
+                .metrics
+                .auth_failures
+                .with_label_values(&["ui", e.reason()])
+                .inc();
+            AppError::Unauthorized(e)
+        };
+        let query_token = parts.uri.query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "auth_token")
+                .map(|(_, v)| v.into_owned())
+        });
+        let token = user_token(&parts.headers, query_token.as_deref())
+            .ok_or(AuthError::Missing)
+            .map_err(reject)?;
+        let claims = state
+            .verifier
+            .verify(token, TokenKind::User)
+            .map_err(reject)?;
+        let installation = installations::get(&state.db, &claims.workspace_id).await?;
+        match installation {
+            Some(i) if i.status != InstallStatus::Deleted => Ok(Self {
+                claims,
+                installation: i,
+            }),
+            _ => Err(AppError::Forbidden(
+                "the add-on is not installed in this workspace".into(),
+            )),
+        }
+    }
+}
+
+async fn page(_user: UiUser) -> Html<&'static str> {
+    Html(include_str!("../../ui/index.html"))
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../../ui/ui.js"),
+    )
+        .into_response()
+}
+
+async fn dashboard(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
+    let ws = user.workspace_id();
+    let since = now_millis() - DAY_MILLIS;
+    let i = &user.installation;
+    Ok(Json(json!({
+        "workspaceId": ws,
+        "addon": {"key": state.config.addon_key, "name": state.config.addon_name, "version": env!("CARGO_PKG_VERSION")},
+        "installation": {
+            "status": i.status,
+            "apiUrl": i.api_url,
+            "installedAt": rfc3339(i.installed_at),
+            "settings": i.settings,
+        },
+        "webhooksLast24h": webhooks::count(&state.db, ws, since).await?,
+        "executionsLast24h": executions::counts(&state.db, ws, since).await?.into_iter().collect::<BTreeMap<_, _>>(),
+        "flows": flows::list(&state.db, ws).await?.len(),
+        "bootstrap": bootstrap::get(&state.db, ws).await?,
+        "entities": entities::counts(&state.db, ws).await?.into_iter().collect::<BTreeMap<_, _>>(),
+    })))
+}
+
+async fn operations(_user: UiUser) -> Json<Value> {
+    Json(json!({"operations": catalog().operations}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Execute {
+    operation_id: String,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+async fn execute(
+    State(state): State<AppState>,
+    user: UiUser,
+    ApiJson(req): ApiJson<Execute>,
+) -> AppResult<Json<Value>> {
+    let op = catalog().get(&req.operation_id).ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no operation {:?} in the catalog",
+            req.operation_id
+        ))
+    })?;
+    if op.is_write() && !user.claims.is_admin() {
+        return Err(AppError::Forbidden(format!(
+            "{} changes workspace data: only workspace owners and admins may run it",
+            op.id
+        )));
+    }
+    if user.installation.status != InstallStatus::Active {
+        return Err(AppError::Conflict(
+            "the add-on is inactive in this workspace".into(),
+        ));
+    }
+    let api_request = op
+        .request(user.workspace_id(), &req.params, &req.query, req.body)
+        .map_err(AppError::BadRequest)?;
+    let target = state.target(&user.installation)?;
+    let resp = state
+        .client
+        .send(&target, &api_request)
+        .await
+        .map_err(|e| match e {
+            ApiError::BadPath(_) => AppError::BadRequest(e.to_string()),
+            other => AppError::Upstream(other.to_string()),
+        })?;
+    Ok(Json(json!({
+        "operationId": op.id,
+        "status": resp.status,
+        "attempts": resp.attempts,
+        "durationMs": resp.duration.as_millis() as u64,
+        "body": resp.body,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    flow_id: Option<String>,
+    #[serde(default)]
+    webhook_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(rename = "type", default)]
+    entity_type: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+fn page_of<T: serde::Serialize>(
+    items: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+) -> Json<Value> {
+    let next = if items.len() as i64 == limit {
+        items.last().map(&cursor)
+    } else {
+        None
+    };
+    Json(json!({"items": items, "next": next}))
+}
+
+async fn webhook_list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Value>> {
+    let limit = page_limit(q.limit);
+    let items = webhooks::list(
+        &state.db,
+        user.workspace_id(),
+        q.event_type.as_deref(),
+        q.before.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(page_of(items, limit, |w| w.id.clone()))
+}
+
+async fn webhook_detail(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let entry = webhooks::get(&state.db, user.workspace_id(), &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))?;
+    let runs = executions::list(
+        &state.db,
+        user.workspace_id(),
+        &ExecutionFilter {
+            webhook_id: Some(&id),
+            ..Default::default()
+        },
+        200,
+    )
+    .await?;
+    Ok(Json(json!({"webhook": entry, "executions": runs})))
+}
+
+fn validated(def: FlowDefinition) -> AppResult<FlowDefinition> {
+    let problems = def.validate();
+    if !problems.is_empty() {
+        return Err(AppError::Validation(problems));
+    }
+    Ok(def)
+}
+
+async fn flow_list(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
+    Ok(Json(
+        json!({"items": flows::list(&state.db, user.workspace_id()).await?}),
+    ))
+}
+
+async fn flow_create(
+    State(state): State<AppState>,
+    user: UiUser,
+    ApiJson(def): ApiJson<FlowDefinition>,
+) -> AppResult<Response> {
+    let def = validated(def)?;
+    let flow = flows::create(&state.db, user.workspace_id(), &def).await?;
+    tracing::info!(workspace_id = %user.workspace_id(), flow_id = %flow.id, "flow created");
+    Ok((StatusCode::CREATED, Json(flow)).into_response())
+}
+
+async fn flow_get(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let flow = flows::get(&state.db, user.workspace_id(), &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no flow {id}")))?;
+    Ok(Json(json!(flow)))
+}
+
+async fn flow_update(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<String>,
+    ApiJson(def): ApiJson<FlowDefinition>,
+) -> AppResult<Json<Value>> {
+    let def = validated(def)?;
+    let flow = flows::update(&state.db, user.workspace_id(), &id, &def)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no flow {id}")))?;
+    Ok(Json(json!(flow)))
+}
+
+async fn flow_delete(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    if !flows::delete(&state.db, user.workspace_id(), &id).await? {
+        return Err(AppError::NotFound(format!("no flow {id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn flow_executions(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Value>> {
+    if flows::get(&state.db, user.workspace_id(), &id)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::NotFound(format!("no flow {id}")));
+    }
+    let limit = page_limit(q.limit);
+    let filter = ExecutionFilter {
+        flow_id: Some(&id),
+        status: q.status.as_deref(),
+        before: q.before.as_deref(),
+        ..Default::default()
+    };
+    let items = executions::list(&state.db, user.workspace_id(), &filter, limit).await?;
+    Ok(page_of(items, limit, |e| e.id.clone()))
+}
+
+async fn execution_list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Value>> {
+    let limit = page_limit(q.limit);
+    let filter = ExecutionFilter {
+        flow_id: q.flow_id.as_deref(),
+        webhook_id: q.webhook_id.as_deref(),
+        status: q.status.as_deref(),
+        before: q.before.as_deref(),
+    };
+    let items = executions::list(&state.db, user.workspace_id(), &filter, limit).await?;
+    Ok(page_of(items, limit, |e| e.id.clone()))
+}
+
+async fn execution_detail(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let e = executions::get(&state.db, user.workspace_id(), &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no execution {id}")))?;
+    Ok(Json(json!(e)))
+}
+
+async fn bootstrap_status(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
+    let run = bootstrap::get(&state.db, user.workspace_id()).await?;
+    Ok(Json(json!({"bootstrap": run})))
+}
+
+async fn bootstrap_start(State(state): State<AppState>, user: UiUser) -> AppResult<Response> {
+    if user.installation.status != InstallStatus::Active {
+        return Err(AppError::Conflict(
+            "the add-on is inactive in this workspace".into(),
+        ));
+    }
+    let run = bootstrap::request(&state.db, user.workspace_id()).await?;
+    state.bootstrap_work.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({"bootstrap": run}))).into_response())
+}
+
+async fn entity_list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Value>> {
+    let Some(entity_type) = q.entity_type.as_deref() else {
+        let counts = entities::counts(&state.db, user.workspace_id()).await?;
+        return Ok(Json(
+            json!({"types": counts.into_iter().collect::<BTreeMap<_, _>>()}),
+        ));
+    };
+    let limit = page_limit(q.limit);
+    let items = entities::list(
+        &state.db,
+        user.workspace_id(),
+        entity_type,
+        q.after.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(page_of(items, limit, |e| e.id.clone()))
+}

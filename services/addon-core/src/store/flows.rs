@@ -1,0 +1,138 @@
+//! Flow definitions per workspace.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, json_col, new_id};
+use crate::flows::{ConditionMode, FlowDefinition};
+use crate::time::{now_millis, rfc3339};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowRecord {
+    pub id: String,
+    #[serde(flatten)]
+    pub definition: FlowDefinition,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn from_row(r: &AnyRow) -> Result<FlowRecord, sqlx::Error> {
+    let mode: String = r.try_get("condition_mode")?;
+    let enabled: i64 = r.try_get("enabled")?;
+    Ok(FlowRecord {
+        id: r.try_get("id")?,
+        definition: FlowDefinition {
+            name: r.try_get("name")?,
+            enabled: enabled != 0,
+            trigger_events: json_col(&r.try_get::<String, _>("trigger_events")?, "trigger_events")?,
+            condition_mode: if mode == "ANY" {
+                ConditionMode::Any
+            } else {
+                ConditionMode::All
+            },
+            conditions: json_col(&r.try_get::<String, _>("conditions")?, "conditions")?,
+            actions: json_col(&r.try_get::<String, _>("actions")?, "actions")?,
+        },
+        created_at: rfc3339(r.try_get("created_at")?),
+        updated_at: rfc3339(r.try_get("updated_at")?),
+    })
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(v).map_err(|e| sqlx::Error::Encode(e.into()))
+}
+
+pub async fn create(
+    db: &Db,
+    workspace_id: &str,
+    def: &FlowDefinition,
+) -> Result<FlowRecord, sqlx::Error> {
+    let id = new_id();
+    let now = now_millis();
+    sqlx::query(
+        "INSERT INTO flows (id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&id)
+    .bind(workspace_id)
+    .bind(&def.name)
+    .bind(i64::from(def.enabled))
+    .bind(json(&def.trigger_events)?)
+    .bind(def.condition_mode.as_str())
+    .bind(json(&def.conditions)?)
+    .bind(json(&def.actions)?)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    get(db, workspace_id, &id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Replaces a flow; `None` when the workspace has no flow with that id.
+pub async fn update(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    def: &FlowDefinition,
+) -> Result<Option<FlowRecord>, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE flows SET name = $1, enabled = $2, trigger_events = $3, condition_mode = $4, conditions = $5, actions = $6, updated_at = $7
+         WHERE workspace_id = $8 AND id = $9",
+    )
+    .bind(&def.name)
+    .bind(i64::from(def.enabled))
+    .bind(json(&def.trigger_events)?)
+    .bind(def.condition_mode.as_str())
+    .bind(json(&def.conditions)?)
+    .bind(json(&def.actions)?)
+    .bind(now_millis())
+    .bind(workspace_id)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    if r.rows_affected() == 0 {
+        return Ok(None);
+    }
+    get(db, workspace_id, id).await
+}
+
+pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM flows WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<FlowRecord>, sqlx::Error> {
+    sqlx::query("SELECT * FROM flows WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM flows WHERE workspace_id = $1 ORDER BY created_at, id")
+        .bind(workspace_id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Enabled flows of a workspace, oldest first (the order they run in).
+pub async fn enabled(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM flows WHERE workspace_id = $1 AND enabled = 1 ORDER BY created_at, id",
+    )
+    .bind(workspace_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}

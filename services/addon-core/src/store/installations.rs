@@ -1,0 +1,233 @@
+//! Installations: one row per workspace, written by the lifecycle hooks.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, json_col};
+use crate::time::now_millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InstallStatus {
+    Active,
+    Inactive,
+    Deleted,
+}
+
+impl InstallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+            Self::Deleted => "DELETED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(Self::Active),
+            "INACTIVE" => Some(Self::Inactive),
+            "DELETED" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Installation {
+    pub workspace_id: String,
+    pub addon_id: String,
+    pub api_url: String,
+    pub as_user: Option<String>,
+    pub addon_user_id: Option<String>,
+    /// Ciphertext; see [`crate::crypto`].
+    pub auth_token_enc: Option<String>,
+    pub status: InstallStatus,
+    /// Clockify's list of `{id, name, value}`.
+    pub settings: Vec<Value>,
+    pub installed_at: i64,
+    pub updated_at: i64,
+}
+
+impl Installation {
+    /// The value of a setting by id.
+    pub fn setting(&self, id: &str) -> Option<&Value> {
+        self.settings
+            .iter()
+            .find(|s| s.get("id").and_then(Value::as_str) == Some(id))
+            .and_then(|s| s.get("value"))
+    }
+
+    /// A boolean setting (`true`, `"true"`, `1`); `default` when absent or unreadable.
+    pub fn flag(&self, id: &str, default: bool) -> bool {
+        match self.setting(id) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" | "on" => true,
+                "false" | "no" | "0" | "off" => false,
+                _ => default,
+            },
+            Some(Value::Number(n)) => n.as_i64().map(|n| n != 0).unwrap_or(default),
+            _ => default,
+        }
+    }
+}
+
+fn from_row(r: &AnyRow) -> Result<Installation, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let settings: String = r.try_get("settings")?;
+    Ok(Installation {
+        workspace_id: r.try_get("workspace_id")?,
+        addon_id: r.try_get("addon_id")?,
+        api_url: r.try_get("api_url")?,
+        as_user: r.try_get("as_user")?,
+        addon_user_id: r.try_get("addon_user_id")?,
+        auth_token_enc: r.try_get("auth_token_enc")?,
+        status: InstallStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("status {status:?}").into()))?,
+        settings: json_col(&settings, "settings")?,
+        installed_at: r.try_get("installed_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// A webhook Clockify registered for the installation; only the token's hash is kept.
+#[derive(Debug, Clone)]
+pub struct WebhookRegistration {
+    pub token_hash: String,
+    pub path: String,
+    pub webhook_type: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstallation {
+    pub workspace_id: String,
+    pub addon_id: String,
+    pub api_url: String,
+    pub as_user: Option<String>,
+    pub addon_user_id: Option<String>,
+    pub auth_token_enc: String,
+    pub webhooks: Vec<WebhookRegistration>,
+}
+
+/// Stores an INSTALLED payload; a re-install replaces tokens and webhooks and keeps settings.
+pub async fn save_installed(db: &Db, new: &NewInstallation) -> Result<(), sqlx::Error> {
+    let now = now_millis();
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO installations (workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', '[]', $7, $7)
+         ON CONFLICT (workspace_id) DO UPDATE SET addon_id = excluded.addon_id, api_url = excluded.api_url,
+             as_user = excluded.as_user, addon_user_id = excluded.addon_user_id, auth_token_enc = excluded.auth_token_enc,
+             status = 'ACTIVE', installed_at = excluded.installed_at, updated_at = excluded.updated_at",
+    )
+    .bind(&new.workspace_id)
+    .bind(&new.addon_id)
+    .bind(&new.api_url)
+    .bind(&new.as_user)
+    .bind(&new.addon_user_id)
+    .bind(&new.auth_token_enc)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM installation_webhooks WHERE workspace_id = $1")
+        .bind(&new.workspace_id)
+        .execute(&mut *tx)
+        .await?;
+    for w in &new.webhooks {
+        sqlx::query(
+            "INSERT INTO installation_webhooks (workspace_id, token_hash, path, webhook_type) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (workspace_id, token_hash) DO NOTHING",
+        )
+        .bind(&new.workspace_id)
+        .bind(&w.token_hash)
+        .bind(&w.path)
+        .bind(&w.webhook_type)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<Installation>, sqlx::Error> {
+    sqlx::query("SELECT * FROM installations WHERE workspace_id = $1")
+        .bind(workspace_id)
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+/// Sets ACTIVE or INACTIVE on a live installation; false when there is none.
+pub async fn set_status(
+    db: &Db,
+    workspace_id: &str,
+    status: InstallStatus,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE installations SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'")
+        .bind(status.as_str())
+        .bind(now_millis())
+        .bind(workspace_id)
+        .execute(db.pool())
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn set_settings(
+    db: &Db,
+    workspace_id: &str,
+    settings: &[Value],
+) -> Result<bool, sqlx::Error> {
+    let text = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let r = sqlx::query("UPDATE installations SET settings = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'")
+        .bind(text)
+        .bind(now_millis())
+        .bind(workspace_id)
+        .execute(db.pool())
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// DELETED: forgets every token of the installation at once.
+pub async fn mark_deleted(db: &Db, workspace_id: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let r = sqlx::query(
+        "UPDATE installations SET status = 'DELETED', auth_token_enc = NULL, updated_at = $1 WHERE workspace_id = $2",
+    )
+    .bind(now_millis())
+    .bind(workspace_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM installation_webhooks WHERE workspace_id = $1")
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE bootstrap_runs SET state = 'FAILED', finished_at = $1, errors = $2 WHERE workspace_id = $3 AND state IN ('PENDING', 'IN_PROGRESS')")
+        .bind(now_millis())
+        .bind(r#"["the add-on was deleted from the workspace"]"#)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Whether this webhook token hash was registered by the workspace's live installation.
+pub async fn webhook_token_known(
+    db: &Db,
+    workspace_id: &str,
+    token_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM installation_webhooks w JOIN installations i ON i.workspace_id = w.workspace_id
+         WHERE w.workspace_id = $1 AND w.token_hash = $2 AND i.status <> 'DELETED'",
+    )
+    .bind(workspace_id)
+    .bind(token_hash)
+    .fetch_one(db.pool())
+    .await?
+    .try_get(0)?;
+    Ok(n > 0)
+}

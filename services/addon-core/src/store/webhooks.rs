@@ -1,0 +1,223 @@
+//! The webhook log: every verified delivery, de-duplicated by delivery (never by entity), and
+//! the queue the flow worker claims from.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+use crate::db::Backend;
+use crate::time::{now_millis, rfc3339, rfc3339_opt};
+
+#[derive(Debug, Clone)]
+pub struct IncomingWebhook {
+    pub id: String,
+    pub workspace_id: String,
+    pub event_type: String,
+    pub delivery_key: String,
+    pub entity_id: Option<String>,
+    pub body: String,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Stored; `pending` when enabled flows exist and the worker has work.
+    Accepted { pending: bool },
+    /// The same delivery was stored before (a Clockify retry).
+    Duplicate { id: String },
+    /// The token is not one this workspace's live installation registered.
+    UnknownToken,
+}
+
+/// Stores a delivery in one statement: checks the token was registered at install, de-duplicates
+/// by delivery key, and marks it PENDING only when the workspace has enabled flows.
+pub async fn ingest(
+    db: &Db,
+    w: &IncomingWebhook,
+    token_hash: &str,
+) -> Result<IngestOutcome, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7,
+                CASE WHEN EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) THEN 'PENDING' ELSE 'PROCESSED' END,
+                CASE WHEN EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) THEN NULL ELSE $7 END
+         WHERE EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
+                       WHERE h.workspace_id = $2 AND h.token_hash = $8 AND i.status <> 'DELETED')
+         ON CONFLICT (workspace_id, delivery_key) DO NOTHING
+         RETURNING status",
+    )
+    .bind(&w.id)
+    .bind(&w.workspace_id)
+    .bind(&w.event_type)
+    .bind(&w.delivery_key)
+    .bind(&w.entity_id)
+    .bind(&w.body)
+    .bind(w.received_at)
+    .bind(token_hash)
+    .fetch_optional(db.pool())
+    .await?;
+    if let Some(row) = row {
+        let status: String = row.try_get(0)?;
+        return Ok(IngestOutcome::Accepted {
+            pending: status == "PENDING",
+        });
+    }
+    if !super::installations::webhook_token_known(db, &w.workspace_id, token_hash).await? {
+        return Ok(IngestOutcome::UnknownToken);
+    }
+    let id: String =
+        sqlx::query("SELECT id FROM webhook_log WHERE workspace_id = $1 AND delivery_key = $2")
+            .bind(&w.workspace_id)
+            .bind(&w.delivery_key)
+            .fetch_one(db.pool())
+            .await?
+            .try_get(0)?;
+    Ok(IngestOutcome::Duplicate { id })
+}
+
+/// A delivery claimed by the flow worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedWebhook {
+    pub id: String,
+    pub workspace_id: String,
+    pub event_type: String,
+    pub body: String,
+}
+
+/// Claims up to `limit` deliveries that await flows, and any whose claim went stale (a worker
+/// died). PostgreSQL skips rows other replicas hold; SQLite serialises writers anyway.
+pub async fn claim_pending(
+    db: &Db,
+    limit: i64,
+    stale_before: i64,
+) -> Result<Vec<ClaimedWebhook>, sqlx::Error> {
+    let sql = match db.backend() {
+        Backend::Postgres => {
+            "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
+             WHERE id IN (SELECT id FROM webhook_log
+                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
+                          ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING id, workspace_id, event_type, body"
+        }
+        Backend::Sqlite => {
+            "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
+             WHERE id IN (SELECT id FROM webhook_log
+                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
+                          ORDER BY received_at LIMIT $3)
+             RETURNING id, workspace_id, event_type, body"
+        }
+    };
+    let rows = sqlx::query(sql)
+        .bind(now_millis())
+        .bind(stale_before)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ClaimedWebhook {
+                id: r.try_get("id")?,
+                workspace_id: r.try_get("workspace_id")?,
+                event_type: r.try_get("event_type")?,
+                body: r.try_get("body")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn mark_processed(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE webhook_log SET status = 'PROCESSED', processed_at = $1 WHERE id = $2")
+        .bind(now_millis())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Puts claimed deliveries back (graceful shutdown), so the next worker takes them at once.
+pub async fn release(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE webhook_log SET status = 'PENDING', claimed_at = NULL WHERE id = $1 AND status = 'PROCESSING'")
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// A webhook log entry as the UI shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEntry {
+    pub id: String,
+    pub event_type: String,
+    pub entity_id: Option<String>,
+    pub status: String,
+    pub received_at: String,
+    pub processed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+fn entry(r: &AnyRow, with_body: bool) -> Result<WebhookEntry, sqlx::Error> {
+    let body = if with_body {
+        let text: String = r.try_get("body")?;
+        Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    } else {
+        None
+    };
+    Ok(WebhookEntry {
+        id: r.try_get("id")?,
+        event_type: r.try_get("event_type")?,
+        entity_id: r.try_get("entity_id")?,
+        status: r.try_get("status")?,
+        received_at: rfc3339(r.try_get("received_at")?),
+        processed_at: rfc3339_opt(r.try_get("processed_at")?),
+        body,
+    })
+}
+
+/// Newest first; `before` is the id of the last entry of the previous page.
+pub async fn list(
+    db: &Db,
+    workspace_id: &str,
+    event_type: Option<&str>,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<WebhookEntry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, event_type, entity_id, status, received_at, processed_at FROM webhook_log
+         WHERE workspace_id = $1 AND ($2 = '' OR event_type = $2) AND ($3 = '' OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(workspace_id)
+    .bind(event_type.unwrap_or(""))
+    .bind(before.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(|r| entry(r, false)).collect()
+}
+
+pub async fn get(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<WebhookEntry>, sqlx::Error> {
+    sqlx::query("SELECT * FROM webhook_log WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| entry(&r, true))
+        .transpose()
+}
+
+pub async fn count(db: &Db, workspace_id: &str, since: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND received_at >= $2")
+        .bind(workspace_id)
+        .bind(since)
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)
+}
