@@ -1,1 +1,191 @@
-fn main() {}
+//! `clockify-addons`: serve, migrate, run locally, and sign development tokens.
+
+mod dev;
+
+use std::process::ExitCode;
+
+use addon_core::addon::AddonDefinition;
+use addon_core::auth::TokenKind;
+use addon_core::config::{CoreConfig, Env, LogFormat};
+use addon_core::db::Db;
+use addon_core::{App, telemetry};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "clockify-addons",
+    version,
+    about = "Clockify add-on services: API Studio (and, on the shared core, the other add-ons)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Addon {
+    ApiStudio,
+}
+
+impl Addon {
+    fn definition(self) -> &'static AddonDefinition {
+        match self {
+            Self::ApiStudio => &api_studio::DEFINITION,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Webhook,
+    Lifecycle,
+    User,
+    Installation,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve one add-on, configured from environment variables (see the README's table).
+    Serve { addon: Addon },
+    /// Apply the add-on's pending database migrations (DATABASE_URL) under a lock, then exit.
+    Migrate { addon: Addon },
+    /// Run API Studio locally on http://localhost:8000 with an embedded SQLite database,
+    /// signature verification on, and a development key pair (see `sign`).
+    Dev {
+        /// Where the SQLite database and development keys live.
+        #[arg(long, default_value = ".clockify-dev")]
+        data_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
+    /// Print a token signed with the development key that `dev` accepts.
+    Sign {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        #[arg(long, value_enum, default_value = "api-studio")]
+        addon: Addon,
+        /// The `backendUrl` claim.
+        #[arg(long, default_value = "https://api.clockify.me/api")]
+        api_url: String,
+        #[arg(long, default_value = ".clockify-dev")]
+        data_dir: std::path::PathBuf,
+    },
+    /// Print the environment variable reference as a Markdown table.
+    ConfigTable,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { addon } => serve(addon.definition(), Env::from_process()).await,
+        Command::Migrate { addon } => migrate(addon.definition(), &Env::from_process()).await,
+        Command::Dev { data_dir, port } => {
+            let env = dev::environment(&data_dir, port)?;
+            println!("API Studio (development) on http://localhost:{port}");
+            println!("  data:     {}", data_dir.display());
+            println!(
+                "  tokens:   clockify-addons sign --workspace <id> --kind webhook|lifecycle|user"
+            );
+            println!("  manifest: http://localhost:{port}/manifest");
+            serve(&api_studio::DEFINITION, env).await
+        }
+        Command::Sign {
+            workspace,
+            kind,
+            addon,
+            api_url,
+            data_dir,
+        } => {
+            let token = dev::sign(
+                &data_dir,
+                addon.definition(),
+                &workspace,
+                kind.into(),
+                &api_url,
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::ConfigTable => {
+            print!("{}", addon_core::config::markdown_table());
+            Ok(())
+        }
+    }
+}
+
+impl From<Kind> for TokenKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Webhook => TokenKind::Webhook,
+            Kind::Lifecycle => TokenKind::Lifecycle,
+            Kind::User => TokenKind::User,
+            Kind::Installation => TokenKind::Installation,
+        }
+    }
+}
+
+async fn serve(def: &'static AddonDefinition, env: Env) -> anyhow::Result<()> {
+    let config = CoreConfig::from_env(&env, &def.defaults)?;
+    telemetry::init(config.log_format);
+    let app = App::build(def, config).await?;
+    app.run(addon_core::http::serve::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Needs only DATABASE_URL: the migration Job carries no other secret.
+async fn migrate(def: &'static AddonDefinition, env: &Env) -> anyhow::Result<()> {
+    telemetry::init(if env.get("LOG_FORMAT") == Some("json") {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    });
+    let url = env
+        .get("DATABASE_URL")
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is required: the database to migrate"))?;
+    let db = Db::connect(url, 1).await?;
+    let report = def
+        .migrations
+        .migrate(&db, url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", def.slug))?;
+    db.close().await;
+    if report.applied.is_empty() {
+        println!(
+            "{}: database schema is up to date (version {})",
+            def.slug,
+            report.current.unwrap_or(0)
+        );
+    } else {
+        for (version, description) in &report.applied {
+            println!("{}: applied {version} {description}", def.slug);
+        }
+        println!(
+            "{}: database schema is now at version {}",
+            def.slug,
+            report.current.unwrap_or(0)
+        );
+    }
+    Ok(())
+}
