@@ -10,6 +10,7 @@ use addon_core::{App, AppState};
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Backend, FakeClockify, TestDb, keys, signer};
@@ -66,8 +67,8 @@ impl TestAppBuilder {
             Some(f) => f,
             None => FakeClockify::start().await,
         };
-        let mut key = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        // One key per database, so an app restarted on the same data can read its tokens.
+        let key: [u8; 32] = sha2::Sha256::digest(db.url.as_bytes()).into();
         let mut env = Env::from_pairs([
             ("ADDON_MODE", "production".to_owned()),
             ("ADDON_BASE_URL", "https://addon.test.example".to_owned()),
@@ -184,6 +185,35 @@ impl TestApp {
         let (status, body) = self.lifecycle("installed", workspace, body).await;
         assert_eq!(status, 200, "install failed: {body}");
         webhook_token
+    }
+
+    /// Installs and waits for the install's bootstrap to finish, so later fake-API traffic is
+    /// the test's own.
+    pub async fn install_settled(&self, workspace: &str) -> String {
+        let token = self.install(workspace).await;
+        self.bootstrap_finished(workspace).await;
+        self.fake.clear();
+        token
+    }
+
+    /// Waits for the workspace's bootstrap run to reach a final state and returns it.
+    pub async fn bootstrap_finished(
+        &self,
+        workspace: &str,
+    ) -> addon_core::store::bootstrap::BootstrapRun {
+        self.eventually(Duration::from_secs(20), || async {
+            let run = addon_core::store::bootstrap::get(&self.state.db, workspace)
+                .await
+                .ok()
+                .flatten()?;
+            matches!(
+                run.state.as_str(),
+                "COMPLETE" | "COMPLETE_WITH_ERRORS" | "FAILED"
+            )
+            .then_some(run)
+        })
+        .await
+        .expect("bootstrap finishes")
     }
 
     pub async fn lifecycle(&self, event: &str, workspace: &str, body: Value) -> (u16, Value) {

@@ -1,0 +1,260 @@
+//! Flows: every matching flow runs, conditions ALL/ANY, ordered actions against the (fake)
+//! Clockify API, one execution row per run; on PostgreSQL and SQLite.
+
+use std::time::Duration;
+
+use addon_core::auth::TokenKind;
+use addon_testkit::{Backend, FakeResponse, TestApp, backend_tests};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn start(backend: Backend) -> TestApp {
+    TestApp::start(&api_studio::DEFINITION, backend).await
+}
+
+async fn create_flow(app: &TestApp, ws: &str, flow: Value) -> String {
+    let (s, b) = app.ui(ws, Method::POST, "/ui/flows", Some(flow)).await;
+    assert_eq!(s, 201, "{b}");
+    b["id"].as_str().unwrap().to_owned()
+}
+
+async fn executions(app: &TestApp, ws: &str, n: usize) -> Vec<Value> {
+    app.eventually(Duration::from_secs(10), || async {
+        let (_, b) = app.ui(ws, Method::GET, "/ui/executions", None).await;
+        let items = b["items"].as_array().cloned().unwrap_or_default();
+        let done = items.iter().filter(|e| e["status"] != "RUNNING").count();
+        (done >= n).then_some(items)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{n} executions did not finish"))
+}
+
+fn tag_flow(name: &str, trigger: &str, tag_path: &str) -> Value {
+    json!({
+        "name": name,
+        "triggerEvents": [trigger],
+        "conditions": [{"path": "$.billable", "op": "==", "value": true}],
+        "actions": [{
+            "name": "tag",
+            "method": "PUT",
+            "path": format!("/v1/workspaces/{{{{workspaceId}}}}/time-entries/{{{{$.id}}}}{tag_path}"),
+            "body": {"tagIds": "{{$.tagIds}}", "description": "{{$.description}} (auto)"}
+        }]
+    })
+}
+
+async fn every_matching_flow_runs_with_values_from_the_webhook(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    let f1 = create_flow(&app, "ws1", tag_flow("first", "NEW_TIME_ENTRY", "")).await;
+    let f2 = create_flow(&app, "ws1", tag_flow("second", "NEW_TIME_ENTRY", "/x")).await;
+    let _other = create_flow(&app, "ws1", tag_flow("other trigger", "NEW_TAG", "/y")).await;
+    app.fake.clear();
+    let body = json!({"id": "te1", "workspaceId": "ws1", "billable": true, "tagIds": ["t1"], "description": "Call"});
+    let (s, _) = app.webhook(&token, "NEW_TIME_ENTRY", &body).await;
+    assert_eq!(s, 200);
+    let runs = executions(&app, "ws1", 2).await;
+    assert_eq!(
+        runs.len(),
+        2,
+        "both NEW_TIME_ENTRY flows ran, the NEW_TAG one did not: {runs:#?}"
+    );
+    let flow_ids: Vec<&str> = runs.iter().map(|r| r["flowId"].as_str().unwrap()).collect();
+    assert!(flow_ids.contains(&f1.as_str()) && flow_ids.contains(&f2.as_str()));
+    assert!(runs.iter().all(|r| r["status"] == "SUCCEEDED"), "{runs:#?}");
+
+    let reqs = app.fake.requests();
+    let mut paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "/api/v1/workspaces/ws1/time-entries/te1",
+            "/api/v1/workspaces/ws1/time-entries/te1/x"
+        ]
+    );
+    for r in &reqs {
+        assert_eq!(r.method, Method::PUT);
+        assert_eq!(
+            r.body,
+            json!({"tagIds": ["t1"], "description": "Call (auto)"})
+        );
+        let sent = r.header("x-addon-token").unwrap();
+        let claims = app
+            .state
+            .verifier
+            .verify(sent, TokenKind::Installation)
+            .unwrap();
+        assert_eq!(claims.workspace_id, "ws1", "the installation token is sent");
+    }
+    app.stop().await;
+}
+
+async fn conditions_all_and_any(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    let all = json!({
+        "name": "all", "triggerEvents": ["NEW_PROJECT"], "conditionMode": "ALL",
+        "conditions": [{"path": "$.billable", "op": "==", "value": true}, {"path": "$.name", "op": "contains", "value": "Zeus"}],
+        "actions": [{"method": "GET", "path": "/v1/workspaces/{{workspaceId}}/projects/{{$.id}}"}]
+    });
+    let mut any = all.clone();
+    any["name"] = json!("any");
+    any["conditionMode"] = json!("ANY");
+    let all_id = create_flow(&app, "ws1", all).await;
+    let any_id = create_flow(&app, "ws1", any).await;
+    app.fake.clear();
+    app.webhook(
+        &token,
+        "NEW_PROJECT",
+        &json!({"id": "p1", "workspaceId": "ws1", "billable": true, "name": "Apollo"}),
+    )
+    .await;
+    let runs = executions(&app, "ws1", 2).await;
+    let status_of = |id: &str| runs.iter().find(|r| r["flowId"] == id).unwrap()["status"].clone();
+    assert_eq!(status_of(&all_id), "SKIPPED");
+    assert_eq!(status_of(&any_id), "SUCCEEDED");
+    assert_eq!(app.fake.requests().len(), 1);
+    app.stop().await;
+}
+
+async fn actions_run_in_order_and_stop_at_a_failure(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    app.fake.respond(|r| {
+        if r.path.ends_with("/fail") {
+            FakeResponse::json(400, json!({"message": "bad"}))
+        } else {
+            FakeResponse::json(200, json!({"ok": true}))
+        }
+    });
+    let flow = json!({
+        "name": "three steps", "triggerEvents": ["NEW_TAG"],
+        "actions": [
+            {"name": "one", "method": "GET", "path": "/v1/workspaces/{{workspaceId}}/tags/{{$.id}}"},
+            {"name": "two", "method": "POST", "path": "/v1/workspaces/{{workspaceId}}/tags/fail", "body": {"name": "{{$.name}}"}},
+            {"name": "three", "method": "DELETE", "path": "/v1/workspaces/{{workspaceId}}/tags/{{$.id}}"}
+        ]
+    });
+    create_flow(&app, "ws1", flow).await;
+    app.fake.clear();
+    app.webhook(
+        &token,
+        "NEW_TAG",
+        &json!({"id": "t1", "workspaceId": "ws1", "name": "Urgent"}),
+    )
+    .await;
+    let runs = executions(&app, "ws1", 1).await;
+    let run = &runs[0];
+    assert_eq!(run["status"], "FAILED");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("two: Clockify answered 400"),
+        "{run}"
+    );
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "the third action never ran");
+    assert_eq!(steps[0]["status"], 200);
+    assert_eq!(steps[1]["status"], 400);
+    let reqs = app.fake.requests();
+    assert_eq!(
+        reqs.iter().map(|r| r.method.clone()).collect::<Vec<_>>(),
+        vec![Method::GET, Method::POST]
+    );
+    assert_eq!(reqs[1].body, json!({"name": "Urgent"}));
+    app.stop().await;
+}
+
+async fn no_flows_and_duplicates_run_nothing(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    let body = json!({"id": "c1", "workspaceId": "ws1", "name": "Client"});
+    let (s, r) = app.webhook(&token, "NEW_CLIENT", &body).await;
+    assert_eq!(s, 200, "an empty flow list is fine: {r}");
+    create_flow(&app, "ws1", json!({"name": "f", "triggerEvents": ["NEW_CLIENT"], "actions": [{"method": "GET", "path": "/v1/workspaces/{{workspaceId}}/clients/{{$.id}}"}]})).await;
+    app.fake.clear();
+    let body2 = json!({"id": "c2", "workspaceId": "ws1", "name": "Client 2"});
+    app.webhook(&token, "NEW_CLIENT", &body2).await;
+    executions(&app, "ws1", 1).await;
+    app.webhook(&token, "NEW_CLIENT", &body2).await; // Clockify retry
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, b) = app.ui("ws1", Method::GET, "/ui/executions", None).await;
+    assert_eq!(
+        b["items"].as_array().unwrap().len(),
+        1,
+        "a duplicate delivery runs nothing again"
+    );
+    assert_eq!(app.fake.requests().len(), 1);
+    app.stop().await;
+}
+
+async fn flow_crud_validates_and_isolates_workspaces(backend: Backend) {
+    let app = start(backend).await;
+    app.install("ws1").await;
+    app.install("ws2").await;
+    let (s, b) = app
+        .ui("ws1", Method::POST, "/ui/flows", Some(json!({"name": "", "triggerEvents": [], "actions": [{"method": "TRACE", "path": "/v2/x"}], "conditions": [{"path": "$[", "op": "=="}]})))
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let details = b["error"]["details"].to_string();
+    for field in [
+        "name",
+        "triggerEvents",
+        "actions[0].method",
+        "actions[0].path",
+        "conditions[0].path",
+        "conditions[0].value",
+    ] {
+        assert!(details.contains(field), "{field} not in {details}");
+    }
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows",
+            Some(json!({"name": "x", "bogus": 1})),
+        )
+        .await;
+    assert_eq!(s, 400, "unknown fields are refused: {b}");
+
+    let id = create_flow(&app, "ws1", json!({"name": "mine", "triggerEvents": ["NEW_TAG"], "actions": [{"method": "GET", "path": "/v1/workspaces/{{workspaceId}}/tags"}]})).await;
+    let (s, b) = app
+        .ui("ws1", Method::GET, &format!("/ui/flows/{id}"), None)
+        .await;
+    assert_eq!((s, b["name"].clone()), (200, json!("mine")));
+    let (s, _) = app
+        .ui("ws2", Method::GET, &format!("/ui/flows/{id}"), None)
+        .await;
+    assert_eq!(s, 404, "another workspace cannot see it");
+    let (s, _) = app
+        .ui("ws2", Method::DELETE, &format!("/ui/flows/{id}"), None)
+        .await;
+    assert_eq!(s, 404, "nor delete it");
+    let (_, list2) = app.ui("ws2", Method::GET, "/ui/flows", None).await;
+    assert_eq!(list2["items"].as_array().unwrap().len(), 0);
+
+    let (s, b) = app
+        .ui("ws1", Method::PUT, &format!("/ui/flows/{id}"), Some(json!({"name": "renamed", "enabled": false, "triggerEvents": ["NEW_TAG"], "actions": [{"method": "GET", "path": "/v1/workspaces/{{workspaceId}}/tags"}]})))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["enabled"], false);
+    let (s, _) = app
+        .ui("ws1", Method::DELETE, &format!("/ui/flows/{id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .ui("ws1", Method::GET, &format!("/ui/flows/{id}"), None)
+        .await;
+    assert_eq!(s, 404);
+    app.stop().await;
+}
+
+backend_tests!(
+    every_matching_flow_runs_with_values_from_the_webhook,
+    conditions_all_and_any,
+    actions_run_in_order_and_stop_at_a_failure,
+    no_flows_and_duplicates_run_nothing,
+    flow_crud_validates_and_isolates_workspaces,
+);
