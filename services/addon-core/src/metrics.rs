@@ -140,6 +140,24 @@ impl Metrics {
             .register(Box::new(info.clone()))
             .expect("metric registered once");
         info.with_label_values(&[addon_key, version]).set(1);
+        // Series that alerts and dashboards read exist from the start, at zero.
+        for status in ["SUCCEEDED", "FAILED", "SKIPPED"] {
+            flows_executed.with_label_values(&[status]);
+        }
+        for outcome in [
+            "2xx",
+            "4xx",
+            "429",
+            "5xx",
+            "timeout",
+            "transport",
+            "refused",
+        ] {
+            api_calls.with_label_values(&[outcome]);
+        }
+        for state in ["COMPLETE", "COMPLETE_WITH_ERRORS", "FAILED"] {
+            bootstrap_runs.with_label_values(&[state]);
+        }
         Self {
             registry,
             started: Instant::now(),

@@ -12,8 +12,8 @@ use crate::time::{DAY_MILLIS, now_millis};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub table: &'static str,
-    /// The row key, for batched `DELETE ... WHERE key IN (SELECT key ... LIMIT n)`.
-    pub key: &'static str,
+    /// The row key columns, for batched `DELETE ... WHERE key IN (SELECT key ... LIMIT n)`.
+    pub key: &'static [&'static str],
     pub time_column: &'static str,
     pub days: u32,
 }
@@ -22,19 +22,19 @@ pub fn rules(c: &RetentionConfig) -> Vec<Rule> {
     vec![
         Rule {
             table: "webhook_log",
-            key: "id",
+            key: &["id"],
             time_column: "received_at",
             days: c.webhook_log_days,
         },
         Rule {
             table: "flow_executions",
-            key: "id",
+            key: &["id"],
             time_column: "started_at",
             days: c.flow_executions_days,
         },
         Rule {
             table: "entity_cache",
-            key: "(workspace_id, entity_type, entity_id)",
+            key: &["workspace_id", "entity_type", "entity_id"],
             time_column: "fetched_at",
             days: c.entity_cache_days,
         },
@@ -48,10 +48,15 @@ pub async fn apply(db: &Db, rule: &Rule, batch: u32, now: i64) -> Result<u64, sq
     }
     let cutoff = now - i64::from(rule.days) * DAY_MILLIS;
     // Table and column names come from the static rules above, never from input.
+    let columns = rule.key.join(", ");
+    let key = if rule.key.len() == 1 {
+        columns.clone()
+    } else {
+        format!("({columns})")
+    };
     let sql = format!(
-        "DELETE FROM {t} WHERE {k} IN (SELECT {k} FROM {t} WHERE {c} < $1 LIMIT $2)",
+        "DELETE FROM {t} WHERE {key} IN (SELECT {columns} FROM {t} WHERE {c} < $1 LIMIT $2)",
         t = rule.table,
-        k = rule.key,
         c = rule.time_column
     );
     let mut total = 0;

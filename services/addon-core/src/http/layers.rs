@@ -41,8 +41,8 @@ pub fn apply(
 ) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     router
-        .layer(middleware::map_response(json_error_bodies))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+        .layer(middleware::map_response(json_error_bodies))
         .layer(middleware::from_fn_with_state(metrics, track))
         .layer(
             ServiceBuilder::new()

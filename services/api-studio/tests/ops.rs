@@ -1,0 +1,296 @@
+//! Operational surface: health, readiness, metrics, headers, CORS, request ids, request
+//! timeout, graceful shutdown, retention, the manifest.
+
+use std::time::Duration;
+
+use addon_core::auth::TokenKind;
+use addon_core::retention;
+use addon_core::time::{DAY_MILLIS, now_millis};
+use addon_testkit::{Backend, FakeResponse, TestApp, backend_tests, shared};
+use reqwest::Method;
+use serde_json::json;
+use sqlx::Row;
+
+async fn start(backend: Backend) -> TestApp {
+    TestApp::start(&api_studio::DEFINITION, backend).await
+}
+
+async fn health_and_readiness(backend: Backend) {
+    let app = TestApp::builder(&api_studio::DEFINITION, backend)
+        .no_migrate()
+        .start()
+        .await;
+    assert_eq!(app.get("/healthz").await.0, 200);
+    let (s, b) = app.get("/ready").await;
+    assert_eq!(s, 503, "an unmigrated database is not ready: {b}");
+    assert!(
+        b["reason"]
+            .as_str()
+            .unwrap()
+            .contains("clockify-addons migrate api-studio"),
+        "{b}"
+    );
+    // Production never migrates on its own; the migrate command does.
+    let report = app
+        .state
+        .def
+        .migrations
+        .migrate(&app.state.db, &app.db.url)
+        .await
+        .unwrap();
+    assert_eq!(report.applied.len(), api_studio::MIGRATIONS.len());
+    let (s, b) = app.get("/ready").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["schema"]["current"], b["schema"]["required"]);
+    app.stop().await;
+}
+
+async fn metrics_count_requests_and_add_on_events(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    app.webhook(
+        &token,
+        "NEW_TAG",
+        &json!({"id": "t1", "workspaceId": "ws1"}),
+    )
+    .await;
+    app.webhook(
+        &token,
+        "NEW_TAG",
+        &json!({"id": "t1", "workspaceId": "ws1"}),
+    )
+    .await;
+    app.webhook(
+        "garbage",
+        "NEW_TAG",
+        &json!({"id": "t1", "workspaceId": "ws1"}),
+    )
+    .await;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"webhooks_received_total{event_type="NEW_TAG",outcome="accepted"} 1"#,
+        r#"webhooks_received_total{event_type="NEW_TAG",outcome="duplicate"} 1"#,
+        r#"auth_failures_total{group="webhook",reason="malformed"} 1"#,
+        r#"http_requests_total{method="POST",route="/webhooks/clockify",status="200"} 2"#,
+        r#"http_requests_total{method="POST",route="/webhooks/clockify",status="401"} 1"#,
+        r#"lifecycle_events_total{event="installed"} 1"#,
+        "http_request_duration_seconds_bucket",
+        "addon_uptime_seconds",
+        "api_calls_total",
+        "flows_executed_total",
+    ] {
+        assert!(text.contains(needle), "missing {needle}\n{text}");
+    }
+    assert!(!text.contains("eyJ"), "no token in metrics");
+    app.stop().await;
+}
+
+async fn security_headers_cors_and_request_ids(backend: Backend) {
+    let app = start(backend).await;
+    let resp = app
+        .http
+        .get(app.url("/manifest"))
+        .header("Origin", "https://app.clockify.me")
+        .send()
+        .await
+        .unwrap();
+    let h = resp.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'self' https://clockify.me https://*.clockify.me")
+    );
+    assert!(h.contains_key("strict-transport-security"));
+    assert_eq!(h["access-control-allow-origin"], "https://app.clockify.me");
+    assert_eq!(h["x-request-id"].to_str().unwrap().len(), 36);
+    let resp = app
+        .http
+        .get(app.url("/manifest"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    let resp = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "abc-123",
+        "a caller's request id is kept"
+    );
+    // Unknown routes and methods answer JSON.
+    let resp = app.http.delete(app.url("/manifest")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let b: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "method_not_allowed");
+    app.stop().await;
+}
+
+async fn slow_requests_time_out_with_a_json_503(backend: Backend) {
+    let app = TestApp::builder(&api_studio::DEFINITION, backend)
+        .env("HTTP_REQUEST_TIMEOUT_SECONDS", "1")
+        .start()
+        .await;
+    app.install_settled("ws1").await;
+    app.fake
+        .respond(|_| FakeResponse::json(200, json!([])).delayed(Duration::from_secs(3)));
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/explorer/execute",
+            Some(json!({"operationId": "listTags"})),
+        )
+        .await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(b["error"]["code"], "unavailable");
+    app.stop().await;
+}
+
+async fn graceful_shutdown_finishes_in_flight_requests(backend: Backend) {
+    let app = start(backend).await;
+    app.install_settled("ws1").await;
+    app.fake.respond(|_| {
+        FakeResponse::json(200, json!([{"id": "slow"}])).delayed(Duration::from_millis(800))
+    });
+    let http = app.http.clone();
+    let url = app.url("/ui/explorer/execute");
+    let token = app.token(TokenKind::User, "ws1");
+    let in_flight = tokio::spawn(async move {
+        http.post(url)
+            .bearer_auth(token)
+            .json(&json!({"operationId": "listTags"}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    app.fake.wait_for(1, Duration::from_secs(5)).await;
+    let base = app.base.clone();
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // New connections are refused while draining...
+    assert!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "no new connections after SIGTERM"
+    );
+    // ...and the request already running completes.
+    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+    stopping.await.unwrap();
+}
+
+async fn retention_deletes_in_batches_and_zero_keeps(backend: Backend) {
+    let app = TestApp::builder(&api_studio::DEFINITION, backend)
+        .env("RETENTION_BATCH_SIZE", "7")
+        .start()
+        .await;
+    let db = &app.state.db;
+    let now = now_millis();
+    for i in 0..25 {
+        let age = if i < 20 { 91 * DAY_MILLIS } else { DAY_MILLIS };
+        sqlx::query("INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, body, received_at, status) VALUES ($1, 'ws', 'NEW_TAG', $1, '{}', $2, 'PROCESSED')")
+            .bind(format!("w{i:02}"))
+            .bind(now - age)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO entity_cache (workspace_id, entity_type, entity_id, body, fetched_at) VALUES ('ws', 'tags', $1, '{}', $2)")
+            .bind(format!("e{i:02}"))
+            .bind(now - if i < 5 { 8 * DAY_MILLIS } else { 6 * DAY_MILLIS })
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    let rules = retention::rules(&app.state.config.retention);
+    let deleted = retention::apply(db, &rules[0], 7, now).await.unwrap();
+    assert_eq!(deleted, 20, "older than 90 days, in batches of 7");
+    let deleted = retention::apply(db, &rules[2], 7, now).await.unwrap();
+    assert_eq!(deleted, 5, "entity cache: older than 7 days");
+    let count = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM webhook_log").await, 5);
+    assert_eq!(count("SELECT COUNT(*) FROM entity_cache").await, 20);
+    let keep_forever = retention::Rule {
+        days: 0,
+        ..rules[2]
+    };
+    assert_eq!(
+        retention::apply(db, &keep_forever, 7, now + 365 * DAY_MILLIS)
+            .await
+            .unwrap(),
+        0
+    );
+    // The scheduled sweep does the same and counts it.
+    retention::sweep(&app.state).await;
+    let text = app.state.metrics.render();
+    assert!(!text.contains("retention_deleted_total{table=\"webhook_log\"} 0"));
+    app.stop().await;
+}
+
+async fn manifest_validates_against_clockifys_schema(backend: Backend) {
+    let app = start(backend).await;
+    let (s, manifest) = app.get("/manifest").await;
+    assert_eq!(s, 200);
+    assert_eq!(manifest["minimalSubscriptionPlan"], "STANDARD");
+    assert_eq!(manifest["baseUrl"], "https://addon.test.example");
+    assert_eq!(manifest["key"], "api-studio");
+    let webhooks = manifest["webhooks"].as_array().unwrap();
+    assert!(
+        !webhooks.is_empty() && webhooks.len() <= 10,
+        "Clockify allows at most 10 webhooks"
+    );
+    let lifecycle: Vec<_> = manifest["lifecycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(lifecycle.contains(&"/lifecycle/installed".to_owned()));
+    let Some(path) = shared("manifest-schema-1.3.json") else {
+        app.stop().await;
+        return;
+    };
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&manifest)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "manifest invalid: {errors:#?}");
+    // The schema's enums really constrain us: an unknown event would be refused.
+    let mut bad = manifest.clone();
+    bad["webhooks"][0]["event"] = json!("TIME_ENTRY_CREATED");
+    assert!(!validator.is_valid(&bad));
+    app.stop().await;
+}
+
+backend_tests!(
+    health_and_readiness,
+    metrics_count_requests_and_add_on_events,
+    security_headers_cors_and_request_ids,
+    slow_requests_time_out_with_a_json_503,
+    graceful_shutdown_finishes_in_flight_requests,
+    retention_deletes_in_batches_and_zero_keeps,
+    manifest_validates_against_clockifys_schema,
+);
