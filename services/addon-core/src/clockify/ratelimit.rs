@@ -2,8 +2,10 @@
 //! workspace). Every caller in the process shares one limiter; with `REDIS_URL` every replica
 //! shares one budget per workspace through Redis.
 //!
-//! Both limiters are GCRA with a burst of one: requests are spaced at least `1/rate` apart, so
-//! no one-second window ever holds more than `rate` requests.
+//! Both limiters are GCRA with a burst of one: requests are spaced evenly, so no one-second
+//! window holds more than `rate` requests. The spacing is [`HEADROOM_PER_MILLE`] wider than `1/rate`:
+//! a request's wake-up and network delay vary by milliseconds, and exact spacing would let
+//! Clockify's clock see `rate + 1` requests inside one of its seconds.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -53,9 +55,17 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
+/// Extra spacing between requests, in parts per thousand (2%: 20.4 ms at 50/s).
+pub const HEADROOM_PER_MILLE: u64 = 20;
+
+/// The time between two requests of one workspace.
+pub fn emission_interval(per_second: u32) -> Duration {
+    let nanos = 1_000_000_000u64.div_ceil(u64::from(per_second.max(1)));
+    Duration::from_nanos(nanos + nanos * HEADROOM_PER_MILLE / 1000)
+}
+
 fn quota(per_second: u32) -> Quota {
-    let period = Duration::from_nanos(1_000_000_000u64.div_ceil(u64::from(per_second.max(1))));
-    Quota::with_period(period)
+    Quota::with_period(emission_interval(per_second))
         .expect("a non-zero period")
         .allow_burst(NonZeroU32::MIN)
 }
@@ -86,7 +96,7 @@ impl RateLimiter {
                 redis: Some(RedisBackend {
                     conn,
                     script: redis::Script::new(GCRA_RESERVE),
-                    interval_micros: 1_000_000u64.div_ceil(u64::from(per_second.max(1))),
+                    interval_micros: emission_interval(per_second).as_micros() as u64,
                     prefix: format!("clockify-addons:ratelimit:{namespace}:"),
                 }),
                 calls: AtomicU64::new(0),
