@@ -1,6 +1,7 @@
 //! The Clockify API client against a local fake Clockify that records what it receives:
 //! allowlist, retries, Retry-After, timeouts, redaction, and the per-workspace rate limit
 //! (in process, and shared across "replicas" through the real Redis on 127.0.0.1:6379).
+#![cfg(test)]
 
 use std::time::{Duration, Instant};
 

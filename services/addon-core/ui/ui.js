@@ -1,1 +1,115 @@
+// The add-on console. Clockify opens it in an iframe with ?auth_token=<user token>; every call
+// to the JSON API sends that token as a Bearer header.
+(function () {
+  'use strict';
+  const token = new URLSearchParams(location.search).get('auth_token') || '';
+  const $ = (id) => document.getElementById(id);
+  const text = (v) => (v === null || v === undefined ? '' : String(v));
 
+  async function api(method, path, body) {
+    const res = await fetch(path, {
+      method,
+      headers: Object.assign({ Authorization: 'Bearer ' + token }, body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = res.status === 204 ? null : await res.json().catch(() => null);
+    if (!res.ok) {
+      const err = data && data.error ? data.error : { message: res.statusText };
+      throw new Error(err.message + (err.details ? ': ' + err.details.join('; ') : ''));
+    }
+    return data;
+  }
+
+  function show(err) { $('status').textContent = err ? err.message || String(err) : ''; }
+  function row(cells, onclick) {
+    const tr = document.createElement('tr');
+    cells.forEach((c) => { const td = document.createElement('td'); if (c instanceof Node) td.appendChild(c); else td.textContent = text(c); tr.appendChild(td); });
+    if (onclick) { tr.className = 'click'; tr.onclick = onclick; }
+    return tr;
+  }
+
+  const loaders = {
+    async dashboard() {
+      const d = await api('GET', '/ui/dashboard');
+      $('title').textContent = d.addon.name + ' · ' + d.workspaceId;
+      $('dashboard-out').textContent = JSON.stringify(d, null, 2);
+    },
+    async explorer() {
+      if ($('op').options.length) return;
+      const { operations } = await api('GET', '/ui/explorer/operations');
+      operations.forEach((o) => {
+        const opt = document.createElement('option');
+        opt.value = o.id; opt.textContent = o.group + ' · ' + o.method + ' ' + o.path + ' — ' + o.summary;
+        $('op').appendChild(opt);
+      });
+    },
+    async webhooks() {
+      const q = $('wh-filter').value.trim();
+      const { items } = await api('GET', '/ui/webhooks' + (q ? '?event_type=' + encodeURIComponent(q) : ''));
+      const body = $('wh-rows'); body.textContent = '';
+      items.forEach((w) => body.appendChild(row([w.receivedAt, w.eventType, w.entityId, w.status], async () => {
+        $('wh-detail').textContent = JSON.stringify(await api('GET', '/ui/webhooks/' + w.id), null, 2);
+      })));
+    },
+    async flows() {
+      const { items } = await api('GET', '/ui/flows');
+      const body = $('flow-rows'); body.textContent = '';
+      items.forEach((f) => {
+        const del = document.createElement('button'); del.textContent = 'Delete';
+        del.onclick = async (e) => { e.stopPropagation(); try { await api('DELETE', '/ui/flows/' + f.id); loaders.flows(); } catch (err) { show(err); } };
+        body.appendChild(row([f.name, f.triggerEvents.join(', '), f.enabled ? 'yes' : 'no', del], () => {
+          $('flow-json').value = JSON.stringify(f, null, 2);
+        }));
+      });
+      if (!$('flow-json').value) {
+        $('flow-json').value = JSON.stringify({
+          name: 'Tag billable time entries', triggerEvents: ['NEW_TIME_ENTRY'], conditionMode: 'ALL',
+          conditions: [{ path: '$.billable', op: '==', value: true }],
+          actions: [{ method: 'PUT', path: '/v1/workspaces/{{workspaceId}}/time-entries/{{$.id}}', body: { tagIds: ['<tag id>'] } }],
+        }, null, 2);
+      }
+    },
+    async executions() {
+      const { items } = await api('GET', '/ui/executions');
+      const body = $('ex-rows'); body.textContent = '';
+      items.forEach((x) => body.appendChild(row([x.startedAt, x.flowId, x.eventType, x.status, x.error], () => {
+        $('ex-detail').textContent = JSON.stringify(x, null, 2);
+      })));
+    },
+    async bootstrap() {
+      $('bs-out').textContent = JSON.stringify(await api('GET', '/ui/bootstrap'), null, 2);
+    },
+  };
+
+  function open(tab) {
+    document.querySelectorAll('nav button').forEach((b) => b.classList.toggle('active', b.dataset.tab === tab));
+    document.querySelectorAll('section').forEach((s) => s.classList.toggle('active', s.id === tab));
+    show(null);
+    loaders[tab]().catch(show);
+  }
+
+  document.querySelectorAll('nav button').forEach((b) => { b.onclick = () => open(b.dataset.tab); });
+  $('wh-filter').onchange = () => loaders.webhooks().catch(show);
+  $('op-run').onclick = async () => {
+    try {
+      const body = $('op-body').value.trim();
+      const result = await api('POST', '/ui/explorer/execute', {
+        operationId: $('op').value, params: JSON.parse($('op-params').value || '{}'),
+        query: JSON.parse($('op-query').value || '{}'), body: body ? JSON.parse(body) : undefined,
+      });
+      $('op-out').textContent = JSON.stringify(result, null, 2);
+    } catch (err) { show(err); }
+  };
+  $('flow-save').onclick = async () => {
+    try {
+      const flow = JSON.parse($('flow-json').value);
+      const id = flow.id; ['id', 'createdAt', 'updatedAt'].forEach((k) => delete flow[k]);
+      await api(id ? 'PUT' : 'POST', id ? '/ui/flows/' + id : '/ui/flows', flow);
+      $('flow-json').value = ''; loaders.flows();
+    } catch (err) { show(err); }
+  };
+  $('bs-run').onclick = async () => {
+    try { $('bs-out').textContent = JSON.stringify(await api('POST', '/ui/bootstrap'), null, 2); } catch (err) { show(err); }
+  };
+  open('dashboard');
+})();

@@ -1,5 +1,6 @@
 //! Attacks on Clockify token verification. Each forged token is refused with 401 on the webhook,
 //! lifecycle and UI routes, and the log names the reason but never contains the token.
+#![cfg(test)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

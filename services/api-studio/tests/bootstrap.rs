@@ -1,5 +1,6 @@
 //! Bootstrap: paginated walk into the entity cache, page cap, error states, and never stuck
 //! IN_PROGRESS across restarts.
+#![cfg(test)]
 
 use std::time::Duration;
 

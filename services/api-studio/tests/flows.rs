@@ -1,5 +1,6 @@
 //! Flows: every matching flow runs, conditions ALL/ANY, ordered actions against the (fake)
 //! Clockify API, one execution row per run; on PostgreSQL and SQLite.
+#![cfg(test)]
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Operational surface: health, readiness, metrics, headers, CORS, request ids, request
 //! timeout, graceful shutdown, retention, the manifest.
+#![cfg(test)]
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! `/ui/*`: authentication by the Clockify user token, workspace isolation, the explorer.
+#![cfg(test)]
 
 use addon_core::auth::TokenKind;
 use addon_testkit::{Backend, FakeResponse, TestApp, backend_tests};

@@ -1,4 +1,5 @@
 //! `POST /webhooks/clockify` on PostgreSQL and SQLite.
+#![cfg(test)]
 
 use addon_core::auth::TokenKind;
 use addon_testkit::{Backend, TestApp, backend_tests, shared};

@@ -12,39 +12,59 @@ use base64::Engine as _;
 const SIGNING_KEY: &str = "dev-signing-key.pem";
 const ENCRYPTION_KEY: &str = "token-encryption.key";
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+/// Reads `name` from `dir`, or creates it with `make()`. Creation is atomic (write aside, then
+/// hard-link into place), so a `dev` and a `sign` started together agree on one key.
+fn load_or_create(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing);
+    }
+    let contents = make()?;
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, &contents).with_context(|| format!("cannot write {}", tmp.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     }
-    Ok(())
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(contents),
+        // Another process won the race: use its key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 /// The development key pair, created on first use.
 pub fn key_pair(dir: &Path) -> anyhow::Result<DevKeyPair> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(SIGNING_KEY);
-    if let Ok(pem) = std::fs::read_to_string(&path) {
-        return DevKeyPair::from_private_pem(&pem)
-            .with_context(|| format!("{} is not a PKCS#8 RSA key", path.display()));
-    }
-    let pair = DevKeyPair::generate().context("cannot generate an RSA key")?;
-    write_private(&path, &pair.private_pem)?;
-    Ok(pair)
+    let pem = load_or_create(dir, SIGNING_KEY, || {
+        Ok(DevKeyPair::generate()
+            .context("cannot generate an RSA key")?
+            .private_pem)
+    })?;
+    DevKeyPair::from_private_pem(&pem).with_context(|| {
+        format!(
+            "{} is not a PKCS#8 RSA key",
+            dir.join(SIGNING_KEY).display()
+        )
+    })
 }
 
 fn encryption_key(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join(ENCRYPTION_KEY);
-    if let Ok(key) = std::fs::read_to_string(&path) {
-        return Ok(key.trim().to_owned());
-    }
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-    let key = base64::engine::general_purpose::STANDARD.encode(bytes);
-    write_private(&path, &key)?;
-    Ok(key)
+    let key = load_or_create(dir, ENCRYPTION_KEY, || {
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    })?;
+    Ok(key.trim().to_owned())
 }
 
 /// The environment `dev` serves with; variables already set win.

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs every check and test. CI runs this (.ci/run).
+#
+#   ./scripts/test.sh            everything: fmt, clippy, tests
+#   ./scripts/test.sh --quick    tests only
+#
+# Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379;
+# starts the machine's own servers when they are installed but stopped. Override with
+# TEST_POSTGRES_URL and TEST_REDIS_URL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+ensure_postgres() {
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+    if command -v pg_ctlcluster >/dev/null && ls /etc/postgresql >/dev/null 2>&1; then
+        say "starting PostgreSQL"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
+    echo "PostgreSQL is not reachable on 127.0.0.1:5432 (set TEST_POSTGRES_URL to use another server)" >&2
+    exit 1
+}
+
+ensure_redis() {
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+    if command -v redis-server >/dev/null; then
+        say "starting Redis"
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    fi
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return; sleep 1; done
+    echo "Redis is not reachable on 127.0.0.1:6379 (set TEST_REDIS_URL to use another server)" >&2
+    exit 1
+}
+
+[ -n "${TEST_POSTGRES_URL:-}" ] || ensure_postgres
+[ -n "${TEST_REDIS_URL:-}" ] || ensure_redis
+
+if [ "${1:-}" != "--quick" ]; then
+    say "toolchain components"
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+    say "cargo fmt --check"
+    cargo fmt --all -- --check
+    say "cargo clippy --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+say "cargo test"
+cargo test --workspace --all-targets --locked

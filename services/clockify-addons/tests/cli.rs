@@ -1,0 +1,227 @@
+//! The binary as operators and developers use it: migrate (idempotent, concurrent, clear
+//! errors), start-up configuration errors, the README's dev walk-through, the config table.
+#![cfg(test)]
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use addon_testkit::{Backend, TestDb};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run clockify-addons")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn migrate_is_idempotent_and_safe_concurrently(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let url = db.url.clone();
+    // Two processes at once on a fresh database: both succeed, the schema is applied once.
+    let spawn = |url: String| {
+        std::thread::spawn(move || {
+            run(
+                &["migrate", "api-studio"],
+                &[("DATABASE_URL", url.as_str())],
+            )
+        })
+    };
+    let (a, b) = (spawn(url.clone()), spawn(url.clone()));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    let applied = [&a, &b]
+        .iter()
+        .filter(|o| text(o).contains("applied 1 initial"))
+        .count();
+    assert_eq!(
+        applied,
+        1,
+        "exactly one run applied the migration:\n{}\n---\n{}",
+        text(&a),
+        text(&b)
+    );
+    let again = run(
+        &["migrate", "api-studio"],
+        &[("DATABASE_URL", url.as_str())],
+    );
+    assert!(again.status.success());
+    assert!(
+        text(&again).contains("up to date (version 1)"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_postgres() {
+    migrate_is_idempotent_and_safe_concurrently(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_sqlite() {
+    migrate_is_idempotent_and_safe_concurrently(Backend::Sqlite).await;
+}
+
+#[test]
+fn migrate_and_serve_explain_bad_configuration() {
+    let o = run(&["migrate", "api-studio"], &[]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("DATABASE_URL is required"),
+        "{}",
+        text(&o)
+    );
+
+    let o = run(
+        &["migrate", "api-studio"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("cannot connect to the postgres database"),
+        "{}",
+        text(&o)
+    );
+
+    let o = run(
+        &["serve", "api-studio"],
+        &[
+            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+            ("CLOCKIFY_API_RATE_LIMIT", "lots"),
+        ],
+    );
+    assert!(!o.status.success());
+    let t = text(&o);
+    for needle in [
+        "ADDON_BASE_URL is required",
+        "TOKEN_ENCRYPTION_KEY is required",
+        "CLOCKIFY_API_RATE_LIMIT: expected",
+    ] {
+        assert!(t.contains(needle), "{needle} not in {t}");
+    }
+    assert!(!t.contains("hunter2"), "a secret was printed: {t}");
+}
+
+#[test]
+fn readme_config_table_is_current() {
+    let o = run(&["config-table"], &[]);
+    assert!(o.status.success());
+    let table = String::from_utf8(o.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains(&table),
+        "README.md's configuration table is stale: replace it with the output of `cargo run -p clockify-addons -- config-table`"
+    );
+}
+
+/// The README walk-through: `dev`, then `sign`, then curl-equivalents against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_server_accepts_tokens_from_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    let data = data.to_str().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    addon_core::clockify::client::install_tls_provider();
+    let mut server = Command::new(BIN)
+        .args(["dev", "--data-dir", data, "--port", &port.to_string()])
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sign = |kind: &str| {
+        let o = run(
+            &[
+                "sign",
+                "--workspace",
+                "ws-dev",
+                "--kind",
+                kind,
+                "--data-dir",
+                data,
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let (webhook, lifecycle, user) = (sign("webhook"), sign("lifecycle"), sign("user"));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "dev server did not become ready");
+    let installed = serde_json::json!({
+        "addonId": "dev", "authToken": lifecycle, "workspaceId": "ws-dev", "apiUrl": "https://api.clockify.me/api",
+        "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
+    });
+    let r = http
+        .post(format!("{base}/lifecycle/installed"))
+        .header("X-Addon-Lifecycle-Token", &lifecycle)
+        .json(&installed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{base}/webhooks/clockify"))
+        .header("Clockify-Signature", &webhook)
+        .header("Clockify-Webhook-Event-Type", "NEW_TAG")
+        .json(&serde_json::json!({"id": "t1", "name": "Urgent", "workspaceId": "ws-dev"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{base}/ui/webhooks?auth_token={user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["items"][0]["eventType"], "NEW_TAG");
+    // Signature verification is on: a token from another key is refused.
+    let other = addon_core::auth::DevKeyPair::generate().unwrap();
+    let forged = addon_core::auth::TokenSigner::from_rsa_pem(&other.private_pem, "api-studio")
+        .unwrap()
+        .sign(addon_core::auth::TokenKind::User, "ws-dev", "x")
+        .unwrap();
+    let r = http
+        .get(format!("{base}/ui/webhooks?auth_token={forged}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let _ = server.kill();
+    let _ = server.wait();
+}
