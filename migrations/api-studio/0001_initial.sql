@@ -39,7 +39,8 @@ CREATE TABLE webhook_log (
     processed_at    BIGINT,
     UNIQUE (workspace_id, delivery_key)
 );
-CREATE INDEX webhook_log_workspace ON webhook_log (workspace_id, received_at);
+-- The UI lists a workspace's log newest first by id (UUIDv7 sorts by arrival).
+CREATE INDEX webhook_log_workspace ON webhook_log (workspace_id, id);
 CREATE INDEX webhook_log_received ON webhook_log (received_at);
 CREATE INDEX webhook_log_pending ON webhook_log (status, received_at) WHERE status <> 'PROCESSED';
 

@@ -44,6 +44,8 @@ pub struct Inner {
     pub flow_work: Notify,
     /// Wakes the bootstrap runner when a run is requested.
     pub bootstrap_work: Notify,
+    /// Stores webhook deliveries with group commit.
+    pub ingest: crate::ingest::Ingest,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
     /// Identifies this process as owner of claimed work.
@@ -118,6 +120,10 @@ pub struct App {
     state: AppState,
     listener: TcpListener,
     router: Router,
+    /// The ingest writers: stopped only after the server has drained, since in-flight
+    /// webhook requests wait on them.
+    ingest_tasks: tokio_util::task::TaskTracker,
+    ingest_stop: CancellationToken,
 }
 
 impl std::fmt::Debug for App {
@@ -182,10 +188,18 @@ impl App {
             std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let ingest_tasks = tokio_util::task::TaskTracker::new();
+        let ingest_stop = CancellationToken::new();
+        // Half the pool writes deliveries; the rest serves the UI, the worker and bootstrap.
+        let writers = (config.database_max_connections as usize / 2).clamp(1, 8);
+        let ingest =
+            crate::ingest::Ingest::start(db.clone(), writers, ingest_stop.clone(), &ingest_tasks);
+        ingest_tasks.close();
         let state = AppState(Arc::new(Inner {
             def,
             config,
             db,
+            ingest,
             verifier,
             cipher,
             client,
@@ -200,6 +214,8 @@ impl App {
             state,
             listener,
             router,
+            ingest_tasks,
+            ingest_stop,
         })
     }
 
@@ -245,6 +261,10 @@ impl App {
         let served =
             crate::http::serve::serve(self.listener, self.router, token.clone(), grace).await;
         token.cancel();
+        // Requests have drained: the ingest writers finish what is queued and stop.
+        self.ingest_stop.cancel();
+        let _ =
+            tokio::time::timeout(grace.max(Duration::from_secs(1)), self.ingest_tasks.wait()).await;
         if tokio::time::timeout(grace.max(Duration::from_secs(1)), tracker.wait())
             .await
             .is_err()

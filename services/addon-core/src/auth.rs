@@ -116,12 +116,22 @@ impl AuthError {
 }
 
 /// Verifies Clockify tokens against one RSA public key.
+///
+/// Clockify sends the same webhook token with every delivery of a webhook and it never
+/// expires, so verified webhook tokens are kept in a bounded cache keyed by their SHA-256: the
+/// RSA check runs once per token, not once per delivery. An entry whose token carries `exp` is
+/// dropped once it expires.
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: DecodingKey,
     addon_key: String,
     validation: Validation,
+    webhook_cache:
+        std::sync::Arc<quick_cache::sync::Cache<[u8; 32], std::sync::Arc<ClockifyClaims>>>,
 }
+
+/// Verified webhook tokens kept per process.
+const WEBHOOK_CACHE_ENTRIES: usize = 10_000;
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,7 +155,28 @@ impl TokenVerifier {
             key,
             addon_key: addon_key.to_owned(),
             validation,
+            webhook_cache: std::sync::Arc::new(quick_cache::sync::Cache::new(
+                WEBHOOK_CACHE_ENTRIES,
+            )),
         })
+    }
+
+    /// Verifies a webhook token, from the cache when this token was verified before.
+    pub fn verify_webhook(&self, token: &str) -> Result<std::sync::Arc<ClockifyClaims>, AuthError> {
+        use sha2::{Digest, Sha256};
+        let token = token.trim();
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.webhook_cache.get(&key) {
+            match claims.exp {
+                Some(exp) if exp + (self.validation.leeway as i64) < crate::time::now_secs() => {
+                    self.webhook_cache.remove(&key);
+                }
+                _ => return Ok(claims),
+            }
+        }
+        let claims = std::sync::Arc::new(self.verify(token, TokenKind::Webhook)?);
+        self.webhook_cache.insert(key, claims.clone());
+        Ok(claims)
     }
 
     pub fn addon_key(&self) -> &str {

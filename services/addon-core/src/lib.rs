@@ -19,6 +19,7 @@ pub mod db;
 pub mod flows;
 pub mod hostrule;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod retention;
 pub mod routes;

@@ -168,7 +168,108 @@ async fn five_megabyte_limit_on_webhooks(backend: Backend) {
     app.stop().await;
 }
 
+async fn concurrent_deliveries_are_group_committed_with_exact_outcomes(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    let forged = {
+        let mut c = app.signer.claims(TokenKind::Webhook, "ws1", "x");
+        c.user = Some("not-registered".into());
+        app.signer.sign_claims(&c).unwrap()
+    };
+    // 120 distinct deliveries, each sent twice at once (a Clockify retry racing its original),
+    // plus 20 with a token the installation never registered.
+    let mut tasks = Vec::new();
+    for i in 0..260 {
+        let (tok, body) = if i < 240 {
+            (
+                token.clone(),
+                json!({"id": format!("e{}", i % 120), "workspaceId": "ws1", "n": i % 120}),
+            )
+        } else {
+            (
+                forged.clone(),
+                json!({"id": format!("x{i}"), "workspaceId": "ws1"}),
+            )
+        };
+        let http = app.http.clone();
+        let url = app.url("/webhooks/clockify");
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("Clockify-Signature", tok)
+                .header("Clockify-Webhook-Event-Type", "NEW_TAG")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (i, r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut by_delivery: std::collections::HashMap<usize, Vec<Value>> =
+        std::collections::HashMap::new();
+    for t in tasks {
+        let (i, status, body) = t.await.unwrap();
+        if i >= 240 {
+            assert_eq!(status, 401, "{body}");
+            continue;
+        }
+        assert_eq!(status, 200, "{body}");
+        by_delivery.entry(i % 120).or_default().push(body);
+    }
+    for (n, answers) in &by_delivery {
+        let accepted = answers.iter().filter(|a| a["status"] == "accepted").count();
+        assert_eq!(
+            accepted, 1,
+            "delivery {n} accepted exactly once: {answers:?}"
+        );
+        assert_eq!(
+            answers[0]["id"], answers[1]["id"],
+            "both answers name the stored delivery"
+        );
+    }
+    assert_eq!(log_count(&app).await, 120);
+    app.stop().await;
+}
+
+async fn a_batch_resolves_every_row(backend: Backend) {
+    use addon_core::store::webhooks::{IncomingWebhook, IngestOutcome, ingest_many};
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    let hash = addon_core::routes::lifecycle::sha256_hex(&token);
+    let row = |id: &str, key: &str| IncomingWebhook {
+        id: id.into(),
+        workspace_id: "ws1".into(),
+        event_type: "NEW_TAG".into(),
+        delivery_key: key.into(),
+        entity_id: Some("t".into()),
+        body: "{}".into(),
+        received_at: addon_core::time::now_millis(),
+    };
+    let batch = vec![
+        (row("id-a", "k-a"), hash.clone()),
+        (row("id-b", "k-b"), hash.clone()),
+        (row("id-a2", "k-a"), hash.clone()), // the same delivery again, in the same statement
+        (row("id-c", "k-c"), "0".repeat(64)), // a token never registered
+        (row("id-d", "k-d"), hash.clone()),  // five rows: padded to eight with copies of this one
+    ];
+    let outcomes = ingest_many(&app.state.db, &batch).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            IngestOutcome::Accepted { pending: false },
+            IngestOutcome::Accepted { pending: false },
+            IngestOutcome::Duplicate { id: "id-a".into() },
+            IngestOutcome::UnknownToken,
+            IngestOutcome::Accepted { pending: false },
+        ]
+    );
+    assert_eq!(log_count(&app).await, 3);
+    app.stop().await;
+}
+
 backend_tests!(
+    a_batch_resolves_every_row,
+    concurrent_deliveries_are_group_committed_with_exact_outcomes,
     every_clockify_sample_is_accepted,
     deduplicated_by_delivery_never_by_entity,
     refuses_bad_deliveries_without_storing,

@@ -5,18 +5,21 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::lifecycle::sha256_hex;
 use crate::addon::WEBHOOK_PATH;
 use crate::app::AppState;
-use crate::auth::{AuthError, HEADER_EVENT_TYPE, HEADER_SIGNATURE, TokenKind, header_str};
+use crate::auth::{AuthError, HEADER_EVENT_TYPE, HEADER_SIGNATURE, header_str};
 use crate::flows::model::is_event_name;
-use crate::http::extract::parse_json;
 use crate::http::{AppError, AppResult, RawBody};
+use crate::ingest::IngestError;
 use crate::metrics::event_label;
 use crate::store::new_id;
-use crate::store::webhooks::{self, IncomingWebhook, IngestOutcome};
+use crate::store::webhooks::{IncomingWebhook, IngestOutcome};
 use crate::time::now_millis;
 
 pub fn routes() -> Router<AppState> {
@@ -27,6 +30,49 @@ pub fn routes() -> Router<AppState> {
 /// update to an entity after its creation is not.
 pub fn delivery_key(token_hash: &str, event_type: &str, body: &[u8]) -> String {
     sha256_hex(format!("{token_hash}\n{event_type}\n{}", sha256_hex(body)))
+}
+
+/// The two fields ingestion reads, borrowed from the body: parsing the whole document into a
+/// `Value` would allocate every node. Unknown fields are skipped but still validated.
+#[derive(Debug, Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "workspaceId", default, borrow)]
+    workspace_id: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    id: Option<Scalar<'a>>,
+}
+
+/// A string, or any other JSON value (kept only as "not a string").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar<'a> {
+    Str(#[serde(borrow)] Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Scalar<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl<'a> Peek<'a> {
+    fn parse(body: &'a [u8]) -> Result<Self, AppError> {
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(AppError::BadRequest(
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    "the request body is empty; expected a JSON object".into()
+                } else {
+                    "expected the webhook body to be a JSON object".into()
+                },
+            ));
+        }
+        serde_json::from_slice(body)
+            .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
+    }
 }
 
 async fn clockify_webhook(
@@ -53,22 +99,16 @@ async fn clockify_webhook(
     let token = header_str(&headers, HEADER_SIGNATURE)
         .ok_or(AuthError::Missing)
         .map_err(reject)?;
-    let claims = state
-        .verifier
-        .verify(token, TokenKind::Webhook)
-        .map_err(reject)?;
+    let claims = state.verifier.verify_webhook(token).map_err(reject)?;
 
-    let json: Value = parse_json(&body)?;
-    let Some(obj) = json.as_object() else {
-        return Err(AppError::BadRequest(
-            "expected the webhook body to be a JSON object".into(),
-        ));
-    };
-    if let Some(ws) = obj.get("workspaceId").and_then(Value::as_str)
+    let peek = Peek::parse(&body)?;
+    if let Some(ws) = peek.workspace_id.as_ref().and_then(Scalar::as_str)
         && ws != claims.workspace_id
     {
         return Err(reject(AuthError::WorkspaceMismatch));
     }
+    let entity_id = peek.id.as_ref().and_then(Scalar::as_str).map(str::to_owned);
+    // `Peek::parse` validated the whole document, so the bytes are UTF-8 JSON.
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| AppError::BadRequest("the body is not UTF-8".into()))?;
     let token_hash = sha256_hex(token);
@@ -77,12 +117,27 @@ async fn clockify_webhook(
         workspace_id: claims.workspace_id.clone(),
         delivery_key: delivery_key(&token_hash, &event_type, &body),
         event_type,
-        entity_id: obj.get("id").and_then(Value::as_str).map(str::to_owned),
+        entity_id,
         body: text,
         received_at: now_millis(),
     };
-    let label = event_label(&incoming.event_type);
-    match webhooks::ingest(&state.db, &incoming, &token_hash).await? {
+    let (workspace_id, event_type, id) = (
+        incoming.workspace_id.clone(),
+        incoming.event_type.clone(),
+        incoming.id.clone(),
+    );
+    let label = event_label(&event_type);
+    let outcome = state
+        .ingest
+        .ingest(incoming, token_hash)
+        .await
+        .map_err(|e| match e {
+            IngestError::Stopped => AppError::Unavailable("shutting down; retry".into()),
+            IngestError::Database(cause) => {
+                AppError::Internal(format!("storing a delivery: {cause}"))
+            }
+        })?;
+    match outcome {
         IngestOutcome::Accepted { pending } => {
             state
                 .metrics
@@ -92,8 +147,8 @@ async fn clockify_webhook(
             if pending {
                 state.flow_work.notify_one();
             }
-            tracing::debug!(workspace_id = %incoming.workspace_id, event_type = %incoming.event_type, id = %incoming.id, "webhook stored");
-            Ok(Json(json!({"status": "accepted", "id": incoming.id})))
+            tracing::debug!(workspace_id = %workspace_id, event_type = %event_type, id = %id, "webhook stored");
+            Ok(Json(json!({"status": "accepted", "id": id})))
         }
         IngestOutcome::Duplicate { id } => {
             state
@@ -101,7 +156,7 @@ async fn clockify_webhook(
                 .webhooks_received
                 .with_label_values(&[label, "duplicate"])
                 .inc();
-            tracing::info!(workspace_id = %incoming.workspace_id, event_type = %incoming.event_type, id = %id, "duplicate delivery ignored");
+            tracing::info!(workspace_id = %workspace_id, event_type = %event_type, id = %id, "duplicate delivery ignored");
             Ok(Json(json!({"status": "duplicate", "id": id})))
         }
         IngestOutcome::UnknownToken => {

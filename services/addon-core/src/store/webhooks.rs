@@ -39,12 +39,16 @@ pub async fn ingest(
     token_hash: &str,
 ) -> Result<IngestOutcome, sqlx::Error> {
     let row = sqlx::query(
-        "INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
+        "WITH facts AS (
+             SELECT EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
+                            WHERE h.workspace_id = $2 AND h.token_hash = $8 AND i.status <> 'DELETED') AS registered,
+                    EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) AS has_flows
+         )
+         INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
          SELECT $1, $2, $3, $4, $5, $6, $7,
-                CASE WHEN EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) THEN 'PENDING' ELSE 'PROCESSED' END,
-                CASE WHEN EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) THEN NULL ELSE $7 END
-         WHERE EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
-                       WHERE h.workspace_id = $2 AND h.token_hash = $8 AND i.status <> 'DELETED')
+                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
+                CASE WHEN has_flows THEN NULL ELSE $7 END
+         FROM facts WHERE registered
          ON CONFLICT (workspace_id, delivery_key) DO NOTHING
          RETURNING status",
     )
@@ -64,6 +68,94 @@ pub async fn ingest(
             pending: status == "PENDING",
         });
     }
+    refused(db, w, token_hash).await
+}
+
+/// Stores many deliveries in one statement (see [`crate::ingest`]): the same checks as
+/// [`ingest`], one round trip and one commit for the lot. A batch whose size is not a power of
+/// two is padded by repeating its last row (a duplicate inserts nothing), so a handful of
+/// statement shapes cover every size and stay prepared.
+pub async fn ingest_many(
+    db: &Db,
+    items: &[(IncomingWebhook, String)],
+) -> Result<Vec<IngestOutcome>, sqlx::Error> {
+    let Some(last) = items.last() else {
+        return Ok(Vec::new());
+    };
+    let padded = items.len().next_power_of_two();
+    let mut values = String::new();
+    for row in 0..padded {
+        let b = row * 8;
+        if row > 0 {
+            values.push_str(", ");
+        }
+        values.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8
+        ));
+    }
+    let sql = format!(
+        "WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES {values}),
+         facts AS (
+             SELECT input.*,
+                    EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
+                            WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
+                    EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
+             FROM input
+         )
+         INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
+         SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
+                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
+                CASE WHEN has_flows THEN NULL ELSE received_at END
+         FROM facts WHERE registered
+         ON CONFLICT (workspace_id, delivery_key) DO NOTHING
+         RETURNING id, status"
+    );
+    // Placeholders only; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in 0..padded {
+        let (w, token_hash) = items.get(row).unwrap_or(last);
+        q = q
+            .bind(w.id.as_str())
+            .bind(w.workspace_id.as_str())
+            .bind(w.event_type.as_str())
+            .bind(w.delivery_key.as_str())
+            .bind(w.entity_id.as_deref())
+            .bind(w.body.as_str())
+            .bind(w.received_at)
+            .bind(token_hash.as_str());
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    let mut stored = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        let status: String = r.try_get("status")?;
+        stored.insert(id, status == "PENDING");
+    }
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (w, token_hash) in items {
+        outcomes.push(match stored.get(&w.id) {
+            Some(pending) => IngestOutcome::Accepted { pending: *pending },
+            // Not stored: a duplicate (possibly of a row in this very batch) or an unknown token.
+            None => refused(db, w, token_hash).await?,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Why a delivery was not stored.
+async fn refused(
+    db: &Db,
+    w: &IncomingWebhook,
+    token_hash: &str,
+) -> Result<IngestOutcome, sqlx::Error> {
     if !super::installations::webhook_token_known(db, &w.workspace_id, token_hash).await? {
         return Ok(IngestOutcome::UnknownToken);
     }

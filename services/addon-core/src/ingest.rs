@@ -1,0 +1,210 @@
+//! Group commit for webhook ingestion.
+//!
+//! Every delivery must be committed before Clockify gets its 2xx. Committing each one alone
+//! costs a round trip, a commit and the pool's release check per delivery; instead, writer tasks
+//! take whatever deliveries are waiting when they become free and store them in one statement
+//! ([`store::webhooks::ingest_many`]). A lone delivery is written at once (no waiting window);
+//! under load, batches form by themselves while the previous one commits.
+//!
+//! A batch holds a power-of-two number of rows (so a few statement shapes stay prepared) and at
+//! most [`MAX_BATCH_BYTES`] of bodies: sqlx 0.9.0 no longer sets `TCP_NODELAY`
+//! (launchbadge/sqlx#4335, fixed upstream, unreleased), and a statement that leaves the socket
+//! in more than one write waits ~40 ms on Nagle's algorithm and the server's delayed ACK.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::db::Db;
+use crate::store::webhooks::{self, IncomingWebhook, IngestOutcome};
+
+/// Most deliveries in one statement.
+pub const MAX_BATCH: usize = 64;
+/// Most body bytes in one statement (a lone larger delivery still goes alone).
+pub const MAX_BATCH_BYTES: usize = 12 * 1024;
+/// Bytes a row adds besides its body (ids, keys, token hash, framing).
+const ROW_OVERHEAD: usize = 300;
+/// Deliveries waiting for a writer before callers wait for room.
+const QUEUE: usize = 4096;
+
+type Reply = oneshot::Sender<Result<IngestOutcome, String>>;
+
+struct Job {
+    item: IncomingWebhook,
+    token_hash: String,
+    reply: Reply,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("queued", &(QUEUE - self.tx.capacity()))
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the ingest writers have stopped")]
+    Stopped,
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl Ingest {
+    /// Starts `writers` writer tasks on `tracker`; they stop once `stop` is cancelled and the
+    /// queue is drained.
+    pub fn start(db: Db, writers: usize, stop: CancellationToken, tracker: &TaskTracker) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let queue = Arc::new(Mutex::new(Queue {
+            rx,
+            held: std::collections::VecDeque::new(),
+        }));
+        for _ in 0..writers.max(1) {
+            tracker.spawn(writer(db.clone(), queue.clone(), stop.clone()));
+        }
+        Self { tx }
+    }
+
+    /// Stores one delivery; resolves once it is committed (or refused).
+    pub async fn ingest(
+        &self,
+        item: IncomingWebhook,
+        token_hash: String,
+    ) -> Result<IngestOutcome, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job {
+                item,
+                token_hash,
+                reply,
+            })
+            .await
+            .map_err(|_| IngestError::Stopped)?;
+        answer
+            .await
+            .map_err(|_| IngestError::Stopped)?
+            .map_err(IngestError::Database)
+    }
+}
+
+/// The queue and the jobs a writer took from it but left for the next batch.
+struct Queue {
+    rx: mpsc::Receiver<Job>,
+    held: std::collections::VecDeque<Job>,
+}
+
+async fn writer(db: Db, queue: Arc<Mutex<Queue>>, stop: CancellationToken) {
+    loop {
+        let batch = {
+            let mut q = queue.lock().await;
+            if q.held.is_empty() {
+                let first = tokio::select! {
+                    job = q.rx.recv() => job,
+                    _ = stop.cancelled() => q.rx.try_recv().ok(),
+                };
+                let Some(first) = first else { return };
+                q.held.push_back(first);
+            }
+            while q.held.len() < MAX_BATCH {
+                match q.rx.try_recv() {
+                    Ok(job) => q.held.push_back(job),
+                    Err(_) => break,
+                }
+            }
+            let take = batch_len(q.held.iter().map(|j| j.item.body.len()));
+            q.held.drain(..take).collect::<Vec<_>>()
+        };
+        write(&db, batch).await;
+    }
+}
+
+/// How many of the waiting jobs (by body size) go into the next statement: the largest power of
+/// two that fits in [`MAX_BATCH_BYTES`], at least one.
+fn batch_len(bodies: impl Iterator<Item = usize>) -> usize {
+    let mut bytes = 0;
+    let mut fit: usize = 0;
+    for len in bodies.take(MAX_BATCH) {
+        bytes += len + ROW_OVERHEAD;
+        if fit > 0 && bytes > MAX_BATCH_BYTES {
+            break;
+        }
+        fit += 1;
+    }
+    if fit.is_power_of_two() {
+        fit
+    } else {
+        fit.next_power_of_two() / 2
+    }
+}
+
+async fn write(db: &Db, batch: Vec<Job>) {
+    let (items, replies): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|j| ((j.item, j.token_hash), j.reply))
+        .unzip();
+    let started = std::time::Instant::now();
+    let result = webhooks::ingest_many(db, &items).await;
+    tracing::debug!(
+        size = items.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "ingest batch"
+    );
+    match result {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) if items.len() > 1 => {
+            // One bad row must not fail the others: store them one by one.
+            tracing::warn!(error = %e, size = items.len(), "batched ingest failed; retrying row by row");
+            for ((item, token_hash), reply) in items.iter().zip(replies) {
+                let _ = reply.send(
+                    webhooks::ingest(db, item, token_hash)
+                        .await
+                        .map_err(|e| e.to_string()),
+                );
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_powers_of_two_within_the_byte_budget() {
+        assert_eq!(batch_len([100].into_iter()), 1);
+        assert_eq!(batch_len([100; 3].into_iter()), 2);
+        assert_eq!(
+            batch_len([100; 100].into_iter()),
+            16,
+            "16 x 400 B fits 12 KiB, 32 does not"
+        );
+        assert_eq!(batch_len([1200; 20].into_iter()), 8);
+        assert_eq!(
+            batch_len([5 * 1024 * 1024, 10].into_iter()),
+            1,
+            "a large delivery goes alone"
+        );
+        assert_eq!(
+            batch_len([10; 1000].into_iter()),
+            32,
+            "row overhead bounds it too"
+        );
+    }
+}

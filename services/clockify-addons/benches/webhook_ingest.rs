@@ -1,0 +1,378 @@
+//! Signed webhook ingestion into PostgreSQL, against pgbench inserting an equivalent row.
+//!
+//!     cargo bench -p clockify-addons --bench webhook_ingest
+//!
+//! Starts `clockify-addons serve api-studio` (release build) on a fresh PostgreSQL database,
+//! installs one workspace, then drives `POST /webhooks/clockify` with signed, distinct
+//! NEW_TIME_ENTRY deliveries over 1, 16 and 64 keep-alive connections. For each level it
+//! prints requests/s, p50 and p99 latency and the server's peak RSS, then runs pgbench with the
+//! same client count inserting the same row into a table shaped like the webhook log, and prints
+//! our throughput as a ratio of pgbench's. Each level alternates the two BENCH_ROUNDS times
+//! and reports medians, since a shared machine's speed drifts. Environment: BENCH_SECONDS
+//! (default 5), BENCH_ROUNDS (3), BENCH_LEVELS ("1,16,64"), BENCH_DB_CONNECTIONS (10),
+//! TEST_POSTGRES_URL.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use addon_core::auth::{DevKeyPair, TokenKind, TokenSigner};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
+const WS: &str = "5f11791a4e759e12c40733ba";
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn psql(server: &str, db: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            &format!("{server}/{db}"),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A NEW_TIME_ENTRY body with id `i` (built once; the id is spliced in per request).
+fn body_for(i: u64) -> String {
+    static TEMPLATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(body_template)
+        .replace("@@ID@@", &format!("{i:024x}"))
+}
+
+fn body_template() -> String {
+    let mut b = json!({
+        "id": "@@ID@@", "description": "Webhook Test Description", "tagIds": ["5f118b747db7a8637ffcaf33"],
+        "userId": "5ef1cf219f130f232cc34ddc", "billable": true, "taskId": "5f1189847db7a8637ffcaf25",
+        "projectId": "5f11849d4e759e12c40733d5",
+        "timeInterval": {"start": "2020-07-17T11:35:01Z", "end": "2020-07-17T12:35:01Z", "duration": "PT1H"},
+        "workspaceId": WS, "isLocked": false, "hourlyRate": null, "costRate": null,
+        "project": {"name": "Project", "clientId": "5f1183584e759e12c40733cb", "clientName": "Client", "workspaceId": WS,
+                    "billable": true, "color": "#795548", "archived": false, "duration": "PT0S", "note": "Test Note",
+                    "id": "5f11849d4e759e12c40733d5", "public": true, "template": false},
+        "task": {"name": "Task", "workspaceId": WS, "projectId": "5f11849d4e759e12c40733d5", "status": "ACTIVE", "id": "5f1189847db7a8637ffcaf25"},
+        "user": {"name": "User", "id": "5ef1cf219f130f232cc34ddc", "status": "ACTIVE"},
+        "tags": [{"name": "Tag", "workspaceId": WS, "archived": false, "id": "5f118b747db7a8637ffcaf33"}]
+    });
+    b["customFieldValues"] = json!([{"customFieldId": "5f118d9a7db7a8637ffcaf47", "value": "Custom field test value", "name": "Custom field"}]);
+    b.to_string()
+}
+
+struct Level {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+async fn drive(port: u16, token: Arc<String>, conns: usize, secs: u64, seed: u64) -> Level {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let stop = stop.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            stream.set_nodelay(true).ok();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            let mut lat = Vec::with_capacity(50_000);
+            let mut errors = 0u64;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let n = seed + (c as u64) * 10_000_000 + i;
+                i += 1;
+                let req = Request::post("/webhooks/clockify")
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/json")
+                    .header("clockify-signature", token.as_str())
+                    .header("clockify-webhook-event-type", "NEW_TIME_ENTRY")
+                    .body(Full::new(Bytes::from(body_for(n))))
+                    .expect("request");
+                let t = Instant::now();
+                match send.send_request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status() == 200;
+                        let _ = resp.into_body().collect().await;
+                        if ok {
+                            lat.push(t.elapsed().as_micros() as u32);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.expect("load task");
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    Level {
+        rps: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
+}
+
+fn pgbench(server: &str, db: &str, clients: usize, secs: u64, script: &std::path::Path) -> f64 {
+    let out = Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-f"])
+        .arg(script)
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+            "-T",
+            &secs.to_string(),
+        ])
+        .arg(format!("{server}/{db}"))
+        .output()
+        .expect("pgbench (Debian package postgresql-contrib / postgresql client)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench output not understood:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+#[tokio::main]
+async fn main() {
+    addon_core::clockify::client::install_tls_provider();
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
+        .unwrap_or_else(|_| "1,16,64".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let server = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    psql(&server, "postgres", &format!("CREATE DATABASE {db}"));
+    let url = format!("{server}/{db}");
+    let migrate = Command::new(BIN)
+        .args(["migrate", "api-studio"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("migrate");
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+
+    let keys = DevKeyPair::generate().expect("keys");
+    let signer = TokenSigner::from_rsa_pem(&keys.private_pem, "api-studio").expect("signer");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = Command::new(BIN)
+        .args(["serve", "api-studio"])
+        .env("DATABASE_URL", &url)
+        .env(
+            "DATABASE_MAX_CONNECTIONS",
+            std::env::var("BENCH_DB_CONNECTIONS").unwrap_or_else(|_| "10".into()),
+        )
+        .env("ADDON_BASE_URL", "https://bench.example")
+        .env("ADDON_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "TOKEN_ENCRYPTION_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .env("CLOCKIFY_PUBLIC_KEY", &keys.public_pem)
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(match std::env::var("BENCH_SERVER_LOG_FILE") {
+            Ok(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            Err(_) => Stdio::null(),
+        })
+        .spawn()
+        .expect("start server");
+    let server_proc = Server { child, port };
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", server_proc.port);
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let webhook = signer
+        .sign(TokenKind::Webhook, WS, "https://api.clockify.me/api")
+        .expect("sign");
+    let lifecycle = signer
+        .sign(TokenKind::Lifecycle, WS, "https://api.clockify.me/api")
+        .expect("sign");
+    let installed = json!({
+        "addonId": "bench", "authToken": lifecycle, "workspaceId": WS, "apiUrl": "https://api.clockify.me/api",
+        "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
+    });
+    let r = http
+        .post(format!("{base}/lifecycle/installed"))
+        .header("X-Addon-Lifecycle-Token", &lifecycle)
+        .json(&installed)
+        .send()
+        .await
+        .expect("install");
+    assert_eq!(r.status(), 200);
+    // The install's bootstrap cannot reach Clockify here; let it finish failing first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // pgbench inserts the same row into a table with the webhook log's shape and indexes. The
+    // body comes from a one-row table: pgbench would read `:name` inside the JSON as variables.
+    psql(
+        &server,
+        &db,
+        "CREATE TABLE bench_log (LIKE webhook_log INCLUDING ALL)",
+    );
+    psql(
+        &server,
+        &db,
+        &format!(
+            "CREATE TABLE bench_sample AS SELECT '{}'::text AS body",
+            body_for(1).replace('\'', "''")
+        ),
+    );
+    let script = std::env::temp_dir().join(format!("{db}.sql"));
+    std::fs::write(
+        &script,
+        format!(
+            "INSERT INTO bench_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at) \
+             SELECT gen_random_uuid()::text, '{WS}', 'NEW_TIME_ENTRY', md5(random()::text || clock_timestamp()::text), 'te', body, \
+             (extract(epoch from clock_timestamp()) * 1000)::bigint, 'PROCESSED', (extract(epoch from clock_timestamp()) * 1000)::bigint \
+             FROM bench_sample;\n"
+        ),
+    )
+    .expect("pgbench script");
+
+    let token = Arc::new(webhook);
+    println!(
+        "webhook ingestion into PostgreSQL: median of {} alternating {secs} s rounds per level, body {} bytes, release build",
+        std::env::var("BENCH_ROUNDS").unwrap_or_else(|_| "3".into()),
+        body_for(1).len()
+    );
+    println!(
+        "{:>6} {:>12} {:>9} {:>9} {:>8} {:>14} {:>8} {:>14}",
+        "conns", "ours req/s", "p50 ms", "p99 ms", "errors", "pgbench tps", "ratio", "server VmHWM"
+    );
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let mut seed = 1u64;
+    for &conns in &levels {
+        // Warm up the connections and the pool.
+        drive(server_proc.port, token.clone(), conns, 1, seed).await;
+        seed += 1_000_000_000;
+        // Alternate ours and pgbench and take medians: this machine's speed drifts.
+        let mut ours = Vec::new();
+        let mut pg = Vec::new();
+        for _ in 0..rounds {
+            ours.push(drive(server_proc.port, token.clone(), conns, secs, seed).await);
+            seed += 1_000_000_000;
+            pg.push(pgbench(&server, &db, conns, secs, &script));
+        }
+        ours.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        pg.sort_by(f64::total_cmp);
+        let (o, p) = (&ours[ours.len() / 2], pg[pg.len() / 2]);
+        let rss = peak_rss_kib(server_proc.child.id());
+        println!(
+            "{:>6} {:>12.0} {:>9.2} {:>9.2} {:>8} {:>14.0} {:>7.0}% {:>11.1} MiB",
+            conns,
+            o.rps,
+            o.p50_ms,
+            o.p99_ms,
+            ours.iter().map(|l| l.errors).sum::<u64>(),
+            p,
+            100.0 * o.rps / p,
+            rss as f64 / 1024.0
+        );
+    }
+    drop(server_proc);
+    let _ = std::fs::remove_file(&script);
+    psql(
+        &server,
+        "postgres",
+        &format!("DROP DATABASE {db} WITH (FORCE)"),
+    );
+}
