@@ -225,3 +225,118 @@ async fn dev_server_accepts_tokens_from_sign() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// SIGTERM to the real process: it stops accepting, finishes the request in flight, exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests() {
+    addon_core::clockify::client::install_tls_provider();
+    let fake = addon_testkit::FakeClockify::start().await;
+    // Bootstrap's paged requests are answered at once; the explorer's (no `page`) takes 1.5 s.
+    fake.respond(|r| {
+        let resp = addon_testkit::FakeResponse::json(200, serde_json::json!([]));
+        if r.path.ends_with("/tags") && !r.query.contains_key("page") {
+            resp.delayed(Duration::from_millis(1500))
+        } else {
+            resp
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(BIN)
+        .args(["dev", "--data-dir", &data, "--port", &port.to_string()])
+        .env("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry())
+        .env("RETENTION_INTERVAL_SECONDS", "3600")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sign = |kind: &str| {
+        let o = run(
+            &[
+                "sign",
+                "--workspace",
+                "ws-term",
+                "--kind",
+                kind,
+                "--data-dir",
+                &data,
+            ],
+            &[],
+        );
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let (lifecycle, user) = (sign("lifecycle"), sign("user"));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let installed = serde_json::json!({"addonId": "dev", "authToken": lifecycle, "workspaceId": "ws-term", "apiUrl": fake.api_url(), "webhooks": []});
+    let r = http
+        .post(format!("{base}/lifecycle/installed"))
+        .header("X-Addon-Lifecycle-Token", &lifecycle)
+        .json(&installed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Let the install's bootstrap finish.
+    for _ in 0..100 {
+        let r = http
+            .get(format!("{base}/ui/bootstrap?auth_token={user}"))
+            .send()
+            .await
+            .unwrap();
+        let b: serde_json::Value = r.json().await.unwrap();
+        if b["bootstrap"]["state"] == "COMPLETE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fake.clear();
+    let slow = {
+        let http = http.clone();
+        let url = format!("{base}/ui/explorer/execute");
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(user)
+                .json(&serde_json::json!({"operationId": "listTags"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    fake.wait_for(1, Duration::from_secs(5)).await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        200,
+        "the request in flight completed"
+    );
+    let status = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        http.get(format!("{base}/healthz")).send().await.is_err(),
+        "nothing listens after exit"
+    );
+}
