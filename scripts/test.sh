@@ -47,4 +47,4 @@ if [ "${1:-}" != "--quick" ]; then
 fi
 
 say "cargo test"
-cargo test --workspace --all-targets --locked
+cargo test --workspace --locked
