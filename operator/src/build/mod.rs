@@ -1,0 +1,16 @@
+//! Pure builders: a ClockifyAddon and its resolved settings in, Kubernetes objects out. No
+//! client, no I/O; tested from YAML fixtures.
+
+pub mod config;
+pub mod deployment;
+pub mod network;
+pub mod scaling;
+pub mod service;
+pub mod service_monitor;
+
+pub use config::{config_hash, config_map, service_account};
+pub use deployment::deployment;
+pub use network::network_policy;
+pub use scaling::{hpa, pdb};
+pub use service::service;
+pub use service_monitor::service_monitor;

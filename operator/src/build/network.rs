@@ -1,0 +1,60 @@
+//! The NetworkPolicy: ingress only to the service port; egress only to DNS, the database,
+//! Redis (when configured) and HTTPS (Clockify's API).
+
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use crate::crd::ClockifyAddon;
+use crate::meta::{HTTP_PORT, child_meta, selector_labels};
+use crate::settings::Settings;
+
+pub const REDIS_PORT: i32 = 6379;
+
+fn port(protocol: &str, port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(protocol.to_owned()),
+        port: Some(IntOrString::Int(port)),
+        ..NetworkPolicyPort::default()
+    }
+}
+
+fn egress(ports: Vec<NetworkPolicyPort>) -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        ports: Some(ports),
+        ..NetworkPolicyEgressRule::default()
+    }
+}
+
+pub fn network_policy(addon: &ClockifyAddon, s: &Settings) -> Option<NetworkPolicy> {
+    if !s.network_policy {
+        return None;
+    }
+    let mut egress_rules = vec![
+        egress(vec![port("UDP", 53), port("TCP", 53)]),
+        egress(vec![port("TCP", s.db_port)]),
+        egress(vec![port("TCP", 443)]),
+    ];
+    if addon.spec.secrets.redis_url_ref.is_some() {
+        egress_rules.push(egress(vec![port("TCP", REDIS_PORT)]));
+    }
+    Some(NetworkPolicy {
+        metadata: child_meta(addon, &addon.name_any()),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(addon)),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                ports: Some(vec![port("TCP", HTTP_PORT)]),
+                ..NetworkPolicyIngressRule::default()
+            }]),
+            egress: Some(egress_rules),
+        }),
+    })
+}

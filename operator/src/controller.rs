@@ -1,0 +1,252 @@
+//! The runtime: watches (ClockifyAddons and every child kind, filtered on the managed-by
+//! label), the controller with bounded concurrency, leader election, the admin port, and
+//! graceful shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::crd::ClockifyAddon;
+use crate::leader::{LeaderElector, Tenure};
+use crate::meta::{MANAGED_SELECTOR, MANAGER};
+use crate::metrics::Metrics;
+use crate::reconcile::{CapabilityCache, Context, Stores, error_policy, reconcile};
+
+/// Where the operator looks.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    Cluster,
+    /// Only this namespace: the operator then needs only a Role there.
+    Namespace(String),
+}
+
+impl Scope {
+    pub fn api<K>(&self, client: Client) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        match self {
+            Self::Cluster => Api::all(client),
+            Self::Namespace(ns) => Api::namespaced(client, ns),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scope: Scope,
+    pub concurrency: u16,
+    /// None: no leader election (a single replica).
+    pub lease: Option<(String, String)>,
+    pub identity: String,
+}
+
+/// A reflector over one child kind, filtered on the managed-by label, without managedFields.
+fn child_watch<K>(
+    client: &Client,
+    scope: &Scope,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(
+        scope.api::<K>(client.clone()),
+        watcher::Config::default().labels(MANAGED_SELECTOR),
+    )
+    .default_backoff()
+    .modify(|o: &mut K| o.managed_fields_mut().clear())
+    .reflect(writer)
+    .applied_objects();
+    (reader, stream)
+}
+
+/// Runs the controller until `stop` is cancelled; marks `ready` once every cache is synced.
+pub async fn run_controller(
+    client: Client,
+    opts: &Options,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let (service_accounts, sa_stream) = child_watch::<ServiceAccount>(&client, &opts.scope);
+    let (config_maps, cm_stream) = child_watch::<ConfigMap>(&client, &opts.scope);
+    let (network_policies, np_stream) = child_watch::<NetworkPolicy>(&client, &opts.scope);
+    let (services, svc_stream) = child_watch::<Service>(&client, &opts.scope);
+    let (deployments, deploy_stream) = child_watch::<Deployment>(&client, &opts.scope);
+    let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client, &opts.scope);
+    let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, &opts.scope);
+    let stores = Stores {
+        service_accounts,
+        config_maps,
+        network_policies,
+        services,
+        deployments,
+        hpas,
+        pdbs,
+    };
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER.to_owned(),
+            instance: Some(opts.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        recorder,
+        stores.clone(),
+        CapabilityCache::default(),
+        metrics.clone(),
+    ));
+    let addons: Api<DeserializeGuard<ClockifyAddon>> = opts.scope.api(client.clone());
+    let controller = Controller::new(addons, watcher::Config::default())
+        .owns_stream(sa_stream)
+        .owns_stream(cm_stream)
+        .owns_stream(np_stream)
+        .owns_stream(svc_stream)
+        .owns_stream(deploy_stream)
+        .owns_stream(hpa_stream)
+        .owns_stream(pdb_stream)
+        .with_config(ControllerConfig::default().concurrency(opts.concurrency))
+        .graceful_shutdown_on({
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        });
+    let main_store = controller.store();
+    {
+        let ready = ready.clone();
+        let metrics = metrics.clone();
+        let main_store = main_store.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if main_store.wait_until_ready().await.is_ok() && stores.wait_until_ready().await {
+                ready.store(true, Ordering::Relaxed);
+                tracing::info!("caches synced");
+            }
+            // Objects managed, for the gauge.
+            loop {
+                metrics.managed.set(main_store.len() as i64);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
+        });
+    }
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+}
+
+/// Runs until `shutdown`: as leader the controller runs; as standby it waits for the lease.
+pub async fn run(
+    client: Client,
+    opts: Options,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let Some((lease_ns, lease_name)) = opts.lease.clone() else {
+        metrics.leader.set(1);
+        run_controller(client, &opts, metrics, ready, shutdown).await;
+        return;
+    };
+    let elector = LeaderElector::new(
+        Api::<Lease>::namespaced(client.clone(), &lease_ns),
+        &lease_name,
+        &opts.identity,
+    );
+    let mut tenure = Tenure::new(elector.lease_duration);
+    let mut running: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
+    loop {
+        match elector.acquire_or_renew().await {
+            Ok(true) => tenure.renewed(),
+            Ok(false) => tenure.lost(),
+            Err(e) => tracing::warn!(error = %e, "cannot reach the leader lease"),
+        }
+        match (tenure.valid(), running.is_some()) {
+            (true, false) => {
+                tracing::info!(identity = elector.identity(), lease = %lease_name, "became leader");
+                metrics.leader.set(1);
+                ready.store(false, Ordering::Relaxed);
+                let stop = shutdown.child_token();
+                let task = tokio::spawn({
+                    let (client, opts, metrics, ready, stop) = (
+                        client.clone(),
+                        opts.clone(),
+                        metrics.clone(),
+                        ready.clone(),
+                        stop.clone(),
+                    );
+                    async move { run_controller(client, &opts, metrics, ready, stop).await }
+                });
+                running = Some((stop, task));
+            }
+            (false, true) => {
+                tracing::warn!(
+                    identity = elector.identity(),
+                    "lost the leader lease; stopping the controller"
+                );
+                if let Some((stop, task)) = running.take() {
+                    stop.cancel();
+                    let _ = task.await;
+                }
+                metrics.leader.set(0);
+            }
+            (false, false) => {
+                // Standing by is a healthy state.
+                ready.store(true, Ordering::Relaxed);
+            }
+            (true, true) => {}
+        }
+        let wait = if running.is_some() {
+            elector.renew_every
+        } else {
+            Duration::from_secs(2)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    if let Some((stop, task)) = running.take() {
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+    }
+    elector.release().await;
+    metrics.leader.set(0);
+}

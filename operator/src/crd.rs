@@ -1,0 +1,465 @@
+//! The `ClockifyAddon` API (clockify-addons.io/v1alpha1).
+//!
+//! Doc comments on these types become the schema descriptions users read with
+//! `kubectl explain`; keep them user-facing. `clockify-operator crd` prints the CRD that
+//! `crds/` holds, and CI fails when the two differ.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The annotation that pauses reconciliation of one ClockifyAddon.
+pub const PAUSED_ANNOTATION: &str = "clockify-addons.io/paused";
+
+/// A Clockify add-on instance: which add-on, its tier, database, secrets, replicas, monitoring
+/// and backups. The clockify-operator runs it as a Deployment with its Service, autoscaler,
+/// disruption budget, network policy and ServiceMonitor.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "clockify-addons.io",
+    version = "v1alpha1",
+    kind = "ClockifyAddon",
+    plural = "clockifyaddons",
+    singular = "clockifyaddon",
+    shortname = "cfa",
+    category = "clockify",
+    namespaced,
+    status = "ClockifyAddonStatus",
+    derive = "PartialEq",
+    doc = "A Clockify add-on instance run by the clockify-operator.",
+    printcolumn(name = "Addon", type_ = "string", json_path = ".spec.addon", description = "Which add-on the pods serve"),
+    printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier", description = "Subscription tier and sizing profile"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.currentVersion", description = "Version the pods run"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every replica runs the desired version and is ready"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS label of at most 40 characters starting with a letter: it names the Service, Deployment and Jobs")
+)]
+#[x_kube(
+    validation = Rule::new("self.addon != 'universalWebhook' || self.tier == 'ENTERPRISE'")
+        .message("universalWebhook needs tier ENTERPRISE (its minimal Clockify plan)"),
+    validation = Rule::new("self.addon != 'apiStudio' || self.tier in ['STANDARD', 'PRO', 'ENTERPRISE']")
+        .message("apiStudio needs tier STANDARD, PRO or ENTERPRISE (its minimal Clockify plan)")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockifyAddonSpec {
+    /// Which add-on the pods serve: apiStudio, universalWebhook or reference. Cannot be changed
+    /// once set; create another ClockifyAddon to serve another add-on.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("addon cannot be changed; create another ClockifyAddon instead"))]
+    pub addon: AddonKind,
+
+    /// Clockify subscription tier: the manifest's minimalSubscriptionPlan and the sizing profile
+    /// (resources, replica bounds, disruption budget, backup schedule) that the other fields may
+    /// override. FREE, BASIC, STANDARD, PRO or ENTERPRISE.
+    pub tier: Tier,
+
+    /// Release of the add-on to run, such as "0.4.0". It is the image tag unless image.tag or
+    /// image.digest is set.
+    #[schemars(length(min = 1, max = 128))]
+    pub version: String,
+
+    /// Image to run instead of the default ghcr.io/clockify-addons/clockify-addons:<version>.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+
+    /// Public https URL at which Clockify reaches this add-on (the manifest's baseUrl), such as
+    /// https://api-studio.example.com.
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://')").message("baseUrl must be an https:// URL"))]
+    pub base_url: String,
+
+    /// Replica bounds and autoscaling. Omitted fields come from the tier. With max greater than
+    /// min a HorizontalPodAutoscaler scales the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicasSpec>,
+
+    /// The add-on's PostgreSQL database.
+    pub database: DatabaseSpec,
+
+    /// Secrets the add-on needs, by reference to keys of Secrets in this namespace.
+    pub secrets: SecretsSpec,
+
+    /// Scheduled backups of the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+
+    /// Prometheus monitoring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+
+    /// The NetworkPolicy around the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+
+    /// Log filter of the add-on, such as "info" or "info,addon_core=debug". Defaults to "info".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub log_level: Option<String>,
+
+    /// Pod-level settings merged into the pods the operator creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_overrides: Option<PodOverrides>,
+}
+
+/// The add-on a ClockifyAddon serves.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum AddonKind {
+    ApiStudio,
+    UniversalWebhook,
+    Reference,
+}
+
+impl AddonKind {
+    /// The name the `clockify-addons` binary and labels use.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::ApiStudio => "api-studio",
+            Self::UniversalWebhook => "universal-webhook",
+            Self::Reference => "reference",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiStudio => "apiStudio",
+            Self::UniversalWebhook => "universalWebhook",
+            Self::Reference => "reference",
+        }
+    }
+}
+
+/// A Clockify subscription tier.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Tier {
+    Free,
+    Basic,
+    Standard,
+    Pro,
+    Enterprise,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "FREE",
+            Self::Basic => "BASIC",
+            Self::Standard => "STANDARD",
+            Self::Pro => "PRO",
+            Self::Enterprise => "ENTERPRISE",
+        }
+    }
+}
+
+/// The container image of the add-on.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// Image repository. Defaults to ghcr.io/clockify-addons/clockify-addons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub repository: Option<String>,
+    /// Image tag. Defaults to spec.version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub tag: Option<String>,
+    /// Image digest such as sha256:0123...; when set the image is pinned to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^sha256:[a-f0-9]{64}$')").message("digest must look like sha256:<64 hex digits>"))]
+    pub digest: Option<String>,
+    /// When the kubelet pulls the image: Always, IfNotPresent or Never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+    /// Names of Secrets in this namespace used to pull the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_secrets: Vec<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// Replica bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("replicas.min must not be greater than replicas.max"))]
+pub struct ReplicasSpec {
+    /// Fewest replicas; the Deployment's replica count when it equals max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub min: Option<i32>,
+    /// Most replicas the autoscaler may run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max: Option<i32>,
+    /// Average CPU utilisation the autoscaler aims for, in percent of requests. Defaults to 70.
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 10, max = 100))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+}
+
+/// A key of a Secret in the ClockifyAddon's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// A Secret in the ClockifyAddon's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The add-on's PostgreSQL database.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// The key holding the postgres:// connection URL, such as a CloudNativePG app Secret's
+    /// "uri" key.
+    pub url_secret_ref: SecretKeyRef,
+    /// TCP port of the database, for the NetworkPolicy's egress rule. Defaults to 5432.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// How database migrations run before an upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<MigrationsSpec>,
+}
+
+/// Settings of the migration Job.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationsSpec {
+    /// Longest a migration Job may run. Defaults to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub timeout_seconds: Option<i64>,
+    /// Retries of a failed migration Job before the upgrade stops. Defaults to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub backoff_limit: Option<i32>,
+}
+
+/// Secrets of the add-on, each by reference.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsSpec {
+    /// The key holding base64 of 32 random bytes that encrypts installation tokens at rest.
+    pub token_encryption_key_ref: SecretKeyRef,
+    /// The key holding a redis:// URL; when set, every replica shares one Clockify API rate
+    /// limit per workspace through Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url_ref: Option<SecretKeyRef>,
+}
+
+/// Scheduled database backups.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Cron schedule in the CronJob format, such as "0 2 * * *" or "@daily". Defaults to the tier's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new(r"self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|((\\*|\\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\\*|\\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*)( +((\\*|\\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\\*|\\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*)){4})$')").message("schedule must be a cron expression of five fields, such as \"0 2 * * *\", or a macro such as @daily"))]
+    pub schedule: Option<String>,
+    /// Which backups to keep; pruned only after a new backup succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+    /// Where backups go: exactly one of pvc or s3.
+    pub destination: BackupDestination,
+    /// Image with pg_dump and pg_restore. Defaults to the add-on image's -backup variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub image: Option<String>,
+    /// Stops scheduling backups while true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// Backup retention.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Keep this many newest backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub keep_last: Option<i32>,
+    /// Delete backups older than this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 36500))]
+    pub max_age_days: Option<i32>,
+}
+
+/// Where backups are written: set exactly one.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.pvc) ? 1 : 0) + (has(self.s3) ? 1 : 0) == 1").message("set exactly one backup destination: pvc or s3"))]
+pub struct BackupDestination {
+    /// A PersistentVolumeClaim the operator creates for this ClockifyAddon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pvc: Option<PvcDestination>,
+    /// S3-compatible object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Destination>,
+}
+
+/// A volume for backups.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcDestination {
+    /// Size of the volume, such as 5Gi.
+    #[schemars(length(min = 1, max = 32))]
+    pub size: String,
+    /// StorageClass of the volume; the cluster default when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// An S3-compatible bucket for backups.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Destination {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// Key prefix inside the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub prefix: Option<String>,
+    /// Endpoint URL of an S3-compatible service; AWS when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub endpoint: Option<String>,
+    /// Region of the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub region: Option<String>,
+    /// Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    pub credentials_secret_ref: SecretRef,
+}
+
+/// Prometheus monitoring.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Auto creates a ServiceMonitor when the monitoring.coreos.com/v1 API is served; Enabled
+    /// also requires it (and reports when it is missing); Disabled never creates one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_monitor: Option<ServiceMonitorMode>,
+    /// Scrape interval, such as 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(ms|s|m|h)$')").message("interval must be a duration such as 30s"))]
+    pub interval: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceMonitorMode {
+    #[default]
+    Auto,
+    Enabled,
+    Disabled,
+}
+
+/// The NetworkPolicy around the pods.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Whether the operator manages a NetworkPolicy (ingress to the service port; egress to
+    /// DNS, the database, Redis and HTTPS). Defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Pod-level settings merged into the operator's pods.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    /// Extra pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Extra pod labels (they never replace the selector labels).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra environment variables of the add-on container. Secrets (DATABASE_URL, REDIS_URL,
+    /// TOKEN_ENCRYPTION_KEY and names ending in _TOKEN, _SECRET or _PASSWORD) only through
+    /// valueFrom.secretKeyRef, never as a value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Node labels the pods must run on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Affinity of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// How pods spread over zones and nodes; spread over nodes by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// CPU and memory of the add-on container, replacing the tier's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub priority_class_name: Option<String>,
+}
+
+/// What the operator observed and did, for people and for GitOps tools (kstatus conditions).
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockifyAddonStatus {
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled and Available (kstatus), and Paused while paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The version the spec asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// The version every replica runs, once a rollout has completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// Replicas of the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Ready replicas of the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// In-cluster URL of the add-on's Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}

@@ -1,0 +1,158 @@
+//! observe -> **plan** -> apply -> prune -> status. The plan is a pure function of the
+//! ClockifyAddon and what the cluster serves: the objects to apply, in apply order, and the
+//! optional kinds that must not exist.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::build;
+use crate::crd::{ClockifyAddon, ServiceMonitorMode};
+use crate::settings::{self, Invalid, Settings};
+
+/// What the cluster serves that changes the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Whether monitoring.coreos.com/v1 ServiceMonitor is served.
+    pub service_monitor: bool,
+}
+
+/// The kinds of children, in apply order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    ServiceAccount,
+    ConfigMap,
+    NetworkPolicy,
+    Service,
+    Deployment,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
+    ServiceMonitor,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServiceAccount => "ServiceAccount",
+            Self::ConfigMap => "ConfigMap",
+            Self::NetworkPolicy => "NetworkPolicy",
+            Self::Service => "Service",
+            Self::Deployment => "Deployment",
+            Self::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            Self::PodDisruptionBudget => "PodDisruptionBudget",
+            Self::ServiceMonitor => "ServiceMonitor",
+        }
+    }
+
+    /// Kinds that exist only under some specs (and are pruned otherwise).
+    pub const OPTIONAL: [Kind; 4] = [
+        Kind::NetworkPolicy,
+        Kind::HorizontalPodAutoscaler,
+        Kind::PodDisruptionBudget,
+        Kind::ServiceMonitor,
+    ];
+}
+
+/// One desired child.
+#[derive(Debug, Clone)]
+pub enum Child {
+    ServiceAccount(ServiceAccount),
+    ConfigMap(ConfigMap),
+    NetworkPolicy(NetworkPolicy),
+    Service(Service),
+    Deployment(Box<Deployment>),
+    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    PodDisruptionBudget(PodDisruptionBudget),
+    ServiceMonitor(DynamicObject),
+}
+
+impl Child {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::ServiceAccount(_) => Kind::ServiceAccount,
+            Self::ConfigMap(_) => Kind::ConfigMap,
+            Self::NetworkPolicy(_) => Kind::NetworkPolicy,
+            Self::Service(_) => Kind::Service,
+            Self::Deployment(_) => Kind::Deployment,
+            Self::HorizontalPodAutoscaler(_) => Kind::HorizontalPodAutoscaler,
+            Self::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
+            Self::ServiceMonitor(_) => Kind::ServiceMonitor,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Self::ServiceAccount(o) => o.name_any(),
+            Self::ConfigMap(o) => o.name_any(),
+            Self::NetworkPolicy(o) => o.name_any(),
+            Self::Service(o) => o.name_any(),
+            Self::Deployment(o) => o.name_any(),
+            Self::HorizontalPodAutoscaler(o) => o.name_any(),
+            Self::PodDisruptionBudget(o) => o.name_any(),
+            Self::ServiceMonitor(o) => o.name_any(),
+        }
+    }
+
+    /// The object as JSON, with apiVersion and kind.
+    pub fn to_json(&self) -> Value {
+        fn j<T: Serialize>(t: &T) -> Value {
+            serde_json::to_value(t).unwrap_or(Value::Null)
+        }
+        match self {
+            Self::ServiceAccount(o) => j(o),
+            Self::ConfigMap(o) => j(o),
+            Self::NetworkPolicy(o) => j(o),
+            Self::Service(o) => j(o),
+            Self::Deployment(o) => j(o),
+            Self::HorizontalPodAutoscaler(o) => j(o),
+            Self::PodDisruptionBudget(o) => j(o),
+            Self::ServiceMonitor(o) => j(o),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub settings: Settings,
+    /// Objects to apply, in apply order.
+    pub children: Vec<Child>,
+    /// Optional kinds that must not exist (named after the ClockifyAddon).
+    pub absent: Vec<Kind>,
+    /// Monitoring was asked for (Enabled) but the cluster does not serve ServiceMonitor.
+    pub service_monitor_missing: bool,
+}
+
+pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> {
+    let s = settings::resolve(addon)?;
+    let mut children = vec![
+        Child::ServiceAccount(build::service_account(addon)),
+        Child::ConfigMap(build::config_map(addon, &s)),
+    ];
+    children.extend(build::network_policy(addon, &s).map(Child::NetworkPolicy));
+    children.push(Child::Service(build::service(addon)));
+    children.push(Child::Deployment(Box::new(build::deployment(addon, &s))));
+    children.extend(build::hpa(addon, &s).map(Child::HorizontalPodAutoscaler));
+    children.extend(build::pdb(addon, &s).map(Child::PodDisruptionBudget));
+    let wants_monitor = s.service_monitor != ServiceMonitorMode::Disabled;
+    if wants_monitor && caps.service_monitor {
+        children.push(Child::ServiceMonitor(build::service_monitor(addon, &s)));
+    }
+    let present: Vec<Kind> = children.iter().map(Child::kind).collect();
+    let absent = Kind::OPTIONAL
+        .into_iter()
+        .filter(|k| !present.contains(k))
+        .collect();
+    Ok(Plan {
+        service_monitor_missing: s.service_monitor == ServiceMonitorMode::Enabled
+            && !caps.service_monitor,
+        settings: s,
+        children,
+        absent,
+    })
+}

@@ -1,0 +1,287 @@
+//! Status with kstatus semantics, so Flux, Argo CD and `kubectl wait` read health right:
+//! `Ready` (everything runs the desired version), `Reconciling` (work in progress), `Stalled`
+//! (will not progress without a change), plus `Available` (enough replicas serve), `Paused`
+//! while paused, and `Monitoring` when a ServiceMonitor was asked for but cannot exist.
+//!
+//! A condition's `lastTransitionTime` moves only when its status changes, and messages are
+//! deterministic, so an unchanged world yields an identical status and no write.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+
+use crate::build::service;
+use crate::crd::{ClockifyAddon, ClockifyAddonStatus};
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+pub const AVAILABLE: &str = "Available";
+pub const PAUSED: &str = "Paused";
+pub const MONITORING: &str = "Monitoring";
+
+/// Pod template annotation recording the add-on version the template runs.
+pub const VERSION_ANNOTATION: &str = "clockify-addons.io/version";
+
+/// The Deployment's rollout as `kubectl rollout status` sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rollout {
+    pub exists: bool,
+    pub complete: bool,
+    pub available: bool,
+    /// Why the rollout cannot progress (progress deadline exceeded).
+    pub stuck: Option<String>,
+    pub replicas: i32,
+    pub ready: i32,
+    pub updated: i32,
+    pub desired: i32,
+    /// The version in the Deployment's pod template.
+    pub version: Option<String>,
+    pub message: String,
+}
+
+pub fn rollout(d: Option<&Deployment>) -> Rollout {
+    let Some(d) = d else {
+        return Rollout {
+            message: "the Deployment does not exist yet".into(),
+            ..Rollout::default()
+        };
+    };
+    let spec = d.spec.as_ref();
+    let status = d.status.clone().unwrap_or_default();
+    let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
+    let observed = status.observed_generation.unwrap_or(0) >= generation;
+    let (updated, replicas) = (
+        status.updated_replicas.unwrap_or(0),
+        status.replicas.unwrap_or(0),
+    );
+    let (available_n, ready) = (
+        status.available_replicas.unwrap_or(0),
+        status.ready_replicas.unwrap_or(0),
+    );
+    let conditions = status.conditions.unwrap_or_default();
+    let cond = |t: &str| conditions.iter().find(|c| c.type_ == t);
+    let available = cond("Available").is_some_and(|c| c.status == "True");
+    let stuck = cond("Progressing")
+        .filter(|c| c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+        .map(|c| {
+            format!(
+                "the rollout exceeded its progress deadline: {}",
+                c.message.clone().unwrap_or_default()
+            )
+        });
+    let version = spec
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(VERSION_ANNOTATION))
+        .cloned();
+    let (complete, message) = if !observed {
+        (
+            false,
+            "waiting for the Deployment controller to observe the new spec".to_owned(),
+        )
+    } else if updated < desired {
+        (false, format!("{updated} of {desired} replicas updated"))
+    } else if replicas > updated {
+        (
+            false,
+            format!("{} old replicas pending termination", replicas - updated),
+        )
+    } else if available_n < updated {
+        (
+            false,
+            format!("{available_n} of {updated} updated replicas available"),
+        )
+    } else {
+        (true, format!("{ready} of {desired} replicas ready"))
+    };
+    Rollout {
+        exists: true,
+        complete,
+        available,
+        stuck,
+        replicas,
+        ready,
+        updated,
+        desired,
+        version,
+        message,
+    }
+}
+
+/// What this reconcile found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every child matches the plan.
+    Applied,
+    /// Paused by annotation; `in_sync` says whether the children already match the plan.
+    Paused { in_sync: bool },
+    /// The spec cannot be acted on.
+    Invalid(String),
+    /// The API server refused a child: the spec must change.
+    Rejected(String),
+}
+
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: if status { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time: now.clone(),
+    }
+}
+
+/// The status this reconcile should leave (before keeping transition times).
+pub fn desired_status(
+    addon: &ClockifyAddon,
+    outcome: &Outcome,
+    r: &Rollout,
+    service_monitor_missing: bool,
+    now: &Time,
+) -> ClockifyAddonStatus {
+    let generation = addon.metadata.generation;
+    let c =
+        |t: &str, s: bool, reason: &str, msg: &str| condition(t, s, reason, msg, generation, now);
+    let mut conditions = Vec::new();
+    let healthy = r.complete && r.available;
+    match outcome {
+        Outcome::Invalid(msg) => {
+            conditions.push(c(READY, false, "InvalidSpec", msg));
+            conditions.push(c(RECONCILING, false, "InvalidSpec", msg));
+            conditions.push(c(STALLED, true, "InvalidSpec", msg));
+        }
+        Outcome::Rejected(msg) => {
+            conditions.push(c(READY, false, "ApplyRejected", msg));
+            conditions.push(c(RECONCILING, false, "ApplyRejected", msg));
+            conditions.push(c(STALLED, true, "ApplyRejected", msg));
+        }
+        Outcome::Paused { in_sync } => {
+            let msg = "reconciliation is paused by the annotation clockify-addons.io/paused";
+            if healthy && *in_sync {
+                conditions.push(c(READY, true, "Paused", &format!("{}; {msg}", r.message)));
+            } else if *in_sync {
+                conditions.push(c(READY, false, "Paused", &format!("{}; {msg}", r.message)));
+            } else {
+                conditions.push(c(
+                    READY,
+                    false,
+                    "Paused",
+                    &format!("the spec is not applied: {msg}"),
+                ));
+            }
+            conditions.push(c(RECONCILING, false, "Paused", msg));
+            conditions.push(c(STALLED, false, "Paused", msg));
+            conditions.push(c(PAUSED, true, "Paused", msg));
+        }
+        Outcome::Applied => match &r.stuck {
+            Some(stuck) => {
+                conditions.push(c(READY, false, "RolloutStuck", stuck));
+                conditions.push(c(RECONCILING, false, "RolloutStuck", stuck));
+                conditions.push(c(STALLED, true, "RolloutStuck", stuck));
+            }
+            None if healthy => {
+                let msg = format!(
+                    "{}, version {}",
+                    r.message,
+                    r.version.as_deref().unwrap_or(&addon.spec.version)
+                );
+                conditions.push(c(READY, true, "Ready", &msg));
+                conditions.push(c(RECONCILING, false, "Ready", &msg));
+                conditions.push(c(STALLED, false, "Ready", &msg));
+            }
+            None => {
+                conditions.push(c(READY, false, "Progressing", &r.message));
+                conditions.push(c(RECONCILING, true, "Progressing", &r.message));
+                conditions.push(c(STALLED, false, "Progressing", &r.message));
+            }
+        },
+    }
+    conditions.push(if r.available {
+        c(
+            AVAILABLE,
+            true,
+            "MinimumReplicasAvailable",
+            &format!("{} of {} replicas ready", r.ready, r.desired),
+        )
+    } else if r.exists {
+        c(
+            AVAILABLE,
+            false,
+            "MinimumReplicasUnavailable",
+            &format!("{} of {} replicas ready", r.ready, r.desired),
+        )
+    } else {
+        c(AVAILABLE, false, "NoDeployment", &r.message)
+    });
+    if service_monitor_missing {
+        conditions.push(c(
+            MONITORING,
+            false,
+            "ServiceMonitorAPIMissing",
+            "monitoring.serviceMonitor is Enabled but the cluster does not serve monitoring.coreos.com/v1 ServiceMonitor",
+        ));
+    }
+    let previous = addon.status.clone().unwrap_or_default();
+    ClockifyAddonStatus {
+        observed_generation: generation,
+        conditions,
+        target_version: Some(addon.spec.version.clone()),
+        // The version moves only when a rollout has completed.
+        current_version: if r.complete {
+            r.version.clone().or(previous.current_version.clone())
+        } else {
+            previous.current_version.clone()
+        },
+        replicas: r.exists.then_some(r.replicas),
+        ready_replicas: r.exists.then_some(r.ready),
+        url: Some(service::url(addon)),
+    }
+}
+
+/// Keeps each condition's `lastTransitionTime` unless its status changed.
+pub fn keep_transition_times(
+    previous: Option<&ClockifyAddonStatus>,
+    mut next: ClockifyAddonStatus,
+) -> ClockifyAddonStatus {
+    if let Some(prev) = previous {
+        for c in &mut next.conditions {
+            if let Some(old) = prev.conditions.iter().find(|o| o.type_ == c.type_)
+                && old.status == c.status
+            {
+                c.last_transition_time = old.last_transition_time.clone();
+            }
+        }
+    }
+    next
+}
+
+/// The status of a condition type, if present.
+pub fn condition_status<'a>(
+    status: Option<&'a ClockifyAddonStatus>,
+    type_: &str,
+) -> Option<&'a str> {
+    status?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
+}
+
+/// The object's name for messages.
+pub fn display(addon: &ClockifyAddon) -> String {
+    format!(
+        "{}/{}",
+        addon.namespace().unwrap_or_default(),
+        addon.name_any()
+    )
+}

@@ -1,0 +1,356 @@
+//! Pure builders from YAML fixtures: every tier, HPA on and off, monitoring on and off,
+//! overrides. No cluster, no client.
+#![cfg(test)]
+
+use clockify_operator::crd::{ClockifyAddon, Tier};
+use clockify_operator::plan::{Capabilities, Child, Kind, plan};
+use clockify_operator::settings::resolve;
+use clockify_operator::{build, tier};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> ClockifyAddon {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn example(name: &str) -> ClockifyAddon {
+    let path = format!(
+        "{}/../manifests/examples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut a: ClockifyAddon =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    a.metadata.uid = Some("00000000-0000-4000-8000-00000000000a".into());
+    a
+}
+
+const SM: Capabilities = Capabilities {
+    service_monitor: true,
+};
+const NO_SM: Capabilities = Capabilities {
+    service_monitor: false,
+};
+
+fn kinds(p: &clockify_operator::plan::Plan) -> Vec<Kind> {
+    p.children.iter().map(Child::kind).collect()
+}
+
+fn json_of(p: &clockify_operator::plan::Plan, kind: Kind) -> Value {
+    p.children
+        .iter()
+        .find(|c| c.kind() == kind)
+        .map(Child::to_json)
+        .unwrap_or(Value::Null)
+}
+
+fn addon_for(t: Tier) -> ClockifyAddon {
+    let mut a = example("api-studio-standard.yaml");
+    a.spec.tier = t;
+    a
+}
+
+#[test]
+fn every_tier_gets_its_profile() {
+    for profile in tier::PROFILES {
+        let a = addon_for(profile.tier);
+        let p = plan(&a, SM).unwrap();
+        let d = json_of(&p, Kind::Deployment);
+        let res = &d["spec"]["template"]["spec"]["containers"][0]["resources"];
+        assert_eq!(
+            res["requests"]["cpu"], profile.cpu_request,
+            "{:?}",
+            profile.tier
+        );
+        assert_eq!(
+            res["limits"]["memory"], profile.memory_limit,
+            "{:?}",
+            profile.tier
+        );
+        let autoscaled = profile.max_replicas > profile.min_replicas;
+        assert_eq!(
+            kinds(&p).contains(&Kind::HorizontalPodAutoscaler),
+            autoscaled,
+            "{:?}",
+            profile.tier
+        );
+        assert_eq!(
+            d["spec"].get("replicas").is_some(),
+            !autoscaled,
+            "no replicas field when an HPA owns them: {:?}",
+            profile.tier
+        );
+        assert_eq!(
+            kinds(&p).contains(&Kind::PodDisruptionBudget),
+            profile.min_replicas >= 2,
+            "{:?}",
+            profile.tier
+        );
+        let cm = json_of(&p, Kind::ConfigMap);
+        assert_eq!(cm["data"]["ADDON_PLAN"], profile.tier.as_str());
+        assert_eq!(
+            cm["data"]["DATABASE_MAX_CONNECTIONS"],
+            profile.db_connections.to_string()
+        );
+        if autoscaled {
+            let h = json_of(&p, Kind::HorizontalPodAutoscaler);
+            assert_eq!(h["spec"]["minReplicas"], profile.min_replicas);
+            assert_eq!(h["spec"]["maxReplicas"], profile.max_replicas);
+            assert_eq!(h["apiVersion"], "autoscaling/v2");
+            assert_eq!(
+                h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+                70
+            );
+        }
+        assert_eq!(
+            resolve(&a).unwrap().backup_schedule,
+            profile.backup_schedule
+        );
+    }
+}
+
+#[test]
+fn apply_order_and_owner_references() {
+    let a = example("api-studio-standard.yaml");
+    let p = plan(&a, SM).unwrap();
+    assert_eq!(
+        kinds(&p),
+        vec![
+            Kind::ServiceAccount,
+            Kind::ConfigMap,
+            Kind::NetworkPolicy,
+            Kind::Service,
+            Kind::Deployment,
+            Kind::HorizontalPodAutoscaler,
+            Kind::PodDisruptionBudget,
+            Kind::ServiceMonitor
+        ]
+    );
+    assert!(p.absent.is_empty());
+    for c in &p.children {
+        let j = c.to_json();
+        let owner = &j["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], "ClockifyAddon", "{:?}", c.kind());
+        assert_eq!(owner["controller"], true);
+        assert_eq!(owner["uid"], "00000000-0000-4000-8000-00000000000a");
+        assert_eq!(j["metadata"]["namespace"], "clockify-addons");
+        assert_eq!(
+            j["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "clockify-operator"
+        );
+    }
+}
+
+#[test]
+fn hpa_off_fixes_replicas_and_prunes_the_autoscaler() {
+    let a = fixture("hpa-off.yaml");
+    let p = plan(&a, SM).unwrap();
+    assert!(!kinds(&p).contains(&Kind::HorizontalPodAutoscaler));
+    assert_eq!(p.absent, vec![Kind::HorizontalPodAutoscaler]);
+    let d = json_of(&p, Kind::Deployment);
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(
+        json_of(&p, Kind::PodDisruptionBudget)["spec"]["maxUnavailable"],
+        1
+    );
+}
+
+#[test]
+fn restricted_pod_security_probes_and_rolling_update() {
+    let p = plan(&example("api-studio-standard.yaml"), SM).unwrap();
+    let d = json_of(&p, Kind::Deployment);
+    let pod = &d["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(
+        c["securityContext"],
+        json!({
+            "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+            "runAsUser": 65532, "runAsGroup": 65532, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}
+        })
+    );
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/tmp");
+    assert!(pod["volumes"][0]["emptyDir"].is_object());
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    assert_eq!(c["args"], json!(["serve", "api-studio"]));
+    assert_eq!(c["image"], "ghcr.io/clockify-addons/clockify-addons:0.1.0");
+    assert_eq!(c["envFrom"][0]["configMapRef"]["name"], "api-studio-config");
+    // Secrets only by reference.
+    let env = c["env"].as_array().unwrap();
+    for var in env {
+        assert!(var.get("value").is_none(), "{var}");
+    }
+    assert_eq!(
+        env[0]["valueFrom"]["secretKeyRef"],
+        json!({"name": "api-studio-db-app", "key": "uri", "optional": false})
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["serviceAccountName"], "api-studio");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["clockify-addons.io/version"],
+        "0.1.0"
+    );
+}
+
+#[test]
+fn a_config_change_changes_the_template_hash() {
+    let a = example("api-studio-standard.yaml");
+    let s = resolve(&a).unwrap();
+    let h1 = build::config_hash(&a, &s);
+    assert_eq!(h1, build::config_hash(&a, &s), "stable");
+    let mut b = a.clone();
+    b.spec.base_url = "https://other.example.com".into();
+    assert_ne!(h1, build::config_hash(&b, &resolve(&b).unwrap()));
+    let mut c = a.clone();
+    c.spec.secrets.token_encryption_key_ref.key = "rotated".into();
+    assert_ne!(h1, build::config_hash(&c, &resolve(&c).unwrap()));
+    let mut d = a.clone();
+    d.spec.log_level = Some("debug".into());
+    assert_ne!(h1, build::config_hash(&d, &resolve(&d).unwrap()));
+}
+
+#[test]
+fn monitoring_modes() {
+    let auto = example("api-studio-standard.yaml");
+    assert!(kinds(&plan(&auto, SM).unwrap()).contains(&Kind::ServiceMonitor));
+    let p = plan(&auto, NO_SM).unwrap();
+    assert!(
+        !kinds(&p).contains(&Kind::ServiceMonitor) && !p.service_monitor_missing,
+        "Auto without the API: nothing, no error"
+    );
+    assert!(p.absent.contains(&Kind::ServiceMonitor));
+    let enabled = example("universal-webhook-enterprise.yaml");
+    assert!(
+        plan(&enabled, NO_SM).unwrap().service_monitor_missing,
+        "Enabled without the API is reported"
+    );
+    let sm = json_of(&plan(&enabled, SM).unwrap(), Kind::ServiceMonitor);
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(sm["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "http");
+    let off = fixture("monitoring-off.yaml");
+    let p = plan(&off, SM).unwrap();
+    assert!(!kinds(&p).contains(&Kind::ServiceMonitor));
+    assert!(
+        !kinds(&p).contains(&Kind::NetworkPolicy),
+        "networkPolicy.enabled: false"
+    );
+    assert!(
+        p.absent.contains(&Kind::NetworkPolicy) && p.absent.contains(&Kind::PodDisruptionBudget)
+    );
+}
+
+#[test]
+fn overrides_are_merged_without_breaking_selectors() {
+    let a = fixture("overrides.yaml");
+    let p = plan(&a, SM).unwrap();
+    let d = json_of(&p, Kind::Deployment);
+    let t = &d["spec"]["template"];
+    let c = &t["spec"]["containers"][0];
+    assert_eq!(
+        c["image"],
+        "registry.example.com/addons@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(c["imagePullPolicy"], "Always");
+    assert_eq!(t["spec"]["imagePullSecrets"], json!([{"name": "regcred"}]));
+    assert_eq!(t["metadata"]["labels"]["cost-center"], "42");
+    assert_eq!(
+        t["metadata"]["labels"]["app.kubernetes.io/name"], "universal-webhook",
+        "selector labels win"
+    );
+    assert_eq!(t["metadata"]["annotations"]["team"], "b");
+    assert_eq!(c["resources"]["limits"]["cpu"], "3");
+    assert_eq!(t["spec"]["nodeSelector"]["disktype"], "ssd");
+    assert_eq!(t["spec"]["tolerations"][0]["key"], "dedicated");
+    assert_eq!(
+        t["spec"]["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert!(t["spec"]["affinity"]["nodeAffinity"].is_object());
+    assert_eq!(t["spec"]["priorityClassName"], "high");
+    let env: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        env,
+        vec![
+            "DATABASE_URL",
+            "TOKEN_ENCRYPTION_KEY",
+            "REDIS_URL",
+            "EXTRA_SETTING",
+            "API_TOKEN"
+        ]
+    );
+    let np = json_of(&p, Kind::NetworkPolicy);
+    let ports: Vec<i64> = np["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ports"][0]["port"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ports,
+        vec![53, 6432, 443, 6379],
+        "DNS, the database's own port, HTTPS, Redis"
+    );
+    let h = json_of(&p, Kind::HorizontalPodAutoscaler);
+    assert_eq!(
+        (
+            h["spec"]["minReplicas"].as_i64(),
+            h["spec"]["maxReplicas"].as_i64()
+        ),
+        (Some(4), Some(12))
+    );
+    assert_eq!(
+        h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        55
+    );
+    assert_eq!(json_of(&p, Kind::ConfigMap)["data"]["RUST_LOG"], "debug");
+}
+
+#[test]
+fn specs_the_schema_cannot_catch_are_refused_with_reasons() {
+    let mut a = example("api-studio-standard.yaml");
+    a.spec.replicas = Some(clockify_operator::crd::ReplicasSpec {
+        max: Some(1),
+        ..Default::default()
+    });
+    let err = plan(&a, SM).unwrap_err().0;
+    assert!(
+        err.contains("min 2 is greater than max 1") && err.contains("tier STANDARD"),
+        "{err}"
+    );
+
+    let mut b = fixture("overrides.yaml");
+    let overrides = b.spec.pod_overrides.as_mut().unwrap();
+    overrides.env.push(k8s_openapi::api::core::v1::EnvVar {
+        name: "DB_PASSWORD".into(),
+        value: Some("hunter2".into()),
+        ..Default::default()
+    });
+    let err = plan(&b, SM).unwrap_err().0;
+    assert!(err.contains("DB_PASSWORD looks like a secret"), "{err}");
+    assert!(!err.contains("hunter2"), "the value is never echoed");
+
+    let mut c = fixture("overrides.yaml");
+    c.spec
+        .pod_overrides
+        .as_mut()
+        .unwrap()
+        .env
+        .push(k8s_openapi::api::core::v1::EnvVar {
+            name: "DATABASE_URL".into(),
+            value_from: Some(Default::default()),
+            ..Default::default()
+        });
+    assert!(plan(&c, SM).unwrap_err().0.contains("set by the operator"));
+}
