@@ -126,6 +126,8 @@ pub struct Plan {
     pub absent: Vec<Kind>,
     /// Monitoring was asked for (Enabled) but the cluster does not serve ServiceMonitor.
     pub service_monitor_missing: bool,
+    /// What the cluster serves (kinds it does not serve are neither applied nor looked up).
+    pub capabilities: Capabilities,
 }
 
 pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> {
@@ -154,5 +156,6 @@ pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> 
         settings: s,
         children,
         absent,
+        capabilities: caps,
     })
 }

@@ -423,6 +423,9 @@ pub async fn converge(
     }
     let name = addon.name_any();
     for kind in &plan.absent {
+        if *kind == Kind::ServiceMonitor && !plan.capabilities.service_monitor {
+            continue; // the API is not served: there is nothing to look up
+        }
         let present = match observed(ctx, *kind, ns, &name).await? {
             Some(obj) => {
                 let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =

@@ -1,0 +1,858 @@
+//! The exact API calls of a reconcile, against a mocked API server (tower-test): first
+//! creation, a no-op pass with zero writes, a status patch, drift, pruning, the ServiceMonitor
+//! API absent, paused, and a malformed object. A missing call fails by timeout.
+#![cfg(test)]
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clockify_operator::crd::{ClockifyAddon, ClockifyAddonStatus};
+use clockify_operator::metrics::Metrics;
+use clockify_operator::plan::{Capabilities, Child, Kind, plan};
+use clockify_operator::reconcile::{CapabilityCache, Context, Stores, reconcile};
+use http::{Method, Request, Response};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::client::Body;
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The mocked API server: each `expect` takes the next request, checks it, and answers.
+struct ApiServer {
+    handle: Pin<Box<Handle>>,
+}
+
+/// One request as the API server received it.
+#[derive(Debug)]
+struct Call {
+    method: Method,
+    path: String,
+    query: BTreeMap<String, String>,
+    content_type: Option<String>,
+    body: Value,
+}
+
+impl ApiServer {
+    async fn next(&mut self) -> (Call, tower_test::mock::SendResponse<Response<Body>>) {
+        let (req, send) = tokio::time::timeout(TIMEOUT, self.handle.next_request())
+            .await
+            .expect("timed out waiting for the next API call")
+            .expect("the client went away");
+        let (parts, body) = req.into_parts();
+        let bytes = body.collect_bytes().await.unwrap();
+        let query = parts.uri.query().map(|q| url_pairs(q)).unwrap_or_default();
+        let call = Call {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query,
+            content_type: parts
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        };
+        (call, send)
+    }
+
+    /// Expects `method path`, answers `status` with `body` (or echoes the request body).
+    async fn expect(
+        &mut self,
+        method: Method,
+        path: &str,
+        status: u16,
+        body: Option<Value>,
+    ) -> Call {
+        let (call, send) = self.next().await;
+        assert_eq!(
+            (&call.method, call.path.as_str()),
+            (&method, path),
+            "unexpected call: {call:#?}"
+        );
+        let answer = body.unwrap_or_else(|| call.body.clone());
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap(),
+        );
+        call
+    }
+
+    /// A server-side apply of `path`: forced, by our field manager, as an apply patch.
+    async fn expect_apply(&mut self, path: &str) -> Call {
+        let call = self.expect(Method::PATCH, path, 200, None).await;
+        assert_eq!(
+            call.query.get("fieldManager").map(String::as_str),
+            Some("clockify-operator"),
+            "{path}"
+        );
+        assert_eq!(
+            call.query.get("force").map(String::as_str),
+            Some("true"),
+            "{path}"
+        );
+        assert_eq!(
+            call.content_type.as_deref(),
+            Some("application/apply-patch+yaml"),
+            "{path}"
+        );
+        call
+    }
+
+    async fn expect_event(&mut self, reason: &str) -> Call {
+        let call = self
+            .expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/addons/events",
+                201,
+                None,
+            )
+            .await;
+        assert_eq!(call.body["reason"], reason, "{:#?}", call.body);
+        call
+    }
+
+    /// The status patch; answered with the whole object, as the API server does.
+    async fn expect_status(&mut self) -> Call {
+        let path =
+            "/apis/clockify-addons.io/v1alpha1/namespaces/addons/clockifyaddons/api-studio/status";
+        let (call, send) = self.next().await;
+        assert_eq!(
+            (&call.method, call.path.as_str()),
+            (&Method::PATCH, path),
+            "unexpected call: {call:#?}"
+        );
+        assert_eq!(
+            call.query.get("fieldManager").map(String::as_str),
+            Some("clockify-operator")
+        );
+        assert_eq!(
+            call.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        let mut object = serde_json::to_value(addon()).unwrap();
+        object["status"] = call.body["status"].clone();
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(serde_json::to_vec(&object).unwrap()))
+                .unwrap(),
+        );
+        call
+    }
+
+    async fn expect_discovery(&mut self, served: bool) {
+        if served {
+            let list = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1", "resources": [
+                {"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true, "kind": "ServiceMonitor", "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}
+            ]});
+            self.expect(
+                Method::GET,
+                "/apis/monitoring.coreos.com/v1",
+                200,
+                Some(list),
+            )
+            .await;
+        } else {
+            self.expect(
+                Method::GET,
+                "/apis/monitoring.coreos.com/v1",
+                404,
+                Some(not_found()),
+            )
+            .await;
+        }
+    }
+}
+
+fn url_pairs(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+struct Writers {
+    sa: Writer<ServiceAccount>,
+    cm: Writer<ConfigMap>,
+    np: Writer<NetworkPolicy>,
+    svc: Writer<Service>,
+    deploy: Writer<Deployment>,
+    hpa: Writer<HorizontalPodAutoscaler>,
+    pdb: Writer<PodDisruptionBudget>,
+}
+
+fn put<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>, obj: K) {
+    w.apply_watcher_event(&watcher::Event::Apply(obj));
+}
+
+impl Writers {
+    /// Puts an object in the cache as the API server would return it.
+    fn insert(&mut self, kind: Kind, obj: Value) {
+        match kind {
+            Kind::ServiceAccount => put(&mut self.sa, serde_json::from_value(obj).unwrap()),
+            Kind::ConfigMap => put(&mut self.cm, serde_json::from_value(obj).unwrap()),
+            Kind::NetworkPolicy => put(&mut self.np, serde_json::from_value(obj).unwrap()),
+            Kind::Service => put(&mut self.svc, serde_json::from_value(obj).unwrap()),
+            Kind::Deployment => put(&mut self.deploy, serde_json::from_value(obj).unwrap()),
+            Kind::HorizontalPodAutoscaler => {
+                put(&mut self.hpa, serde_json::from_value(obj).unwrap())
+            }
+            Kind::PodDisruptionBudget => put(&mut self.pdb, serde_json::from_value(obj).unwrap()),
+            Kind::ServiceMonitor => {}
+        }
+    }
+}
+
+fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let (sa_r, sa) = reflector::store();
+    let (cm_r, cm) = reflector::store();
+    let (np_r, np) = reflector::store();
+    let (svc_r, svc) = reflector::store();
+    let (deploy_r, deploy) = reflector::store();
+    let (hpa_r, hpa) = reflector::store();
+    let (pdb_r, pdb) = reflector::store();
+    let stores = Stores {
+        service_accounts: sa_r,
+        config_maps: cm_r,
+        network_policies: np_r,
+        services: svc_r,
+        deployments: deploy_r,
+        hpas: hpa_r,
+        pdbs: pdb_r,
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "clockify-operator".into(),
+            instance: Some("test".into()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client,
+        recorder,
+        stores,
+        capabilities,
+        Metrics::new(),
+    ));
+    (
+        ctx,
+        ApiServer {
+            handle: Box::pin(handle),
+        },
+        Writers {
+            sa,
+            cm,
+            np,
+            svc,
+            deploy,
+            hpa,
+            pdb,
+        },
+    )
+}
+
+fn addon() -> ClockifyAddon {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../manifests/examples/api-studio-standard.yaml"
+    ))
+    .unwrap();
+    let mut a: ClockifyAddon = serde_norway::from_str(&text).unwrap();
+    a.metadata.namespace = Some("addons".into());
+    a.metadata.uid = Some("5bd4a7b6-1111-4222-8333-944445555666".into());
+    a.metadata.generation = Some(1);
+    a.metadata.resource_version = Some("100".into());
+    a
+}
+
+/// Runs one reconcile in the background.
+fn start(
+    ctx: &Arc<Context>,
+    a: ClockifyAddon,
+) -> tokio::task::JoinHandle<
+    Result<kube::runtime::controller::Action, clockify_operator::reconcile::Error>,
+> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move { reconcile(Arc::new(DeserializeGuard(Ok(a))), ctx).await })
+}
+
+async fn finish(
+    task: tokio::task::JoinHandle<
+        Result<kube::runtime::controller::Action, clockify_operator::reconcile::Error>,
+    >,
+    api: &mut ApiServer,
+) {
+    tokio::time::timeout(TIMEOUT, task)
+        .await
+        .expect("reconcile finished")
+        .expect("task")
+        .expect("reconcile succeeded");
+    // Nothing else was called.
+    let extra = tokio::time::timeout(Duration::from_millis(100), api.handle.next_request()).await;
+    assert!(
+        extra.is_err(),
+        "unexpected extra API call: {:?}",
+        extra
+            .ok()
+            .flatten()
+            .map(|(r, _)| (r.method().clone(), r.uri().clone()))
+    );
+}
+
+/// The children as the API server stores them: what we applied, plus server defaults.
+fn stored_children(a: &ClockifyAddon, ready: bool) -> Vec<(Kind, Value)> {
+    plan(a, Capabilities { service_monitor: true })
+        .unwrap()
+        .children
+        .iter()
+        .map(|c| {
+            let mut v = c.to_json();
+            v["metadata"]["uid"] = json!(format!("uid-{}", c.kind().as_str()));
+            v["metadata"]["resourceVersion"] = json!("7");
+            v["metadata"]["generation"] = json!(1);
+            if c.kind() == Kind::Deployment {
+                v["spec"]["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
+                v["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = json!("/dev/termination-log");
+                v["spec"]["replicas"] = json!(2);
+                v["status"] = if ready {
+                    json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+                           "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                                          {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]})
+                } else {
+                    json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0})
+                };
+            }
+            if c.kind() == Kind::Service {
+                v["spec"]["clusterIP"] = json!("10.0.0.12");
+                v["spec"]["sessionAffinity"] = json!("None");
+            }
+            (c.kind(), v)
+        })
+        .collect()
+}
+
+fn fill(w: &mut Writers, children: &[(Kind, Value)]) {
+    for (kind, v) in children {
+        w.insert(*kind, v.clone());
+    }
+}
+
+fn service_monitor_of(children: &[(Kind, Value)]) -> Value {
+    children
+        .iter()
+        .find(|(k, _)| *k == Kind::ServiceMonitor)
+        .map(|(_, v)| v.clone())
+        .unwrap()
+}
+
+const NS_PATHS: [(&str, Kind); 8] = [
+    (
+        "/api/v1/namespaces/addons/serviceaccounts/api-studio",
+        Kind::ServiceAccount,
+    ),
+    (
+        "/api/v1/namespaces/addons/configmaps/api-studio-config",
+        Kind::ConfigMap,
+    ),
+    (
+        "/apis/networking.k8s.io/v1/namespaces/addons/networkpolicies/api-studio",
+        Kind::NetworkPolicy,
+    ),
+    (
+        "/api/v1/namespaces/addons/services/api-studio",
+        Kind::Service,
+    ),
+    (
+        "/apis/apps/v1/namespaces/addons/deployments/api-studio",
+        Kind::Deployment,
+    ),
+    (
+        "/apis/autoscaling/v2/namespaces/addons/horizontalpodautoscalers/api-studio",
+        Kind::HorizontalPodAutoscaler,
+    ),
+    (
+        "/apis/policy/v1/namespaces/addons/poddisruptionbudgets/api-studio",
+        Kind::PodDisruptionBudget,
+    ),
+    (
+        "/apis/monitoring.coreos.com/v1/namespaces/addons/servicemonitors/api-studio",
+        Kind::ServiceMonitor,
+    ),
+];
+
+fn path_of(kind: Kind) -> &'static str {
+    NS_PATHS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map(|(p, _)| *p)
+        .unwrap()
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or(&Value::Null)
+}
+
+/// The status a reconcile writes, taken from its status patch.
+fn status_of(call: &Call) -> ClockifyAddonStatus {
+    serde_json::from_value(call.body["status"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn first_creation_applies_every_child_in_order_then_status() {
+    let (ctx, mut api, _w) = harness(CapabilityCache::default());
+    let a = addon();
+    let task = start(&ctx, a.clone());
+    api.expect_discovery(true).await;
+    for (path, kind) in NS_PATHS {
+        if kind == Kind::ServiceMonitor {
+            api.expect(Method::GET, path, 404, Some(not_found())).await;
+        }
+        let call = api.expect_apply(path).await;
+        assert_eq!(
+            call.body["metadata"]["ownerReferences"][0]["uid"],
+            "5bd4a7b6-1111-4222-8333-944445555666",
+            "{path}"
+        );
+        assert_eq!(call.body["kind"], kind.as_str());
+    }
+    let created = api.expect_event("Created").await;
+    assert!(
+        created.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment api-studio")
+    );
+    assert_eq!(created.body["type"], "Normal");
+    let status = api.expect_status().await;
+    assert_eq!(status.body["status"]["observedGeneration"], 1);
+    assert_eq!(
+        condition(&status.body["status"], "Ready")["status"],
+        "False"
+    );
+    assert_eq!(
+        condition(&status.body["status"], "Reconciling")["status"],
+        "True"
+    );
+    assert_eq!(
+        condition(&status.body["status"], "Stalled")["status"],
+        "False"
+    );
+    assert_eq!(status.body["status"]["targetVersion"], "0.1.0");
+    assert!(
+        status.body["status"].get("currentVersion").is_none(),
+        "no rollout has completed"
+    );
+    assert_eq!(
+        status.body["status"]["url"],
+        "http://api-studio.addons.svc:80"
+    );
+    finish(task, &mut api).await;
+    let writes = ctx.metrics.render();
+    assert!(
+        writes.contains(r#"clockify_operator_api_writes_total{kind="Deployment",verb="apply"} 1"#),
+        "{writes}"
+    );
+}
+
+/// Runs a reconcile that finds a healthy world and captures the status it writes.
+async fn settled_status(a: &ClockifyAddon) -> ClockifyAddonStatus {
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    let children = stored_children(a, true);
+    fill(&mut w, &children);
+    let task = start(&ctx, a.clone());
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(&children)),
+    )
+    .await;
+    api.expect_event("Ready").await;
+    let s = status_of(&api.expect_status().await);
+    finish(task, &mut api).await;
+    s
+}
+
+#[tokio::test]
+async fn a_no_op_pass_writes_nothing() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    let children = stored_children(&a, true);
+    fill(&mut w, &children);
+    let task = start(&ctx, a.clone());
+    // One read (ServiceMonitors are not cached) and not a single write.
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(&children)),
+    )
+    .await;
+    finish(task, &mut api).await;
+    assert!(
+        !ctx.metrics
+            .render()
+            .contains("clockify_operator_api_writes_total{"),
+        "no writes counted"
+    );
+}
+
+#[tokio::test]
+async fn a_rollout_completing_patches_only_the_status() {
+    let mut a = addon();
+    // The status of the first pass: rollout in progress.
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    let children = stored_children(&a, false);
+    fill(&mut w, &children);
+    let task = start(&ctx, a.clone());
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(&children)),
+    )
+    .await;
+    let progressing = status_of(&api.expect_status().await);
+    finish(task, &mut api).await;
+    assert_eq!(
+        progressing
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .status,
+        "False"
+    );
+    a.status = Some(progressing.clone());
+
+    // The Deployment finished rolling out.
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    let children = stored_children(&a, true);
+    fill(&mut w, &children);
+    let task = start(&ctx, a.clone());
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(&children)),
+    )
+    .await;
+    api.expect_event("Ready").await;
+    let ready = api.expect_status().await;
+    finish(task, &mut api).await;
+    let s = &ready.body["status"];
+    assert_eq!(condition(s, "Ready")["status"], "True");
+    assert_eq!(condition(s, "Reconciling")["status"], "False");
+    assert_eq!(
+        s["currentVersion"], "0.1.0",
+        "moves once the rollout completed"
+    );
+    assert_eq!(s["readyReplicas"], 2);
+    // Stalled stayed False: its transition time did not move.
+    let before = progressing
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(
+        condition(s, "Stalled")["lastTransitionTime"],
+        json!(before.last_transition_time)
+    );
+}
+
+#[tokio::test]
+async fn drift_is_put_back() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    let mut children = stored_children(&a, true);
+    // Someone edited the Deployment's image and deleted the Service by hand.
+    for (kind, v) in &mut children {
+        if *kind == Kind::Deployment {
+            v["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!("attacker/image:latest");
+        }
+    }
+    children.retain(|(k, _)| *k != Kind::Service);
+    fill(&mut w, &children);
+    let task = start(&ctx, a.clone());
+    let svc = api.expect_apply(path_of(Kind::Service)).await;
+    assert_eq!(
+        svc.body["spec"]["selector"]["app.kubernetes.io/instance"],
+        "api-studio"
+    );
+    let deploy = api.expect_apply(path_of(Kind::Deployment)).await;
+    assert_eq!(
+        deploy.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/clockify-addons/clockify-addons:0.1.0"
+    );
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(&children)),
+    )
+    .await;
+    api.expect_event("Created").await;
+    let restored = api.expect_event("DriftCorrected").await;
+    assert!(
+        restored.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment api-studio")
+    );
+    finish(task, &mut api).await;
+}
+
+#[tokio::test]
+async fn children_no_longer_desired_are_pruned() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    // The cluster holds the autoscaled children (the HPA had scaled to 3); the spec now fixes 2.
+    let mut children = stored_children(&a, true);
+    for (kind, v) in &mut children {
+        if *kind == Kind::Deployment {
+            v["spec"]["replicas"] = json!(3);
+            for field in [
+                "replicas",
+                "updatedReplicas",
+                "readyReplicas",
+                "availableReplicas",
+            ] {
+                v["status"][field] = json!(3);
+            }
+        }
+    }
+    fill(&mut w, &children);
+    a.spec.replicas = Some(clockify_operator::crd::ReplicasSpec {
+        min: Some(2),
+        max: Some(2),
+        ..Default::default()
+    });
+    a.metadata.generation = Some(2);
+    let task = start(&ctx, a.clone());
+    let deploy = api.expect_apply(path_of(Kind::Deployment)).await;
+    assert_eq!(
+        deploy.body["spec"]["replicas"], 2,
+        "the Deployment owns its replicas again"
+    );
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(&children)),
+    )
+    .await;
+    let del = api
+        .expect(
+            Method::DELETE,
+            path_of(Kind::HorizontalPodAutoscaler),
+            200,
+            Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+        )
+        .await;
+    assert_eq!(del.body["propagationPolicy"], "Background");
+    api.expect_event("Updated").await;
+    let pruned = api.expect_event("Pruned").await;
+    assert!(
+        pruned.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("HorizontalPodAutoscaler api-studio")
+    );
+    let status = api.expect_status().await;
+    assert_eq!(status.body["status"]["observedGeneration"], 2);
+    finish(task, &mut api).await;
+}
+
+#[tokio::test]
+async fn without_the_service_monitor_api_nothing_fails() {
+    let (ctx, mut api, _w) = harness(CapabilityCache::default());
+    let a = addon();
+    let task = start(&ctx, a.clone());
+    api.expect_discovery(false).await;
+    for (path, kind) in NS_PATHS {
+        if kind != Kind::ServiceMonitor {
+            api.expect_apply(path).await;
+        }
+    }
+    api.expect_event("Created").await;
+    let status = api.expect_status().await;
+    assert!(
+        condition(&status.body["status"], "Monitoring").is_null(),
+        "Auto: no complaint"
+    );
+    finish(task, &mut api).await;
+
+    // Enabled: reported as a condition and an Event, still no error.
+    let mut enabled = addon();
+    enabled.spec.monitoring = Some(clockify_operator::crd::MonitoringSpec {
+        service_monitor: Some(clockify_operator::crd::ServiceMonitorMode::Enabled),
+        interval: None,
+    });
+    let (ctx, mut api, _w) = harness(CapabilityCache::known(false));
+    let task = start(&ctx, enabled);
+    for (path, kind) in NS_PATHS {
+        if kind != Kind::ServiceMonitor {
+            api.expect_apply(path).await;
+        }
+    }
+    api.expect_event("Created").await;
+    let warning = api.expect_event("ServiceMonitorAPIMissing").await;
+    assert_eq!(warning.body["type"], "Warning");
+    let status = api.expect_status().await;
+    assert_eq!(
+        condition(&status.body["status"], "Monitoring")["status"],
+        "False"
+    );
+    finish(task, &mut api).await;
+}
+
+#[tokio::test]
+async fn paused_changes_nothing_and_says_so() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    let children = stored_children(&a, true);
+    fill(&mut w, &children);
+    a.metadata.annotations =
+        Some([("clockify-addons.io/paused".to_owned(), "true".to_owned())].into());
+    a.spec.version = "0.2.0".into();
+    a.metadata.generation = Some(2);
+    let task = start(&ctx, a.clone());
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(&children)),
+    )
+    .await;
+    api.expect_event("NotReady").await;
+    api.expect_event("Paused").await;
+    let status = api.expect_status().await;
+    let s = &status.body["status"];
+    assert_eq!(condition(s, "Paused")["status"], "True");
+    assert_eq!(condition(s, "Ready")["status"], "False");
+    assert!(
+        condition(s, "Ready")["message"]
+            .as_str()
+            .unwrap()
+            .contains("not applied")
+    );
+    assert_eq!(condition(s, "Reconciling")["status"], "False");
+    finish(task, &mut api).await;
+}
+
+#[tokio::test]
+async fn a_malformed_object_is_reported_once_on_itself() {
+    let (ctx, mut api, _w) = harness(CapabilityCache::known(true));
+    let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: Some("api-studio".into()),
+        namespace: Some("addons".into()),
+        uid: Some("5bd4a7b6-1111-4222-8333-944445555666".into()),
+        generation: Some(4),
+        ..Default::default()
+    };
+    let invalid = InvalidObject {
+        error: "spec.replicas.min: invalid type: string \"two\", expected i32".into(),
+        metadata: meta,
+    };
+    let run = |ctx: Arc<Context>, invalid: InvalidObject| {
+        tokio::spawn(async move {
+            reconcile(
+                Arc::new(DeserializeGuard::<ClockifyAddon>(Err(invalid))),
+                ctx,
+            )
+            .await
+        })
+    };
+    let task = run(ctx.clone(), invalid.clone());
+    let ev = api.expect_event("InvalidObject").await;
+    assert_eq!(ev.body["type"], "Warning");
+    assert!(ev.body["note"].as_str().unwrap().contains("invalid type"));
+    let status = api.expect_status().await;
+    assert_eq!(
+        condition(&status.body["status"], "Stalled")["status"],
+        "True"
+    );
+    assert_eq!(
+        condition(&status.body["status"], "Stalled")["reason"],
+        "InvalidObject"
+    );
+    finish(task, &mut api).await;
+    // The same generation again: nothing more.
+    let task = run(ctx.clone(), invalid);
+    finish(task, &mut api).await;
+}
+
+#[tokio::test]
+async fn a_refused_child_stalls_with_the_reason() {
+    let (ctx, mut api, _w) = harness(CapabilityCache::known(false));
+    let a = addon();
+    let task = start(&ctx, a.clone());
+    api.expect_apply(path_of(Kind::ServiceAccount)).await;
+    api.expect_apply(path_of(Kind::ConfigMap)).await;
+    api.expect_apply(path_of(Kind::NetworkPolicy)).await;
+    api.expect_apply(path_of(Kind::Service)).await;
+    let invalid = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
+        "message": "Deployment.apps \"api-studio\" is invalid: spec.template.spec.priorityClassName: Invalid value"});
+    api.expect(Method::PATCH, path_of(Kind::Deployment), 422, Some(invalid))
+        .await;
+    let ev = api.expect_event("ApplyRejected").await;
+    assert_eq!(ev.body["type"], "Warning");
+    let status = api.expect_status().await;
+    let stalled = condition(&status.body["status"], "Stalled");
+    assert_eq!(stalled["status"], "True");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("priorityClassName")
+    );
+    finish(task, &mut api).await;
+}
+
+#[test]
+fn plan_paths_cover_every_kind() {
+    let children = plan(
+        &addon(),
+        Capabilities {
+            service_monitor: true,
+        },
+    )
+    .unwrap()
+    .children;
+    assert_eq!(
+        children.iter().map(Child::kind).collect::<Vec<_>>(),
+        NS_PATHS.iter().map(|(_, k)| *k).collect::<Vec<_>>()
+    );
+}
