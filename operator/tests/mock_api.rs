@@ -54,7 +54,7 @@ impl ApiServer {
             .expect("the client went away");
         let (parts, body) = req.into_parts();
         let bytes = body.collect_bytes().await.unwrap();
-        let query = parts.uri.query().map(|q| url_pairs(q)).unwrap_or_default();
+        let query = parts.uri.query().map(url_pairs).unwrap_or_default();
         let call = Call {
             method: parts.method,
             path: parts.uri.path().to_owned(),
