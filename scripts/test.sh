@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then runs every check and test. CI runs this (.ci/run).
 #
-#   ./scripts/test.sh            everything: fmt, clippy, tests
+#   ./scripts/test.sh            everything: fmt, clippy, generated files, manifest validation, tests
 #   ./scripts/test.sh --quick    tests only
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379;
@@ -44,7 +44,12 @@ if [ "${1:-}" != "--quick" ]; then
     cargo fmt --all -- --check
     say "cargo clippy --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    say "Kubernetes objects against Kubernetes' published schemas (kubernetes-validate, yamllint)"
+    ./scripts/validate-manifests.sh
 fi
 
 say "cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --exclude clockify-e2e
+
+say "e2e (runs against KUBECONFIG's cluster, skips without one)"
+cargo test --locked -p clockify-e2e -- --nocapture

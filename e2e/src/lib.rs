@@ -1,0 +1,1 @@
+//! End-to-end tests of the clockify-operator live in `tests/`; see e2e/README.md.

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Validates generated Kubernetes YAML with real tools:
+#   - the CRD and every object `clockify-operator render` prints for every example in
+#     manifests/examples, against Kubernetes 1.33's published schemas (kubernetes-validate --strict);
+#   - yamllint on crds/ and manifests/.
+# ServiceMonitor has no published schema there; its shape is covered by the operator's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+K8S_VERSION=${K8S_VERSION:-1.33.0}
+if [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/yamllint" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==1.37.0" "yamllint==1.38.0"
+fi
+
+cargo build -q -p clockify-operator
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for f in manifests/examples/*.yaml; do
+    ./target/debug/clockify-operator render -f "$f" > "$out/$(basename "$f")"
+    ./target/debug/clockify-operator render --no-service-monitor-api -f "$f" > "$out/no-sm-$(basename "$f")"
+done
+
+status=0
+report=$("$VENV/bin/kubernetes-validate" --strict -k "$K8S_VERSION" crds/*.yaml "$out"/*.yaml 2>&1) || status=$?
+printf '%s\n' "$report" | grep -v '^INFO' || true
+unexpected=$(printf '%s\n' "$report" | grep -E '^(WARN|ERROR)' | grep -v "Couldn't find schema for kind ServiceMonitor" || true)
+passed=$(printf '%s\n' "$report" | grep -c '^INFO .* passed' || true)
+if [ "$status" -ne 0 ] || [ -n "$unexpected" ]; then
+    echo "kubernetes-validate found problems" >&2
+    exit 1
+fi
+echo "kubernetes-validate --strict ($K8S_VERSION): $passed objects passed"
+
+"$VENV/bin/yamllint" -s -c .yamllint.yaml crds manifests
+echo "yamllint: ok"
