@@ -126,6 +126,8 @@ pub async fn run_controller(
         CapabilityCache::default(),
         metrics.clone(),
     ));
+    // Reconciles wait until the child caches are synced (see `Context::caches_synced`).
+    ctx.caches_synced.store(false, Ordering::Release);
     let addons: Api<DeserializeGuard<ClockifyAddon>> = opts.scope.api(client.clone());
     let controller = Controller::new(addons, watcher::Config::default())
         .owns_stream(sa_stream)
@@ -146,8 +148,10 @@ pub async fn run_controller(
         let metrics = metrics.clone();
         let main_store = main_store.clone();
         let stop = stop.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            if main_store.wait_until_ready().await.is_ok() && stores.wait_until_ready().await {
+            if crate::reconcile::synced(&main_store).await && stores.wait_until_ready().await {
+                ctx.caches_synced.store(true, Ordering::Release);
                 ready.store(true, Ordering::Relaxed);
                 tracing::info!("caches synced");
             }
@@ -155,7 +159,7 @@ pub async fn run_controller(
             loop {
                 metrics.managed.set(main_store.len() as i64);
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.cancelled() => break,
                 }
             }

@@ -120,15 +120,31 @@ impl Stores {
         self.deployments.get(&ObjectRef::new(name).within(ns))
     }
 
-    /// Whether every cache has its first full list.
+    /// Waits until every cache has its first full list.
     pub async fn wait_until_ready(&self) -> bool {
-        self.service_accounts.wait_until_ready().await.is_ok()
-            && self.config_maps.wait_until_ready().await.is_ok()
-            && self.network_policies.wait_until_ready().await.is_ok()
-            && self.services.wait_until_ready().await.is_ok()
-            && self.deployments.wait_until_ready().await.is_ok()
-            && self.hpas.wait_until_ready().await.is_ok()
-            && self.pdbs.wait_until_ready().await.is_ok()
+        synced(&self.service_accounts).await
+            && synced(&self.config_maps).await
+            && synced(&self.network_policies).await
+            && synced(&self.services).await
+            && synced(&self.deployments).await
+            && synced(&self.hpas).await
+            && synced(&self.pdbs).await
+    }
+}
+
+/// Waits for a store's first full list. The store's readiness signal wakes only one waiter (the
+/// controller's own runner also waits on the main store), so this re-polls rather than rely on
+/// being woken.
+pub async fn synced<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
+            Ok(result) => return result.is_ok(),
+            Err(_) => continue,
+        }
     }
 }
 
@@ -194,6 +210,9 @@ pub struct Context {
     pub failures: std::sync::Mutex<HashMap<String, u32>>,
     /// Generations of malformed objects already reported, so a report never repeats itself.
     pub reported_invalid: std::sync::Mutex<HashMap<String, i64>>,
+    /// Whether the child caches hold their first full list. Until then a reconcile would see
+    /// existing children as missing and apply them again, so it waits.
+    pub caches_synced: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -212,6 +231,7 @@ impl Context {
             metrics,
             failures: Default::default(),
             reported_invalid: Default::default(),
+            caches_synced: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -228,6 +248,10 @@ pub async fn reconcile(
     obj: Arc<DeserializeGuard<ClockifyAddon>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    if !ctx.caches_synced.load(std::sync::atomic::Ordering::Acquire) {
+        // Existing children would look missing and be applied again: wait for the caches.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     let started = Instant::now();
     let result = match &obj.0 {
         Ok(addon) => reconcile_addon(addon, &ctx).await,
@@ -413,6 +437,7 @@ pub async fn converge(
         if current.as_ref().is_some_and(|o| is_subset(&desired, o)) {
             continue;
         }
+        tracing::debug!(kind = child.kind().as_str(), name = %name, exists = current.is_some(), "applying");
         apply(ctx, child, ns).await?;
         let label = format!("{} {}", child.kind().as_str(), name);
         if current.is_some() {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -38,6 +38,10 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let signal = shutdown.clone();
+    // Answers leave at once rather than waiting on Nagle's algorithm for the peer's ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(async move { signal.cancelled().await });
     let mut server = std::pin::pin!(server.into_future());
