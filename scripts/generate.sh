@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo run -q -p clockify-operator -- crd > crds/clockify-addons.io_clockifyaddons.yaml
+cargo run -q -p clockify-addons -- sql-contract api-studio --write
 
 # Replace a marked block in a Markdown file with a command's output.
 splice() {

@@ -36,6 +36,34 @@ pub struct AddonDefinition {
     pub migrations: MigrationSet,
     /// The add-on's routes; the core adds health, readiness and metrics around them.
     pub routes: fn() -> Router<AppState>,
+    /// SQL the add-on issues besides the core's, for its SQL contract.
+    pub statements: &'static [(&'static str, &'static str)],
+}
+
+impl AddonDefinition {
+    /// Every statement this add-on's code issues (see [`crate::store::contract`]).
+    pub fn contract(&self) -> Vec<crate::store::contract::Statement> {
+        let mut all = crate::store::contract::core_statements();
+        all.extend(
+            self.statements
+                .iter()
+                .map(|(n, s)| crate::store::contract::Statement {
+                    name: (*n).to_owned(),
+                    sql: s.trim().to_owned(),
+                    only: None,
+                }),
+        );
+        all
+    }
+
+    /// Where this release's contract lives, relative to the repository root.
+    pub fn contract_path(&self) -> String {
+        format!(
+            "migrations/{}/contract/{:04}.sql",
+            self.slug,
+            self.migrations.latest_version()
+        )
+    }
 }
 
 pub const LIFECYCLE: &[(&str, &str)] = &[

@@ -41,6 +41,22 @@ pub fn rules(c: &RetentionConfig) -> Vec<Rule> {
     ]
 }
 
+/// The batched delete of one rule: `$1` is the cutoff, `$2` the batch size.
+pub fn delete_sql(rule: &Rule) -> String {
+    let columns = rule.key.join(", ");
+    let key = if rule.key.len() == 1 {
+        columns.clone()
+    } else {
+        format!("({columns})")
+    };
+    // Table and column names come from the static rules above, never from input.
+    format!(
+        "DELETE FROM {t} WHERE {key} IN (SELECT {columns} FROM {t} WHERE {c} < $1 LIMIT $2)",
+        t = rule.table,
+        c = rule.time_column
+    )
+}
+
 /// Deletes rows older than the rule allows, `batch` at a time; returns how many went.
 pub async fn apply(db: &Db, rule: &Rule, batch: u32, now: i64) -> Result<u64, sqlx::Error> {
     if rule.days == 0 {
@@ -48,17 +64,7 @@ pub async fn apply(db: &Db, rule: &Rule, batch: u32, now: i64) -> Result<u64, sq
     }
     let cutoff = now - i64::from(rule.days) * DAY_MILLIS;
     // Table and column names come from the static rules above, never from input.
-    let columns = rule.key.join(", ");
-    let key = if rule.key.len() == 1 {
-        columns.clone()
-    } else {
-        format!("({columns})")
-    };
-    let sql = format!(
-        "DELETE FROM {t} WHERE {key} IN (SELECT {columns} FROM {t} WHERE {c} < $1 LIMIT $2)",
-        t = rule.table,
-        c = rule.time_column
-    );
+    let sql = delete_sql(rule);
     let mut total = 0;
     loop {
         let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))

@@ -90,4 +90,5 @@ pub static DEFINITION: AddonDefinition = AddonDefinition {
         files: MIGRATIONS,
     },
     routes: addon_core::routes::standard,
+    statements: &[],
 };

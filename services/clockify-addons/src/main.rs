@@ -74,6 +74,13 @@ enum Command {
     },
     /// Print the environment variable reference as a Markdown table.
     ConfigTable,
+    /// Print every SQL statement the add-on issues (its SQL contract); --write stores it as
+    /// migrations/<addon>/contract/<latest migration>.sql.
+    SqlContract {
+        addon: Addon,
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -130,6 +137,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ConfigTable => {
             print!("{}", addon_core::config::markdown_table());
+            Ok(())
+        }
+        Command::SqlContract { addon, write } => {
+            let def = addon.definition();
+            let text = addon_core::store::contract::render(
+                def.slug,
+                def.migrations.latest_version(),
+                &def.contract(),
+            );
+            if write {
+                let path = std::path::PathBuf::from(def.contract_path());
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&path, text)?;
+                println!("wrote {}", path.display());
+            } else {
+                print!("{text}");
+            }
             Ok(())
         }
     }

@@ -61,7 +61,7 @@ async fn migrate_is_idempotent_and_safe_concurrently(backend: Backend) {
     );
     assert!(again.status.success());
     assert!(
-        text(&again).contains("up to date (version 1)"),
+        text(&again).contains("up to date (version 2)"),
         "{}",
         text(&again)
     );
@@ -75,6 +75,51 @@ async fn migrate_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_sqlite() {
     migrate_is_idempotent_and_safe_concurrently(Backend::Sqlite).await;
+}
+
+/// A migration that cannot be applied stops the command with a non-zero exit and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_migration_exits_non_zero_with_the_reason() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let ok = run(
+        &["migrate", "api-studio"],
+        &[("DATABASE_URL", db.url.as_str())],
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    // Someone edited an applied migration (its checksum no longer matches).
+    let mut conn = addon_core::db::connect_one(&db.url).await.unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let failed = run(
+        &["migrate", "api-studio"],
+        &[("DATABASE_URL", db.url.as_str())],
+    );
+    assert!(!failed.status.success());
+    let t = text(&failed);
+    assert!(
+        t.contains("api-studio")
+            && t.contains("migration 1 was previously applied but has been modified"),
+        "{t}"
+    );
+    // A table in the way: the migration itself fails, nothing is recorded as applied.
+    let fresh = TestDb::new(Backend::Postgres).await;
+    let mut conn = addon_core::db::connect_one(&fresh.url).await.unwrap();
+    sqlx::query("CREATE TABLE flows (id TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let failed = run(
+        &["migrate", "api-studio"],
+        &[("DATABASE_URL", fresh.url.as_str())],
+    );
+    assert!(!failed.status.success());
+    assert!(
+        text(&failed).contains("relation \"flows\" already exists"),
+        "{}",
+        text(&failed)
+    );
 }
 
 #[test]

@@ -47,22 +47,16 @@ fn from_row(r: &AnyRow) -> Result<BootstrapRun, sqlx::Error> {
 
 /// Asks for a run. A run already PENDING or IN_PROGRESS is left as it is.
 pub async fn request(db: &Db, workspace_id: &str) -> Result<BootstrapRun, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO bootstrap_runs (workspace_id, state, requested_at) VALUES ($1, 'PENDING', $2)
-         ON CONFLICT (workspace_id) DO UPDATE SET state = 'PENDING', requested_at = excluded.requested_at,
-             started_at = NULL, finished_at = NULL, heartbeat_at = NULL, owner = NULL, attempts = 0,
-             endpoints_done = 0, endpoints_total = 0, pages_fetched = 0, entities_stored = 0, errors = '[]'
-         WHERE bootstrap_runs.state NOT IN ('PENDING', 'IN_PROGRESS')",
-    )
-    .bind(workspace_id)
-    .bind(now_millis())
-    .execute(db.pool())
-    .await?;
+    sqlx::query(REQUEST)
+        .bind(workspace_id)
+        .bind(now_millis())
+        .execute(db.pool())
+        .await?;
     get(db, workspace_id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
 pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<BootstrapRun>, sqlx::Error> {
-    sqlx::query("SELECT * FROM bootstrap_runs WHERE workspace_id = $1")
+    sqlx::query(GET)
         .bind(workspace_id)
         .fetch_optional(db.pool())
         .await?
@@ -84,20 +78,12 @@ pub async fn claim(
     stale_before: i64,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     let now = now_millis();
-    let row = sqlx::query(
-        "UPDATE bootstrap_runs SET state = 'IN_PROGRESS', owner = $1, started_at = $2, heartbeat_at = $2,
-                attempts = attempts + 1, finished_at = NULL
-         WHERE workspace_id = (SELECT workspace_id FROM bootstrap_runs
-                               WHERE state = 'PENDING' OR (state = 'IN_PROGRESS' AND heartbeat_at < $3)
-                               ORDER BY requested_at LIMIT 1)
-           AND (state = 'PENDING' OR (state = 'IN_PROGRESS' AND heartbeat_at < $3))
-         RETURNING workspace_id, attempts",
-    )
-    .bind(owner)
-    .bind(now)
-    .bind(stale_before)
-    .fetch_optional(db.pool())
-    .await?;
+    let row = sqlx::query(CLAIM)
+        .bind(owner)
+        .bind(now)
+        .bind(stale_before)
+        .fetch_optional(db.pool())
+        .await?;
     row.map(|r| {
         Ok(Claimed {
             workspace_id: r.try_get("workspace_id")?,
@@ -128,21 +114,17 @@ pub async fn heartbeat(
     owner: &str,
     p: &Progress,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE bootstrap_runs SET heartbeat_at = $1, endpoints_done = $2, endpoints_total = $3, pages_fetched = $4,
-                entities_stored = $5, errors = $6
-         WHERE workspace_id = $7 AND owner = $8 AND state = 'IN_PROGRESS'",
-    )
-    .bind(now_millis())
-    .bind(p.endpoints_done)
-    .bind(p.endpoints_total)
-    .bind(p.pages_fetched)
-    .bind(p.entities_stored)
-    .bind(errors_json(p))
-    .bind(workspace_id)
-    .bind(owner)
-    .execute(db.pool())
-    .await?;
+    let r = sqlx::query(HEARTBEAT)
+        .bind(now_millis())
+        .bind(p.endpoints_done)
+        .bind(p.endpoints_total)
+        .bind(p.pages_fetched)
+        .bind(p.entities_stored)
+        .bind(errors_json(p))
+        .bind(workspace_id)
+        .bind(owner)
+        .execute(db.pool())
+        .await?;
     Ok(r.rows_affected() > 0)
 }
 
@@ -153,28 +135,24 @@ pub async fn finish(
     state: &str,
     p: &Progress,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE bootstrap_runs SET state = $1, finished_at = $2, heartbeat_at = $2, endpoints_done = $3, endpoints_total = $4,
-                pages_fetched = $5, entities_stored = $6, errors = $7
-         WHERE workspace_id = $8 AND owner = $9 AND state = 'IN_PROGRESS'",
-    )
-    .bind(state)
-    .bind(now_millis())
-    .bind(p.endpoints_done)
-    .bind(p.endpoints_total)
-    .bind(p.pages_fetched)
-    .bind(p.entities_stored)
-    .bind(errors_json(p))
-    .bind(workspace_id)
-    .bind(owner)
-    .execute(db.pool())
-    .await?;
+    let r = sqlx::query(FINISH)
+        .bind(state)
+        .bind(now_millis())
+        .bind(p.endpoints_done)
+        .bind(p.endpoints_total)
+        .bind(p.pages_fetched)
+        .bind(p.entities_stored)
+        .bind(errors_json(p))
+        .bind(workspace_id)
+        .bind(owner)
+        .execute(db.pool())
+        .await?;
     Ok(r.rows_affected() > 0)
 }
 
 /// Gives a run back as PENDING (graceful shutdown), so another process resumes it at once.
 pub async fn release(db: &Db, workspace_id: &str, owner: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE bootstrap_runs SET state = 'PENDING', owner = NULL, heartbeat_at = NULL WHERE workspace_id = $1 AND owner = $2 AND state = 'IN_PROGRESS'")
+    sqlx::query(RELEASE)
         .bind(workspace_id)
         .bind(owner)
         .execute(db.pool())
@@ -193,7 +171,7 @@ pub async fn fail(
         errors: vec![reason.to_owned()],
         ..Progress::default()
     };
-    sqlx::query("UPDATE bootstrap_runs SET state = 'FAILED', finished_at = $1, errors = $2 WHERE workspace_id = $3 AND owner = $4")
+    sqlx::query(FAIL)
         .bind(now_millis())
         .bind(errors_json(&p))
         .bind(workspace_id)
@@ -202,3 +180,37 @@ pub async fn fail(
         .await?;
     Ok(())
 }
+
+// Every statement this module issues, named for the SQL contract (see `store::contract`).
+const REQUEST: &str = "INSERT INTO bootstrap_runs (workspace_id, state, requested_at) VALUES ($1, 'PENDING', $2)
+         ON CONFLICT (workspace_id) DO UPDATE SET state = 'PENDING', requested_at = excluded.requested_at,
+             started_at = NULL, finished_at = NULL, heartbeat_at = NULL, owner = NULL, attempts = 0,
+             endpoints_done = 0, endpoints_total = 0, pages_fetched = 0, entities_stored = 0, errors = '[]'
+         WHERE bootstrap_runs.state NOT IN ('PENDING', 'IN_PROGRESS')";
+const GET: &str = "SELECT workspace_id, state, requested_at, started_at, finished_at, endpoints_done, endpoints_total, pages_fetched, entities_stored, errors, attempts FROM bootstrap_runs WHERE workspace_id = $1";
+const CLAIM: &str = "UPDATE bootstrap_runs SET state = 'IN_PROGRESS', owner = $1, started_at = $2, heartbeat_at = $2,
+                attempts = attempts + 1, finished_at = NULL
+         WHERE workspace_id = (SELECT workspace_id FROM bootstrap_runs
+                               WHERE state = 'PENDING' OR (state = 'IN_PROGRESS' AND heartbeat_at < $3)
+                               ORDER BY requested_at LIMIT 1)
+           AND (state = 'PENDING' OR (state = 'IN_PROGRESS' AND heartbeat_at < $3))
+         RETURNING workspace_id, attempts";
+const HEARTBEAT: &str = "UPDATE bootstrap_runs SET heartbeat_at = $1, endpoints_done = $2, endpoints_total = $3, pages_fetched = $4,
+                entities_stored = $5, errors = $6
+         WHERE workspace_id = $7 AND owner = $8 AND state = 'IN_PROGRESS'";
+const FINISH: &str = "UPDATE bootstrap_runs SET state = $1, finished_at = $2, heartbeat_at = $2, endpoints_done = $3, endpoints_total = $4,
+                pages_fetched = $5, entities_stored = $6, errors = $7
+         WHERE workspace_id = $8 AND owner = $9 AND state = 'IN_PROGRESS'";
+const RELEASE: &str = "UPDATE bootstrap_runs SET state = 'PENDING', owner = NULL, heartbeat_at = NULL WHERE workspace_id = $1 AND owner = $2 AND state = 'IN_PROGRESS'";
+const FAIL: &str = "UPDATE bootstrap_runs SET state = 'FAILED', finished_at = $1, errors = $2 WHERE workspace_id = $3 AND owner = $4";
+
+/// The statements of this module, for the SQL contract.
+pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("bootstrap::request", REQUEST),
+    ("bootstrap::get", GET),
+    ("bootstrap::claim", CLAIM),
+    ("bootstrap::heartbeat", HEARTBEAT),
+    ("bootstrap::finish", FINISH),
+    ("bootstrap::release", RELEASE),
+    ("bootstrap::fail", FAIL),
+];

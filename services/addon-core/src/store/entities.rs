@@ -20,24 +20,21 @@ pub async fn upsert_page(
     let now = now_millis();
     let mut tx = db.pool().begin().await?;
     for (id, body) in items {
-        sqlx::query(
-            "INSERT INTO entity_cache (workspace_id, entity_type, entity_id, body, fetched_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (workspace_id, entity_type, entity_id) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at",
-        )
-        .bind(workspace_id)
-        .bind(entity_type)
-        .bind(id)
-        .bind(body)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(UPSERT_PAGE)
+            .bind(workspace_id)
+            .bind(entity_type)
+            .bind(id)
+            .bind(body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(items.len() as u64)
 }
 
 pub async fn counts(db: &Db, workspace_id: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT entity_type, COUNT(*) AS n FROM entity_cache WHERE workspace_id = $1 GROUP BY entity_type ORDER BY entity_type")
+    let rows = sqlx::query(COUNTS)
         .bind(workspace_id)
         .fetch_all(db.pool())
         .await?;
@@ -62,16 +59,13 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<CachedEntity>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT entity_type, entity_id, body, fetched_at FROM entity_cache
-         WHERE workspace_id = $1 AND entity_type = $2 AND ($3 = '' OR entity_id > $3) ORDER BY entity_id LIMIT $4",
-    )
-    .bind(workspace_id)
-    .bind(entity_type)
-    .bind(after.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
+    let rows = sqlx::query(LIST)
+        .bind(workspace_id)
+        .bind(entity_type)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter()
         .map(|r| {
             let body: String = r.try_get("body")?;
@@ -84,3 +78,17 @@ pub async fn list(
         })
         .collect()
 }
+
+// Every statement this module issues, named for the SQL contract (see `store::contract`).
+const UPSERT_PAGE: &str = "INSERT INTO entity_cache (workspace_id, entity_type, entity_id, body, fetched_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (workspace_id, entity_type, entity_id) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at";
+const COUNTS: &str = "SELECT entity_type, COUNT(*) AS n FROM entity_cache WHERE workspace_id = $1 GROUP BY entity_type ORDER BY entity_type";
+const LIST: &str = "SELECT entity_type, entity_id, body, fetched_at FROM entity_cache
+         WHERE workspace_id = $1 AND entity_type = $2 AND ($3 = '' OR entity_id > $3) ORDER BY entity_id LIMIT $4";
+
+/// The statements of this module, for the SQL contract.
+pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("entities::upsert_page", UPSERT_PAGE),
+    ("entities::counts", COUNTS),
+    ("entities::list", LIST),
+];

@@ -38,19 +38,15 @@ pub async fn start(
     event_type: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     let id = new_id();
-    let row = sqlx::query(
-        "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, started_at)
-         VALUES ($1, $2, $3, $4, $5, 'RUNNING', $6)
-         ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id",
-    )
-    .bind(&id)
-    .bind(workspace_id)
-    .bind(flow_id)
-    .bind(webhook_id)
-    .bind(event_type)
-    .bind(now_millis())
-    .fetch_optional(db.pool())
-    .await?;
+    let row = sqlx::query(START)
+        .bind(&id)
+        .bind(workspace_id)
+        .bind(flow_id)
+        .bind(webhook_id)
+        .bind(event_type)
+        .bind(now_millis())
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(|_| id))
 }
 
@@ -61,7 +57,7 @@ pub async fn finish(
     steps: &Value,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE flow_executions SET status = $1, steps = $2, error = $3, finished_at = $4 WHERE id = $5")
+    sqlx::query(FINISH)
         .bind(status.as_str())
         .bind(steps.to_string())
         .bind(error)
@@ -74,14 +70,11 @@ pub async fn finish(
 
 /// Runs that a dead worker left RUNNING are closed as FAILED rather than left hanging.
 pub async fn fail_interrupted(db: &Db, webhook_id: &str) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE flow_executions SET status = 'FAILED', error = 'interrupted: the process stopped while the flow ran', finished_at = $1
-         WHERE webhook_id = $2 AND status = 'RUNNING'",
-    )
-    .bind(now_millis())
-    .bind(webhook_id)
-    .execute(db.pool())
-    .await?;
+    let r = sqlx::query(FAIL_INTERRUPTED)
+        .bind(now_millis())
+        .bind(webhook_id)
+        .execute(db.pool())
+        .await?;
     Ok(r.rows_affected())
 }
 
@@ -97,6 +90,9 @@ pub struct ExecutionEntry {
     pub error: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// How long the run took (absent for runs recorded before migration 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
 }
 
 fn from_row(r: &AnyRow) -> Result<ExecutionEntry, sqlx::Error> {
@@ -111,6 +107,7 @@ fn from_row(r: &AnyRow) -> Result<ExecutionEntry, sqlx::Error> {
         error: r.try_get("error")?,
         started_at: rfc3339(r.try_get("started_at")?),
         finished_at: rfc3339_opt(r.try_get("finished_at")?),
+        duration_ms: r.try_get("duration_ms")?,
     })
 }
 
@@ -129,20 +126,15 @@ pub async fn list(
     f: &ExecutionFilter<'_>,
     limit: i64,
 ) -> Result<Vec<ExecutionEntry>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT * FROM flow_executions
-         WHERE workspace_id = $1 AND ($2 = '' OR flow_id = $2) AND ($3 = '' OR webhook_id = $3)
-           AND ($4 = '' OR status = $4) AND ($5 = '' OR id < $5)
-         ORDER BY id DESC LIMIT $6",
-    )
-    .bind(workspace_id)
-    .bind(f.flow_id.unwrap_or(""))
-    .bind(f.webhook_id.unwrap_or(""))
-    .bind(f.status.unwrap_or(""))
-    .bind(f.before.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
+    let rows = sqlx::query(LIST)
+        .bind(workspace_id)
+        .bind(f.flow_id.unwrap_or(""))
+        .bind(f.webhook_id.unwrap_or(""))
+        .bind(f.status.unwrap_or(""))
+        .bind(f.before.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -151,7 +143,7 @@ pub async fn get(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<ExecutionEntry>, sqlx::Error> {
-    sqlx::query("SELECT * FROM flow_executions WHERE workspace_id = $1 AND id = $2")
+    sqlx::query(GET)
         .bind(workspace_id)
         .bind(id)
         .fetch_optional(db.pool())
@@ -166,7 +158,7 @@ pub async fn counts(
     workspace_id: &str,
     since: i64,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM flow_executions WHERE workspace_id = $1 AND started_at >= $2 GROUP BY status ORDER BY status")
+    let rows = sqlx::query(COUNTS)
         .bind(workspace_id)
         .bind(since)
         .fetch_all(db.pool())
@@ -175,3 +167,27 @@ pub async fn counts(
         .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
         .collect()
 }
+
+// Every statement this module issues, named for the SQL contract (see `store::contract`).
+const START: &str = "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, started_at)
+         VALUES ($1, $2, $3, $4, $5, 'RUNNING', $6)
+         ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id";
+const FINISH: &str = "UPDATE flow_executions SET status = $1, steps = $2, error = $3, finished_at = $4, duration_ms = $4 - started_at WHERE id = $5";
+const FAIL_INTERRUPTED: &str = "UPDATE flow_executions SET status = 'FAILED', error = 'interrupted: the process stopped while the flow ran', finished_at = $1
+         WHERE webhook_id = $2 AND status = 'RUNNING'";
+const LIST: &str = "SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms FROM flow_executions
+         WHERE workspace_id = $1 AND ($2 = '' OR flow_id = $2) AND ($3 = '' OR webhook_id = $3)
+           AND ($4 = '' OR status = $4) AND ($5 = '' OR id < $5)
+         ORDER BY id DESC LIMIT $6";
+const GET: &str = "SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms FROM flow_executions WHERE workspace_id = $1 AND id = $2";
+const COUNTS: &str = "SELECT status, COUNT(*) AS n FROM flow_executions WHERE workspace_id = $1 AND started_at >= $2 GROUP BY status ORDER BY status";
+
+/// The statements of this module, for the SQL contract.
+pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("executions::start", START),
+    ("executions::finish", FINISH),
+    ("executions::fail_interrupted", FAIL_INTERRUPTED),
+    ("executions::list", LIST),
+    ("executions::get", GET),
+    ("executions::counts", COUNTS),
+];

@@ -51,21 +51,18 @@ pub async fn create(
 ) -> Result<FlowRecord, sqlx::Error> {
     let id = new_id();
     let now = now_millis();
-    sqlx::query(
-        "INSERT INTO flows (id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-    )
-    .bind(&id)
-    .bind(workspace_id)
-    .bind(&def.name)
-    .bind(i64::from(def.enabled))
-    .bind(json(&def.trigger_events)?)
-    .bind(def.condition_mode.as_str())
-    .bind(json(&def.conditions)?)
-    .bind(json(&def.actions)?)
-    .bind(now)
-    .execute(db.pool())
-    .await?;
+    sqlx::query(CREATE)
+        .bind(&id)
+        .bind(workspace_id)
+        .bind(&def.name)
+        .bind(i64::from(def.enabled))
+        .bind(json(&def.trigger_events)?)
+        .bind(def.condition_mode.as_str())
+        .bind(json(&def.conditions)?)
+        .bind(json(&def.actions)?)
+        .bind(now)
+        .execute(db.pool())
+        .await?;
     get(db, workspace_id, &id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
@@ -78,21 +75,18 @@ pub async fn update(
     id: &str,
     def: &FlowDefinition,
 ) -> Result<Option<FlowRecord>, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE flows SET name = $1, enabled = $2, trigger_events = $3, condition_mode = $4, conditions = $5, actions = $6, updated_at = $7
-         WHERE workspace_id = $8 AND id = $9",
-    )
-    .bind(&def.name)
-    .bind(i64::from(def.enabled))
-    .bind(json(&def.trigger_events)?)
-    .bind(def.condition_mode.as_str())
-    .bind(json(&def.conditions)?)
-    .bind(json(&def.actions)?)
-    .bind(now_millis())
-    .bind(workspace_id)
-    .bind(id)
-    .execute(db.pool())
-    .await?;
+    let r = sqlx::query(UPDATE)
+        .bind(&def.name)
+        .bind(i64::from(def.enabled))
+        .bind(json(&def.trigger_events)?)
+        .bind(def.condition_mode.as_str())
+        .bind(json(&def.conditions)?)
+        .bind(json(&def.actions)?)
+        .bind(now_millis())
+        .bind(workspace_id)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
     if r.rows_affected() == 0 {
         return Ok(None);
     }
@@ -100,7 +94,7 @@ pub async fn update(
 }
 
 pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM flows WHERE workspace_id = $1 AND id = $2")
+    let r = sqlx::query(DELETE)
         .bind(workspace_id)
         .bind(id)
         .execute(db.pool())
@@ -109,7 +103,7 @@ pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<bool, sqlx:
 }
 
 pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<FlowRecord>, sqlx::Error> {
-    sqlx::query("SELECT * FROM flows WHERE workspace_id = $1 AND id = $2")
+    sqlx::query(GET)
         .bind(workspace_id)
         .bind(id)
         .fetch_optional(db.pool())
@@ -119,7 +113,7 @@ pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<FlowRec
 }
 
 pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::Error> {
-    let rows = sqlx::query("SELECT * FROM flows WHERE workspace_id = $1 ORDER BY created_at, id")
+    let rows = sqlx::query(LIST)
         .bind(workspace_id)
         .fetch_all(db.pool())
         .await?;
@@ -128,11 +122,29 @@ pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::
 
 /// Enabled flows of a workspace, oldest first (the order they run in).
 pub async fn enabled(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT * FROM flows WHERE workspace_id = $1 AND enabled = 1 ORDER BY created_at, id",
-    )
-    .bind(workspace_id)
-    .fetch_all(db.pool())
-    .await?;
+    let rows = sqlx::query(ENABLED)
+        .bind(workspace_id)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter().map(from_row).collect()
 }
+
+// Every statement this module issues, named for the SQL contract (see `store::contract`).
+const CREATE: &str = "INSERT INTO flows (id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+const UPDATE: &str = "UPDATE flows SET name = $1, enabled = $2, trigger_events = $3, condition_mode = $4, conditions = $5, actions = $6, updated_at = $7
+         WHERE workspace_id = $8 AND id = $9";
+const DELETE: &str = "DELETE FROM flows WHERE workspace_id = $1 AND id = $2";
+const GET: &str = "SELECT id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND id = $2";
+const LIST: &str = "SELECT id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 ORDER BY created_at, id";
+const ENABLED: &str = "SELECT id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND enabled = 1 ORDER BY created_at, id";
+
+/// The statements of this module, for the SQL contract.
+pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("flows::create", CREATE),
+    ("flows::update", UPDATE),
+    ("flows::delete", DELETE),
+    ("flows::get", GET),
+    ("flows::list", LIST),
+    ("flows::enabled", ENABLED),
+];

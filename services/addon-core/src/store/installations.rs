@@ -116,43 +116,34 @@ pub struct NewInstallation {
 pub async fn save_installed(db: &Db, new: &NewInstallation) -> Result<(), sqlx::Error> {
     let now = now_millis();
     let mut tx = db.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO installations (workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', '[]', $7, $7)
-         ON CONFLICT (workspace_id) DO UPDATE SET addon_id = excluded.addon_id, api_url = excluded.api_url,
-             as_user = excluded.as_user, addon_user_id = excluded.addon_user_id, auth_token_enc = excluded.auth_token_enc,
-             status = 'ACTIVE', installed_at = excluded.installed_at, updated_at = excluded.updated_at",
-    )
-    .bind(&new.workspace_id)
-    .bind(&new.addon_id)
-    .bind(&new.api_url)
-    .bind(&new.as_user)
-    .bind(&new.addon_user_id)
-    .bind(&new.auth_token_enc)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM installation_webhooks WHERE workspace_id = $1")
+    sqlx::query(SAVE_INSTALLED_1)
+        .bind(&new.workspace_id)
+        .bind(&new.addon_id)
+        .bind(&new.api_url)
+        .bind(&new.as_user)
+        .bind(&new.addon_user_id)
+        .bind(&new.auth_token_enc)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(SAVE_INSTALLED_2)
         .bind(&new.workspace_id)
         .execute(&mut *tx)
         .await?;
     for w in &new.webhooks {
-        sqlx::query(
-            "INSERT INTO installation_webhooks (workspace_id, token_hash, path, webhook_type) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (workspace_id, token_hash) DO NOTHING",
-        )
-        .bind(&new.workspace_id)
-        .bind(&w.token_hash)
-        .bind(&w.path)
-        .bind(&w.webhook_type)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(SAVE_INSTALLED_3)
+            .bind(&new.workspace_id)
+            .bind(&w.token_hash)
+            .bind(&w.path)
+            .bind(&w.webhook_type)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await
 }
 
 pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<Installation>, sqlx::Error> {
-    sqlx::query("SELECT * FROM installations WHERE workspace_id = $1")
+    sqlx::query(GET)
         .bind(workspace_id)
         .fetch_optional(db.pool())
         .await?
@@ -166,7 +157,7 @@ pub async fn set_status(
     workspace_id: &str,
     status: InstallStatus,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE installations SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'")
+    let r = sqlx::query(SET_STATUS)
         .bind(status.as_str())
         .bind(now_millis())
         .bind(workspace_id)
@@ -181,7 +172,7 @@ pub async fn set_settings(
     settings: &[Value],
 ) -> Result<bool, sqlx::Error> {
     let text = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    let r = sqlx::query("UPDATE installations SET settings = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'")
+    let r = sqlx::query(SET_SETTINGS)
         .bind(text)
         .bind(now_millis())
         .bind(workspace_id)
@@ -193,18 +184,16 @@ pub async fn set_settings(
 /// DELETED: forgets every token of the installation at once.
 pub async fn mark_deleted(db: &Db, workspace_id: &str) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
-    let r = sqlx::query(
-        "UPDATE installations SET status = 'DELETED', auth_token_enc = NULL, updated_at = $1 WHERE workspace_id = $2",
-    )
-    .bind(now_millis())
-    .bind(workspace_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM installation_webhooks WHERE workspace_id = $1")
+    let r = sqlx::query(MARK_DELETED_1)
+        .bind(now_millis())
         .bind(workspace_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE bootstrap_runs SET state = 'FAILED', finished_at = $1, errors = $2 WHERE workspace_id = $3 AND state IN ('PENDING', 'IN_PROGRESS')")
+    sqlx::query(MARK_DELETED_2)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(MARK_DELETED_3)
         .bind(now_millis())
         .bind(r#"["the add-on was deleted from the workspace"]"#)
         .bind(workspace_id)
@@ -220,14 +209,43 @@ pub async fn webhook_token_known(
     workspace_id: &str,
     token_hash: &str,
 ) -> Result<bool, sqlx::Error> {
-    let n: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM installation_webhooks w JOIN installations i ON i.workspace_id = w.workspace_id
-         WHERE w.workspace_id = $1 AND w.token_hash = $2 AND i.status <> 'DELETED'",
-    )
-    .bind(workspace_id)
-    .bind(token_hash)
-    .fetch_one(db.pool())
-    .await?
-    .try_get(0)?;
+    let n: i64 = sqlx::query(WEBHOOK_TOKEN_KNOWN)
+        .bind(workspace_id)
+        .bind(token_hash)
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
     Ok(n > 0)
 }
+
+// Every statement this module issues, named for the SQL contract (see `store::contract`).
+const SAVE_INSTALLED_1: &str = "INSERT INTO installations (workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', '[]', $7, $7)
+         ON CONFLICT (workspace_id) DO UPDATE SET addon_id = excluded.addon_id, api_url = excluded.api_url,
+             as_user = excluded.as_user, addon_user_id = excluded.addon_user_id, auth_token_enc = excluded.auth_token_enc,
+             status = 'ACTIVE', installed_at = excluded.installed_at, updated_at = excluded.updated_at";
+const SAVE_INSTALLED_2: &str = "DELETE FROM installation_webhooks WHERE workspace_id = $1";
+const SAVE_INSTALLED_3: &str = "INSERT INTO installation_webhooks (workspace_id, token_hash, path, webhook_type) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (workspace_id, token_hash) DO NOTHING";
+const GET: &str = "SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at FROM installations WHERE workspace_id = $1";
+const SET_STATUS: &str = "UPDATE installations SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'";
+const SET_SETTINGS: &str = "UPDATE installations SET settings = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'";
+const MARK_DELETED_1: &str = "UPDATE installations SET status = 'DELETED', auth_token_enc = NULL, updated_at = $1 WHERE workspace_id = $2";
+const MARK_DELETED_2: &str = "DELETE FROM installation_webhooks WHERE workspace_id = $1";
+const MARK_DELETED_3: &str = "UPDATE bootstrap_runs SET state = 'FAILED', finished_at = $1, errors = $2 WHERE workspace_id = $3 AND state IN ('PENDING', 'IN_PROGRESS')";
+const WEBHOOK_TOKEN_KNOWN: &str = "SELECT COUNT(*) FROM installation_webhooks w JOIN installations i ON i.workspace_id = w.workspace_id
+         WHERE w.workspace_id = $1 AND w.token_hash = $2 AND i.status <> 'DELETED'";
+
+/// The statements of this module, for the SQL contract.
+pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("installations::save_installed_1", SAVE_INSTALLED_1),
+    ("installations::save_installed_2", SAVE_INSTALLED_2),
+    ("installations::save_installed_3", SAVE_INSTALLED_3),
+    ("installations::get", GET),
+    ("installations::set_status", SET_STATUS),
+    ("installations::set_settings", SET_SETTINGS),
+    ("installations::mark_deleted_1", MARK_DELETED_1),
+    ("installations::mark_deleted_2", MARK_DELETED_2),
+    ("installations::mark_deleted_3", MARK_DELETED_3),
+    ("installations::webhook_token_known", WEBHOOK_TOKEN_KNOWN),
+];

@@ -2,6 +2,7 @@
 //! portable SQL (see [`crate::db`]).
 
 pub mod bootstrap;
+pub mod contract;
 pub mod entities;
 pub mod executions;
 pub mod flows;

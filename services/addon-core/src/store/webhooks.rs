@@ -38,30 +38,17 @@ pub async fn ingest(
     w: &IncomingWebhook,
     token_hash: &str,
 ) -> Result<IngestOutcome, sqlx::Error> {
-    let row = sqlx::query(
-        "WITH facts AS (
-             SELECT EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
-                            WHERE h.workspace_id = $2 AND h.token_hash = $8 AND i.status <> 'DELETED') AS registered,
-                    EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) AS has_flows
-         )
-         INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7,
-                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
-                CASE WHEN has_flows THEN NULL ELSE $7 END
-         FROM facts WHERE registered
-         ON CONFLICT (workspace_id, delivery_key) DO NOTHING
-         RETURNING status",
-    )
-    .bind(&w.id)
-    .bind(&w.workspace_id)
-    .bind(&w.event_type)
-    .bind(&w.delivery_key)
-    .bind(&w.entity_id)
-    .bind(&w.body)
-    .bind(w.received_at)
-    .bind(token_hash)
-    .fetch_optional(db.pool())
-    .await?;
+    let row = sqlx::query(INGEST)
+        .bind(&w.id)
+        .bind(&w.workspace_id)
+        .bind(&w.event_type)
+        .bind(&w.delivery_key)
+        .bind(&w.entity_id)
+        .bind(&w.body)
+        .bind(w.received_at)
+        .bind(token_hash)
+        .fetch_optional(db.pool())
+        .await?;
     if let Some(row) = row {
         let status: String = row.try_get(0)?;
         return Ok(IngestOutcome::Accepted {
@@ -83,41 +70,7 @@ pub async fn ingest_many(
         return Ok(Vec::new());
     };
     let padded = items.len().next_power_of_two();
-    let mut values = String::new();
-    for row in 0..padded {
-        let b = row * 8;
-        if row > 0 {
-            values.push_str(", ");
-        }
-        values.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
-        ));
-    }
-    let sql = format!(
-        "WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES {values}),
-         facts AS (
-             SELECT input.*,
-                    EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
-                            WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
-                    EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
-             FROM input
-         )
-         INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
-         SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
-                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
-                CASE WHEN has_flows THEN NULL ELSE received_at END
-         FROM facts WHERE registered
-         ON CONFLICT (workspace_id, delivery_key) DO NOTHING
-         RETURNING id, status"
-    );
+    let sql = ingest_many_sql(padded);
     // Placeholders only; every value is bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in 0..padded {
@@ -150,6 +103,46 @@ pub async fn ingest_many(
     Ok(outcomes)
 }
 
+const INGEST_MANY_HEAD: &str = "WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES ";
+const INGEST_MANY_TAIL: &str = "),
+     facts AS (
+         SELECT input.*,
+                EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
+                        WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
+                EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
+         FROM input
+     )
+     INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
+     SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
+            CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
+            CASE WHEN has_flows THEN NULL ELSE received_at END
+     FROM facts WHERE registered
+     ON CONFLICT (workspace_id, delivery_key) DO NOTHING
+     RETURNING id, status";
+
+/// The statement that stores `rows` deliveries at once.
+pub fn ingest_many_sql(rows: usize) -> String {
+    let mut values = String::new();
+    for row in 0..rows {
+        let b = row * 8;
+        if row > 0 {
+            values.push_str(", ");
+        }
+        values.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, CAST(${} AS BIGINT), ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8
+        ));
+    }
+    format!("{INGEST_MANY_HEAD}{values}{INGEST_MANY_TAIL}")
+}
+
 /// Why a delivery was not stored.
 async fn refused(
     db: &Db,
@@ -159,13 +152,12 @@ async fn refused(
     if !super::installations::webhook_token_known(db, &w.workspace_id, token_hash).await? {
         return Ok(IngestOutcome::UnknownToken);
     }
-    let id: String =
-        sqlx::query("SELECT id FROM webhook_log WHERE workspace_id = $1 AND delivery_key = $2")
-            .bind(&w.workspace_id)
-            .bind(&w.delivery_key)
-            .fetch_one(db.pool())
-            .await?
-            .try_get(0)?;
+    let id: String = sqlx::query(REFUSED)
+        .bind(&w.workspace_id)
+        .bind(&w.delivery_key)
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
     Ok(IngestOutcome::Duplicate { id })
 }
 
@@ -186,20 +178,8 @@ pub async fn claim_pending(
     stale_before: i64,
 ) -> Result<Vec<ClaimedWebhook>, sqlx::Error> {
     let sql = match db.backend() {
-        Backend::Postgres => {
-            "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
-             WHERE id IN (SELECT id FROM webhook_log
-                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
-                          ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING id, workspace_id, event_type, body"
-        }
-        Backend::Sqlite => {
-            "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
-             WHERE id IN (SELECT id FROM webhook_log
-                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
-                          ORDER BY received_at LIMIT $3)
-             RETURNING id, workspace_id, event_type, body"
-        }
+        Backend::Postgres => CLAIM_PENDING_POSTGRES,
+        Backend::Sqlite => CLAIM_PENDING_SQLITE,
     };
     let rows = sqlx::query(sql)
         .bind(now_millis())
@@ -220,7 +200,7 @@ pub async fn claim_pending(
 }
 
 pub async fn mark_processed(db: &Db, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE webhook_log SET status = 'PROCESSED', processed_at = $1 WHERE id = $2")
+    sqlx::query(MARK_PROCESSED)
         .bind(now_millis())
         .bind(id)
         .execute(db.pool())
@@ -230,10 +210,7 @@ pub async fn mark_processed(db: &Db, id: &str) -> Result<(), sqlx::Error> {
 
 /// Puts claimed deliveries back (graceful shutdown), so the next worker takes them at once.
 pub async fn release(db: &Db, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE webhook_log SET status = 'PENDING', claimed_at = NULL WHERE id = $1 AND status = 'PROCESSING'")
-        .bind(id)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(RELEASE).bind(id).execute(db.pool()).await?;
     Ok(())
 }
 
@@ -277,17 +254,13 @@ pub async fn list(
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<WebhookEntry>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, event_type, entity_id, status, received_at, processed_at FROM webhook_log
-         WHERE workspace_id = $1 AND ($2 = '' OR event_type = $2) AND ($3 = '' OR id < $3)
-         ORDER BY id DESC LIMIT $4",
-    )
-    .bind(workspace_id)
-    .bind(event_type.unwrap_or(""))
-    .bind(before.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
+    let rows = sqlx::query(LIST)
+        .bind(workspace_id)
+        .bind(event_type.unwrap_or(""))
+        .bind(before.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter().map(|r| entry(r, false)).collect()
 }
 
@@ -296,7 +269,7 @@ pub async fn get(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<WebhookEntry>, sqlx::Error> {
-    sqlx::query("SELECT * FROM webhook_log WHERE workspace_id = $1 AND id = $2")
+    sqlx::query(GET)
         .bind(workspace_id)
         .bind(id)
         .fetch_optional(db.pool())
@@ -306,10 +279,60 @@ pub async fn get(
 }
 
 pub async fn count(db: &Db, workspace_id: &str, since: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND received_at >= $2")
+    sqlx::query(COUNT)
         .bind(workspace_id)
         .bind(since)
         .fetch_one(db.pool())
         .await?
         .try_get(0)
 }
+
+// Every statement this module issues, named for the SQL contract (see `store::contract`).
+/// PostgreSQL skips rows other replicas hold.
+pub(crate) const CLAIM_PENDING_POSTGRES: &str =
+    "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
+             WHERE id IN (SELECT id FROM webhook_log
+                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
+                          ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING id, workspace_id, event_type, body";
+/// SQLite serialises writers anyway.
+pub(crate) const CLAIM_PENDING_SQLITE: &str =
+    "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
+             WHERE id IN (SELECT id FROM webhook_log
+                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
+                          ORDER BY received_at LIMIT $3)
+             RETURNING id, workspace_id, event_type, body";
+const INGEST: &str = "WITH facts AS (
+             SELECT EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
+                            WHERE h.workspace_id = $2 AND h.token_hash = $8 AND i.status <> 'DELETED') AS registered,
+                    EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) AS has_flows
+         )
+         INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
+         SELECT $1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT),
+                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
+                CASE WHEN has_flows THEN NULL ELSE CAST($7 AS BIGINT) END
+         FROM facts WHERE registered
+         ON CONFLICT (workspace_id, delivery_key) DO NOTHING
+         RETURNING status";
+const REFUSED: &str = "SELECT id FROM webhook_log WHERE workspace_id = $1 AND delivery_key = $2";
+const MARK_PROCESSED: &str =
+    "UPDATE webhook_log SET status = 'PROCESSED', processed_at = $1 WHERE id = $2";
+const RELEASE: &str = "UPDATE webhook_log SET status = 'PENDING', claimed_at = NULL WHERE id = $1 AND status = 'PROCESSING'";
+const LIST: &str =
+    "SELECT id, event_type, entity_id, status, received_at, processed_at FROM webhook_log
+         WHERE workspace_id = $1 AND ($2 = '' OR event_type = $2) AND ($3 = '' OR id < $3)
+         ORDER BY id DESC LIMIT $4";
+const GET: &str = "SELECT id, event_type, entity_id, status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2";
+const COUNT: &str =
+    "SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND received_at >= $2";
+
+/// The statements of this module, for the SQL contract.
+pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("webhooks::ingest", INGEST),
+    ("webhooks::refused", REFUSED),
+    ("webhooks::mark_processed", MARK_PROCESSED),
+    ("webhooks::release", RELEASE),
+    ("webhooks::list", LIST),
+    ("webhooks::get", GET),
+    ("webhooks::count", COUNT),
+];

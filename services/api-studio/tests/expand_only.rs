@@ -1,0 +1,169 @@
+//! Migrations are expand-only: every earlier release's SQL (its committed contract) still
+//! prepares against the fully migrated schema, on PostgreSQL and SQLite, and no migration holds
+//! destructive DDL.
+#![cfg(test)]
+
+use addon_core::db::Db;
+use addon_core::store::contract::{check, lint_migration, parse, render};
+use addon_testkit::{Backend, TestDb, backend_tests};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn contracts() -> Vec<(String, String)> {
+    let dir = format!("{ROOT}/migrations/api-studio/contract");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn this_releases_contract_is_current() {
+    let def = &api_studio::DEFINITION;
+    let path = format!("{ROOT}/{}", def.contract_path());
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let current = render(def.slug, def.migrations.latest_version(), &def.contract());
+    assert!(
+        committed == current,
+        "{path} is stale: run ./scripts/generate.sh (clockify-addons sql-contract api-studio --write)"
+    );
+}
+
+#[test]
+fn migrations_hold_no_destructive_ddl() {
+    for m in api_studio::MIGRATIONS {
+        let problems = lint_migration(m.sql);
+        assert!(
+            problems.is_empty(),
+            "migration {} {}: {problems:#?}",
+            m.version,
+            m.description
+        );
+    }
+}
+
+async fn migrated(backend: Backend) -> (TestDb, Db) {
+    let t = TestDb::new(backend).await;
+    let db = Db::connect(&t.url, 2).await.unwrap();
+    api_studio::DEFINITION
+        .migrations
+        .migrate(&db, &t.url)
+        .await
+        .unwrap();
+    (t, db)
+}
+
+async fn every_release_runs_on_the_newest_schema(backend: Backend) {
+    let releases = contracts();
+    assert!(
+        releases.len() >= 2,
+        "a previous release's contract is committed"
+    );
+    let (t, db) = migrated(backend).await;
+    for (file, text) in releases {
+        let statements = parse(&text).unwrap();
+        let failures = check(&t.url, db.backend(), &statements).await.unwrap();
+        assert!(
+            failures.is_empty(),
+            "release contract {file} breaks on the newest schema:\n{}",
+            failures.join("\n")
+        );
+    }
+    db.close().await;
+}
+
+/// The check is not vacuous: a destructive change breaks the previous release's contract.
+async fn a_destructive_change_would_be_caught(backend: Backend) {
+    let (t, db) = migrated(backend).await;
+    sqlx::query("ALTER TABLE flows RENAME COLUMN name TO title")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let (_, first) = contracts().into_iter().next().unwrap();
+    let failures = check(&t.url, db.backend(), &parse(&first).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        failures.iter().any(|f| f.starts_with("flows::")),
+        "{failures:#?}"
+    );
+    db.close().await;
+}
+
+backend_tests!(
+    every_release_runs_on_the_newest_schema,
+    a_destructive_change_would_be_caught
+);
+
+fn old_statement(name: &str) -> String {
+    let (_, first) = contracts().into_iter().next().unwrap();
+    parse(&first)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("{name}"))
+        .sql
+}
+
+/// A pod of the previous release keeps its prepared statements across the new release's
+/// migration: PostgreSQL keeps plans per connection, and a `SELECT *` plan would break once a
+/// column is added. The store names its columns, so the old statements keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_pods_cached_statements_survive_the_migration() {
+    let t = TestDb::new(Backend::Postgres).await;
+    let old_pod = Db::connect(&t.url, 1).await.unwrap(); // one connection: its statements stay cached
+    let release1 = addon_core::db::MigrationSet {
+        addon: "api-studio",
+        files: &api_studio::MIGRATIONS[..1],
+    };
+    release1.migrate(&old_pod, &t.url).await.unwrap();
+    let list = old_statement("executions::list");
+    let run_list = |db: &Db| {
+        let q = sqlx::query(sqlx::AssertSqlSafe(list.clone()))
+            .bind("ws")
+            .bind("")
+            .bind("")
+            .bind("")
+            .bind("")
+            .bind(50i64);
+        let pool = db.pool().clone();
+        async move { q.fetch_all(&pool).await.map(|r| r.len()) }
+    };
+    let star = || sqlx::query("SELECT * FROM flow_executions WHERE workspace_id = $1").bind("ws");
+    run_list(&old_pod).await.unwrap();
+    star().fetch_all(old_pod.pool()).await.unwrap();
+
+    // The new release's migration Job runs.
+    let job = Db::connect(&t.url, 1).await.unwrap();
+    api_studio::DEFINITION
+        .migrations
+        .migrate(&job, &t.url)
+        .await
+        .unwrap();
+    job.close().await;
+
+    run_list(&old_pod)
+        .await
+        .expect("the old pod's statement still runs");
+    let err = star()
+        .fetch_all(old_pod.pool())
+        .await
+        .map(|r| r.len())
+        .expect_err("a cached SELECT * plan breaks");
+    assert!(
+        err.to_string()
+            .contains("cached plan must not change result type"),
+        "{err}"
+    );
+    old_pod.close().await;
+}
