@@ -6,17 +6,18 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use clockify_operator::controller::{self, Options, Scope};
-use clockify_operator::crd::ClockifyAddon;
+use clockify_operator::crd::{ClockifyAddon, ImageSpec};
 use clockify_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(90);
+const WAIT: Duration = Duration::from_secs(120);
 
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
@@ -33,24 +34,81 @@ where
     }
 }
 
+/// The examples, in the test namespace; with `E2E_IMAGE` they run that image.
 fn examples(ns: &str) -> Vec<ClockifyAddon> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/examples");
-    let mut out = Vec::new();
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     paths.sort();
-    for path in paths {
-        let mut a: ClockifyAddon =
-            serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        a.metadata.namespace = Some(ns.to_owned());
-        out.push(a);
-    }
-    out
+    paths
+        .into_iter()
+        .map(|path| {
+            let mut a: ClockifyAddon =
+                serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            a.metadata.namespace = Some(ns.to_owned());
+            if let Ok(image) = std::env::var("E2E_IMAGE") {
+                let (repository, tag) =
+                    image.rsplit_once(':').unwrap_or((image.as_str(), "latest"));
+                a.spec.image = Some(ImageSpec {
+                    repository: Some(repository.into()),
+                    tag: Some(tag.into()),
+                    ..Default::default()
+                });
+            }
+            a
+        })
+        .collect()
 }
 
-/// Plays the Deployment controller when none runs: marks every replica updated and available.
+/// The Secrets the examples reference (database URL from `E2E_DATABASE_URL`).
+async fn secrets(client: &Client, ns: &str, examples: &[ClockifyAddon]) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let db = std::env::var("E2E_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://unused@db.invalid/x".into());
+    for a in examples {
+        for (name, key, value) in [
+            (
+                a.spec.database.url_secret_ref.name.clone(),
+                a.spec.database.url_secret_ref.key.clone(),
+                db.clone(),
+            ),
+            (
+                a.spec.secrets.token_encryption_key_ref.name.clone(),
+                a.spec.secrets.token_encryption_key_ref.key.clone(),
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
+            ),
+        ] {
+            let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}});
+            api.patch(
+                &name,
+                &PatchParams::apply("clockify-e2e").force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .expect("secret");
+        }
+    }
+}
+
+/// Plays the Job controller where none runs: the migration Job succeeded.
+async fn complete_job(jobs: &Api<Job>, name: &str) {
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let status = json!({"status": {
+    "startTime": now, "completionTime": now, "succeeded": 1,
+    "conditions": [
+        {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now},
+        {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now}
+    ]}});
+    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("write Job status");
+}
+
+/// Plays the Deployment controller where none runs: every replica updated and available.
 async fn settle_deployment(deploys: &Api<Deployment>, name: &str) {
     let Ok(d) = deploys.get(name).await else {
         return;
@@ -76,6 +134,27 @@ fn condition(a: &ClockifyAddon, t: &str) -> Option<String> {
         .iter()
         .find(|c| c.type_ == t)
         .map(|c| c.status.clone())
+}
+
+async fn migration_job(jobs: &Api<Job>, addon: &str, version: &str) -> Job {
+    eventually(
+        &format!("the migration Job of {addon} for {version}"),
+        || async {
+            let list = jobs
+                .list(&ListParams::default().labels(&format!(
+                    "app.kubernetes.io/instance={addon},app.kubernetes.io/component=migration"
+                )))
+                .await
+                .ok()?;
+            list.items.into_iter().find(|j| {
+                j.annotations()
+                    .get("clockify-addons.io/version")
+                    .map(String::as_str)
+                    == Some(version)
+            })
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +195,6 @@ async fn operator_on_a_live_cluster() {
     })
     .await;
 
-    // A namespace of our own.
     let ns = format!("clockify-e2e-{:06x}", rand::random::<u32>() & 0xff_ffff);
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
@@ -125,9 +203,9 @@ async fn operator_on_a_live_cluster() {
             &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
         )
         .await
-        .expect("create the test namespace");
+        .expect("namespace");
 
-    // The operator, out of cluster, watching that namespace.
+    // The operator, out of cluster, watching that namespace, with leader election.
     let stop = CancellationToken::new();
     let opts = Options {
         scope: Scope::Namespace(ns.clone()),
@@ -146,12 +224,65 @@ async fn operator_on_a_live_cluster() {
     let addons: Api<ClockifyAddon> = Api::namespaced(client.clone(), &ns);
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     let examples = examples(&ns);
+    secrets(&client, &ns, &examples).await;
     for a in &examples {
         addons
             .create(&PostParams::default(), a)
             .await
             .unwrap_or_else(|e| panic!("create {}: {e}", a.name_any()));
+    }
+
+    // First install: the migration Job comes first, the Deployment only after it succeeded.
+    let first_job = migration_job(&jobs, &examples[0].name_any(), &examples[0].spec.version).await;
+    assert!(
+        deploys
+            .get_opt(&examples[0].name_any())
+            .await
+            .unwrap()
+            .is_none(),
+        "no Deployment before the database is migrated"
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let job_controller = jobs
+        .get(&first_job.name_any())
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.start_time)
+        .is_some();
+    if job_controller && std::env::var_os("E2E_IMAGE").is_none() {
+        eprintln!(
+            "the cluster runs the Job controller: set E2E_IMAGE (a clockify-addons image it can pull) and E2E_DATABASE_URL \
+             (a PostgreSQL it can reach) to go past the migration; the migration Jobs were created as expected, stopping here"
+        );
+        stop.cancel();
+        let _ = operator.await;
+        let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
+        return;
+    }
+    for a in &examples {
+        let job = migration_job(&jobs, &a.name_any(), &a.spec.version).await;
+        assert_eq!(
+            job.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .args
+                .as_deref(),
+            Some(&["migrate".to_owned(), a.spec.addon.slug().to_owned()][..])
+        );
+        if !job_controller {
+            complete_job(&jobs, &job.name_any()).await;
+        }
+    }
+    if !job_controller {
+        eprintln!("no Job controller (bare control plane): the suite writes migration Job status");
     }
 
     // Children appear, owned by their ClockifyAddon.
@@ -186,40 +317,95 @@ async fn operator_on_a_live_cluster() {
         );
     }
 
-    // Status: Ready once the Deployments are available. On a bare control plane nothing moves
-    // them, so after a grace period the suite writes their status itself.
+    // Ready once the Deployments are available (written by the suite on a bare control plane).
     let bare = {
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let d = deploys.get(&examples[0].name_any()).await.unwrap();
-        d.status.and_then(|s| s.observed_generation).is_none()
+        deploys
+            .get(&examples[0].name_any())
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.observed_generation)
+            .is_none()
     };
     if bare {
         eprintln!(
-            "no Deployment controller is running (bare control plane): the suite writes Deployment status"
+            "no Deployment controller (bare control plane): the suite writes Deployment status"
         );
     }
+    let wait_ready = |version: String, name: String| {
+        let (addons, deploys) = (addons.clone(), deploys.clone());
+        async move {
+            eventually(&format!("{name} Ready at {version}"), || async {
+                if bare {
+                    settle_deployment(&deploys, &name).await;
+                }
+                let a = addons.get(&name).await.ok()?;
+                (condition(&a, "Ready").as_deref() == Some("True")
+                    && a.status.as_ref()?.current_version.as_deref() == Some(version.as_str()))
+                .then_some(a)
+            })
+            .await
+        }
+    };
     for a in &examples {
-        let name = a.name_any();
-        let ready = eventually(&format!("{name} Ready"), || async {
-            if bare {
-                settle_deployment(&deploys, &name).await;
-            }
-            let a = addons.get(&name).await.ok()?;
-            (condition(&a, "Ready").as_deref() == Some("True")).then_some(a)
-        })
-        .await;
+        let ready = wait_ready(a.spec.version.clone(), a.name_any()).await;
         let status = ready.status.unwrap();
         assert_eq!(status.observed_generation, ready.metadata.generation);
-        assert_eq!(condition_of(&status, "Reconciling"), Some("False".into()));
-        assert_eq!(condition_of(&status, "Stalled"), Some("False".into()));
         assert_eq!(
-            status.current_version.as_deref(),
+            condition_of(&status, "Reconciling").as_deref(),
+            Some("False")
+        );
+        assert_eq!(condition_of(&status, "Stalled").as_deref(), Some("False"));
+        assert_eq!(
+            condition_of(&status, "DatabaseMigrated").as_deref(),
+            Some("True")
+        );
+        assert_eq!(
+            status.last_migration.as_ref().map(|m| m.version.as_str()),
             Some(a.spec.version.as_str())
         );
     }
 
-    // A child edited by hand is put back; one deleted by hand comes back.
+    // An upgrade: a new Job with the new image while the old version keeps serving, then the rollout.
     let first = examples[0].name_any();
+    if std::env::var_os("E2E_IMAGE").is_none() {
+        let patch = json!({"spec": {"version": "0.1.1"}});
+        addons
+            .patch(&first, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("upgrade");
+        let job = migration_job(&jobs, &first, "0.1.1").await;
+        let held = deploys.get(&first).await.unwrap();
+        let image = held.spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap();
+        assert!(
+            image.ends_with(":0.1.0"),
+            "the Deployment keeps the old image while migrating: {image}"
+        );
+        let migrating = addons.get(&first).await.unwrap();
+        assert_eq!(
+            condition(&migrating, "DatabaseMigrated").as_deref(),
+            Some("False")
+        );
+        if !job_controller {
+            complete_job(&jobs, &job.name_any()).await;
+        }
+        eventually("the Deployment to roll to 0.1.1", || async {
+            let d = deploys.get(&first).await.ok()?;
+            d.spec?.template.spec?.containers[0]
+                .image
+                .as_deref()?
+                .ends_with(":0.1.1")
+                .then_some(())
+        })
+        .await;
+        wait_ready("0.1.1".into(), first.clone()).await;
+    }
+
+    // A child edited by hand is put back; one deleted by hand comes back.
     let tamper = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": first},
         "spec": {"template": {"spec": {"containers": [{"name": "addon", "image": "example.com/tampered:1"}]}}}});
     deploys
@@ -246,7 +432,7 @@ async fn operator_on_a_live_cluster() {
     })
     .await;
 
-    // Deleting a ClockifyAddon removes its children: by the garbage collector, or on a bare
+    // Deleting the ClockifyAddons removes their children: by the garbage collector, or on a bare
     // control plane by the suite once it has checked the owner references the collector follows.
     for a in &examples {
         addons
@@ -272,9 +458,7 @@ async fn operator_on_a_live_cluster() {
         }
     };
     if !gc {
-        eprintln!(
-            "no garbage collector is running (bare control plane): the suite deletes the children"
-        );
+        eprintln!("no garbage collector (bare control plane): the suite deletes the children");
         for d in deploys.list(&Default::default()).await.unwrap().items {
             let owner = d.metadata.owner_references.clone().unwrap_or_default();
             assert!(

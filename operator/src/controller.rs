@@ -10,6 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -102,6 +103,7 @@ pub async fn run_controller(
     let (deployments, deploy_stream) = child_watch::<Deployment>(&client, &opts.scope);
     let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client, &opts.scope);
     let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, &opts.scope);
+    let (jobs, job_stream) = child_watch::<Job>(&client, &opts.scope);
     let stores = Stores {
         service_accounts,
         config_maps,
@@ -110,6 +112,7 @@ pub async fn run_controller(
         deployments,
         hpas,
         pdbs,
+        jobs,
     };
 
     let recorder = Recorder::new(
@@ -137,6 +140,7 @@ pub async fn run_controller(
         .owns_stream(deploy_stream)
         .owns_stream(hpa_stream)
         .owns_stream(pdb_stream)
+        .owns_stream(job_stream)
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))
         .graceful_shutdown_on({
             let stop = stop.clone();

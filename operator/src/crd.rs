@@ -462,4 +462,20 @@ pub struct ClockifyAddonStatus {
     /// In-cluster URL of the add-on's Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The latest database migration that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_migration: Option<MigrationRecord>,
+}
+
+/// A database migration that ran as a Job.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationRecord {
+    /// The version the database was migrated for.
+    pub version: String,
+    /// The migration Job.
+    pub job: String,
+    /// When the Job finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod status;
 pub mod subset;
 pub mod tier;
+pub mod upgrade;
 
 pub use crd::{ClockifyAddon, ClockifyAddonSpec, ClockifyAddonStatus};
 

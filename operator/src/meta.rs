@@ -37,16 +37,33 @@ pub fn selector_labels(addon: &ClockifyAddon) -> BTreeMap<String, String> {
     ])
 }
 
-/// Every label of the objects the operator creates.
+/// The labels of every pod of this instance, whatever its component.
+pub fn instance_labels(addon: &ClockifyAddon) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_NAME.to_owned(), addon.spec.addon.slug().to_owned()),
+        (LABEL_INSTANCE.to_owned(), addon.name_any()),
+    ])
+}
+
+/// Every label of the objects the operator creates. The version is not among them: it labels
+/// only pods (see [`with_version`]), so an upgrade does not rewrite every child.
 pub fn labels(addon: &ClockifyAddon) -> BTreeMap<String, String> {
     let mut l = selector_labels(addon);
     l.insert(LABEL_MANAGED_BY.to_owned(), MANAGER.to_owned());
     l.insert(LABEL_PART_OF.to_owned(), "clockify-addons".to_owned());
     l.insert(LABEL_TIER.to_owned(), addon.spec.tier.as_str().to_owned());
-    if is_label_value(&addon.spec.version) {
-        l.insert(LABEL_VERSION.to_owned(), addon.spec.version.clone());
-    }
     l
+}
+
+/// `labels` plus the version a pod runs.
+pub fn with_version(
+    mut labels: BTreeMap<String, String>,
+    version: &str,
+) -> BTreeMap<String, String> {
+    if is_label_value(version) {
+        labels.insert(LABEL_VERSION.to_owned(), version.to_owned());
+    }
+    labels
 }
 
 fn is_label_value(v: &str) -> bool {

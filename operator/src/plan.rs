@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -34,6 +35,8 @@ pub enum Kind {
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
     ServiceMonitor,
+    /// The migration Job (created by the upgrade flow, never pruned: TTL removes it).
+    Job,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Self::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
             Self::PodDisruptionBudget => "PodDisruptionBudget",
             Self::ServiceMonitor => "ServiceMonitor",
+            Self::Job => "Job",
         }
     }
 
@@ -70,6 +74,7 @@ pub enum Child {
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     PodDisruptionBudget(PodDisruptionBudget),
     ServiceMonitor(DynamicObject),
+    Job(Box<Job>),
 }
 
 impl Child {
@@ -83,6 +88,7 @@ impl Child {
             Self::HorizontalPodAutoscaler(_) => Kind::HorizontalPodAutoscaler,
             Self::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
             Self::ServiceMonitor(_) => Kind::ServiceMonitor,
+            Self::Job(_) => Kind::Job,
         }
     }
 
@@ -96,6 +102,7 @@ impl Child {
             Self::HorizontalPodAutoscaler(o) => o.name_any(),
             Self::PodDisruptionBudget(o) => o.name_any(),
             Self::ServiceMonitor(o) => o.name_any(),
+            Self::Job(o) => o.name_any(),
         }
     }
 
@@ -113,6 +120,7 @@ impl Child {
             Self::HorizontalPodAutoscaler(o) => j(o),
             Self::PodDisruptionBudget(o) => j(o),
             Self::ServiceMonitor(o) => j(o),
+            Self::Job(o) => j(o),
         }
     }
 }

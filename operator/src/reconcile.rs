@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -29,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::plan::{Capabilities, Child, Kind, Plan, plan};
 use crate::status::{self, Outcome, keep_transition_times};
 use crate::subset::is_subset;
+use crate::upgrade::{self, Decision, DeploymentPlan, JobDeletion, Phase};
 
 /// How often a healthy object is looked at again (drift on objects no watch covers).
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -90,6 +92,7 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
     pub hpas: Store<HorizontalPodAutoscaler>,
     pub pdbs: Store<PodDisruptionBudget>,
+    pub jobs: Store<Job>,
 }
 
 fn cached<K>(store: &Store<K>, ns: &str, name: &str) -> Option<Value>
@@ -113,7 +116,27 @@ impl Stores {
             Kind::HorizontalPodAutoscaler => cached(&self.hpas, ns, name),
             Kind::PodDisruptionBudget => cached(&self.pdbs, ns, name),
             Kind::ServiceMonitor => None,
+            Kind::Job => cached(&self.jobs, ns, name),
         }
+    }
+
+    /// This ClockifyAddon's migration Jobs.
+    pub fn migration_jobs(&self, addon: &ClockifyAddon) -> Vec<upgrade::JobView> {
+        let uid = addon.meta().uid.clone();
+        let selector = crate::build::job::job_selector(addon);
+        self.jobs
+            .state()
+            .iter()
+            .filter(|j| j.namespace() == addon.namespace())
+            .filter(|j| selector.iter().all(|(k, v)| j.labels().get(k) == Some(v)))
+            .filter(|j| {
+                uid.is_some()
+                    && j.owner_references()
+                        .iter()
+                        .any(|o| Some(&o.uid) == uid.as_ref())
+            })
+            .map(|j| upgrade::job_view(j))
+            .collect()
     }
 
     pub fn deployment(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
@@ -129,6 +152,7 @@ impl Stores {
             && synced(&self.deployments).await
             && synced(&self.hpas).await
             && synced(&self.pdbs).await
+            && synced(&self.jobs).await
     }
 }
 
@@ -317,11 +341,16 @@ pub struct Changes {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub pruned: Vec<String>,
+    /// Migration Jobs started, superseded or retried: (event reason, note).
+    pub migration: Vec<(&'static str, String)>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.updated.is_empty() && self.pruned.is_empty()
+        self.created.is_empty()
+            && self.updated.is_empty()
+            && self.pruned.is_empty()
+            && self.migration.is_empty()
     }
 }
 
@@ -338,42 +367,83 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
         .is_some_and(|v| v == "true");
     let caps = ctx.capabilities.get(&ctx.client).await?;
 
+    let deployment = ctx.stores.deployment(&ns, &name);
+    let jobs = ctx.stores.migration_jobs(addon);
+    let mut upgrade_decision = None;
     let (outcome, changes, service_monitor_missing) = match plan(addon, caps) {
         Err(invalid) => (Outcome::Invalid(invalid.0), Changes::default(), false),
-        Ok(plan) if paused => {
-            let drift = drifted(&plan, ctx, &ns).await?;
-            (
-                Outcome::Paused {
-                    in_sync: drift.is_empty(),
-                },
-                Changes::default(),
-                plan.service_monitor_missing,
-            )
+        Ok(plan) => {
+            let decision = upgrade::decide(addon, &plan.settings, deployment.as_deref(), &jobs);
+            let plan = upgrade_plan(addon, plan, &decision);
+            let missing = plan.service_monitor_missing;
+            let result = if paused {
+                let drift = drifted(&plan, ctx, &ns).await?;
+                (
+                    Outcome::Paused {
+                        in_sync: drift.is_empty() && decision.phase == Phase::Current,
+                    },
+                    Changes::default(),
+                    missing,
+                )
+            } else {
+                // The other children first: the Job's pod runs as the ServiceAccount and inside the NetworkPolicy.
+                let converged = match converge(addon, &plan, ctx, &ns).await {
+                    Ok(changes) => migrate(addon, &plan, &decision, ctx, &ns)
+                        .await
+                        .map(|()| changes),
+                    Err(e) => Err(e),
+                };
+                match converged {
+                    Ok(mut changes) => {
+                        changes.migration = migration_changes(&decision);
+                        // The Deployment moving to a freshly migrated image is the upgrade, not drift.
+                        if let Phase::Migrated { job } = &decision.phase {
+                            let label = format!("Deployment {name}");
+                            if changes.updated.contains(&label) {
+                                changes.updated.retain(|c| *c != label);
+                                changes.migration.push((
+                                    "RolloutStarted",
+                                    format!(
+                                        "rolling out version {} after migration Job {job}",
+                                        addon.spec.version
+                                    ),
+                                ));
+                            }
+                        }
+                        (Outcome::Applied, changes, missing)
+                    }
+                    Err(Error::Apply {
+                        kind,
+                        name,
+                        source: kube::Error::Api(s),
+                    }) if is_rejection(s.code) => (
+                        Outcome::Rejected(format!(
+                            "the API server refused {kind} {name}: {}",
+                            s.message
+                        )),
+                        Changes::default(),
+                        missing,
+                    ),
+                    Err(e) => return Err(e),
+                }
+            };
+            upgrade_decision = Some(decision);
+            result
         }
-        Ok(plan) => match converge(addon, &plan, ctx, &ns).await {
-            Ok(changes) => (Outcome::Applied, changes, plan.service_monitor_missing),
-            Err(Error::Apply {
-                kind,
-                name,
-                source: kube::Error::Api(s),
-            }) if is_rejection(s.code) => (
-                Outcome::Rejected(format!(
-                    "the API server refused {kind} {name}: {}",
-                    s.message
-                )),
-                Changes::default(),
-                plan.service_monitor_missing,
-            ),
-            Err(e) => return Err(e),
-        },
     };
 
-    let deployment = ctx.stores.deployment(&ns, &name);
     let rollout = status::rollout(deployment.as_deref());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let next = keep_transition_times(
         addon.status.as_ref(),
-        status::desired_status(addon, &outcome, &rollout, service_monitor_missing, &now),
+        status::desired_status(
+            addon,
+            &outcome,
+            &rollout,
+            upgrade_decision.as_ref(),
+            service_monitor_missing,
+            &now,
+        ),
     );
 
     publish_events(addon, ctx, &changes, addon.status.as_ref(), &next, &outcome).await;
@@ -384,6 +454,87 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
         Outcome::Invalid(_) | Outcome::Rejected(_) => Action::await_change(),
         _ => Action::requeue(RESYNC),
     })
+}
+
+/// The plan with the upgrade decision applied to its Deployment.
+fn upgrade_plan(addon: &ClockifyAddon, mut plan: Plan, decision: &Decision) -> Plan {
+    match &decision.deployment {
+        DeploymentPlan::Desired => {}
+        DeploymentPlan::NotYet => plan.children.retain(|c| c.kind() != Kind::Deployment),
+        DeploymentPlan::Hold(running) => {
+            let held = crate::build::deployment::deployment_running(
+                addon,
+                &plan.settings,
+                &running.image,
+                running.version.as_deref().unwrap_or("unknown"),
+                running.migrated_image.as_deref().unwrap_or(&running.image),
+            );
+            for c in &mut plan.children {
+                if c.kind() == Kind::Deployment {
+                    *c = Child::Deployment(Box::new(held.clone()));
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Deletes superseded and retried migration Jobs, then creates the one this image needs.
+async fn migrate(
+    addon: &ClockifyAddon,
+    plan: &Plan,
+    decision: &Decision,
+    ctx: &Context,
+    ns: &str,
+) -> Result<(), Error> {
+    for deletion in &decision.delete_jobs {
+        let (JobDeletion::Superseded(name) | JobDeletion::Retried(name)) = deletion;
+        match Api::<Job>::namespaced(ctx.client.clone(), ns)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Prune {
+                    kind: "Job",
+                    name: name.clone(),
+                    source,
+                });
+            }
+        }
+        ctx.metrics
+            .writes
+            .with_label_values(&["Job", "delete"])
+            .inc();
+    }
+    if decision.create_job {
+        let job = crate::build::migration_job(addon, &plan.settings);
+        apply(ctx, &Child::Job(Box::new(job)), ns).await?;
+    }
+    Ok(())
+}
+
+fn migration_changes(decision: &Decision) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for deletion in &decision.delete_jobs {
+        match deletion {
+            JobDeletion::Superseded(job) => out.push((
+                "MigrationSuperseded",
+                format!("deleted migration Job {job}: its image is no longer wanted"),
+            )),
+            JobDeletion::Retried(job) => out.push((
+                "MigrationRetried",
+                format!("deleted the failed migration Job {job} to retry after the spec changed"),
+            )),
+        }
+    }
+    if decision.create_job
+        && let Phase::Migrating { job } = &decision.phase
+    {
+        out.push(("MigrationStarted", format!("started migration Job {job}; the Deployment keeps its current image until it succeeds")));
+    }
+    out
 }
 
 /// 4xx answers other than conflicts and throttling mean the object itself is wrong.
@@ -511,6 +662,10 @@ async fn apply(ctx: &Context, child: &Child, ns: &str) -> Result<(), Error> {
             .patch(&name, &pp, &Patch::Apply(o))
             .await
             .map(drop),
+        Child::Job(o) => Api::<Job>::namespaced(client, ns)
+            .patch(&name, &pp, &Patch::Apply(o))
+            .await
+            .map(drop),
         Child::ServiceMonitor(o) => {
             Api::<DynamicObject>::namespaced_with(client, ns, &service_monitor::api_resource())
                 .patch(&name, &pp, &Patch::Apply(o))
@@ -549,7 +704,9 @@ async fn delete(ctx: &Context, kind: Kind, ns: &str, name: &str) -> Result<(), E
                 .map(drop)
         }
         // Never pruned: always desired.
-        Kind::ServiceAccount | Kind::ConfigMap | Kind::Service | Kind::Deployment => Ok(()),
+        Kind::ServiceAccount | Kind::ConfigMap | Kind::Service | Kind::Deployment | Kind::Job => {
+            Ok(())
+        }
     };
     match result {
         Ok(()) => {}
@@ -657,6 +814,30 @@ async fn publish_events(
         };
         publish(ctx, &r, EventType::Normal, reason, "Apply", note).await;
     }
+    if status::condition_status(Some(after), status::DATABASE_MIGRATED) == Some("True")
+        && status::condition_status(before, status::DATABASE_MIGRATED) == Some("False")
+    {
+        let job = after
+            .last_migration
+            .as_ref()
+            .map(|m| m.job.clone())
+            .unwrap_or_default();
+        publish(
+            ctx,
+            &r,
+            EventType::Normal,
+            "MigrationSucceeded",
+            "Migrate",
+            format!(
+                "migration Job {job} succeeded; rolling out version {}",
+                addon.spec.version
+            ),
+        )
+        .await;
+    }
+    for (reason, note) in &changes.migration {
+        publish(ctx, &r, EventType::Normal, reason, "Migrate", note.clone()).await;
+    }
     if !changes.pruned.is_empty() {
         publish(
             ctx,
@@ -682,7 +863,18 @@ async fn publish_events(
         let reason = match outcome {
             Outcome::Invalid(_) => "InvalidSpec",
             Outcome::Rejected(_) => "ApplyRejected",
-            _ => "RolloutStuck",
+            _ => after
+                .conditions
+                .iter()
+                .find(|c| c.type_ == status::STALLED)
+                .map(|c| {
+                    if c.reason == "MigrationFailed" {
+                        "MigrationFailed"
+                    } else {
+                        "RolloutStuck"
+                    }
+                })
+                .unwrap_or("RolloutStuck"),
         };
         publish(
             ctx,

@@ -1,5 +1,7 @@
 //! `clockify-operator render -f addon.yaml`: every object the operator would create for each
-//! ClockifyAddon in the file, in apply order, as YAML, without a cluster.
+//! ClockifyAddon in the file, in apply order, as YAML, without a cluster. The migration Job
+//! appears before the Deployment: on a new ClockifyAddon the Deployment is created only after
+//! the Job has migrated the database.
 
 use serde::Deserialize;
 
@@ -47,7 +49,17 @@ pub fn render(addons: &[ClockifyAddon], caps: Capabilities) -> Result<String, Re
             name: name.clone(),
             message: e.0,
         })?;
-        for child in &plan.children {
+        // A new ClockifyAddon migrates its database before the Deployment is created.
+        let job =
+            crate::plan::Child::Job(Box::new(crate::build::migration_job(addon, &plan.settings)));
+        let mut children = Vec::new();
+        for child in plan.children {
+            if child.kind() == crate::plan::Kind::Deployment {
+                children.push(job.clone());
+            }
+            children.push(child);
+        }
+        for child in &children {
             out.push_str("---\n");
             out.push_str(&serde_norway::to_string(&child.to_json())?);
         }

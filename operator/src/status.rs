@@ -12,6 +12,7 @@ use kube::ResourceExt;
 
 use crate::build::service;
 use crate::crd::{ClockifyAddon, ClockifyAddonStatus};
+use crate::upgrade::{Decision, Phase};
 
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
@@ -19,6 +20,7 @@ pub const STALLED: &str = "Stalled";
 pub const AVAILABLE: &str = "Available";
 pub const PAUSED: &str = "Paused";
 pub const MONITORING: &str = "Monitoring";
+pub const DATABASE_MIGRATED: &str = "DatabaseMigrated";
 
 /// Pod template annotation recording the add-on version the template runs.
 pub const VERSION_ANNOTATION: &str = "clockify-addons.io/version";
@@ -146,6 +148,7 @@ pub fn desired_status(
     addon: &ClockifyAddon,
     outcome: &Outcome,
     r: &Rollout,
+    upgrade: Option<&Decision>,
     service_monitor_missing: bool,
     now: &Time,
 ) -> ClockifyAddonStatus {
@@ -153,7 +156,9 @@ pub fn desired_status(
     let c =
         |t: &str, s: bool, reason: &str, msg: &str| condition(t, s, reason, msg, generation, now);
     let mut conditions = Vec::new();
-    let healthy = r.complete && r.available;
+    // Ready means the desired version serves, not merely that a rollout finished.
+    let at_target = r.version.as_deref() == Some(addon.spec.version.as_str());
+    let healthy = r.complete && r.available && at_target;
     match outcome {
         Outcome::Invalid(msg) => {
             conditions.push(c(READY, false, "InvalidSpec", msg));
@@ -183,6 +188,45 @@ pub fn desired_status(
             conditions.push(c(STALLED, false, "Paused", msg));
             conditions.push(c(PAUSED, true, "Paused", msg));
         }
+        Outcome::Applied
+            if matches!(
+                upgrade.map(|u| &u.phase),
+                Some(Phase::Migrating { .. } | Phase::Failed { .. })
+            ) =>
+        {
+            let u = upgrade.expect("matched Some above");
+            let serving = match &u.running_version {
+                Some(v) => format!("version {v} keeps serving"),
+                None => "nothing serves yet (first install)".to_owned(),
+            };
+            match &u.phase {
+                Phase::Failed {
+                    job,
+                    reason,
+                    message,
+                } => {
+                    let msg = format!(
+                        "migration Job {job} failed ({reason}: {message}); {serving}. Change the spec to retry with a new Job, or delete the Job to retry this one"
+                    );
+                    conditions.push(c(READY, false, "MigrationFailed", &msg));
+                    conditions.push(c(RECONCILING, false, "MigrationFailed", &msg));
+                    conditions.push(c(STALLED, true, "MigrationFailed", &msg));
+                }
+                _ => {
+                    let job = match &u.phase {
+                        Phase::Migrating { job } => job.as_str(),
+                        _ => "",
+                    };
+                    let msg = format!(
+                        "migration Job {job} is migrating the database for version {}; {serving}",
+                        addon.spec.version
+                    );
+                    conditions.push(c(READY, false, "Migrating", &msg));
+                    conditions.push(c(RECONCILING, true, "Migrating", &msg));
+                    conditions.push(c(STALLED, false, "Migrating", &msg));
+                }
+            }
+        }
         Outcome::Applied => match &r.stuck {
             Some(stuck) => {
                 conditions.push(c(READY, false, "RolloutStuck", stuck));
@@ -200,9 +244,18 @@ pub fn desired_status(
                 conditions.push(c(STALLED, false, "Ready", &msg));
             }
             None => {
-                conditions.push(c(READY, false, "Progressing", &r.message));
-                conditions.push(c(RECONCILING, true, "Progressing", &r.message));
-                conditions.push(c(STALLED, false, "Progressing", &r.message));
+                let msg = if r.complete && !at_target {
+                    format!(
+                        "rolling out version {} (pods run {})",
+                        addon.spec.version,
+                        r.version.as_deref().unwrap_or("an unknown version")
+                    )
+                } else {
+                    r.message.clone()
+                };
+                conditions.push(c(READY, false, "Progressing", &msg));
+                conditions.push(c(RECONCILING, true, "Progressing", &msg));
+                conditions.push(c(STALLED, false, "Progressing", &msg));
             }
         },
     }
@@ -223,6 +276,38 @@ pub fn desired_status(
     } else {
         c(AVAILABLE, false, "NoDeployment", &r.message)
     });
+    let previous = addon.status.clone().unwrap_or_default();
+    match upgrade.map(|u| &u.phase) {
+        Some(Phase::Current | Phase::Migrated { .. }) => conditions.push(c(
+            DATABASE_MIGRATED,
+            true,
+            "Migrated",
+            &format!(
+                "the database schema is ready for version {}",
+                addon.spec.version
+            ),
+        )),
+        Some(Phase::Migrating { job }) => conditions.push(c(
+            DATABASE_MIGRATED,
+            false,
+            "Migrating",
+            &format!("migration Job {job} is running"),
+        )),
+        Some(Phase::Failed { job, reason, .. }) => conditions.push(c(
+            DATABASE_MIGRATED,
+            false,
+            "MigrationFailed",
+            &format!("migration Job {job} failed: {reason}"),
+        )),
+        // Not decided this pass (invalid spec): keep what was known.
+        None => conditions.extend(
+            previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == DATABASE_MIGRATED)
+                .cloned(),
+        ),
+    }
     if service_monitor_missing {
         conditions.push(c(
             MONITORING,
@@ -231,7 +316,6 @@ pub fn desired_status(
             "monitoring.serviceMonitor is Enabled but the cluster does not serve monitoring.coreos.com/v1 ServiceMonitor",
         ));
     }
-    let previous = addon.status.clone().unwrap_or_default();
     ClockifyAddonStatus {
         observed_generation: generation,
         conditions,
@@ -245,6 +329,9 @@ pub fn desired_status(
         replicas: r.exists.then_some(r.replicas),
         ready_replicas: r.exists.then_some(r.ready),
         url: Some(service::url(addon)),
+        last_migration: upgrade
+            .and_then(|u| u.last_migration.clone())
+            .or(previous.last_migration),
     }
 }
 

@@ -15,6 +15,7 @@ use clockify_operator::reconcile::{CapabilityCache, Context, Stores, reconcile};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -199,6 +200,7 @@ struct Writers {
     deploy: Writer<Deployment>,
     hpa: Writer<HorizontalPodAutoscaler>,
     pdb: Writer<PodDisruptionBudget>,
+    job: Writer<Job>,
 }
 
 fn put<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>, obj: K) {
@@ -218,6 +220,7 @@ impl Writers {
                 put(&mut self.hpa, serde_json::from_value(obj).unwrap())
             }
             Kind::PodDisruptionBudget => put(&mut self.pdb, serde_json::from_value(obj).unwrap()),
+            Kind::Job => put(&mut self.job, serde_json::from_value(obj).unwrap()),
             Kind::ServiceMonitor => {}
         }
     }
@@ -233,6 +236,7 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
     let (deploy_r, deploy) = reflector::store();
     let (hpa_r, hpa) = reflector::store();
     let (pdb_r, pdb) = reflector::store();
+    let (job_r, job) = reflector::store();
     let stores = Stores {
         service_accounts: sa_r,
         config_maps: cm_r,
@@ -241,6 +245,7 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
         deployments: deploy_r,
         hpas: hpa_r,
         pdbs: pdb_r,
+        jobs: job_r,
     };
     let recorder = Recorder::new(
         client.clone(),
@@ -269,6 +274,7 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
             deploy,
             hpa,
             pdb,
+            job,
         },
     )
 }
@@ -402,6 +408,15 @@ const NS_PATHS: [(&str, Kind); 8] = [
     ),
 ];
 
+/// The migration Job path for the addon's current image.
+fn job_path(a: &ClockifyAddon) -> String {
+    let image = clockify_operator::settings::resolve(a).unwrap().image;
+    format!(
+        "/apis/batch/v1/namespaces/addons/jobs/{}",
+        clockify_operator::build::job::job_name(a, &image)
+    )
+}
+
 fn path_of(kind: Kind) -> &'static str {
     NS_PATHS
         .iter()
@@ -425,12 +440,15 @@ fn status_of(call: &Call) -> ClockifyAddonStatus {
 }
 
 #[tokio::test]
-async fn first_creation_applies_every_child_in_order_then_status() {
+async fn first_creation_applies_every_child_then_migrates_first() {
     let (ctx, mut api, _w) = harness(CapabilityCache::default());
     let a = addon();
     let task = start(&ctx, a.clone());
     api.expect_discovery(true).await;
     for (path, kind) in NS_PATHS {
+        if kind == Kind::Deployment {
+            continue; // not before the database is migrated
+        }
         if kind == Kind::ServiceMonitor {
             api.expect(Method::GET, path, 404, Some(not_found())).await;
         }
@@ -442,41 +460,58 @@ async fn first_creation_applies_every_child_in_order_then_status() {
         );
         assert_eq!(call.body["kind"], kind.as_str());
     }
+    let job = api.expect_apply(&job_path(&a)).await;
+    assert_eq!(
+        job.body["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["migrate", "api-studio"])
+    );
+    assert_eq!(
+        job.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/clockify-addons/clockify-addons:0.1.0"
+    );
+    assert_eq!(job.body["spec"]["activeDeadlineSeconds"], 600);
+    assert_eq!(job.body["spec"]["ttlSecondsAfterFinished"], 3600);
+    assert_eq!(
+        job.body["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
     let created = api.expect_event("Created").await;
     assert!(
         created.body["note"]
             .as_str()
             .unwrap()
-            .contains("Deployment api-studio")
+            .contains("Service api-studio")
     );
     assert_eq!(created.body["type"], "Normal");
+    api.expect_event("MigrationStarted").await;
     let status = api.expect_status().await;
-    assert_eq!(status.body["status"]["observedGeneration"], 1);
-    assert_eq!(
-        condition(&status.body["status"], "Ready")["status"],
-        "False"
-    );
-    assert_eq!(
-        condition(&status.body["status"], "Reconciling")["status"],
-        "True"
-    );
-    assert_eq!(
-        condition(&status.body["status"], "Stalled")["status"],
-        "False"
-    );
-    assert_eq!(status.body["status"]["targetVersion"], "0.1.0");
+    let s = &status.body["status"];
+    assert_eq!(s["observedGeneration"], 1);
+    assert_eq!(condition(s, "Ready")["status"], "False");
+    assert_eq!(condition(s, "Reconciling")["status"], "True");
+    assert_eq!(condition(s, "Reconciling")["reason"], "Migrating");
+    assert_eq!(condition(s, "Stalled")["status"], "False");
+    assert_eq!(condition(s, "DatabaseMigrated")["status"], "False");
     assert!(
-        status.body["status"].get("currentVersion").is_none(),
+        condition(s, "Ready")["message"]
+            .as_str()
+            .unwrap()
+            .contains("first install")
+    );
+    assert_eq!(s["targetVersion"], "0.1.0");
+    assert!(
+        s.get("currentVersion").is_none(),
         "no rollout has completed"
     );
-    assert_eq!(
-        status.body["status"]["url"],
-        "http://api-studio.addons.svc:80"
-    );
+    assert_eq!(s["url"], "http://api-studio.addons.svc:80");
     finish(task, &mut api).await;
     let writes = ctx.metrics.render();
     assert!(
-        writes.contains(r#"clockify_operator_api_writes_total{kind="Deployment",verb="apply"} 1"#),
+        writes.contains(r#"clockify_operator_api_writes_total{kind="Job",verb="apply"} 1"#),
+        "{writes}"
+    );
+    assert!(
+        !writes.contains(r#"kind="Deployment",verb="apply""#),
         "{writes}"
     );
 }
@@ -701,11 +736,13 @@ async fn without_the_service_monitor_api_nothing_fails() {
     let task = start(&ctx, a.clone());
     api.expect_discovery(false).await;
     for (path, kind) in NS_PATHS {
-        if kind != Kind::ServiceMonitor {
+        if kind != Kind::ServiceMonitor && kind != Kind::Deployment {
             api.expect_apply(path).await;
         }
     }
+    api.expect_apply(&job_path(&a)).await;
     api.expect_event("Created").await;
+    api.expect_event("MigrationStarted").await;
     let status = api.expect_status().await;
     assert!(
         condition(&status.body["status"], "Monitoring").is_null(),
@@ -722,11 +759,13 @@ async fn without_the_service_monitor_api_nothing_fails() {
     let (ctx, mut api, _w) = harness(CapabilityCache::known(false));
     let task = start(&ctx, enabled);
     for (path, kind) in NS_PATHS {
-        if kind != Kind::ServiceMonitor {
+        if kind != Kind::ServiceMonitor && kind != Kind::Deployment {
             api.expect_apply(path).await;
         }
     }
+    api.expect_apply(&job_path(&addon())).await;
     api.expect_event("Created").await;
+    api.expect_event("MigrationStarted").await;
     let warning = api.expect_event("ServiceMonitorAPIMissing").await;
     assert_eq!(warning.body["type"], "Warning");
     let status = api.expect_status().await;
@@ -821,12 +860,15 @@ async fn a_refused_child_stalls_with_the_reason() {
     let task = start(&ctx, a.clone());
     api.expect_apply(path_of(Kind::ServiceAccount)).await;
     api.expect_apply(path_of(Kind::ConfigMap)).await;
-    api.expect_apply(path_of(Kind::NetworkPolicy)).await;
-    api.expect_apply(path_of(Kind::Service)).await;
     let invalid = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
-        "message": "Deployment.apps \"api-studio\" is invalid: spec.template.spec.priorityClassName: Invalid value"});
-    api.expect(Method::PATCH, path_of(Kind::Deployment), 422, Some(invalid))
-        .await;
+        "message": "NetworkPolicy.networking.k8s.io \"api-studio\" is invalid: spec.egress[1].ports[0].port: Invalid value: 0"});
+    api.expect(
+        Method::PATCH,
+        path_of(Kind::NetworkPolicy),
+        422,
+        Some(invalid),
+    )
+    .await;
     let ev = api.expect_event("ApplyRejected").await;
     assert_eq!(ev.body["type"], "Warning");
     let status = api.expect_status().await;
@@ -836,7 +878,7 @@ async fn a_refused_child_stalls_with_the_reason() {
         stalled["message"]
             .as_str()
             .unwrap()
-            .contains("priorityClassName")
+            .contains("spec.egress[1]")
     );
     finish(task, &mut api).await;
 }
@@ -855,4 +897,380 @@ fn plan_paths_cover_every_kind() {
         children.iter().map(Child::kind).collect::<Vec<_>>(),
         NS_PATHS.iter().map(|(_, k)| *k).collect::<Vec<_>>()
     );
+}
+
+// ---- Zero-downtime upgrades: the migration Job first, then the rollout. ----
+
+fn addon_at(version: &str, generation: i64) -> ClockifyAddon {
+    let mut a = addon();
+    a.spec.version = version.into();
+    a.metadata.generation = Some(generation);
+    a
+}
+
+enum JobPhase {
+    Active,
+    Succeeded,
+    Failed,
+}
+
+/// The migration Job of `a` as the API server stores it.
+fn stored_job(a: &ClockifyAddon, phase: JobPhase) -> Value {
+    let s = clockify_operator::settings::resolve(a).unwrap();
+    let mut v = serde_json::to_value(clockify_operator::build::migration_job(a, &s)).unwrap();
+    v["metadata"]["uid"] = json!(format!("job-{}", a.spec.version));
+    v["metadata"]["resourceVersion"] = json!("9");
+    v["status"] = match phase {
+        JobPhase::Active => json!({"active": 1, "startTime": "2026-11-22T04:00:00Z"}),
+        JobPhase::Succeeded => {
+            json!({"succeeded": 1, "startTime": "2026-11-22T04:00:00Z", "completionTime": "2026-11-22T04:00:42Z",
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-22T04:00:42Z"}]})
+        }
+        JobPhase::Failed => json!({"failed": 3, "startTime": "2026-11-22T04:00:00Z",
+            "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-11-22T04:03:00Z"}]}),
+    };
+    v
+}
+
+/// The world after version 0.1.0 settled: its children, healthy.
+async fn v1_world() -> (Vec<(Kind, Value)>, ClockifyAddonStatus) {
+    let v1 = addon_at("0.1.0", 1);
+    (stored_children(&v1, true), settled_status(&v1).await)
+}
+
+async fn reconcile_in(
+    a: &ClockifyAddon,
+    children: &[(Kind, Value)],
+    jobs: &[Value],
+    script: impl AsyncFnOnce(&mut ApiServer),
+) {
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    fill(&mut w, children);
+    for j in jobs {
+        w.insert(Kind::Job, j.clone());
+    }
+    let task = start(&ctx, a.clone());
+    script(&mut api).await;
+    finish(task, &mut api).await;
+}
+
+fn sm_get<'a>(
+    api: &'a mut ApiServer,
+    children: &'a [(Kind, Value)],
+) -> impl std::future::Future<Output = Call> + 'a {
+    api.expect(
+        Method::GET,
+        path_of(Kind::ServiceMonitor),
+        200,
+        Some(service_monitor_of(children)),
+    )
+}
+
+#[tokio::test]
+async fn an_upgrade_starts_the_migration_job_and_holds_the_deployment() {
+    let (children, v1_status) = v1_world().await;
+    let mut a = addon_at("0.2.0", 2);
+    a.status = Some(v1_status);
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    reconcile_in(&a, &children, &[], async |api| {
+        sm_get(api, &children).await; // every child, the Deployment included, is already as wanted
+        let job = api.expect_apply(&job_path(&a)).await;
+        assert_eq!(
+            job.body["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/clockify-addons/clockify-addons:0.2.0"
+        );
+        assert_eq!(
+            job.body["metadata"]["annotations"]["clockify-addons.io/generation"],
+            "2"
+        );
+        api.expect_event("MigrationStarted").await;
+        api.expect_event("NotReady").await;
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(condition(&s, "Reconciling")["reason"], "Migrating");
+    assert_eq!(condition(&s, "DatabaseMigrated")["status"], "False");
+    assert!(
+        condition(&s, "Ready")["message"]
+            .as_str()
+            .unwrap()
+            .contains("version 0.1.0 keeps serving")
+    );
+    assert_eq!(
+        condition(&s, "Available")["status"],
+        "True",
+        "the old version still serves"
+    );
+    assert_eq!(s["targetVersion"], "0.2.0");
+    assert_eq!(s["currentVersion"], "0.1.0");
+}
+
+/// The status an upgrade to 0.2.0 leaves while its Job runs.
+async fn migrating_status() -> ClockifyAddonStatus {
+    let (children, v1_status) = v1_world().await;
+    let mut a = addon_at("0.2.0", 2);
+    a.status = Some(v1_status);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    fill(&mut w, &children);
+    w.insert(Kind::Job, stored_job(&a, JobPhase::Active));
+    let task = start(&ctx, a.clone());
+    sm_get(&mut api, &children).await;
+    api.expect_event("NotReady").await;
+    let s = status_of(&api.expect_status().await);
+    finish(task, &mut api).await;
+    s
+}
+
+#[tokio::test]
+async fn a_restart_mid_migration_resumes_without_writes() {
+    let (children, _) = v1_world().await;
+    let mut a = addon_at("0.2.0", 2);
+    a.status = Some(migrating_status().await);
+    // A fresh operator (new context, caches filled from the cluster): the Job still runs.
+    let job = stored_job(&a, JobPhase::Active);
+    reconcile_in(&a, &children, &[job], async |api| {
+        sm_get(api, &children).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_successful_migration_rolls_the_deployment_then_reports_ready() {
+    let (children, _) = v1_world().await;
+    let mut a = addon_at("0.2.0", 2);
+    a.status = Some(migrating_status().await);
+    let job = stored_job(&a, JobPhase::Succeeded);
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    reconcile_in(&a, &children, std::slice::from_ref(&job), async |api| {
+        let d = api.expect_apply(path_of(Kind::Deployment)).await;
+        assert_eq!(
+            d.body["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/clockify-addons/clockify-addons:0.2.0"
+        );
+        assert_eq!(
+            d.body["metadata"]["annotations"]["clockify-addons.io/migrated-image"],
+            "ghcr.io/clockify-addons/clockify-addons:0.2.0"
+        );
+        assert_eq!(
+            d.body["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+            0
+        );
+        sm_get(api, &children).await;
+        api.expect_event("MigrationSucceeded").await;
+        let rollout = api.expect_event("RolloutStarted").await;
+        assert!(rollout.body["note"].as_str().unwrap().contains("0.2.0"));
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(condition(&s, "DatabaseMigrated")["status"], "True");
+    assert_eq!(s["lastMigration"]["version"], "0.2.0");
+    assert!(
+        s["lastMigration"]["job"]
+            .as_str()
+            .unwrap()
+            .starts_with("api-studio-migrate-")
+    );
+    assert!(
+        s["lastMigration"]["finishedAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-22T04:00:42")
+    );
+    assert_eq!(
+        condition(&s, "Ready")["status"],
+        "False",
+        "old pods still run"
+    );
+    assert_eq!(
+        s["currentVersion"], "0.1.0",
+        "moves only once the rollout completed"
+    );
+
+    // The rollout completed: Ready, and the current version moves.
+    let mut a = a.clone();
+    a.status = Some(serde_json::from_value(s).unwrap());
+    let rolled = stored_children(&a, true);
+    let out2 = status.clone();
+    reconcile_in(&a, &rolled, &[job], async |api| {
+        sm_get(api, &rolled).await;
+        api.expect_event("Ready").await;
+        *out2.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(condition(&s, "Ready")["status"], "True");
+    assert_eq!(s["currentVersion"], "0.2.0");
+}
+
+#[tokio::test]
+async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
+    let (children, _) = v1_world().await;
+    let mut a = addon_at("0.2.0", 2);
+    a.status = Some(migrating_status().await);
+    let failed = stored_job(&a, JobPhase::Failed);
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    reconcile_in(&a, &children, std::slice::from_ref(&failed), async |api| {
+        sm_get(api, &children).await; // the Deployment is not touched
+        let ev = api.expect_event("MigrationFailed").await;
+        assert_eq!(ev.body["type"], "Warning");
+        assert!(
+            ev.body["note"]
+                .as_str()
+                .unwrap()
+                .contains("BackoffLimitExceeded")
+        );
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    let stalled = condition(&s, "Stalled");
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "MigrationFailed");
+    let msg = stalled["message"].as_str().unwrap();
+    assert!(
+        msg.contains("api-studio-migrate-")
+            && msg.contains("BackoffLimitExceeded")
+            && msg.contains("version 0.1.0 keeps serving"),
+        "{msg}"
+    );
+    assert_eq!(
+        condition(&s, "DatabaseMigrated")["reason"],
+        "MigrationFailed"
+    );
+
+    // It stays so: another pass writes nothing.
+    let mut same = a.clone();
+    same.status = Some(serde_json::from_value(s.clone()).unwrap());
+    reconcile_in(
+        &same,
+        &children,
+        std::slice::from_ref(&failed),
+        async |api| {
+            sm_get(api, &children).await;
+        },
+    )
+    .await;
+
+    // The spec changes (same image, longer timeout): the failed Job goes and a new one starts.
+    let mut retry = same.clone();
+    retry.metadata.generation = Some(3);
+    retry.spec.database.migrations = Some(clockify_operator::crd::MigrationsSpec {
+        timeout_seconds: Some(1200),
+        backoff_limit: None,
+    });
+    reconcile_in(
+        &retry,
+        &children,
+        std::slice::from_ref(&failed),
+        async |api| {
+            sm_get(api, &children).await;
+            let del = api
+                .expect(
+                    Method::DELETE,
+                    &job_path(&retry),
+                    200,
+                    Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+                )
+                .await;
+            assert_eq!(del.body["propagationPolicy"], "Background");
+            let job = api.expect_apply(&job_path(&retry)).await;
+            assert_eq!(job.body["spec"]["activeDeadlineSeconds"], 1200);
+            assert_eq!(
+                job.body["metadata"]["annotations"]["clockify-addons.io/generation"],
+                "3"
+            );
+            api.expect_event("MigrationRetried").await;
+            api.expect_event("MigrationStarted").await;
+            let st = api.expect_status().await;
+            assert_eq!(condition(&st.body["status"], "Stalled")["status"], "False");
+            assert_eq!(
+                condition(&st.body["status"], "Reconciling")["reason"],
+                "Migrating"
+            );
+        },
+    )
+    .await;
+
+    // Or a new version: a Job of its own; the failed one is left to its TTL.
+    let mut newer = same.clone();
+    newer.spec.version = "0.2.1".into();
+    newer.metadata.generation = Some(3);
+    reconcile_in(
+        &newer,
+        &children,
+        std::slice::from_ref(&failed),
+        async |api| {
+            sm_get(api, &children).await;
+            let job = api.expect_apply(&job_path(&newer)).await;
+            assert_eq!(
+                job.body["spec"]["template"]["spec"]["containers"][0]["image"],
+                "ghcr.io/clockify-addons/clockify-addons:0.2.1"
+            );
+            api.expect_event("MigrationStarted").await;
+            api.expect_status().await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_image_change_mid_migration_replaces_the_stale_job() {
+    let (children, _) = v1_world().await;
+    let migrating = migrating_status().await;
+    let running = stored_job(&addon_at("0.2.0", 2), JobPhase::Active);
+    let mut a = addon_at("0.2.1", 3);
+    a.status = Some(migrating);
+    reconcile_in(&a, &children, &[running], async |api| {
+        sm_get(api, &children).await;
+        let stale = job_path(&addon_at("0.2.0", 2));
+        api.expect(
+            Method::DELETE,
+            &stale,
+            200,
+            Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+        )
+        .await;
+        let job = api.expect_apply(&job_path(&a)).await;
+        assert_eq!(
+            job.body["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/clockify-addons/clockify-addons:0.2.1"
+        );
+        api.expect_event("MigrationSuperseded").await;
+        api.expect_event("MigrationStarted").await;
+        let st = api.expect_status().await;
+        assert!(
+            condition(&st.body["status"], "Reconciling")["message"]
+                .as_str()
+                .unwrap()
+                .contains("0.2.1")
+        );
+    })
+    .await;
+}
+
+#[test]
+fn job_names_follow_the_image() {
+    let a = addon_at("0.2.0", 1);
+    let name = clockify_operator::build::job::job_name(
+        &a,
+        "ghcr.io/clockify-addons/clockify-addons:0.2.0",
+    );
+    assert!(
+        name.starts_with("api-studio-migrate-") && name.len() == "api-studio-migrate-".len() + 8,
+        "{name}"
+    );
+    assert_ne!(
+        name,
+        clockify_operator::build::job::job_name(
+            &a,
+            "ghcr.io/clockify-addons/clockify-addons:0.2.1"
+        )
+    );
+    assert!(name.len() <= 63, "a Job name must fit a label value");
 }

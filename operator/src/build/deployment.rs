@@ -22,6 +22,7 @@ use super::config::{TERMINATION_GRACE_SECONDS, config_hash};
 use crate::crd::{ClockifyAddon, PullPolicy, SecretKeyRef};
 use crate::meta::{
     CONFIG_HASH_ANNOTATION, HTTP_PORT, child_meta, config_map_name, labels, selector_labels,
+    with_version,
 };
 use crate::settings::Settings;
 use crate::status::VERSION_ANNOTATION;
@@ -145,21 +146,28 @@ fn non_empty_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
     if v.is_empty() { None } else { Some(v) }
 }
 
+/// Deployment annotation: the image whose database migration has completed. It lives on the
+/// Deployment object, not its pod template, so a template edited by hand is still known to be
+/// drift (put back at once), not an upgrade to migrate for.
+pub const MIGRATED_IMAGE_ANNOTATION: &str = "clockify-addons.io/migrated-image";
+
 /// The Deployment running the spec's image and version.
 pub fn deployment(addon: &ClockifyAddon, s: &Settings) -> Deployment {
-    deployment_running(addon, s, &s.image, &addon.spec.version)
+    deployment_running(addon, s, &s.image, &addon.spec.version, &s.image)
 }
 
-/// The Deployment running `image` at `version` (an upgrade may hold the previous one).
+/// The Deployment running `image` at `version`, recording `migrated_image` as migrated (an
+/// upgrade holds the previous image until the new one is migrated).
 pub fn deployment_running(
     addon: &ClockifyAddon,
     s: &Settings,
     image: &str,
     version: &str,
+    migrated_image: &str,
 ) -> Deployment {
     let overrides = addon.spec.pod_overrides.clone().unwrap_or_default();
     let mut pod_labels = overrides.labels.clone();
-    pod_labels.extend(labels(addon)); // selector and operator labels win
+    pod_labels.extend(with_version(labels(addon), version)); // selector and operator labels win
     let mut annotations = overrides.annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash(addon, s));
     annotations.insert(VERSION_ANNOTATION.to_owned(), version.to_owned());
@@ -218,8 +226,13 @@ pub fn deployment_running(
                 .collect()
         })
         .unwrap_or_default();
+    let mut metadata = child_meta(addon, &addon.name_any());
+    metadata.annotations = Some(BTreeMap::from([(
+        MIGRATED_IMAGE_ANNOTATION.to_owned(),
+        migrated_image.to_owned(),
+    )]));
     Deployment {
-        metadata: child_meta(addon, &addon.name_any()),
+        metadata,
         spec: Some(DeploymentSpec {
             // An autoscaler owns the replica count when there is one.
             replicas: if s.autoscaled() {

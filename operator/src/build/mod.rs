@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod deployment;
+pub mod job;
 pub mod network;
 pub mod scaling;
 pub mod service;
@@ -10,6 +11,7 @@ pub mod service_monitor;
 
 pub use config::{config_hash, config_map, service_account};
 pub use deployment::deployment;
+pub use job::migration_job;
 pub use network::network_policy;
 pub use scaling::{hpa, pdb};
 pub use service::service;

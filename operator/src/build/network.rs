@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::crd::ClockifyAddon;
-use crate::meta::{HTTP_PORT, child_meta, selector_labels};
+use crate::meta::{HTTP_PORT, child_meta, instance_labels};
 use crate::settings::Settings;
 
 pub const REDIS_PORT: i32 = 6379;
@@ -45,8 +45,9 @@ pub fn network_policy(addon: &ClockifyAddon, s: &Settings) -> Option<NetworkPoli
     Some(NetworkPolicy {
         metadata: child_meta(addon, &addon.name_any()),
         spec: Some(NetworkPolicySpec {
+            // Every pod of this instance: the add-on's and its migration (and backup) Jobs'.
             pod_selector: Some(LabelSelector {
-                match_labels: Some(selector_labels(addon)),
+                match_labels: Some(instance_labels(addon)),
                 ..LabelSelector::default()
             }),
             policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),

@@ -203,6 +203,9 @@ impl MigrationSet {
         let mut m = Migrator::with_migrations(migrations);
         // We hold our own lock around the whole run (see `migrate`).
         m.set_locking(false);
+        // Migrations are expand-only, so an older release (a rollback) works on a newer schema:
+        // migrations it does not know are not an error.
+        m.set_ignore_missing(true);
         m
     }
 

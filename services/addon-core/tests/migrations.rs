@@ -58,7 +58,46 @@ async fn reports_applied_then_nothing(backend: Backend) {
     db.close().await;
 }
 
+static NEWER: &[MigrationFile] = &[
+    MigrationFile {
+        version: 1,
+        description: "create a",
+        sql: "CREATE TABLE a (id TEXT PRIMARY KEY);",
+    },
+    MigrationFile {
+        version: 2,
+        description: "add b",
+        sql: "ALTER TABLE a ADD COLUMN b TEXT;",
+    },
+];
+
+/// A rollback: the older release's `migrate` finds a newer schema and reports it up to date.
+async fn an_older_release_accepts_a_newer_schema(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let db = Db::connect(&t.url, 2).await.unwrap();
+    MigrationSet {
+        addon: "test",
+        files: NEWER,
+    }
+    .migrate(&db, &t.url)
+    .await
+    .unwrap();
+    let older = MigrationSet {
+        addon: "test",
+        files: GOOD,
+    };
+    let report = older.migrate(&db, &t.url).await.unwrap();
+    assert!(report.applied.is_empty());
+    assert_eq!(report.current, Some(2));
+    assert!(
+        older.status(&db).await.unwrap().is_current(),
+        "the older release is ready on the newer schema"
+    );
+    db.close().await;
+}
+
 backend_tests!(
     a_failing_migration_is_reported,
-    reports_applied_then_nothing
+    reports_applied_then_nothing,
+    an_older_release_accepts_a_newer_schema
 );

@@ -1,0 +1,237 @@
+//! Zero-downtime upgrades. When the desired image differs from the one the Deployment runs, a
+//! migration Job with the new image runs first; the Deployment keeps the old image until the Job
+//! succeeds, then rolls with `maxUnavailable: 0`. A failed Job leaves the old version serving
+//! until the spec changes again. Every decision is derived from the cluster: the Deployment's
+//! pod template and the migration Jobs (never from memory or from status), so an operator
+//! restarted at any moment resumes correctly.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+
+use crate::build::deployment::MIGRATED_IMAGE_ANNOTATION;
+use crate::build::job::{GENERATION_ANNOTATION, IMAGE_ANNOTATION, job_name};
+use crate::crd::{ClockifyAddon, MigrationRecord};
+use crate::settings::Settings;
+use crate::status::VERSION_ANNOTATION;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Active,
+    Succeeded,
+    Failed { reason: String, message: String },
+}
+
+/// What the operator reads from a migration Job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobView {
+    pub name: String,
+    pub image: Option<String>,
+    pub version: Option<String>,
+    /// The ClockifyAddon generation that created it.
+    pub generation: i64,
+    pub state: JobState,
+    pub finished_at: Option<String>,
+}
+
+pub fn job_view(job: &Job) -> JobView {
+    let ann = job.annotations();
+    let conditions = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let is = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+    };
+    let state = if is("Complete").is_some() {
+        JobState::Succeeded
+    } else if let Some(c) = is("Failed") {
+        JobState::Failed {
+            reason: c.reason.clone().unwrap_or_default(),
+            message: c.message.clone().unwrap_or_default(),
+        }
+    } else {
+        JobState::Active
+    };
+    let finished_at = job
+        .status
+        .as_ref()
+        .and_then(|s| s.completion_time.as_ref())
+        .map(|t| t.0.to_string())
+        .or_else(|| {
+            is("Failed")
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0.to_string())
+        });
+    JobView {
+        name: job.name_any(),
+        image: ann.get(IMAGE_ANNOTATION).cloned(),
+        version: ann.get(VERSION_ANNOTATION).cloned(),
+        generation: ann
+            .get(GENERATION_ANNOTATION)
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0),
+        state,
+        finished_at,
+    }
+}
+
+/// The image and version the Deployment's pod template runs, and the image it records as
+/// migrated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub image: String,
+    pub version: Option<String>,
+    pub migrated_image: Option<String>,
+}
+
+pub fn running(d: Option<&Deployment>) -> Option<Running> {
+    let d = d?;
+    let template = &d.spec.as_ref()?.template;
+    let image = template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "addon")?
+        .image
+        .clone()?;
+    let version = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(VERSION_ANNOTATION))
+        .cloned();
+    let migrated_image = d.annotations().get(MIGRATED_IMAGE_ANNOTATION).cloned();
+    Some(Running {
+        image,
+        version,
+        migrated_image,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// The Deployment runs (or will run) the desired image: nothing to migrate.
+    Current,
+    /// The migration Job runs (or is being created).
+    Migrating { job: String },
+    /// The Job succeeded: the Deployment rolls to the new image.
+    Migrated { job: String },
+    /// The Job failed: the previous version keeps serving.
+    Failed {
+        job: String,
+        reason: String,
+        message: String,
+    },
+}
+
+/// What happens to the Deployment this pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentPlan {
+    /// Apply it with the desired image.
+    Desired,
+    /// Apply it keeping what it runs (other changes still apply).
+    Hold(Running),
+    /// Do not create it yet (first install: the database is not migrated).
+    NotYet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobDeletion {
+    /// A Job for an image that is no longer wanted, still running.
+    Superseded(String),
+    /// The failed Job of this image, deleted so the changed spec retries with a new one.
+    Retried(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub phase: Phase,
+    pub deployment: DeploymentPlan,
+    /// Create the migration Job for the desired image.
+    pub create_job: bool,
+    pub delete_jobs: Vec<JobDeletion>,
+    /// The latest migration that succeeded, of those still in the cluster.
+    pub last_migration: Option<MigrationRecord>,
+    /// The running version (for messages).
+    pub running_version: Option<String>,
+}
+
+pub fn decide(
+    addon: &ClockifyAddon,
+    s: &Settings,
+    deployment: Option<&Deployment>,
+    jobs: &[JobView],
+) -> Decision {
+    let want = job_name(addon, &s.image);
+    let running = running(deployment);
+    let last_migration = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Succeeded)
+        .max_by(|a, b| a.finished_at.cmp(&b.finished_at))
+        .map(|j| MigrationRecord {
+            version: j.version.clone().unwrap_or_default(),
+            job: j.name.clone(),
+            finished_at: j.finished_at.clone(),
+        });
+    let mut delete_jobs: Vec<JobDeletion> = jobs
+        .iter()
+        .filter(|j| j.name != want && j.state == JobState::Active)
+        .map(|j| JobDeletion::Superseded(j.name.clone()))
+        .collect();
+    let running_version = running.as_ref().and_then(|r| r.version.clone());
+    // Migrated already: the template may have been edited by hand (drift), not upgraded.
+    if running.as_ref().is_some_and(|r| {
+        r.image == s.image || r.migrated_image.as_deref() == Some(s.image.as_str())
+    }) {
+        return Decision {
+            phase: Phase::Current,
+            deployment: DeploymentPlan::Desired,
+            create_job: false,
+            delete_jobs,
+            last_migration,
+            running_version,
+        };
+    }
+    let held = match running {
+        Some(r) => DeploymentPlan::Hold(r),
+        None => DeploymentPlan::NotYet,
+    };
+    let generation = addon.metadata.generation.unwrap_or(0);
+    let (phase, deployment, create_job) = match jobs.iter().find(|j| j.name == want) {
+        None => (Phase::Migrating { job: want }, held, true),
+        Some(j) => match &j.state {
+            JobState::Active => (Phase::Migrating { job: want }, held, false),
+            JobState::Succeeded => (
+                Phase::Migrated { job: want },
+                DeploymentPlan::Desired,
+                false,
+            ),
+            JobState::Failed { .. } if generation > j.generation => {
+                delete_jobs.push(JobDeletion::Retried(want.clone()));
+                (Phase::Migrating { job: want }, held, true)
+            }
+            JobState::Failed { reason, message } => (
+                Phase::Failed {
+                    job: want,
+                    reason: reason.clone(),
+                    message: message.clone(),
+                },
+                held,
+                false,
+            ),
+        },
+    };
+    Decision {
+        phase,
+        deployment,
+        create_job,
+        delete_jobs,
+        last_migration,
+        running_version,
+    }
+}
