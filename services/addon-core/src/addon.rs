@@ -19,6 +19,20 @@ pub struct Component {
     pub path: &'static str,
 }
 
+/// Bootstrap defaults an installation's settings may override.
+#[derive(Debug, Clone, Copy)]
+pub struct BootstrapDefaults {
+    /// Days of time entries to fetch per user (setting `bootstrap_time_entry_days`); 0: none.
+    pub time_entry_days: u32,
+    /// Walk the heavy endpoints too (setting `bootstrap_include_heavy`).
+    pub include_heavy: bool,
+}
+
+/// Every add-on's webhooks go to `POST /webhooks/clockify` unless it says otherwise.
+pub fn shared_webhook_path(_event: &str) -> &'static str {
+    WEBHOOK_PATH
+}
+
 #[derive(Debug)]
 pub struct AddonDefinition {
     /// Name in commands, file names and metrics: `api-studio`.
@@ -29,9 +43,15 @@ pub struct AddonDefinition {
     pub description: &'static str,
     /// At most 10, each in the manifest schema's enum.
     pub webhook_events: &'static [&'static str],
+    /// The path each manifest webhook is delivered to.
+    pub webhook_path: fn(&str) -> &'static str,
+    /// What the add-on's flows may do.
+    pub features: crate::flows::FlowFeatures,
+    pub bootstrap: BootstrapDefaults,
     pub scopes: &'static [&'static str],
     pub components: &'static [Component],
-    /// The manifest's `settings` (`{tabs: [...]}`).
+    /// The manifest's `settings`: `{tabs: [...]}`, or the path of a settings page the add-on
+    /// serves itself.
     pub settings: fn() -> Value,
     pub migrations: MigrationSet,
     /// The add-on's routes; the core adds health, readiness and metrics around them.
@@ -87,7 +107,7 @@ pub fn manifest(def: &AddonDefinition, config: &CoreConfig) -> Value {
         "minimalSubscriptionPlan": def.plan,
         "scopes": def.scopes,
         "lifecycle": LIFECYCLE.iter().map(|(t, p)| json!({"type": t, "path": p})).collect::<Vec<_>>(),
-        "webhooks": def.webhook_events.iter().map(|e| json!({"event": e, "path": WEBHOOK_PATH})).collect::<Vec<_>>(),
+        "webhooks": def.webhook_events.iter().map(|e| json!({"event": e, "path": (def.webhook_path)(e)})).collect::<Vec<_>>(),
         "components": def.components.iter().map(|c| json!({
             "type": c.kind, "label": c.label, "accessLevel": c.access_level, "path": c.path
         })).collect::<Vec<_>>(),

@@ -40,8 +40,14 @@ pub struct Inner {
     /// The Clockify API client (allowlist, rate limit, retries).
     pub client: ClockifyClient,
     pub metrics: Metrics,
-    /// Wakes the flow worker when a delivery awaits flows.
+    /// Wakes the flow fan-out when a delivery awaits flows.
     pub flow_work: Notify,
+    /// Wakes the flow executor when executions were queued.
+    pub execution_work: Notify,
+    /// Outbound HTTP for GENERIC_HTTP actions.
+    pub outbound: crate::outbound::OutboundClient,
+    /// Per-workspace limit on custom webhooks (None: unlimited).
+    pub custom_webhook_limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
     /// Wakes the bootstrap runner when a run is requested.
     pub bootstrap_work: Notify,
     /// Stores webhook deliveries with group commit.
@@ -177,6 +183,16 @@ impl App {
         };
         let client = ClockifyClient::new(&config.api, limiter, metrics.clone())
             .map_err(StartupError::HttpClient)?;
+        let outbound =
+            crate::outbound::OutboundClient::new(config.outbound.clone(), metrics.clone())
+                .map_err(StartupError::HttpClient)?;
+        let custom_webhook_limiter = std::num::NonZeroU32::new(config.custom_webhooks.rate_limit)
+            .map(|per_second| {
+                // A second's worth of burst, refilled at the configured rate.
+                Arc::new(governor::RateLimiter::keyed(
+                    governor::Quota::per_second(per_second).allow_burst(per_second),
+                ))
+            });
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -204,7 +220,10 @@ impl App {
             cipher,
             client,
             metrics,
+            outbound,
+            custom_webhook_limiter,
             flow_work: Notify::new(),
+            execution_work: Notify::new(),
             bootstrap_work: Notify::new(),
             shutdown: CancellationToken::new(),
             instance_id,

@@ -93,6 +93,8 @@ pub enum AuthError {
     UnknownWebhookToken,
     #[error("the add-on is not installed in this workspace")]
     NotInstalled,
+    #[error("the HMAC-SHA256 signature does not match the workspace's custom webhook secret")]
+    BadSignature,
 }
 
 impl AuthError {
@@ -111,6 +113,7 @@ impl AuthError {
             Self::NoExpiry => "no_expiry",
             Self::UnknownWebhookToken => "unknown_webhook_token",
             Self::NotInstalled => "not_installed",
+            Self::BadSignature => "bad_signature",
         }
     }
 }

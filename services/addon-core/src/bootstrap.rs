@@ -6,16 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::catalog::catalog;
+use crate::catalog::{Operation, catalog};
 use crate::clockify::{ApiRequest, ApiTarget};
 use crate::store::bootstrap::{self as runs, Claimed, Progress};
 use crate::store::entities;
-use crate::store::installations::{self, InstallStatus};
-use crate::time::now_millis;
+use crate::store::installations::{self, InstallStatus, Installation};
+use crate::time::{DAY_MILLIS, now_millis};
 
 /// How often a running bootstrap proves it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -71,13 +70,14 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         return;
     }
     let target = match installations::get(&state.db, &ws).await {
-        Ok(Some(i)) if i.status == InstallStatus::Active => {
-            state.target(&i).map_err(|e| e.to_string())
-        }
+        Ok(Some(i)) if i.status == InstallStatus::Active => state
+            .target(&i)
+            .map(|t| (t, Options::for_installation(state, &i)))
+            .map_err(|e| e.to_string()),
         Ok(_) => Err("the add-on is not active in this workspace".to_owned()),
         Err(e) => Err(format!("database: {e}")),
     };
-    let target = match target {
+    let (target, options) = match target {
         Ok(t) => t,
         Err(reason) => {
             let _ = runs::fail(&state.db, &ws, &owner, &reason).await;
@@ -89,7 +89,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             return;
         }
     };
-    tracing::info!(workspace_id = %ws, attempt = claimed.attempts, "bootstrap started");
+    tracing::info!(workspace_id = %ws, attempt = claimed.attempts, time_entry_days = options.time_entry_days, include_heavy = options.include_heavy, "bootstrap started");
 
     let progress = Arc::new(Mutex::new(Progress::default()));
     let stop = state.shutdown.child_token();
@@ -99,7 +99,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         progress.clone(),
         stop.clone(),
     ));
-    let outcome = walk(state, &target, &progress, &stop).await;
+    let outcome = walk(state, &target, options, &progress, &stop).await;
     heartbeat.abort();
 
     let p = progress.lock().clone();
@@ -169,90 +169,191 @@ enum Walk {
     Stopped,
 }
 
+/// What one installation's bootstrap walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Days of time entries per user; 0: none.
+    pub time_entry_days: u32,
+    /// Walk heavy endpoints (expenses, invoices, approval requests).
+    pub include_heavy: bool,
+}
+
+/// Setting: days of time entries bootstrap fetches per user (0-365).
+pub const TIME_ENTRY_DAYS_SETTING: &str = "bootstrap_time_entry_days";
+/// Setting: walk heavy endpoints too.
+pub const INCLUDE_HEAVY_SETTING: &str = "bootstrap_include_heavy";
+/// The longest time-entry window.
+pub const MAX_TIME_ENTRY_DAYS: u32 = 365;
+
+impl Options {
+    /// The add-on's defaults, overridden by the installation's settings.
+    pub fn for_installation(state: &AppState, installation: &Installation) -> Self {
+        let d = state.def.bootstrap;
+        Self {
+            time_entry_days: installation.number(
+                TIME_ENTRY_DAYS_SETTING,
+                d.time_entry_days,
+                0,
+                MAX_TIME_ENTRY_DAYS,
+            ),
+            include_heavy: installation.flag(INCLUDE_HEAVY_SETTING, d.include_heavy),
+        }
+    }
+
+    fn walks(&self, op: &Operation) -> bool {
+        (!op.heavy || self.include_heavy) && (!op.per_user || self.time_entry_days > 0)
+    }
+}
+
+enum PagesOutcome {
+    Done,
+    Failed,
+    Stopped,
+}
+
 async fn walk(
     state: &AppState,
     target: &ApiTarget,
+    options: Options,
     progress: &Mutex<Progress>,
     stop: &CancellationToken,
 ) -> Walk {
-    let ops: Vec<_> = catalog().bootstrap_operations().collect();
+    let ops: Vec<_> = catalog()
+        .bootstrap_operations()
+        .filter(|op| options.walks(op))
+        .collect();
     progress.lock().endpoints_total = ops.len() as i64;
-    let max_pages = state.config.bootstrap.max_pages;
-    let page_size = state.config.bootstrap.page_size;
+    let ws_segment = crate::flows::template::encode_segment(&target.workspace_id);
     let mut endpoints_ok = 0;
     for op in ops {
-        let entity = op.bootstrap.clone().unwrap_or_default();
-        let path = op.path.replace(
-            "{workspaceId}",
-            &crate::flows::template::encode_segment(&target.workspace_id),
-        );
-        let mut failed = false;
-        for page in 1..=max_pages {
-            if stop.is_cancelled() {
-                return Walk::Stopped;
-            }
-            let mut req = ApiRequest::get(path.clone());
-            if op.paginated {
-                req = req.query("page", page).query("page-size", page_size);
-            }
-            let items = match state.client.send(target, &req).await {
-                Ok(r) if r.is_success() => match r.body {
-                    Value::Array(items) => items,
-                    _ => {
-                        record_error(progress, format!("{}: expected a JSON list", op.id));
-                        failed = true;
+        let path = op.path.replace("{workspaceId}", &ws_segment);
+        let outcome = if op.per_user {
+            // Clockify takes `yyyy-MM-ddThh:mm:ssZ`: whole seconds.
+            let since =
+                now_millis() / 1000 * 1000 - i64::from(options.time_entry_days) * DAY_MILLIS;
+            let start = crate::time::rfc3339(since);
+            let mut after: Option<String> = None;
+            let mut outcome = PagesOutcome::Done;
+            'users: loop {
+                let users = match entities::list(
+                    &state.db,
+                    &target.workspace_id,
+                    "users",
+                    after.as_deref(),
+                    500,
+                )
+                .await
+                {
+                    Ok(u) => u,
+                    Err(e) => {
+                        record_error(
+                            progress,
+                            format!("{}: cannot read cached users: {e}", op.id),
+                        );
+                        outcome = PagesOutcome::Failed;
                         break;
                     }
-                },
-                Ok(r) => {
-                    record_error(
-                        progress,
-                        format!("{}: Clockify answered {} on page {page}", op.id, r.status),
+                };
+                let Some(last) = users.last() else { break };
+                after = Some(last.id.clone());
+                for user in &users {
+                    let user_path = path.replace(
+                        "{userId}",
+                        &crate::flows::template::encode_segment(&user.id),
                     );
-                    failed = true;
-                    break;
-                }
-                Err(e) => {
-                    record_error(progress, format!("{}: {e}", op.id));
-                    failed = true;
-                    break;
-                }
-            };
-            let rows: Vec<(String, String)> = items
-                .iter()
-                .filter_map(|item| {
-                    let id = item.get("id").and_then(Value::as_str)?;
-                    Some((id.to_owned(), item.to_string()))
-                })
-                .collect();
-            match entities::upsert_page(&state.db, &target.workspace_id, &entity, &rows).await {
-                Ok(n) => {
-                    let mut p = progress.lock();
-                    p.pages_fetched += 1;
-                    p.entities_stored += n as i64;
-                }
-                Err(e) => {
-                    record_error(
-                        progress,
-                        format!("{}: cannot store page {page}: {e}", op.id),
-                    );
-                    failed = true;
-                    break;
+                    let query = [("start", start.clone())];
+                    match fetch_pages(state, target, op, &user_path, &query, progress, stop).await {
+                        PagesOutcome::Done => {}
+                        PagesOutcome::Failed => outcome = PagesOutcome::Failed,
+                        PagesOutcome::Stopped => {
+                            outcome = PagesOutcome::Stopped;
+                            break 'users;
+                        }
+                    }
                 }
             }
-            if !op.paginated || (items.len() as u32) < page_size {
-                break;
-            }
-            if page == max_pages {
-                tracing::info!(workspace_id = %target.workspace_id, operation = %op.id, max_pages, "bootstrap stopped at the page cap");
-            }
-        }
-        if !failed {
-            endpoints_ok += 1;
+            outcome
+        } else {
+            fetch_pages(state, target, op, &path, &[], progress, stop).await
+        };
+        match outcome {
+            PagesOutcome::Done => endpoints_ok += 1,
+            PagesOutcome::Failed => {}
+            PagesOutcome::Stopped => return Walk::Stopped,
         }
         progress.lock().endpoints_done += 1;
     }
     Walk::Finished { endpoints_ok }
+}
+
+/// Walks one endpoint page by page into the cache, up to the page cap.
+async fn fetch_pages(
+    state: &AppState,
+    target: &ApiTarget,
+    op: &Operation,
+    path: &str,
+    extra_query: &[(&str, String)],
+    progress: &Mutex<Progress>,
+    stop: &CancellationToken,
+) -> PagesOutcome {
+    let entity = op.bootstrap.clone().unwrap_or_default();
+    let max_pages = state.config.bootstrap.max_pages;
+    let page_size = state.config.bootstrap.page_size;
+    for page in 1..=max_pages {
+        if stop.is_cancelled() {
+            return PagesOutcome::Stopped;
+        }
+        let mut req = ApiRequest::get(path.to_owned());
+        for (k, v) in extra_query {
+            req = req.query(k, v);
+        }
+        if op.paginated {
+            req = req.query("page", page).query("page-size", page_size);
+        }
+        let answer = match state.client.send(target, &req).await {
+            Ok(r) if r.is_success() => r.body,
+            Ok(r) => {
+                record_error(
+                    progress,
+                    format!("{}: Clockify answered {} on page {page}", op.id, r.status),
+                );
+                return PagesOutcome::Failed;
+            }
+            Err(e) => {
+                record_error(progress, format!("{}: {e}", op.id));
+                return PagesOutcome::Failed;
+            }
+        };
+        let Some(items) = op.items_of(&answer) else {
+            record_error(progress, format!("{}: expected a JSON list", op.id));
+            return PagesOutcome::Failed;
+        };
+        let rows: Vec<(String, String)> = items
+            .iter()
+            .filter_map(|item| Some((op.id_of(item)?.to_owned(), item.to_string())))
+            .collect();
+        match entities::upsert_page(&state.db, &target.workspace_id, &entity, &rows).await {
+            Ok(n) => {
+                let mut p = progress.lock();
+                p.pages_fetched += 1;
+                p.entities_stored += n as i64;
+            }
+            Err(e) => {
+                record_error(
+                    progress,
+                    format!("{}: cannot store page {page}: {e}", op.id),
+                );
+                return PagesOutcome::Failed;
+            }
+        }
+        if !op.paginated || (items.len() as u32) < page_size {
+            break;
+        }
+        if page == max_pages {
+            tracing::info!(workspace_id = %target.workspace_id, operation = %op.id, max_pages, "bootstrap stopped at the page cap");
+        }
+    }
+    PagesOutcome::Done
 }
 
 fn record_error(progress: &Mutex<Progress>, msg: String) {

@@ -22,6 +22,18 @@ pub struct Operation {
     /// Entity type name in the cache when bootstrap walks this operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<String>,
+    /// Bootstrap walks it only when heavy endpoints are switched on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub heavy: bool,
+    /// Bootstrap walks it once per cached user (`{userId}`), within the time-entry window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_user: bool,
+    /// JSON pointer to the list inside the answer (the answer itself when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<String>,
+    /// JSON pointer to an item's id (`/id` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_at: Option<String>,
 }
 
 impl Operation {
@@ -32,6 +44,24 @@ impl Operation {
             .skip(1)
             .filter_map(|p| p.split('}').next())
             .collect()
+    }
+
+    /// The list of items in an answer of this operation, if it has one.
+    pub fn items_of<'a>(
+        &self,
+        answer: &'a serde_json::Value,
+    ) -> Option<&'a Vec<serde_json::Value>> {
+        match &self.items {
+            Some(pointer) => answer.pointer(pointer),
+            None => Some(answer),
+        }
+        .and_then(serde_json::Value::as_array)
+    }
+
+    /// An item's id.
+    pub fn id_of<'a>(&self, item: &'a serde_json::Value) -> Option<&'a str> {
+        item.pointer(self.id_at.as_deref().unwrap_or("/id"))
+            .and_then(serde_json::Value::as_str)
     }
 
     pub fn is_write(&self) -> bool {
@@ -112,15 +142,34 @@ mod tests {
             );
             if op.bootstrap.is_some() {
                 assert_eq!(op.method, "GET", "{} bootstraps with a write", op.id);
+                let expected = if op.per_user {
+                    vec!["workspaceId", "userId"]
+                } else {
+                    vec!["workspaceId"]
+                };
                 assert_eq!(
                     op.path_params(),
-                    vec!["workspaceId"],
-                    "{} needs more than the workspace",
+                    expected,
+                    "{} needs other parameters than bootstrap fills",
                     op.id
                 );
+            } else {
+                assert!(!op.heavy && !op.per_user, "{} is not bootstrapped", op.id);
             }
         }
         assert!(c.bootstrap_operations().count() >= 6);
+        assert!(c.bootstrap_operations().any(|o| o.heavy));
+        // Per-user operations walk the users bootstrap stored first.
+        let users = c
+            .operations
+            .iter()
+            .position(|o| o.bootstrap.as_deref() == Some("users"))
+            .unwrap();
+        for (i, op) in c.operations.iter().enumerate() {
+            if op.per_user {
+                assert!(i > users, "{} comes before listUsers", op.id);
+            }
+        }
     }
 
     #[test]
@@ -151,6 +200,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn items_and_ids_are_found_where_the_answer_keeps_them() {
+        let c = catalog();
+        let expenses = c.get("listExpenses").unwrap();
+        let answer = serde_json::json!({"expenses": {"count": 1, "expenses": [{"id": "e1"}]}});
+        let items = expenses.items_of(&answer).unwrap();
+        assert_eq!(expenses.id_of(&items[0]), Some("e1"));
+        assert!(expenses.items_of(&serde_json::json!([])).is_none());
+        let approvals = c.get("listApprovalRequests").unwrap();
+        let item = serde_json::json!({"approvalRequest": {"id": "a1"}});
+        assert_eq!(approvals.id_of(&item), Some("a1"));
+        let users = c.get("listUsers").unwrap();
+        assert_eq!(
+            users
+                .items_of(&serde_json::json!([{"id": "u"}]))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -195,6 +195,66 @@ pub const VARIABLES: &[VarSpec] = &[
         "`page-size` of bootstrap requests (1-200)."
     ),
     var!(
+        "FLOW_CONCURRENCY",
+        "16",
+        false,
+        "Flow executions one process runs at once."
+    ),
+    var!(
+        "FLOW_LEASE_SECONDS",
+        "60",
+        false,
+        "How long a claimed flow execution stays with its worker without a heartbeat (renewed every third of it); after that another replica resumes it at its next step."
+    ),
+    var!(
+        "FLOW_MAX_ATTEMPTS",
+        "5",
+        false,
+        "Attempts of a flow execution whose action failed transiently (timeout, 429, 5xx) before it is marked FAILED."
+    ),
+    var!(
+        "FLOW_RETRY_BACKOFF_SECONDS",
+        "10",
+        false,
+        "Delay before the second attempt of a failed flow execution; doubles with each attempt (with jitter), at most one hour."
+    ),
+    var!(
+        "GENERIC_HTTP_TIMEOUT_SECONDS",
+        "10",
+        false,
+        "Timeout of one GENERIC_HTTP action request (an action may ask for less)."
+    ),
+    var!(
+        "GENERIC_HTTP_MAX_RETRIES",
+        "2",
+        false,
+        "Immediate retries of a GENERIC_HTTP request answered 429/5xx or not answered, before the execution is retried later."
+    ),
+    var!(
+        "GENERIC_HTTP_ALLOW_PRIVATE_NETWORKS",
+        "false",
+        false,
+        "Let GENERIC_HTTP actions reach loopback, private and link-local addresses. Off in production: an allowlisted name that resolves inside the network is refused."
+    ),
+    var!(
+        "CUSTOM_WEBHOOK_SECRET_GRACE_HOURS",
+        "24",
+        false,
+        "After a custom webhook secret is rotated, how long the previous one is still accepted."
+    ),
+    var!(
+        "CUSTOM_WEBHOOK_RATE_LIMIT",
+        "100",
+        false,
+        "Custom webhook deliveries accepted per second per workspace (bursts of the same size); beyond it 429 with Retry-After. 0 disables the limit."
+    ),
+    var!(
+        "RETENTION_API_CALLS_DAYS",
+        "30",
+        false,
+        "Days the `/api-call` log is kept; 0 keeps it forever."
+    ),
+    var!(
         "LOG_FORMAT",
         "json",
         false,
@@ -314,8 +374,26 @@ pub struct RetentionConfig {
     pub webhook_log_days: u32,
     pub flow_executions_days: u32,
     pub entity_cache_days: u32,
+    pub api_calls_days: u32,
     pub interval: Duration,
     pub batch_size: u32,
+}
+
+/// Flow execution: concurrency, leases and retries.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    pub concurrency: u32,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+}
+
+/// Custom webhooks (Universal Webhook).
+#[derive(Debug, Clone)]
+pub struct CustomWebhookConfig {
+    pub secret_grace: Duration,
+    /// Per second per workspace; 0: unlimited.
+    pub rate_limit: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -350,6 +428,9 @@ pub struct CoreConfig {
     pub cors_origins: OriginList,
     pub retention: RetentionConfig,
     pub bootstrap: BootstrapConfig,
+    pub flows: FlowConfig,
+    pub outbound: crate::outbound::OutboundConfig,
+    pub custom_webhooks: CustomWebhookConfig,
     pub log_format: LogFormat,
 }
 
@@ -578,12 +659,39 @@ impl CoreConfig {
             webhook_log_days: l.bounded("RETENTION_WEBHOOK_LOG_DAYS", 90, 0, 36_500),
             flow_executions_days: l.bounded("RETENTION_FLOW_EXECUTIONS_DAYS", 30, 0, 36_500),
             entity_cache_days: l.bounded("RETENTION_ENTITY_CACHE_DAYS", 7, 0, 36_500),
+            api_calls_days: l.bounded("RETENTION_API_CALLS_DAYS", 30, 0, 36_500),
             interval: l.seconds("RETENTION_INTERVAL_SECONDS", 3600, 1),
             batch_size: l.bounded("RETENTION_BATCH_SIZE", 1000, 1, 100_000),
         };
         let bootstrap = BootstrapConfig {
             max_pages: l.bounded("BOOTSTRAP_MAX_PAGES", 20, 1, 10_000),
             page_size: l.bounded("BOOTSTRAP_PAGE_SIZE", 50, 1, 200),
+        };
+        let flows = FlowConfig {
+            concurrency: l.bounded("FLOW_CONCURRENCY", 16, 1, 1024),
+            lease: l.seconds("FLOW_LEASE_SECONDS", 60, 2),
+            max_attempts: l.bounded("FLOW_MAX_ATTEMPTS", 5, 1, 100),
+            retry_backoff: l.seconds("FLOW_RETRY_BACKOFF_SECONDS", 10, 0),
+        };
+        let outbound = crate::outbound::OutboundConfig {
+            timeout: Duration::from_secs(u64::from(l.bounded(
+                "GENERIC_HTTP_TIMEOUT_SECONDS",
+                10,
+                1,
+                60,
+            ))),
+            max_retries: l.bounded("GENERIC_HTTP_MAX_RETRIES", 2, 0, 10),
+            allow_private_networks: l.parse::<bool>(
+                "GENERIC_HTTP_ALLOW_PRIVATE_NETWORKS",
+                false,
+                "true or false",
+            ),
+        };
+        let custom_webhooks = CustomWebhookConfig {
+            secret_grace: Duration::from_secs(
+                3600 * u64::from(l.bounded("CUSTOM_WEBHOOK_SECRET_GRACE_HOURS", 24, 0, 720)),
+            ),
+            rate_limit: l.bounded("CUSTOM_WEBHOOK_RATE_LIMIT", 100, 0, 100_000),
         };
         let request_timeout = l.seconds("HTTP_REQUEST_TIMEOUT_SECONDS", 30, 1);
         let shutdown_timeout = l.seconds("SHUTDOWN_TIMEOUT_SECONDS", 25, 0);
@@ -620,6 +728,9 @@ impl CoreConfig {
             cors_origins,
             retention,
             bootstrap,
+            flows,
+            outbound,
+            custom_webhooks,
             log_format,
         })
     }

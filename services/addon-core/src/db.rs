@@ -3,7 +3,7 @@
 //! `$n` placeholders, BIGINT epoch-millisecond timestamps, BIGINT 0/1 flags, JSON as TEXT.
 //! The few statements that differ branch on [`Backend`].
 //!
-//! Migrations live in `migrations/<addon>/NNNN_description.sql`, are embedded at build time,
+//! Migrations live in `migrations/core/NNNN_description.sql` (shared by every add-on), are embedded at build time,
 //! and are applied by `clockify-addons migrate <addon>` under a lock (a PostgreSQL advisory
 //! lock, or a lock file beside the SQLite database), so concurrent runs are safe.
 
@@ -128,6 +128,12 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     }
     Some(PathBuf::from(path))
 }
+
+/// The migrations of the schema every add-on shares (`migrations/core/`), embedded at build
+/// time. Each add-on's database carries the whole core schema, so the core's SQL runs unchanged
+/// on all of them; an add-on with tables of its own would add `migrations/<addon>/` files
+/// numbered after the core's.
+pub static CORE_MIGRATIONS: &[MigrationFile] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// One embedded migration file.
 #[derive(Debug, Clone, Copy)]

@@ -21,6 +21,7 @@ pub mod hostrule;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod outbound;
 pub mod retention;
 pub mod routes;
 pub mod store;

@@ -23,7 +23,25 @@ pub struct Metrics {
     pub rate_limit_wait: Histogram,
     pub bootstrap_runs: IntCounterVec,
     pub retention_deleted: IntCounterVec,
+    /// Flow executions scheduled for another attempt, by reason.
+    pub flow_retries: IntCounterVec,
+    /// From a delivery's fan-out to its execution's first attempt.
+    pub flow_queue_delay: Histogram,
+    /// GENERIC_HTTP requests by outcome.
+    pub outbound_calls: IntCounterVec,
+    pub outbound_duration: Histogram,
+    /// Custom webhook deliveries by outcome (the source name is input: never a label).
+    pub custom_webhooks_received: IntCounterVec,
     uptime: IntGauge,
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+        .expect("valid metric definition");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -123,6 +141,34 @@ impl Metrics {
             "Rows deleted by retention, by table.",
             &["table"],
         );
+        let flow_retries = counter(
+            &registry,
+            "flow_retries_total",
+            "Flow executions scheduled for another attempt, by reason (failed: a transient action failure; interrupted: the worker holding it stopped).",
+            &["reason"],
+        );
+        let flow_queue_delay = histogram(
+            &registry,
+            "flow_queue_delay_seconds",
+            "Time from a delivery's fan-out to the first attempt of its flow execution.",
+        );
+        let outbound_calls = counter(
+            &registry,
+            "outbound_http_calls_total",
+            "GENERIC_HTTP action requests by outcome.",
+            &["outcome"],
+        );
+        let outbound_duration = histogram(
+            &registry,
+            "outbound_http_call_duration_seconds",
+            "GENERIC_HTTP action request latency, retries included.",
+        );
+        let custom_webhooks_received = counter(
+            &registry,
+            "custom_webhooks_received_total",
+            "Custom webhook deliveries by outcome (accepted, duplicate, rejected, rate_limited).",
+            &["outcome"],
+        );
         let uptime = IntGauge::new(
             "addon_uptime_seconds",
             "Seconds since this process started.",
@@ -158,6 +204,9 @@ impl Metrics {
         for state in ["COMPLETE", "COMPLETE_WITH_ERRORS", "FAILED"] {
             bootstrap_runs.with_label_values(&[state]);
         }
+        for reason in ["failed", "interrupted"] {
+            flow_retries.with_label_values(&[reason]);
+        }
         Self {
             registry,
             started: Instant::now(),
@@ -172,6 +221,11 @@ impl Metrics {
             rate_limit_wait,
             bootstrap_runs,
             retention_deleted,
+            flow_retries,
+            flow_queue_delay,
+            outbound_calls,
+            outbound_duration,
+            custom_webhooks_received,
             uptime,
         }
     }

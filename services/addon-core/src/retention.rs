@@ -38,6 +38,12 @@ pub fn rules(c: &RetentionConfig) -> Vec<Rule> {
             time_column: "fetched_at",
             days: c.entity_cache_days,
         },
+        Rule {
+            table: "api_calls",
+            key: &["id"],
+            time_column: "called_at",
+            days: c.api_calls_days,
+        },
     ]
 }
 

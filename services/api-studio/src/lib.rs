@@ -3,13 +3,11 @@
 //!
 //! Everything but the manifest contents lives in `addon-core`, which the other add-ons share.
 
-use addon_core::addon::{AddonDefinition, Component};
+use addon_core::addon::{AddonDefinition, BootstrapDefaults, Component, shared_webhook_path};
 use addon_core::config::AddonDefaults;
-use addon_core::db::{MigrationFile, MigrationSet};
+use addon_core::db::{CORE_MIGRATIONS, MigrationSet};
+use addon_core::flows::FlowFeatures;
 use serde_json::{Value, json};
-
-/// The migrations in `migrations/api-studio/`, embedded at build time.
-pub static MIGRATIONS: &[MigrationFile] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// Ten webhooks (Clockify's maximum), each an event of manifest schema 1.3.
 const WEBHOOK_EVENTS: &[&str] = &[
@@ -82,12 +80,22 @@ pub static DEFINITION: AddonDefinition = AddonDefinition {
     plan: "STANDARD",
     description: "Explore the Clockify API for your workspace and automate it with webhook-triggered flows.",
     webhook_events: WEBHOOK_EVENTS,
+    webhook_path: shared_webhook_path,
+    // Flows on Clockify events that call the Clockify API.
+    features: FlowFeatures {
+        custom_sources: false,
+        generic_http: false,
+    },
+    bootstrap: BootstrapDefaults {
+        time_entry_days: 0,
+        include_heavy: false,
+    },
     scopes: SCOPES,
     components: COMPONENTS,
     settings,
     migrations: MigrationSet {
         addon: "api-studio",
-        files: MIGRATIONS,
+        files: CORE_MIGRATIONS,
     },
     routes: addon_core::routes::standard,
     statements: &[],

@@ -41,7 +41,7 @@ fn this_releases_contract_is_current() {
 
 #[test]
 fn migrations_hold_no_destructive_ddl() {
-    for m in api_studio::MIGRATIONS {
+    for m in addon_core::db::CORE_MIGRATIONS {
         let problems = lint_migration(m.sql);
         assert!(
             problems.is_empty(),
@@ -124,7 +124,7 @@ async fn an_old_pods_cached_statements_survive_the_migration() {
     let old_pod = Db::connect(&t.url, 1).await.unwrap(); // one connection: its statements stay cached
     let release1 = addon_core::db::MigrationSet {
         addon: "api-studio",
-        files: &api_studio::MIGRATIONS[..1],
+        files: &addon_core::db::CORE_MIGRATIONS[..1],
     };
     release1.migrate(&old_pod, &t.url).await.unwrap();
     let list = old_statement("executions::list");

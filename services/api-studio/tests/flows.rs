@@ -23,7 +23,15 @@ async fn executions(app: &TestApp, ws: &str, n: usize) -> Vec<Value> {
     app.eventually(Duration::from_secs(10), || async {
         let (_, b) = app.ui(ws, Method::GET, "/ui/executions", None).await;
         let items = b["items"].as_array().cloned().unwrap_or_default();
-        let done = items.iter().filter(|e| e["status"] != "RUNNING").count();
+        let done = items
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e["status"].as_str(),
+                    Some("SUCCEEDED" | "FAILED" | "SKIPPED")
+                )
+            })
+            .count();
         (done >= n).then_some(items)
     })
     .await

@@ -39,7 +39,7 @@ async fn health_and_readiness(backend: Backend) {
         .migrate(&app.state.db, &app.db.url)
         .await
         .unwrap();
-    assert_eq!(report.applied.len(), api_studio::MIGRATIONS.len());
+    assert_eq!(report.applied.len(), addon_core::db::CORE_MIGRATIONS.len());
     let (s, b) = app.get("/ready").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["schema"]["current"], b["schema"]["required"]);

@@ -61,7 +61,7 @@ async fn migrate_is_idempotent_and_safe_concurrently(backend: Backend) {
     );
     assert!(again.status.success());
     assert!(
-        text(&again).contains("up to date (version 2)"),
+        text(&again).contains("up to date (version 4)"),
         "{}",
         text(&again)
     );

@@ -1,7 +1,10 @@
-//! Flows: webhook-triggered automations over the Clockify API.
+//! Flows: webhook-triggered automations over the Clockify API and outbound HTTP.
 
 pub mod eval;
 pub mod model;
 pub mod template;
 
-pub use model::{Action, Condition, ConditionMode, ConditionOp, FlowDefinition};
+pub use model::{
+    Action, ActionKind, Condition, ConditionMode, ConditionOp, FlowDefinition, FlowFeatures,
+    TriggerSource,
+};

@@ -151,6 +151,10 @@ async fn installed(
         .lifecycle_events
         .with_label_values(&["installed"])
         .inc();
+    if state.def.features.custom_sources {
+        // Kept across re-installs so senders configured earlier keep working.
+        super::custom::ensure_secret(&state, &p.workspace_id).await?;
+    }
     let installation = installations::get(&state.db, &p.workspace_id).await?;
     let bootstrap_on_install = installation
         .as_ref()
@@ -286,12 +290,15 @@ async fn deleted(
             p.workspace_id
         )));
     }
+    // Uninstalling forgets every credential: custom webhook secrets and the HTTP allowlist.
+    crate::store::secrets::delete(&state.db, &p.workspace_id).await?;
+    crate::store::allowlist::clear(&state.db, &p.workspace_id).await?;
     state
         .metrics
         .lifecycle_events
         .with_label_values(&["deleted"])
         .inc();
-    tracing::info!(workspace_id = %p.workspace_id, "deleted: tokens forgotten");
+    tracing::info!(workspace_id = %p.workspace_id, "deleted: tokens and secrets forgotten");
     Ok(Json(
         json!({"status": "deleted", "workspaceId": p.workspace_id}),
     ))

@@ -1,6 +1,7 @@
 //! The routes every add-on shares. Paths are the original services' paths, so manifests
 //! registered with Clockify keep working.
 
+pub mod custom;
 pub mod health;
 pub mod lifecycle;
 pub mod ui;

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::auth::{AuthError, ClockifyClaims, TokenKind, user_token};
 use crate::catalog::catalog;
 use crate::clockify::ApiError;
-use crate::flows::FlowDefinition;
+use crate::flows::{FlowDefinition, TriggerSource};
 use crate::http::{ApiJson, AppError, AppResult};
 use crate::store::executions::ExecutionFilter;
 use crate::store::installations::{InstallStatus, Installation};
@@ -210,6 +210,9 @@ struct ListQuery {
     status: Option<String>,
     #[serde(rename = "type", default)]
     entity_type: Option<String>,
+    /// Webhook log: `clockify` or a custom source; flows: `CLOCKIFY` or `CUSTOM`.
+    #[serde(default)]
+    source: Option<String>,
     #[serde(default)]
     after: Option<String>,
 }
@@ -237,6 +240,7 @@ async fn webhook_list(
         &state.db,
         user.workspace_id(),
         q.event_type.as_deref(),
+        q.source.as_deref(),
         q.before.as_deref(),
         limit,
     )
@@ -265,18 +269,35 @@ async fn webhook_detail(
     Ok(Json(json!({"webhook": entry, "executions": runs})))
 }
 
-fn validated(def: FlowDefinition) -> AppResult<FlowDefinition> {
-    let problems = def.validate();
+fn validated(state: &AppState, def: FlowDefinition) -> AppResult<FlowDefinition> {
+    let problems = def.validate(state.def.features);
     if !problems.is_empty() {
         return Err(AppError::Validation(problems));
     }
     Ok(def)
 }
 
-async fn flow_list(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
-    Ok(Json(
-        json!({"items": flows::list(&state.db, user.workspace_id()).await?}),
-    ))
+async fn flow_list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Value>> {
+    let source = match q.source.as_deref() {
+        None | Some("") => None,
+        Some("CLOCKIFY") => Some(TriggerSource::Clockify),
+        Some("CUSTOM") => Some(TriggerSource::Custom),
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "source: expected CLOCKIFY or CUSTOM, got {other:?}"
+            )));
+        }
+    };
+    let items: Vec<_> = flows::list(&state.db, user.workspace_id())
+        .await?
+        .into_iter()
+        .filter(|f| source.is_none_or(|s| f.definition.trigger_source == s))
+        .collect();
+    Ok(Json(json!({"items": items})))
 }
 
 async fn flow_create(
@@ -284,7 +305,7 @@ async fn flow_create(
     user: UiUser,
     ApiJson(def): ApiJson<FlowDefinition>,
 ) -> AppResult<Response> {
-    let def = validated(def)?;
+    let def = validated(&state, def)?;
     let flow = flows::create(&state.db, user.workspace_id(), &def).await?;
     tracing::info!(workspace_id = %user.workspace_id(), flow_id = %flow.id, "flow created");
     Ok((StatusCode::CREATED, Json(flow)).into_response())
@@ -307,7 +328,7 @@ async fn flow_update(
     Path(id): Path<String>,
     ApiJson(def): ApiJson<FlowDefinition>,
 ) -> AppResult<Json<Value>> {
-    let def = validated(def)?;
+    let def = validated(&state, def)?;
     let flow = flows::update(&state.db, user.workspace_id(), &id, &def)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no flow {id}")))?;

@@ -36,6 +36,9 @@ pub fn core_statements() -> Vec<Statement> {
         super::executions::STATEMENTS,
         super::entities::STATEMENTS,
         super::bootstrap::STATEMENTS,
+        super::allowlist::STATEMENTS,
+        super::secrets::STATEMENTS,
+        super::api_calls::STATEMENTS,
     ] {
         out.extend(list.iter().map(|(n, s)| stmt(*n, *s, None)));
     }
@@ -49,20 +52,30 @@ pub fn core_statements() -> Vec<Statement> {
         super::webhooks::ingest_many_sql(2),
         None,
     ));
-    out.push(stmt(
-        "webhooks::claim_pending_postgres",
-        super::webhooks::CLAIM_PENDING_POSTGRES,
-        Some(Backend::Postgres),
-    ));
-    out.push(stmt(
-        "webhooks::claim_pending_sqlite",
-        super::webhooks::CLAIM_PENDING_SQLITE,
-        Some(Backend::Sqlite),
-    ));
+    for (name, pg, lite) in [
+        (
+            "webhooks::claim_for_fan_out",
+            super::webhooks::FAN_OUT_CLAIM_POSTGRES,
+            super::webhooks::FAN_OUT_CLAIM_SQLITE,
+        ),
+        (
+            "executions::claim_due",
+            super::executions::CLAIM_DUE_POSTGRES,
+            super::executions::CLAIM_DUE_SQLITE,
+        ),
+    ] {
+        out.push(stmt(
+            format!("{name}_postgres"),
+            pg,
+            Some(Backend::Postgres),
+        ));
+        out.push(stmt(format!("{name}_sqlite"), lite, Some(Backend::Sqlite)));
+    }
     let any_config = RetentionConfig {
         webhook_log_days: 1,
         flow_executions_days: 1,
         entity_cache_days: 1,
+        api_calls_days: 1,
         interval: std::time::Duration::from_secs(1),
         batch_size: 1,
     };

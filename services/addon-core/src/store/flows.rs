@@ -1,11 +1,12 @@
-//! Flow definitions per workspace.
+//! Flow definitions per workspace. `updated_at` doubles as the flow's version: an execution
+//! queued under one version is not resumed mid-way under another.
 
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, json_col, new_id};
-use crate::flows::{ConditionMode, FlowDefinition};
+use crate::flows::{ConditionMode, FlowDefinition, TriggerSource};
 use crate::time::{now_millis, rfc3339};
 
 #[derive(Debug, Clone, Serialize)]
@@ -16,16 +17,31 @@ pub struct FlowRecord {
     pub definition: FlowDefinition,
     pub created_at: String,
     pub updated_at: String,
+    /// `updated_at` in milliseconds: the version an execution was queued with.
+    #[serde(skip)]
+    pub version: i64,
 }
 
 fn from_row(r: &AnyRow) -> Result<FlowRecord, sqlx::Error> {
     let mode: String = r.try_get("condition_mode")?;
     let enabled: i64 = r.try_get("enabled")?;
+    let source: Option<String> = r.try_get("trigger_source")?;
+    let sources: Option<String> = r.try_get("trigger_sources")?;
+    let updated_at: i64 = r.try_get("updated_at")?;
     Ok(FlowRecord {
         id: r.try_get("id")?,
         definition: FlowDefinition {
             name: r.try_get("name")?,
             enabled: enabled != 0,
+            trigger_source: if source.as_deref() == Some("CUSTOM") {
+                TriggerSource::Custom
+            } else {
+                TriggerSource::Clockify
+            },
+            trigger_sources: match sources {
+                Some(text) => json_col(&text, "trigger_sources")?,
+                None => Vec::new(),
+            },
             trigger_events: json_col(&r.try_get::<String, _>("trigger_events")?, "trigger_events")?,
             condition_mode: if mode == "ANY" {
                 ConditionMode::Any
@@ -36,7 +52,8 @@ fn from_row(r: &AnyRow) -> Result<FlowRecord, sqlx::Error> {
             actions: json_col(&r.try_get::<String, _>("actions")?, "actions")?,
         },
         created_at: rfc3339(r.try_get("created_at")?),
-        updated_at: rfc3339(r.try_get("updated_at")?),
+        updated_at: rfc3339(updated_at),
+        version: updated_at,
     })
 }
 
@@ -61,6 +78,8 @@ pub async fn create(
         .bind(json(&def.conditions)?)
         .bind(json(&def.actions)?)
         .bind(now)
+        .bind(def.trigger_source.as_str())
+        .bind(json(&def.trigger_sources)?)
         .execute(db.pool())
         .await?;
     get(db, workspace_id, &id)
@@ -85,6 +104,8 @@ pub async fn update(
         .bind(now_millis())
         .bind(workspace_id)
         .bind(id)
+        .bind(def.trigger_source.as_str())
+        .bind(json(&def.trigger_sources)?)
         .execute(db.pool())
         .await?;
     if r.rows_affected() == 0 {
@@ -130,14 +151,16 @@ pub async fn enabled(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sql
 }
 
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
-const CREATE: &str = "INSERT INTO flows (id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
-const UPDATE: &str = "UPDATE flows SET name = $1, enabled = $2, trigger_events = $3, condition_mode = $4, conditions = $5, actions = $6, updated_at = $7
+const CREATE: &str = "INSERT INTO flows (id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at, trigger_source, trigger_sources)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)";
+// A flow saved twice within one millisecond still gets a new version.
+const UPDATE: &str = "UPDATE flows SET name = $1, enabled = $2, trigger_events = $3, condition_mode = $4, conditions = $5, actions = $6,
+             updated_at = CASE WHEN $7 > updated_at THEN $7 ELSE updated_at + 1 END, trigger_source = $10, trigger_sources = $11
          WHERE workspace_id = $8 AND id = $9";
 const DELETE: &str = "DELETE FROM flows WHERE workspace_id = $1 AND id = $2";
-const GET: &str = "SELECT id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND id = $2";
-const LIST: &str = "SELECT id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 ORDER BY created_at, id";
-const ENABLED: &str = "SELECT id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND enabled = 1 ORDER BY created_at, id";
+const GET: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND id = $2";
+const LIST: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 ORDER BY created_at, id";
+const ENABLED: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND enabled = 1 ORDER BY created_at, id";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[

@@ -60,6 +60,19 @@ impl Installation {
             .and_then(|s| s.get("value"))
     }
 
+    /// A whole-number setting within `min..=max` (numbers or numeric strings); `default` when
+    /// absent, unreadable or out of range.
+    pub fn number(&self, id: &str, default: u32, min: u32, max: u32) -> u32 {
+        let n = match self.setting(id) {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        n.and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (min..=max).contains(n))
+            .unwrap_or(default)
+    }
+
     /// A boolean setting (`true`, `"true"`, `1`); `default` when absent or unreadable.
     pub fn flag(&self, id: &str, default: bool) -> bool {
         match self.setting(id) {

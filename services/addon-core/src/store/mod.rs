@@ -1,12 +1,15 @@
 //! Database access, one module per table group. Every function takes the [`Db`] and runs
 //! portable SQL (see [`crate::db`]).
 
+pub mod allowlist;
+pub mod api_calls;
 pub mod bootstrap;
 pub mod contract;
 pub mod entities;
 pub mod executions;
 pub mod flows;
 pub mod installations;
+pub mod secrets;
 pub mod webhooks;
 
 use serde::de::DeserializeOwned;

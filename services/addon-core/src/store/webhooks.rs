@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::Db;
 use crate::db::Backend;
@@ -161,31 +161,36 @@ async fn refused(
     Ok(IngestOutcome::Duplicate { id })
 }
 
-/// A delivery claimed by the flow worker.
+/// A delivery claimed for fan-out.
 #[derive(Debug, Clone)]
 pub struct ClaimedWebhook {
     pub id: String,
     pub workspace_id: String,
     pub event_type: String,
     pub body: String,
+    /// `None`: a Clockify webhook; otherwise the custom source.
+    pub source: Option<String>,
 }
 
-/// Claims up to `limit` deliveries that await flows, and any whose claim went stale (a worker
-/// died). PostgreSQL skips rows other replicas hold; SQLite serialises writers anyway.
-pub async fn claim_pending(
-    db: &Db,
+/// Claims up to `limit` deliveries that await flows (and any an earlier release left
+/// PROCESSING past `stale_before`) and marks them PROCESSED, inside the caller's fan-out
+/// transaction: the mark and the executions it queues commit together or not at all.
+/// PostgreSQL skips rows other replicas hold; SQLite serialises writers anyway.
+pub async fn claim_for_fan_out(
+    conn: &mut AnyConnection,
+    backend: Backend,
     limit: i64,
     stale_before: i64,
 ) -> Result<Vec<ClaimedWebhook>, sqlx::Error> {
-    let sql = match db.backend() {
-        Backend::Postgres => CLAIM_PENDING_POSTGRES,
-        Backend::Sqlite => CLAIM_PENDING_SQLITE,
+    let sql = match backend {
+        Backend::Postgres => FAN_OUT_CLAIM_POSTGRES,
+        Backend::Sqlite => FAN_OUT_CLAIM_SQLITE,
     };
     let rows = sqlx::query(sql)
         .bind(now_millis())
         .bind(stale_before)
         .bind(limit)
-        .fetch_all(db.pool())
+        .fetch_all(&mut *conn)
         .await?;
     rows.iter()
         .map(|r| {
@@ -194,24 +199,60 @@ pub async fn claim_pending(
                 workspace_id: r.try_get("workspace_id")?,
                 event_type: r.try_get("event_type")?,
                 body: r.try_get("body")?,
+                source: r.try_get("source")?,
             })
         })
         .collect()
 }
 
-pub async fn mark_processed(db: &Db, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(MARK_PROCESSED)
-        .bind(now_millis())
+/// The body and source of a stored delivery (what a flow execution runs against).
+pub async fn delivery(db: &Db, id: &str) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query(DELIVERY)
         .bind(id)
-        .execute(db.pool())
-        .await?;
-    Ok(())
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| Ok((r.try_get("body")?, r.try_get("source")?)))
+        .transpose()
 }
 
-/// Puts claimed deliveries back (graceful shutdown), so the next worker takes them at once.
-pub async fn release(db: &Db, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(RELEASE).bind(id).execute(db.pool()).await?;
-    Ok(())
+/// A verified custom webhook delivery.
+#[derive(Debug, Clone)]
+pub struct IncomingCustom {
+    pub id: String,
+    pub workspace_id: String,
+    pub source: String,
+    pub event_type: String,
+    pub delivery_key: String,
+    pub body: String,
+    pub received_at: i64,
+}
+
+/// Stores a custom delivery (its signature was checked against the workspace's secret);
+/// PENDING when the workspace has enabled custom flows.
+pub async fn ingest_custom(db: &Db, w: &IncomingCustom) -> Result<IngestOutcome, sqlx::Error> {
+    let row = sqlx::query(INGEST_CUSTOM)
+        .bind(&w.id)
+        .bind(&w.workspace_id)
+        .bind(&w.event_type)
+        .bind(&w.delivery_key)
+        .bind(&w.body)
+        .bind(w.received_at)
+        .bind(&w.source)
+        .fetch_optional(db.pool())
+        .await?;
+    if let Some(row) = row {
+        let status: String = row.try_get(0)?;
+        return Ok(IngestOutcome::Accepted {
+            pending: status == "PENDING",
+        });
+    }
+    let id: String = sqlx::query(REFUSED)
+        .bind(&w.workspace_id)
+        .bind(&w.delivery_key)
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
+    Ok(IngestOutcome::Duplicate { id })
 }
 
 /// A webhook log entry as the UI shows it.
@@ -219,6 +260,8 @@ pub async fn release(db: &Db, id: &str) -> Result<(), sqlx::Error> {
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEntry {
     pub id: String,
+    /// `clockify`, or the custom source it came from.
+    pub source: String,
     pub event_type: String,
     pub entity_id: Option<String>,
     pub status: String,
@@ -235,8 +278,10 @@ fn entry(r: &AnyRow, with_body: bool) -> Result<WebhookEntry, sqlx::Error> {
     } else {
         None
     };
+    let source: Option<String> = r.try_get("source")?;
     Ok(WebhookEntry {
         id: r.try_get("id")?,
+        source: source.unwrap_or_else(|| CLOCKIFY_SOURCE.to_owned()),
         event_type: r.try_get("event_type")?,
         entity_id: r.try_get("entity_id")?,
         status: r.try_get("status")?,
@@ -246,11 +291,16 @@ fn entry(r: &AnyRow, with_body: bool) -> Result<WebhookEntry, sqlx::Error> {
     })
 }
 
-/// Newest first; `before` is the id of the last entry of the previous page.
+/// The `source` of Clockify's own webhooks in the log and its filters.
+pub const CLOCKIFY_SOURCE: &str = "clockify";
+
+/// Newest first; `before` is the id of the last entry of the previous page; `source` is
+/// `clockify` or a custom source.
 pub async fn list(
     db: &Db,
     workspace_id: &str,
     event_type: Option<&str>,
+    source: Option<&str>,
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<WebhookEntry>, sqlx::Error> {
@@ -259,6 +309,7 @@ pub async fn list(
         .bind(event_type.unwrap_or(""))
         .bind(before.unwrap_or(""))
         .bind(limit)
+        .bind(source.unwrap_or(""))
         .fetch_all(db.pool())
         .await?;
     rows.iter().map(|r| entry(r, false)).collect()
@@ -289,19 +340,31 @@ pub async fn count(db: &Db, workspace_id: &str, since: i64) -> Result<i64, sqlx:
 
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
 /// PostgreSQL skips rows other replicas hold.
-pub(crate) const CLAIM_PENDING_POSTGRES: &str =
-    "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
+pub(crate) const FAN_OUT_CLAIM_POSTGRES: &str =
+    "UPDATE webhook_log SET status = 'PROCESSED', claimed_at = $1, processed_at = $1
              WHERE id IN (SELECT id FROM webhook_log
                           WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
                           ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING id, workspace_id, event_type, body";
+             RETURNING id, workspace_id, event_type, body, source";
 /// SQLite serialises writers anyway.
-pub(crate) const CLAIM_PENDING_SQLITE: &str =
-    "UPDATE webhook_log SET status = 'PROCESSING', claimed_at = $1
+pub(crate) const FAN_OUT_CLAIM_SQLITE: &str =
+    "UPDATE webhook_log SET status = 'PROCESSED', claimed_at = $1, processed_at = $1
              WHERE id IN (SELECT id FROM webhook_log
                           WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
                           ORDER BY received_at LIMIT $3)
-             RETURNING id, workspace_id, event_type, body";
+             RETURNING id, workspace_id, event_type, body, source";
+const DELIVERY: &str = "SELECT body, source FROM webhook_log WHERE id = $1";
+const INGEST_CUSTOM: &str = "WITH facts AS (
+             SELECT EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1 AND f.trigger_source = 'CUSTOM') AS has_flows
+         )
+         INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at, source)
+         SELECT $1, $2, $3, $4, NULL, $5, CAST($6 AS BIGINT),
+                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
+                CASE WHEN has_flows THEN NULL ELSE CAST($6 AS BIGINT) END,
+                $7
+         FROM facts WHERE 1 = 1
+         ON CONFLICT (workspace_id, delivery_key) DO NOTHING
+         RETURNING status";
 const INGEST: &str = "WITH facts AS (
              SELECT EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
                             WHERE h.workspace_id = $2 AND h.token_hash = $8 AND i.status <> 'DELETED') AS registered,
@@ -315,14 +378,12 @@ const INGEST: &str = "WITH facts AS (
          ON CONFLICT (workspace_id, delivery_key) DO NOTHING
          RETURNING status";
 const REFUSED: &str = "SELECT id FROM webhook_log WHERE workspace_id = $1 AND delivery_key = $2";
-const MARK_PROCESSED: &str =
-    "UPDATE webhook_log SET status = 'PROCESSED', processed_at = $1 WHERE id = $2";
-const RELEASE: &str = "UPDATE webhook_log SET status = 'PENDING', claimed_at = NULL WHERE id = $1 AND status = 'PROCESSING'";
 const LIST: &str =
-    "SELECT id, event_type, entity_id, status, received_at, processed_at FROM webhook_log
+    "SELECT id, source, event_type, entity_id, status, received_at, processed_at FROM webhook_log
          WHERE workspace_id = $1 AND ($2 = '' OR event_type = $2) AND ($3 = '' OR id < $3)
+           AND ($5 = '' OR COALESCE(source, 'clockify') = $5)
          ORDER BY id DESC LIMIT $4";
-const GET: &str = "SELECT id, event_type, entity_id, status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2";
+const GET: &str = "SELECT id, source, event_type, entity_id, status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2";
 const COUNT: &str =
     "SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND received_at >= $2";
 
@@ -330,8 +391,8 @@ const COUNT: &str =
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("webhooks::ingest", INGEST),
     ("webhooks::refused", REFUSED),
-    ("webhooks::mark_processed", MARK_PROCESSED),
-    ("webhooks::release", RELEASE),
+    ("webhooks::delivery", DELIVERY),
+    ("webhooks::ingest_custom", INGEST_CUSTOM),
     ("webhooks::list", LIST),
     ("webhooks::get", GET),
     ("webhooks::count", COUNT),

@@ -1,13 +1,13 @@
-//! Embeds migrations/api-studio/*.sql so the binary carries its schema.
+//! Embeds migrations/core/*.sql (the schema every add-on shares) so the binary carries it.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/api-studio");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/core");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("migrations/api-studio exists")
+        .expect("migrations/core exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "sql"))
         .collect();
@@ -25,7 +25,7 @@ fn main() {
         let canonical = path.canonicalize().expect("migration path resolves");
         writeln!(
             out,
-            "    addon_core::db::MigrationFile {{ version: {version}, description: {:?}, sql: include_str!({:?}) }},",
+            "    crate::db::MigrationFile {{ version: {version}, description: {:?}, sql: include_str!({:?}) }},",
             description.replace('_', " "),
             canonical.display().to_string()
         )
