@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo run -q -p clockify-operator -- crd > crds/clockify-addons.io_clockifyaddons.yaml
-cargo run -q -p clockify-addons -- sql-contract api-studio --write
+for addon in api-studio universal-webhook reference; do
+    cargo run -q -p clockify-addons -- sql-contract "$addon" --write
+done
 
 # Replace a marked block in a Markdown file with a command's output.
 splice() {

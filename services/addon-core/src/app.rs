@@ -47,7 +47,9 @@ pub struct Inner {
     /// Outbound HTTP for GENERIC_HTTP actions.
     pub outbound: crate::outbound::OutboundClient,
     /// Per-workspace limit on custom webhooks (None: unlimited).
-    pub custom_webhook_limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
+    pub custom_webhook_limiter: Option<KeyedLimiter>,
+    /// Per-workspace limit on `POST /api-call` (None: unlimited).
+    pub api_call_limiter: Option<KeyedLimiter>,
     /// Wakes the bootstrap runner when a run is requested.
     pub bootstrap_work: Notify,
     /// Stores webhook deliveries with group commit.
@@ -101,6 +103,31 @@ impl AppState {
             token,
         })
     }
+}
+
+/// An in-process limiter keyed by workspace.
+pub type KeyedLimiter = Arc<governor::DefaultKeyedRateLimiter<String>>;
+
+/// `per_second` per key with a second's worth of burst; None when 0 (unlimited).
+pub fn keyed_limiter(per_second: u32) -> Option<KeyedLimiter> {
+    std::num::NonZeroU32::new(per_second).map(|n| {
+        Arc::new(governor::RateLimiter::keyed(
+            governor::Quota::per_second(n).allow_burst(n),
+        ))
+    })
+}
+
+/// Admits one request of `key`, or says how many seconds to wait (429 with Retry-After).
+pub fn admit(limiter: Option<&KeyedLimiter>, key: &str) -> Result<(), AppError> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter.check_key(&key.to_owned()).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+        AppError::RateLimited {
+            retry_after: wait.as_secs().max(1),
+        }
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,13 +213,8 @@ impl App {
         let outbound =
             crate::outbound::OutboundClient::new(config.outbound.clone(), metrics.clone())
                 .map_err(StartupError::HttpClient)?;
-        let custom_webhook_limiter = std::num::NonZeroU32::new(config.custom_webhooks.rate_limit)
-            .map(|per_second| {
-                // A second's worth of burst, refilled at the configured rate.
-                Arc::new(governor::RateLimiter::keyed(
-                    governor::Quota::per_second(per_second).allow_burst(per_second),
-                ))
-            });
+        let custom_webhook_limiter = keyed_limiter(config.custom_webhooks.rate_limit);
+        let api_call_limiter = keyed_limiter(config.custom_webhooks.api_call_rate_limit);
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -222,6 +244,7 @@ impl App {
             metrics,
             outbound,
             custom_webhook_limiter,
+            api_call_limiter,
             flow_work: Notify::new(),
             execution_work: Notify::new(),
             bootstrap_work: Notify::new(),

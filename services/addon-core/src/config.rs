@@ -249,6 +249,12 @@ pub const VARIABLES: &[VarSpec] = &[
         "Custom webhook deliveries accepted per second per workspace (bursts of the same size); beyond it 429 with Retry-After. 0 disables the limit."
     ),
     var!(
+        "API_CALL_RATE_LIMIT",
+        "50",
+        false,
+        "Calls through POST /api-call accepted per second per workspace (bursts of the same size); beyond it 429 with Retry-After. 0 disables the limit (Clockify's own 50/s limit still applies)."
+    ),
+    var!(
         "RETENTION_API_CALLS_DAYS",
         "30",
         false,
@@ -394,6 +400,8 @@ pub struct CustomWebhookConfig {
     pub secret_grace: Duration,
     /// Per second per workspace; 0: unlimited.
     pub rate_limit: u32,
+    /// `POST /api-call` calls per second per workspace; 0: unlimited.
+    pub api_call_rate_limit: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -692,6 +700,7 @@ impl CoreConfig {
                 3600 * u64::from(l.bounded("CUSTOM_WEBHOOK_SECRET_GRACE_HOURS", 24, 0, 720)),
             ),
             rate_limit: l.bounded("CUSTOM_WEBHOOK_RATE_LIMIT", 100, 0, 100_000),
+            api_call_rate_limit: l.bounded("API_CALL_RATE_LIMIT", 50, 0, 100_000),
         };
         let request_timeout = l.seconds("HTTP_REQUEST_TIMEOUT_SECONDS", 30, 1);
         let shutdown_timeout = l.seconds("SHUTDOWN_TIMEOUT_SECONDS", 25, 0);

@@ -32,6 +32,7 @@
     async dashboard() {
       const d = await api('GET', '/ui/dashboard');
       $('title').textContent = d.addon.name + ' · ' + d.workspaceId;
+      document.querySelector('nav button[data-tab="sources"]').hidden = !(d.features && d.features.customSources);
       $('dashboard-out').textContent = JSON.stringify(d, null, 2);
     },
     async explorer() {
@@ -44,20 +45,23 @@
       });
     },
     async webhooks() {
-      const q = $('wh-filter').value.trim();
-      const { items } = await api('GET', '/ui/webhooks' + (q ? '?event_type=' + encodeURIComponent(q) : ''));
+      const params = new URLSearchParams();
+      const q = $('wh-filter').value.trim(); if (q) params.set('event_type', q);
+      const src = $('wh-source').value.trim(); if (src) params.set('source', src);
+      const { items } = await api('GET', '/ui/webhooks' + (params.toString() ? '?' + params : ''));
       const body = $('wh-rows'); body.textContent = '';
-      items.forEach((w) => body.appendChild(row([w.receivedAt, w.eventType, w.entityId, w.status], async () => {
+      items.forEach((w) => body.appendChild(row([w.receivedAt, w.source, w.eventType, w.entityId, w.status], async () => {
         $('wh-detail').textContent = JSON.stringify(await api('GET', '/ui/webhooks/' + w.id), null, 2);
       })));
     },
     async flows() {
-      const { items } = await api('GET', '/ui/flows');
+      const src = $('flow-source').value;
+      const { items } = await api('GET', '/ui/flows' + (src ? '?source=' + src : ''));
       const body = $('flow-rows'); body.textContent = '';
       items.forEach((f) => {
         const del = document.createElement('button'); del.textContent = 'Delete';
         del.onclick = async (e) => { e.stopPropagation(); try { await api('DELETE', '/ui/flows/' + f.id); loaders.flows(); } catch (err) { show(err); } };
-        body.appendChild(row([f.name, f.triggerEvents.join(', '), f.enabled ? 'yes' : 'no', del], () => {
+        body.appendChild(row([f.name, f.triggerSource || 'CLOCKIFY', f.triggerEvents.join(', '), f.enabled ? 'yes' : 'no', del], () => {
           $('flow-json').value = JSON.stringify(f, null, 2);
         }));
       });
@@ -79,6 +83,12 @@
     async bootstrap() {
       $('bs-out').textContent = JSON.stringify(await api('GET', '/ui/bootstrap'), null, 2);
     },
+    async sources() {
+      const info = await api('GET', '/ui/custom-webhooks');
+      $('cw-url').textContent = info.url;
+      $('cw-out').textContent = JSON.stringify(info, null, 2);
+      $('al-rules').value = (await api('GET', '/ui/http-allowlist')).rules.join('\n');
+    },
   };
 
   function open(tab) {
@@ -90,6 +100,18 @@
 
   document.querySelectorAll('nav button').forEach((b) => { b.onclick = () => open(b.dataset.tab); });
   $('wh-filter').onchange = () => loaders.webhooks().catch(show);
+  $('wh-source').onchange = () => loaders.webhooks().catch(show);
+  $('flow-source').onchange = () => loaders.flows().catch(show);
+  $('cw-rotate').onclick = async () => {
+    if (!confirm('Senders must switch to the new secret; the old one keeps working for a grace period. Rotate?')) return;
+    try { $('cw-out').textContent = JSON.stringify(await api('POST', '/ui/custom-webhooks/rotate'), null, 2); } catch (err) { show(err); }
+  };
+  $('al-save').onclick = async () => {
+    try {
+      const rules = $('al-rules').value.split('\n').map((r) => r.trim()).filter(Boolean);
+      $('al-rules').value = (await api('PUT', '/ui/http-allowlist', { rules })).rules.join('\n');
+    } catch (err) { show(err); }
+  };
   $('op-run').onclick = async () => {
     try {
       const body = $('op-body').value.trim();

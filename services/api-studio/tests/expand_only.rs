@@ -4,39 +4,16 @@
 #![cfg(test)]
 
 use addon_core::db::Db;
-use addon_core::store::contract::{check, lint_migration, parse, render};
+use addon_core::store::contract::{check, lint_migration, parse};
 use addon_testkit::{Backend, TestDb, backend_tests};
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
 fn contracts() -> Vec<(String, String)> {
-    let dir = format!("{ROOT}/migrations/api-studio/contract");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read_to_string(&p).unwrap(),
-            )
-        })
-        .collect()
+    addon_testkit::contract::contracts("api-studio")
 }
 
 #[test]
 fn this_releases_contract_is_current() {
-    let def = &api_studio::DEFINITION;
-    let path = format!("{ROOT}/{}", def.contract_path());
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    let current = render(def.slug, def.migrations.latest_version(), &def.contract());
-    assert!(
-        committed == current,
-        "{path} is stale: run ./scripts/generate.sh (clockify-addons sql-contract api-studio --write)"
-    );
+    addon_testkit::contract::assert_contract_current(&api_studio::DEFINITION);
 }
 
 #[test]
@@ -53,33 +30,16 @@ fn migrations_hold_no_destructive_ddl() {
 }
 
 async fn migrated(backend: Backend) -> (TestDb, Db) {
-    let t = TestDb::new(backend).await;
-    let db = Db::connect(&t.url, 2).await.unwrap();
-    api_studio::DEFINITION
-        .migrations
-        .migrate(&db, &t.url)
-        .await
-        .unwrap();
-    (t, db)
+    addon_testkit::contract::migrated(&api_studio::DEFINITION, backend).await
 }
 
 async fn every_release_runs_on_the_newest_schema(backend: Backend) {
-    let releases = contracts();
     assert!(
-        releases.len() >= 2,
+        contracts().len() >= 2,
         "a previous release's contract is committed"
     );
-    let (t, db) = migrated(backend).await;
-    for (file, text) in releases {
-        let statements = parse(&text).unwrap();
-        let failures = check(&t.url, db.backend(), &statements).await.unwrap();
-        assert!(
-            failures.is_empty(),
-            "release contract {file} breaks on the newest schema:\n{}",
-            failures.join("\n")
-        );
-    }
-    db.close().await;
+    addon_testkit::contract::assert_releases_run_on_newest_schema(&api_studio::DEFINITION, backend)
+        .await;
 }
 
 /// The check is not vacuous: a destructive change breaks the previous release's contract.

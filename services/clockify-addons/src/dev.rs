@@ -68,14 +68,14 @@ fn encryption_key(dir: &Path) -> anyhow::Result<String> {
 }
 
 /// The environment `dev` serves with; variables already set win.
-pub fn environment(dir: &Path, port: u16) -> anyhow::Result<Env> {
+pub fn environment(dir: &Path, def: &AddonDefinition, port: u16) -> anyhow::Result<Env> {
     let pair = key_pair(dir)?;
     let mut env = Env::from_process();
     env.set("ADDON_MODE", "development");
     env.set_default("ADDON_LISTEN_ADDR", format!("127.0.0.1:{port}"));
     env.set_default(
         "DATABASE_URL",
-        format!("sqlite://{}/api-studio.db?mode=rwc", dir.display()),
+        format!("sqlite://{}/{}.db?mode=rwc", dir.display(), def.slug),
     );
     env.set_default("TOKEN_ENCRYPTION_KEY", encryption_key(dir)?);
     env.set_default("LOG_FORMAT", "text");

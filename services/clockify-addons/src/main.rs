@@ -15,22 +15,29 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "clockify-addons",
     version,
-    about = "Clockify add-on services: API Studio (and, on the shared core, the other add-ons)."
+    about = "Clockify add-on services: API Studio, Universal Webhook and the reference add-on."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Addon {
     ApiStudio,
+    UniversalWebhook,
+    Reference,
 }
 
 impl Addon {
+    /// Every add-on, in the order `dev` gives them ports (8000, 8001, 8002).
+    const ALL: [Addon; 3] = [Addon::ApiStudio, Addon::UniversalWebhook, Addon::Reference];
+
     fn definition(self) -> &'static AddonDefinition {
         match self {
             Self::ApiStudio => &api_studio::DEFINITION,
+            Self::UniversalWebhook => &universal_webhook::DEFINITION,
+            Self::Reference => &reference::DEFINITION,
         }
     }
 }
@@ -49,14 +56,19 @@ enum Command {
     Serve { addon: Addon },
     /// Apply the add-on's pending database migrations (DATABASE_URL) under a lock, then exit.
     Migrate { addon: Addon },
-    /// Run API Studio locally on http://localhost:8000 with an embedded SQLite database,
-    /// signature verification on, and a development key pair (see `sign`).
+    /// Run the add-ons locally, API Studio on http://localhost:8000, Universal Webhook on 8001
+    /// and the reference add-on on 8002, each with its own embedded SQLite database, signature
+    /// verification on, and a development key pair (see `sign`).
     Dev {
-        /// Where the SQLite database and development keys live.
+        /// Where the SQLite databases and development keys live.
         #[arg(long, default_value = ".clockify-dev")]
         data_dir: std::path::PathBuf,
+        /// The first add-on's port; the others follow.
         #[arg(long, default_value_t = 8000)]
         port: u16,
+        /// Run only this add-on (on --port); repeat for several.
+        #[arg(long, value_enum)]
+        addon: Vec<Addon>,
     },
     /// Print a token signed with the development key that `dev` accepts.
     Sign {
@@ -108,15 +120,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { addon } => serve(addon.definition(), Env::from_process()).await,
         Command::Migrate { addon } => migrate(addon.definition(), &Env::from_process()).await,
-        Command::Dev { data_dir, port } => {
-            let env = dev::environment(&data_dir, port)?;
-            println!("API Studio (development) on http://localhost:{port}");
-            println!("  data:     {}", data_dir.display());
-            println!(
-                "  tokens:   clockify-addons sign --workspace <id> --kind webhook|lifecycle|user"
-            );
-            println!("  manifest: http://localhost:{port}/manifest");
-            serve(&api_studio::DEFINITION, env).await
+        Command::Dev {
+            data_dir,
+            port,
+            addon,
+        } => {
+            let addons = if addon.is_empty() {
+                Addon::ALL.to_vec()
+            } else {
+                addon
+            };
+            dev_serve(&data_dir, port, &addons).await
         }
         Command::Sign {
             workspace,
@@ -178,6 +192,61 @@ async fn serve(def: &'static AddonDefinition, env: Env) -> anyhow::Result<()> {
     let app = App::build(def, config).await?;
     app.run(addon_core::http::serve::shutdown_signal()).await?;
     Ok(())
+}
+
+/// Every chosen add-on in this one process, on consecutive ports, until Ctrl-C or SIGTERM.
+async fn dev_serve(data_dir: &std::path::Path, port: u16, addons: &[Addon]) -> anyhow::Result<()> {
+    if addons.len() > 1 && std::env::var_os("DATABASE_URL").is_some() {
+        anyhow::bail!(
+            "DATABASE_URL names one database, but each add-on needs its own: unset it (each add-on then gets a SQLite file in {}) or run one add-on with --addon",
+            data_dir.display()
+        );
+    }
+    let mut apps = Vec::new();
+    for (i, addon) in addons.iter().enumerate() {
+        let def = addon.definition();
+        let port = port.checked_add(i as u16).ok_or_else(|| {
+            anyhow::anyhow!("--port {port}: no room for {} add-ons", addons.len())
+        })?;
+        let env = dev::environment(data_dir, def, port)?;
+        let config = CoreConfig::from_env(&env, &def.defaults)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", def.slug))?;
+        if i == 0 {
+            telemetry::init(config.log_format);
+        }
+        let app = App::build(def, config)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", def.slug))?;
+        println!(
+            "{} (development) on http://localhost:{port}  (manifest: /manifest, tokens: clockify-addons sign --addon {} ...)",
+            def.defaults.name, def.slug
+        );
+        apps.push(app);
+    }
+    println!("  data: {}", data_dir.display());
+    let stop = tokio_util::sync::CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            addon_core::http::serve::shutdown_signal().await;
+            stop.cancel();
+        });
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for app in apps {
+        running.spawn(app.run(stop.clone().cancelled_owned()));
+    }
+    let mut result = Ok(());
+    while let Some(done) = running.join_next().await {
+        // One add-on stopping (or failing) stops the others.
+        stop.cancel();
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e.into()),
+            Err(e) => result = Err(anyhow::anyhow!("an add-on task failed: {e}")),
+        }
+    }
+    result
 }
 
 /// Needs only DATABASE_URL: the migration Job carries no other secret.

@@ -175,16 +175,31 @@ fn readme_config_table_is_current() {
     );
 }
 
+/// `n` consecutive free ports on 127.0.0.1 (the first is returned).
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if first > u16::MAX - n {
+            continue;
+        }
+        if (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
+            return first;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
 /// The README walk-through: `dev`, then `sign`, then curl-equivalents against it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_server_accepts_tokens_from_sign() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dev");
     let data = data.to_str().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_ports(3);
     addon_core::clockify::client::install_tls_provider();
     let mut server = Command::new(BIN)
         .args(["dev", "--data-dir", data, "--port", &port.to_string()])
@@ -193,7 +208,7 @@ async fn dev_server_accepts_tokens_from_sign() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let sign = |kind: &str| {
+    let sign_for = |addon: &str, kind: &str| {
         let o = run(
             &[
                 "sign",
@@ -201,6 +216,8 @@ async fn dev_server_accepts_tokens_from_sign() {
                 "ws-dev",
                 "--kind",
                 kind,
+                "--addon",
+                addon,
                 "--data-dir",
                 data,
             ],
@@ -209,23 +226,97 @@ async fn dev_server_accepts_tokens_from_sign() {
         assert!(o.status.success(), "{}", text(&o));
         String::from_utf8(o.stdout).unwrap().trim().to_owned()
     };
+    let sign = |kind: &str| sign_for("api-studio", kind);
     let (webhook, lifecycle, user) = (sign("webhook"), sign("lifecycle"), sign("user"));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/ready"))
+    // All three add-ons, on consecutive ports, each with its own manifest.
+    for (offset, key, plan) in [
+        (0, "api-studio", "STANDARD"),
+        (1, "universal-webhook", "ENTERPRISE"),
+        (2, "reference-addon", "FREE"),
+    ] {
+        let url = format!("http://127.0.0.1:{}", port + offset);
+        let mut ready = false;
+        for _ in 0..150 {
+            if http
+                .get(format!("{url}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "{key} on {url} did not become ready");
+        let manifest: serde_json::Value = http
+            .get(format!("{url}/manifest"))
             .send()
             .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(manifest["key"], key);
+        assert_eq!(manifest["minimalSubscriptionPlan"], plan);
+        assert_eq!(
+            manifest["baseUrl"],
+            format!("http://localhost:{}", port + offset)
+        );
     }
-    assert!(ready, "dev server did not become ready");
+    assert!(
+        std::path::Path::new(data)
+            .join("universal-webhook.db")
+            .exists()
+            && std::path::Path::new(data).join("reference.db").exists(),
+        "each add-on has its own SQLite file"
+    );
+    // Universal Webhook: install with its own tokens, then a signed custom webhook.
+    let uw = format!("http://127.0.0.1:{}", port + 1);
+    let uw_lifecycle = sign_for("universal-webhook", "lifecycle");
+    let uw_user = sign_for("universal-webhook", "user");
+    let r = http
+        .post(format!("{uw}/lifecycle/installed"))
+        .header("X-Addon-Lifecycle-Token", &uw_lifecycle)
+        .json(&serde_json::json!({
+            "addonId": "dev", "authToken": uw_lifecycle, "workspaceId": "ws-dev",
+            "apiUrl": "https://api.clockify.me/api", "webhooks": []
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info: serde_json::Value = http
+        .get(format!("{uw}/ui/custom-webhooks?auth_token={uw_user}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = info["secret"].as_str().expect("the admin sees the secret");
+    let body = br#"{"event_type":"deploy","service":"api"}"#;
+    let r = http
+        .post(format!("{uw}/webhooks/custom/ci"))
+        .header("X-Workspace-Id", "ws-dev")
+        .header(
+            "X-Signature-256",
+            addon_core::routes::custom::sign(secret, body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A token of one add-on is refused by another (its `sub` is the other's key).
+    let r = http
+        .get(format!("{uw}/ui/dashboard?auth_token={user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let installed = serde_json::json!({
         "addonId": "dev", "authToken": lifecycle, "workspaceId": "ws-dev", "apiUrl": "https://api.clockify.me/api",
         "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
@@ -293,7 +384,15 @@ async fn sigterm_drains_in_flight_requests() {
         .unwrap()
         .port();
     let mut server = Command::new(BIN)
-        .args(["dev", "--data-dir", &data, "--port", &port.to_string()])
+        .args([
+            "dev",
+            "--data-dir",
+            &data,
+            "--port",
+            &port.to_string(),
+            "--addon",
+            "api-studio",
+        ])
         .env("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry())
         .env("RETENTION_INTERVAL_SECONDS", "3600")
         .stdout(Stdio::null())

@@ -184,18 +184,13 @@ async fn receive(
     if !verified {
         return Err(reject(&state, AuthError::BadSignature));
     }
-    if let Some(limiter) = &state.custom_webhook_limiter
-        && let Err(not_until) = limiter.check_key(&workspace_id)
-    {
+    if let Err(limited) = crate::app::admit(state.custom_webhook_limiter.as_ref(), &workspace_id) {
         state
             .metrics
             .custom_webhooks_received
             .with_label_values(&["rate_limited"])
             .inc();
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
-        return Err(AppError::RateLimited {
-            retry_after: wait.as_secs().max(1),
-        });
+        return Err(limited);
     }
     let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
         AppError::BadRequest(if body.iter().all(u8::is_ascii_whitespace) {

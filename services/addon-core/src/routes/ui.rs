@@ -121,6 +121,10 @@ async fn dashboard(State(state): State<AppState>, user: UiUser) -> AppResult<Jso
     Ok(Json(json!({
         "workspaceId": ws,
         "addon": {"key": state.config.addon_key, "name": state.config.addon_name, "version": env!("CARGO_PKG_VERSION")},
+        "features": {
+            "customSources": state.def.features.custom_sources,
+            "genericHttp": state.def.features.generic_http,
+        },
         "installation": {
             "status": i.status,
             "apiUrl": i.api_url,

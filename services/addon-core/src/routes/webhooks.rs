@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{MethodRouter, post};
 use axum::{Json, Router};
 use std::borrow::Cow;
 
@@ -23,7 +23,18 @@ use crate::store::webhooks::{IncomingWebhook, IngestOutcome};
 use crate::time::now_millis;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(WEBHOOK_PATH, post(clockify_webhook))
+    Router::new().route(WEBHOOK_PATH, receiver(None))
+}
+
+/// A webhook route. With `events`, the route receives only those event types (the reference
+/// add-on's per-event routes): any other `Clockify-Webhook-Event-Type` is refused with 400 and
+/// nothing is stored.
+pub fn receiver(events: Option<&'static [&'static str]>) -> MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody| async move {
+            clockify_webhook(state, headers, body, events).await
+        },
+    )
 }
 
 /// The delivery key: one per (token, event type, body), so a Clockify retry is recognised and an
@@ -76,9 +87,10 @@ impl<'a> Peek<'a> {
 }
 
 async fn clockify_webhook(
-    State(state): State<AppState>,
+    state: AppState,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: bytes::Bytes,
+    events: Option<&'static [&'static str]>,
 ) -> AppResult<Json<Value>> {
     let reject = |e: AuthError| {
         state
@@ -95,6 +107,14 @@ async fn clockify_webhook(
         return Err(AppError::BadRequest(
             "Clockify-Webhook-Event-Type: expected an event name such as NEW_TIME_ENTRY".into(),
         ));
+    }
+    if let Some(events) = events
+        && !events.contains(&event_type.as_str())
+    {
+        return Err(AppError::BadRequest(format!(
+            "Clockify-Webhook-Event-Type {event_type} does not belong on this route; it receives {}",
+            events.join(", ")
+        )));
     }
     let token = header_str(&headers, HEADER_SIGNATURE)
         .ok_or(AuthError::Missing)
