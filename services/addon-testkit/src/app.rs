@@ -170,6 +170,15 @@ impl TestApp {
             .expect("sign")
     }
 
+    /// A user token of a workspace member who is not an admin.
+    pub fn member_token(&self, workspace: &str) -> String {
+        let mut claims = self
+            .signer
+            .claims(TokenKind::User, workspace, &self.fake.api_url());
+        claims.workspace_role = Some("TEAM_MANAGER".into());
+        self.signer.sign_claims(&claims).expect("sign")
+    }
+
     /// Installs the add-on in `workspace` (pointing at the fake Clockify); returns the webhook token.
     pub async fn install(&self, workspace: &str) -> String {
         let webhook_token = self.token(TokenKind::Webhook, workspace);
@@ -237,9 +246,21 @@ impl TestApp {
     }
 
     pub async fn webhook_raw(&self, token: &str, event: &str, body: Vec<u8>) -> (u16, Value) {
+        self.webhook_at("/webhooks/clockify", token, event, body)
+            .await
+    }
+
+    /// A Clockify webhook delivered to `path`.
+    pub async fn webhook_at(
+        &self,
+        path: &str,
+        token: &str,
+        event: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let resp = self
             .http
-            .post(self.url("/webhooks/clockify"))
+            .post(self.url(path))
             .header("Clockify-Signature", token)
             .header("Clockify-Webhook-Event-Type", event)
             .header("content-type", "application/json")

@@ -1,0 +1,311 @@
+//! Universal Webhook's flow actions and durable execution: GENERIC_HTTP to allowlisted public
+//! hosts (timeouts, retries, the answer captured, credentials redacted), and executions that
+//! retry failed steps with backoff, resume where they failed, and end FAILED with the reason.
+#![cfg(test)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use addon_testkit::{Backend, FakeClockify, FakeResponse, TestApp, backend_tests};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn create_flow(app: &TestApp, ws: &str, flow: Value) -> String {
+    let (s, b) = app.ui(ws, Method::POST, "/ui/flows", Some(flow)).await;
+    assert_eq!(s, 201, "{b}");
+    b["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits for the execution of the flow on this delivery to reach a final state.
+async fn final_execution(app: &TestApp, ws: &str, webhook_id: &str) -> Value {
+    app.eventually(Duration::from_secs(20), || async {
+        let (_, b) = app
+            .ui(
+                ws,
+                Method::GET,
+                &format!("/ui/executions?webhook_id={webhook_id}"),
+                None,
+            )
+            .await;
+        b["items"]
+            .as_array()?
+            .iter()
+            .find(|e| {
+                matches!(
+                    e["status"].as_str(),
+                    Some("SUCCEEDED" | "FAILED" | "SKIPPED")
+                )
+            })
+            .cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("the execution of {webhook_id} did not finish"))
+}
+
+fn http_flow(receiver: &str) -> Value {
+    json!({
+        "name": "notify",
+        "triggerEvents": ["NEW_TAG"],
+        "actions": [{
+            "type": "GENERIC_HTTP",
+            "name": "post to the receiver",
+            "method": "POST",
+            "url": format!("{receiver}/hooks/{{{{$.id}}}}?tag={{{{$.name}}}}"),
+            "headers": {"Authorization": "Bearer s3cr3t-value", "X-Tag": "{{$.name}}"},
+            "body": {"tag": "{{$.name}}", "workspace": "{{workspaceId}}"},
+            "timeoutSeconds": 5
+        }]
+    })
+}
+
+async fn tag(app: &TestApp, token: &str, id: &str) -> String {
+    let (s, b) = app
+        .webhook(
+            token,
+            "NEW_TAG",
+            &json!({"id": id, "name": "urgent", "workspaceId": "ws1"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    b["id"].as_str().unwrap().to_owned()
+}
+
+async fn generic_http_reaches_only_allowlisted_hosts(backend: Backend) {
+    let app = TestApp::builder(&universal_webhook::DEFINITION, backend)
+        .env("GENERIC_HTTP_ALLOW_PRIVATE_NETWORKS", "true")
+        .env("GENERIC_HTTP_MAX_RETRIES", "2")
+        .start()
+        .await;
+    let receiver = FakeClockify::start().await;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let n = answered.clone();
+    receiver.respond(move |_| {
+        if n.fetch_add(1, Ordering::SeqCst) == 0 {
+            FakeResponse::json(503, json!({"busy": true}))
+        } else {
+            FakeResponse::json(200, json!({"received": true}))
+        }
+    });
+    let token = app.install_settled("ws1").await;
+    create_flow(&app, "ws1", http_flow(&receiver.allow_entry())).await;
+
+    // Not on the allowlist: refused before connecting, the execution says why.
+    let first = tag(&app, &token, "t1").await;
+    let ex = final_execution(&app, "ws1", &first).await;
+    assert_eq!(ex["status"], "FAILED", "{ex}");
+    assert!(ex["error"].as_str().unwrap().contains("allowlist"), "{ex}");
+    assert!(receiver.requests().is_empty());
+
+    // Allowlisted: delivered (after one 503), the answer captured, credentials redacted.
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::PUT,
+            "/ui/http-allowlist",
+            Some(json!({"rules": [receiver.allow_entry()]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let second = tag(&app, &token, "t2").await;
+    let ex = final_execution(&app, "ws1", &second).await;
+    assert_eq!(ex["status"], "SUCCEEDED", "{ex}");
+    let step = &ex["steps"][0];
+    assert_eq!(step["type"], "GENERIC_HTTP");
+    assert_eq!(step["status"], 200);
+    assert_eq!(step["attempts"], 2);
+    assert!(
+        step["response"].as_str().unwrap().contains("received"),
+        "{step}"
+    );
+    assert_eq!(
+        step["url"],
+        format!("{}/hooks/t2", receiver.allow_entry()),
+        "no query in the log"
+    );
+    let logged = ex.to_string();
+    assert!(
+        !logged.contains("s3cr3t"),
+        "the credential leaked into the log: {logged}"
+    );
+    let got = receiver.requests();
+    assert_eq!(got.len(), 2, "one 503, one success");
+    let key = got[0].header("idempotency-key").unwrap().to_owned();
+    assert_eq!(
+        got[1].header("idempotency-key"),
+        Some(key.as_str()),
+        "retries repeat the key"
+    );
+    assert_eq!(got[1].path, "/hooks/t2");
+    assert_eq!(got[1].query.get("tag").map(String::as_str), Some("urgent"));
+    assert_eq!(got[1].header("authorization"), Some("Bearer s3cr3t-value"));
+    assert_eq!(got[1].header("x-tag"), Some("urgent"));
+    assert_eq!(got[1].body, json!({"tag": "urgent", "workspace": "ws1"}));
+    app.stop().await;
+}
+
+async fn private_addresses_are_refused_unless_allowed(backend: Backend) {
+    let app = TestApp::start(&universal_webhook::DEFINITION, backend).await;
+    let receiver = FakeClockify::start().await;
+    let token = app.install_settled("ws1").await;
+    app.ui(
+        "ws1",
+        Method::PUT,
+        "/ui/http-allowlist",
+        Some(json!({"rules": [receiver.allow_entry()]})),
+    )
+    .await;
+    create_flow(&app, "ws1", http_flow(&receiver.allow_entry())).await;
+    let id = tag(&app, &token, "t1").await;
+    let ex = final_execution(&app, "ws1", &id).await;
+    assert_eq!(ex["status"], "FAILED", "{ex}");
+    assert!(
+        ex["error"].as_str().unwrap().contains("private or local"),
+        "{ex}"
+    );
+    assert!(receiver.requests().is_empty(), "nothing left for 127.0.0.1");
+    app.stop().await;
+}
+
+async fn the_allowlist_is_validated_and_for_admins(backend: Backend) {
+    let app = TestApp::start(&universal_webhook::DEFINITION, backend).await;
+    app.install_settled("ws1").await;
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::PUT,
+            "/ui/http-allowlist",
+            Some(
+                json!({"rules": ["api.example.com", "*.hooks.example.org", "ftp://x", "http://"]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let details = b["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 2, "{b}");
+    assert!(details[0].as_str().unwrap().starts_with("rules[2]"), "{b}");
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::PUT,
+            "/ui/http-allowlist",
+            Some(json!({"rules": ["API.example.com", "*.hooks.example.org"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, b) = app.ui("ws1", Method::GET, "/ui/http-allowlist", None).await;
+    assert_eq!(b["rules"].as_array().unwrap().len(), 2, "{b}");
+    let r = app
+        .http
+        .put(app.url("/ui/http-allowlist"))
+        .bearer_auth(app.member_token("ws1"))
+        .json(&json!({"rules": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A GENERIC_HTTP URL may not take its host from the webhook.
+    let mut flow = http_flow("https://{{$.host}}");
+    flow["actions"][0]["url"] = json!("https://{{$.host}}/x");
+    let (s, b) = app.ui("ws1", Method::POST, "/ui/flows", Some(flow)).await;
+    assert_eq!(s, 422, "{b}");
+    app.stop().await;
+}
+
+fn two_step_flow() -> Value {
+    json!({
+        "name": "two steps",
+        "triggerEvents": ["NEW_TAG"],
+        "actions": [
+            {"name": "first", "method": "POST", "path": "/v1/workspaces/{{workspaceId}}/tags", "body": {"name": "{{$.name}}"}},
+            {"name": "second", "method": "POST", "path": "/v1/workspaces/{{workspaceId}}/clients", "body": {"name": "{{$.name}}"}}
+        ]
+    })
+}
+
+fn count(fake: &FakeClockify, suffix: &str) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| r.path.ends_with(suffix))
+        .count()
+}
+
+async fn failed_steps_retry_and_resume_where_they_failed(backend: Backend) {
+    let app = TestApp::builder(&universal_webhook::DEFINITION, backend)
+        .env("CLOCKIFY_API_MAX_RETRIES", "0")
+        .env("FLOW_RETRY_BACKOFF_SECONDS", "0")
+        .env("FLOW_MAX_ATTEMPTS", "5")
+        .start()
+        .await;
+    let token = app.install_settled("ws1").await;
+    let clients = Arc::new(AtomicUsize::new(0));
+    let n = clients.clone();
+    app.fake.respond(move |r| {
+        if r.path.ends_with("/clients") && n.fetch_add(1, Ordering::SeqCst) < 2 {
+            FakeResponse::json(503, json!({"message": "busy"}))
+        } else {
+            FakeResponse::json(201, json!({"id": "x"}))
+        }
+    });
+    create_flow(&app, "ws1", two_step_flow()).await;
+    let id = tag(&app, &token, "t1").await;
+    let ex = final_execution(&app, "ws1", &id).await;
+    assert_eq!(ex["status"], "SUCCEEDED", "{ex}");
+    assert_eq!(ex["attempts"], 3, "{ex}");
+    assert_eq!(
+        count(&app.fake, "/tags"),
+        1,
+        "the first step is not repeated"
+    );
+    assert_eq!(count(&app.fake, "/clients"), 3);
+    app.stop().await;
+}
+
+async fn the_last_attempt_fails_with_the_reason(backend: Backend) {
+    let app = TestApp::builder(&universal_webhook::DEFINITION, backend)
+        .env("CLOCKIFY_API_MAX_RETRIES", "0")
+        .env("FLOW_RETRY_BACKOFF_SECONDS", "0")
+        .env("FLOW_MAX_ATTEMPTS", "2")
+        .start()
+        .await;
+    let token = app.install_settled("ws1").await;
+    app.fake.respond(|r| {
+        if r.path.ends_with("/clients") {
+            FakeResponse::json(503, json!({"message": "busy"}))
+        } else if r.path.ends_with("/tags") && r.body["name"] == "bad" {
+            FakeResponse::json(400, json!({"message": "name taken"}))
+        } else {
+            FakeResponse::json(201, json!({"id": "x"}))
+        }
+    });
+    create_flow(&app, "ws1", two_step_flow()).await;
+    let id = tag(&app, &token, "t1").await;
+    let ex = final_execution(&app, "ws1", &id).await;
+    assert_eq!(ex["status"], "FAILED", "{ex}");
+    assert_eq!(ex["attempts"], 2, "{ex}");
+    assert!(ex["error"].as_str().unwrap().contains("503"), "{ex}");
+    assert_eq!(count(&app.fake, "/clients"), 2);
+    // A permanent failure (400) is not retried.
+    app.fake.clear();
+    let (_, b) = app
+        .webhook(
+            &token,
+            "NEW_TAG",
+            &json!({"id": "t2", "name": "bad", "workspaceId": "ws1"}),
+        )
+        .await;
+    let ex = final_execution(&app, "ws1", b["id"].as_str().unwrap()).await;
+    assert_eq!(ex["status"], "FAILED", "{ex}");
+    assert_eq!(ex["attempts"], 1, "{ex}");
+    assert!(ex["error"].as_str().unwrap().contains("400"), "{ex}");
+    assert_eq!(count(&app.fake, "/clients"), 0);
+    app.stop().await;
+}
+
+backend_tests!(
+    generic_http_reaches_only_allowlisted_hosts,
+    private_addresses_are_refused_unless_allowed,
+    the_allowlist_is_validated_and_for_admins,
+    failed_steps_retry_and_resume_where_they_failed,
+    the_last_attempt_fails_with_the_reason,
+);
