@@ -89,6 +89,15 @@ pub fn resolve_endpoint(
         rest = &after[close + 1..];
     }
     path.push_str(rest);
+    if path
+        .split('/')
+        .skip(1)
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(AppError::BadRequest(format!(
+            "endpoint {endpoint:?}: empty, `.` and `..` path segments are not allowed"
+        )));
+    }
     let Some(scoped) = path.strip_prefix("/v1/workspaces/") else {
         return Err(AppError::BadRequest(format!(
             "endpoint {endpoint:?}: expected a Clockify API v1 path under /v1/workspaces/{{workspaceId}}/"
@@ -283,6 +292,9 @@ mod tests {
             "/v1/workspaces/ws1/tags?x=1",
             "/v1/workspaces/{workspaceId}/projects/{missing}",
             "/v1/workspaces/{workspaceId",
+            "/v1/workspaces/ws1/../ws2/tags",
+            "/v1/workspaces/ws1//tags",
+            "/v1/workspaces/ws1/tags/",
         ] {
             assert!(
                 matches!(
