@@ -34,8 +34,22 @@ ensure_redis() {
     exit 1
 }
 
+# Headless Chromium for the reference add-on's settings-page test (skips without it).
+ensure_chromium() {
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return; fi
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=$(command -v sudo || true)
+    if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; }; then
+        say "installing chromium and chromium-driver"
+        $sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+            || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
+            || echo "could not install chromium; the browser test will skip" >&2
+    fi
+}
+
 [ -n "${TEST_POSTGRES_URL:-}" ] || ensure_postgres
 [ -n "${TEST_REDIS_URL:-}" ] || ensure_redis
+ensure_chromium
 
 if [ "${1:-}" != "--quick" ]; then
     say "toolchain components"

@@ -1,0 +1,201 @@
+//! The settings page in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`) driven over WebDriver against the running service. The page loads with a
+//! valid user token and shows the installation, the bootstrap and the settings; without a
+//! token it is refused; a saved setting is still there after a reload.
+//!
+//! Skips with a message when chromium or chromedriver is absent (`./scripts/test.sh` installs
+//! them).
+#![cfg(test)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use addon_core::auth::TokenKind;
+use addon_testkit::{Backend, TestApp};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+fn find(binary: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(binary))
+            .find(|p| p.is_file())
+    })
+}
+
+struct Driver {
+    child: Child,
+    _profile: tempfile::TempDir,
+    client: Client,
+}
+
+impl Driver {
+    async fn start() -> Option<Self> {
+        let (Some(chromium), Some(chromedriver)) = (find("chromium"), find("chromedriver")) else {
+            eprintln!(
+                "skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-extensions",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last = None;
+        for _ in 0..100 {
+            match ClientBuilder::native()
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Some(Self {
+                        child,
+                        _profile: profile,
+                        client,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot start a Chromium session: {last:?}");
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text of an element once the page's script has filled it.
+async fn text_when(c: &Client, css: &str, pred: impl Fn(&str) -> bool) -> String {
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && let Ok(t) = el.text().await
+            && pred(&t)
+        {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never showed the expected text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_page_loads_refuses_and_saves_in_chromium() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = TestApp::start(&reference::DEFINITION, Backend::Postgres).await;
+    app.fake
+        .respond(|_| addon_testkit::FakeResponse::json(200, json!([])));
+    app.install_settled("ws-page").await;
+    let c = &driver.client;
+    let token = app.token(TokenKind::User, "ws-page");
+    let page = app.url(&format!("/settings?auth_token={token}"));
+
+    // Without a token: refused, and nothing of any workspace on the page.
+    c.goto(&app.url("/settings")).await.unwrap();
+    let refused = text_when(c, "#refused", |t| !t.is_empty()).await;
+    assert_eq!(refused, "Not signed in");
+    assert!(!c.source().await.unwrap().contains("ws-page"));
+    let status = app
+        .http
+        .get(app.url("/settings"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let forged = format!("{token}x");
+    c.goto(&app.url(&format!("/settings?auth_token={forged}")))
+        .await
+        .unwrap();
+    text_when(c, "#refused", |t| t == "Not signed in").await;
+
+    // With a valid token: installation, bootstrap progress and settings.
+    c.goto(&page).await.unwrap();
+    let workspace = text_when(c, "dd[data-field=workspace]", |t| !t.is_empty()).await;
+    assert_eq!(workspace, "ws-page");
+    assert_eq!(
+        text_when(c, "dd[data-field=status]", |t| !t.is_empty()).await,
+        "ACTIVE"
+    );
+    let bs = text_when(c, "#bs-state", |t| t != "—").await;
+    assert_eq!(bs, "COMPLETE");
+    let days = c
+        .find(Locator::Css("#set-bootstrap_time_entry_days"))
+        .await
+        .unwrap();
+    assert_eq!(days.prop("value").await.unwrap().as_deref(), Some("0"));
+
+    // Save a setting; a reload shows it, and so does the store.
+    days.clear().await.unwrap();
+    days.send_keys("21").await.unwrap();
+    c.find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(c, "#status", |t| t == "Saved.").await;
+    c.goto(&page).await.unwrap();
+    text_when(c, "dd[data-field=workspace]", |t| t == "ws-page").await;
+    let days = c
+        .find(Locator::Css("#set-bootstrap_time_entry_days"))
+        .await
+        .unwrap();
+    assert_eq!(days.prop("value").await.unwrap().as_deref(), Some("21"));
+    let stored = addon_core::store::installations::get(&app.state.db, "ws-page")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.number("bootstrap_time_entry_days", 0, 0, 365), 21);
+
+    // An invalid value is refused with the reason shown, and the stored value stays.
+    let days = c
+        .find(Locator::Css("#set-bootstrap_time_entry_days"))
+        .await
+        .unwrap();
+    days.clear().await.unwrap();
+    days.send_keys("4000").await.unwrap();
+    c.find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let err = text_when(c, "#status", |t| t.contains("bootstrap_time_entry_days")).await;
+    assert!(err.contains("0 to 365"), "{err}");
+    let stored = addon_core::store::installations::get(&app.state.db, "ws-page")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.number("bootstrap_time_entry_days", 0, 0, 365), 21);
+
+    driver.stop().await;
+    app.stop().await;
+}
