@@ -227,9 +227,13 @@ async fn execute_loop(state: AppState) {
             reclaim(&state).await;
             next_reclaim = tokio::time::Instant::now() + lease / 2;
         }
+        // Finished executions free their slots together, and slots are refilled in batches:
+        // one claim round trip per execution would cap throughput at the database's latency.
+        while running.try_join_next().is_some() {}
         let free = concurrency.saturating_sub(running.len());
+        let batch_min = (concurrency / 4).max(1);
         let mut claimed_all = false;
-        if free > 0 {
+        if free >= batch_min || running.is_empty() {
             let until = now_millis() + lease.as_millis() as i64;
             match executions::claim_due(&state.db, &state.instance_id, until, free as i64).await {
                 Ok(batch) => {
@@ -244,7 +248,10 @@ async fn execute_loop(state: AppState) {
         if claimed_all && running.len() < concurrency {
             continue;
         }
-        let wait = if running.len() >= concurrency {
+        let wait = if free < batch_min && !running.is_empty() {
+            // Wait for more slots (a finishing execution wakes the loop).
+            IDLE_POLL
+        } else if running.len() >= concurrency {
             IDLE_POLL
         } else {
             match executions::next_due(&state.db).await {

@@ -12,169 +12,18 @@
 //! (default 5), BENCH_ROUNDS (3), BENCH_LEVELS ("1,16,64"), BENCH_DB_CONNECTIONS (10),
 //! TEST_POSTGRES_URL.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use addon_core::auth::{DevKeyPair, TokenKind, TokenSigner};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
+use common::{Server, body_for, drive, peak_rss_kib, psql};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
 const WS: &str = "5f11791a4e759e12c40733ba";
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn psql(server: &str, db: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            &format!("{server}/{db}"),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A NEW_TIME_ENTRY body with id `i` (built once; the id is spliced in per request).
-fn body_for(i: u64) -> String {
-    static TEMPLATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TEMPLATE
-        .get_or_init(body_template)
-        .replace("@@ID@@", &format!("{i:024x}"))
-}
-
-fn body_template() -> String {
-    let mut b = json!({
-        "id": "@@ID@@", "description": "Webhook Test Description", "tagIds": ["5f118b747db7a8637ffcaf33"],
-        "userId": "5ef1cf219f130f232cc34ddc", "billable": true, "taskId": "5f1189847db7a8637ffcaf25",
-        "projectId": "5f11849d4e759e12c40733d5",
-        "timeInterval": {"start": "2020-07-17T11:35:01Z", "end": "2020-07-17T12:35:01Z", "duration": "PT1H"},
-        "workspaceId": WS, "isLocked": false, "hourlyRate": null, "costRate": null,
-        "project": {"name": "Project", "clientId": "5f1183584e759e12c40733cb", "clientName": "Client", "workspaceId": WS,
-                    "billable": true, "color": "#795548", "archived": false, "duration": "PT0S", "note": "Test Note",
-                    "id": "5f11849d4e759e12c40733d5", "public": true, "template": false},
-        "task": {"name": "Task", "workspaceId": WS, "projectId": "5f11849d4e759e12c40733d5", "status": "ACTIVE", "id": "5f1189847db7a8637ffcaf25"},
-        "user": {"name": "User", "id": "5ef1cf219f130f232cc34ddc", "status": "ACTIVE"},
-        "tags": [{"name": "Tag", "workspaceId": WS, "archived": false, "id": "5f118b747db7a8637ffcaf33"}]
-    });
-    b["customFieldValues"] = json!([{"customFieldId": "5f118d9a7db7a8637ffcaf47", "value": "Custom field test value", "name": "Custom field"}]);
-    b.to_string()
-}
-
-struct Level {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-async fn drive(port: u16, token: Arc<String>, conns: usize, secs: u64, seed: u64) -> Level {
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..conns {
-        let stop = stop.clone();
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .expect("connect");
-            stream.set_nodelay(true).ok();
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .expect("handshake");
-            tokio::spawn(conn);
-            let mut lat = Vec::with_capacity(50_000);
-            let mut errors = 0u64;
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let n = seed + (c as u64) * 10_000_000 + i;
-                i += 1;
-                let req = Request::post("/webhooks/clockify")
-                    .header("host", "127.0.0.1")
-                    .header("content-type", "application/json")
-                    .header("clockify-signature", token.as_str())
-                    .header("clockify-webhook-event-type", "NEW_TIME_ENTRY")
-                    .body(Full::new(Bytes::from(body_for(n))))
-                    .expect("request");
-                let t = Instant::now();
-                match send.send_request(req).await {
-                    Ok(resp) => {
-                        let ok = resp.status() == 200;
-                        let _ = resp.into_body().collect().await;
-                        if ok {
-                            lat.push(t.elapsed().as_micros() as u32);
-                        } else {
-                            errors += 1;
-                        }
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        break;
-                    }
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.expect("load task");
-        all.extend(lat);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
-    Level {
-        rps: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        errors,
-    }
-}
 
 fn pgbench(server: &str, db: &str, clients: usize, secs: u64, script: &std::path::Path) -> f64 {
     let out = Command::new("pgbench")
@@ -310,7 +159,7 @@ async fn main() {
         &db,
         &format!(
             "CREATE TABLE bench_sample AS SELECT '{}'::text AS body",
-            body_for(1).replace('\'', "''")
+            body_for(1, WS).replace('\'', "''")
         ),
     );
     let script = std::env::temp_dir().join(format!("{db}.sql"));
@@ -325,11 +174,11 @@ async fn main() {
     )
     .expect("pgbench script");
 
-    let token = Arc::new(webhook);
+    let token = Arc::new(vec![(webhook, WS.to_owned())]);
     println!(
         "webhook ingestion into PostgreSQL: median of {} alternating {secs} s rounds per level, body {} bytes, release build",
         std::env::var("BENCH_ROUNDS").unwrap_or_else(|_| "3".into()),
-        body_for(1).len()
+        body_for(1, WS).len()
     );
     println!(
         "{:>6} {:>12} {:>9} {:>9} {:>8} {:>14} {:>8} {:>14}",
