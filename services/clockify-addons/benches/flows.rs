@@ -38,26 +38,9 @@ async fn main() {
     addon_core::clockify::client::install_tls_provider();
     let secs: u64 = env_or("BENCH_SECONDS", 5);
     let workspaces: usize = env_or("BENCH_WORKSPACES", 64);
-    let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
-        .unwrap_or_else(|_| "16,64".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let server = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    psql(&server, "postgres", &format!("CREATE DATABASE {db}"));
-    let url = format!("{server}/{db}");
-    let migrate = Command::new(BIN)
-        .args(["migrate", "universal-webhook"])
-        .env("DATABASE_URL", &url)
-        .output()
-        .expect("migrate");
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    let levels = common::levels("16,64");
+    let server = common::postgres_server();
+    let (db, url) = common::fresh_database(BIN, &server, "universal-webhook");
 
     let fake = FakeClockify::start().await;
     fake.respond(|_| FakeResponse::json(201, json!({"id": "tag"})));

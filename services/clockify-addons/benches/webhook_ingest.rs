@@ -59,26 +59,9 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
-        .unwrap_or_else(|_| "1,16,64".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let server = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    psql(&server, "postgres", &format!("CREATE DATABASE {db}"));
-    let url = format!("{server}/{db}");
-    let migrate = Command::new(BIN)
-        .args(["migrate", "api-studio"])
-        .env("DATABASE_URL", &url)
-        .output()
-        .expect("migrate");
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    let levels = common::levels("1,16,64");
+    let server = common::postgres_server();
+    let (db, url) = common::fresh_database(BIN, &server, "api-studio");
 
     let keys = DevKeyPair::generate().expect("keys");
     let signer = TokenSigner::from_rsa_pem(&keys.private_pem, "api-studio").expect("signer");

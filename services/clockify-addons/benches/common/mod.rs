@@ -176,3 +176,36 @@ pub async fn drive(
         errors,
     }
 }
+
+/// The PostgreSQL server (`TEST_POSTGRES_URL`, else the local one).
+pub fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh database on `server` migrated by `bin migrate <addon>`: `(name, url)`.
+pub fn fresh_database(bin: &str, server: &str, addon: &str) -> (String, String) {
+    let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    psql(server, "postgres", &format!("CREATE DATABASE {db}"));
+    let url = format!("{server}/{db}");
+    let migrate = Command::new(bin)
+        .args(["migrate", addon])
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("migrate");
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    (db, url)
+}
+
+/// Parses a comma-separated list of connection counts (`BENCH_LEVELS`).
+pub fn levels(default: &str) -> Vec<usize> {
+    std::env::var("BENCH_LEVELS")
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
