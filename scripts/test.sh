@@ -47,9 +47,33 @@ ensure_chromium() {
     fi
 }
 
+# pg_dump, pg_restore and psql for the backup tests.
+ensure_pg_client() {
+    if command -v pg_dump >/dev/null && command -v pg_restore >/dev/null && command -v psql >/dev/null; then return; fi
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=$(command -v sudo || true)
+    say "installing postgresql-client"
+    $sudo apt-get install -y -q postgresql-client >/dev/null 2>&1 \
+        || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q postgresql-client >/dev/null 2>&1; } \
+        || { echo "pg_dump/pg_restore/psql are missing and could not be installed" >&2; exit 1; }
+}
+
+# Python tools in .venv: Kubernetes' schemas, yamllint, and moto's S3 server (the backup tests'
+# object storage; they skip their S3 part without it).
+ensure_python_tools() {
+    local venv=${VENV:-.venv}
+    if [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/yamllint" ] && [ -x "$venv/bin/moto_server" ]; then return; fi
+    say "installing Python test tools into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+        "kubernetes-validate==1.37.0" "yamllint==1.38.0" "moto[server]==5.2.5"
+}
+
 [ -n "${TEST_POSTGRES_URL:-}" ] || ensure_postgres
 [ -n "${TEST_REDIS_URL:-}" ] || ensure_redis
 ensure_chromium
+ensure_pg_client
+ensure_python_tools
 
 if [ "${1:-}" != "--quick" ]; then
     say "toolchain components"

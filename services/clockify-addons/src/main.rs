@@ -1,5 +1,7 @@
-//! `clockify-addons`: serve, migrate, run locally, and sign development tokens.
+//! `clockify-addons`: serve, migrate, back up and restore, run locally, and sign development
+//! tokens.
 
+mod backup;
 mod dev;
 
 use std::process::ExitCode;
@@ -84,6 +86,17 @@ enum Command {
         #[arg(long, default_value = ".clockify-dev")]
         data_dir: std::path::PathBuf,
     },
+    /// Back up the add-on's PostgreSQL database (DATABASE_URL): pg_dump in custom format streamed
+    /// to a directory or S3-compatible storage with a manifest (time, add-on, schema version,
+    /// size, SHA-256), then retention. Exit code 0: stored (and pruned); 1: failed, nothing
+    /// new kept; 3: stored, but pruning failed.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into DATABASE_URL after checking its size and SHA-256; refuses a
+    /// database that is not empty unless --force. All or nothing: a failure leaves the database
+    /// as it was. Run `migrate` afterwards when the backup's schema is older.
+    Restore(backup::RestoreArgs),
+    /// List the backups in a destination, oldest first.
+    Backups(backup::ListArgs),
     /// Print the environment variable reference as a Markdown table.
     ConfigTable,
     /// Print every SQL statement the add-on issues (its SQL contract); --write stores it as
@@ -97,6 +110,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Backup and restore report their outcome in the exit code (see `backup`).
+    let command = match cli.command {
+        Command::Backup(a) => return backup::main(backup::Job::Backup(a)),
+        Command::Restore(a) => return backup::main(backup::Job::Restore(a)),
+        Command::Backups(a) => return backup::main(backup::Job::List(a)),
+        other => other,
+    };
+    let cli = Cli { command };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,6 +139,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Backup(_) | Command::Restore(_) | Command::Backups(_) => {
+            anyhow::bail!("backup commands run through backup::main")
+        }
         Command::Serve { addon } => serve(addon.definition(), Env::from_process()).await,
         Command::Migrate { addon } => migrate(addon.definition(), &Env::from_process()).await,
         Command::Dev {
