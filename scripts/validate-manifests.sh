@@ -17,7 +17,7 @@ fi
 cargo build -q -p clockify-operator
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for f in manifests/examples/*.yaml; do
+for f in manifests/examples/*.yaml operator/tests/fixtures/*.yaml; do
     ./target/debug/clockify-operator render -f "$f" > "$out/$(basename "$f")"
     ./target/debug/clockify-operator render --no-service-monitor-api -f "$f" > "$out/no-sm-$(basename "$f")"
 done

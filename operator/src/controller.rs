@@ -10,15 +10,15 @@ use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -88,6 +88,14 @@ where
     (reader, stream)
 }
 
+/// The ClockifyAddon a child belongs to, by its instance label (children carry the managed-by
+/// label, so only the operator's own objects arrive here).
+fn by_instance<K: Resource>(obj: K) -> Option<ObjectRef<DeserializeGuard<ClockifyAddon>>> {
+    let name = obj.labels().get(crate::meta::LABEL_INSTANCE)?.clone();
+    let ns = obj.meta().namespace.clone()?;
+    Some(ObjectRef::new(&name).within(&ns))
+}
+
 /// Runs the controller until `stop` is cancelled; marks `ready` once every cache is synced.
 pub async fn run_controller(
     client: Client,
@@ -104,6 +112,8 @@ pub async fn run_controller(
     let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client, &opts.scope);
     let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, &opts.scope);
     let (jobs, job_stream) = child_watch::<Job>(&client, &opts.scope);
+    let (cron_jobs, cron_stream) = child_watch::<CronJob>(&client, &opts.scope);
+    let (pvcs, pvc_stream) = child_watch::<PersistentVolumeClaim>(&client, &opts.scope);
     let stores = Stores {
         service_accounts,
         config_maps,
@@ -113,6 +123,8 @@ pub async fn run_controller(
         hpas,
         pdbs,
         jobs,
+        cron_jobs,
+        pvcs,
     };
 
     let recorder = Recorder::new(
@@ -140,7 +152,11 @@ pub async fn run_controller(
         .owns_stream(deploy_stream)
         .owns_stream(hpa_stream)
         .owns_stream(pdb_stream)
-        .owns_stream(job_stream)
+        // Jobs by instance label: the CronJob, not the ClockifyAddon, owns scheduled backups.
+        .watches_stream(job_stream, by_instance)
+        .owns_stream(cron_stream)
+        // The backup volume has no owner (it outlives the ClockifyAddon).
+        .watches_stream(pvc_stream, by_instance)
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))
         .graceful_shutdown_on({
             let stop = stop.clone();

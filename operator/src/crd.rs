@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// The annotation that pauses reconciliation of one ClockifyAddon.
 pub const PAUSED_ANNOTATION: &str = "clockify-addons.io/paused";
+/// Set (or change) this annotation to any value, such as the time, to run a backup now. Each
+/// value runs one backup; `status.onDemandBackup` records the last value acted on.
+pub const BACKUP_NOW_ANNOTATION: &str = "clockify-addons.io/backup-now";
 
 /// A Clockify add-on instance: which add-on, its tier, database, secrets, replicas, monitoring
 /// and backups. The clockify-operator runs it as a Deployment with its Service, autoscaler,
@@ -47,6 +50,8 @@ pub const PAUSED_ANNOTATION: &str = "clockify-addons.io/paused";
         .message("metadata.name must be a DNS label of at most 40 characters starting with a letter: it names the Service, Deployment and Jobs")
 )]
 #[x_kube(
+    validation = Rule::new("!has(self.restore) || has(self.backup)")
+        .message("restore reads from spec.backup.destination: configure backup as well"),
     validation = Rule::new("self.addon != 'universalWebhook' || self.tier == 'ENTERPRISE'")
         .message("universalWebhook needs tier ENTERPRISE (its minimal Clockify plan)"),
     validation = Rule::new("self.addon != 'apiStudio' || self.tier in ['STANDARD', 'PRO', 'ENTERPRISE']")
@@ -93,6 +98,12 @@ pub struct ClockifyAddonSpec {
     /// Scheduled backups of the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
+
+    /// A one-shot restore of the database from a backup. The operator scales the add-on to
+    /// zero, restores, migrates, and scales back, once per requestId (recorded in
+    /// status.restore): set a new requestId to restore again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
 
     /// Prometheus monitoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -304,6 +315,21 @@ pub struct BackupSpec {
     pub suspend: Option<bool>,
 }
 
+/// A restore request.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// Names this request; each value restores once. Such as "2026-11-22-incident-42".
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')").message("requestId must be letters, digits, '-', '_' or '.', starting and ending with a letter or digit"))]
+    pub request_id: String,
+    /// "latest", or a backup id from the destination (`clockify-addons backups`, or
+    /// status.lastSuccessfulBackup.backupId).
+    #[schemars(length(min = 1, max = 200))]
+    #[x_kube(validation = Rule::new("self == 'latest' || self.matches('^[A-Za-z0-9][-A-Za-z0-9_.]*$')").message("from must be latest or a backup id"))]
+    pub from: String,
+}
+
 /// Backup retention.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -465,6 +491,107 @@ pub struct ClockifyAddonStatus {
     /// The latest database migration that succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_migration: Option<MigrationRecord>,
+    /// The latest backup that finished, successful or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupRecord>,
+    /// The latest backup that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_backup: Option<BackupRecord>,
+    /// The last value of the clockify-addons.io/backup-now annotation acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand_backup: Option<OnDemandBackup>,
+    /// The latest restore request and how far it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
+}
+
+/// A backup Job that finished.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// The backup Job.
+    pub job: String,
+    /// Succeeded or Failed.
+    pub result: String,
+    /// When the Job started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the Job finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The backup's id in the destination, when the Job reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// What the backup reported (its termination message), or why the Job failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// An on-demand backup the annotation asked for.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OnDemandBackup {
+    /// The annotation's value.
+    pub request: String,
+    /// The Job it started.
+    pub job: String,
+}
+
+/// Progress of a restore request.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// spec.restore.requestId this describes; a request whose id is recorded here never runs
+    /// again.
+    pub request_id: String,
+    /// The backup asked for.
+    pub from: String,
+    /// ScalingDown, Restoring, Migrating, ScalingUp, Succeeded or Failed.
+    pub phase: RestorePhase,
+    /// The restore Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// What happened last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the request was taken up (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When it succeeded or failed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// The steps of a restore, in order.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RestorePhase {
+    /// The Deployment is scaled to zero; waiting for its pods to stop.
+    ScalingDown,
+    /// The restore Job runs.
+    Restoring,
+    /// The migration Job brings the restored schema to this version.
+    Migrating,
+    /// The Deployment is scaled back; waiting for it to be available.
+    ScalingUp,
+    Succeeded,
+    Failed,
+}
+
+impl RestorePhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ScalingDown => "ScalingDown",
+            Self::Restoring => "Restoring",
+            Self::Migrating => "Migrating",
+            Self::ScalingUp => "ScalingUp",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
 }
 
 /// A database migration that ran as a Job.

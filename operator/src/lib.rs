@@ -3,6 +3,7 @@
 //! ([`reconcile`]), and the runtime ([`controller`], [`leader`], [`admin`]).
 
 pub mod admin;
+pub mod backups;
 pub mod build;
 pub mod controller;
 pub mod crd;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod render;
+pub mod restore;
 pub mod settings;
 pub mod status;
 pub mod subset;

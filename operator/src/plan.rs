@@ -4,8 +4,8 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
@@ -24,6 +24,15 @@ pub struct Capabilities {
     pub service_monitor: bool,
 }
 
+/// The name of the optional child of `kind` (all are named after the ClockifyAddon, but the
+/// backup CronJob).
+pub fn optional_name(addon: &ClockifyAddon, kind: Kind) -> String {
+    match kind {
+        Kind::CronJob => build::backup::cron_job_name(addon),
+        _ => addon.name_any(),
+    }
+}
+
 /// The kinds of children, in apply order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -35,6 +44,10 @@ pub enum Kind {
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
     ServiceMonitor,
+    /// The backup volume (never pruned: it holds backups).
+    PersistentVolumeClaim,
+    /// The backup schedule.
+    CronJob,
     /// The migration Job (created by the upgrade flow, never pruned: TTL removes it).
     Job,
 }
@@ -50,16 +63,19 @@ impl Kind {
             Self::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
             Self::PodDisruptionBudget => "PodDisruptionBudget",
             Self::ServiceMonitor => "ServiceMonitor",
+            Self::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Self::CronJob => "CronJob",
             Self::Job => "Job",
         }
     }
 
     /// Kinds that exist only under some specs (and are pruned otherwise).
-    pub const OPTIONAL: [Kind; 4] = [
+    pub const OPTIONAL: [Kind; 5] = [
         Kind::NetworkPolicy,
         Kind::HorizontalPodAutoscaler,
         Kind::PodDisruptionBudget,
         Kind::ServiceMonitor,
+        Kind::CronJob,
     ];
 }
 
@@ -74,6 +90,8 @@ pub enum Child {
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     PodDisruptionBudget(PodDisruptionBudget),
     ServiceMonitor(DynamicObject),
+    PersistentVolumeClaim(PersistentVolumeClaim),
+    CronJob(Box<CronJob>),
     Job(Box<Job>),
 }
 
@@ -88,6 +106,8 @@ impl Child {
             Self::HorizontalPodAutoscaler(_) => Kind::HorizontalPodAutoscaler,
             Self::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
             Self::ServiceMonitor(_) => Kind::ServiceMonitor,
+            Self::PersistentVolumeClaim(_) => Kind::PersistentVolumeClaim,
+            Self::CronJob(_) => Kind::CronJob,
             Self::Job(_) => Kind::Job,
         }
     }
@@ -102,6 +122,8 @@ impl Child {
             Self::HorizontalPodAutoscaler(o) => o.name_any(),
             Self::PodDisruptionBudget(o) => o.name_any(),
             Self::ServiceMonitor(o) => o.name_any(),
+            Self::PersistentVolumeClaim(o) => o.name_any(),
+            Self::CronJob(o) => o.name_any(),
             Self::Job(o) => o.name_any(),
         }
     }
@@ -120,6 +142,8 @@ impl Child {
             Self::HorizontalPodAutoscaler(o) => j(o),
             Self::PodDisruptionBudget(o) => j(o),
             Self::ServiceMonitor(o) => j(o),
+            Self::PersistentVolumeClaim(o) => j(o),
+            Self::CronJob(o) => j(o),
             Self::Job(o) => j(o),
         }
     }
@@ -130,12 +154,15 @@ pub struct Plan {
     pub settings: Settings,
     /// Objects to apply, in apply order.
     pub children: Vec<Child>,
-    /// Optional kinds that must not exist (named after the ClockifyAddon).
+    /// Optional kinds that must not exist.
     pub absent: Vec<Kind>,
     /// Monitoring was asked for (Enabled) but the cluster does not serve ServiceMonitor.
     pub service_monitor_missing: bool,
     /// What the cluster serves (kinds it does not serve are neither applied nor looked up).
     pub capabilities: Capabilities,
+    /// Kinds applied even when the cluster already holds everything the plan says: applying
+    /// releases fields the operator owned and no longer sets (a restore's zero replicas).
+    pub force_apply: Vec<Kind>,
 }
 
 pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> {
@@ -153,6 +180,14 @@ pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> 
     if wants_monitor && caps.service_monitor {
         children.push(Child::ServiceMonitor(build::service_monitor(addon, &s)));
     }
+    if let Some(b) = &s.backup {
+        children.extend(build::backup::pvc(addon, b).map(Child::PersistentVolumeClaim));
+        // No backup runs while a restore is under way.
+        let suspend = b.suspend || crate::restore::active(addon);
+        children.push(Child::CronJob(Box::new(build::backup::cron_job(
+            addon, &s, b, suspend,
+        ))));
+    }
     let present: Vec<Kind> = children.iter().map(Child::kind).collect();
     let absent = Kind::OPTIONAL
         .into_iter()
@@ -165,5 +200,6 @@ pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> 
         children,
         absent,
         capabilities: caps,
+        force_apply: Vec::new(),
     })
 }

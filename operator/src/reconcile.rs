@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -23,8 +23,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use crate::backups;
+use crate::build::backup::{COMPONENT as BACKUP_COMPONENT, RESTORE_COMPONENT};
 use crate::build::service_monitor;
-use crate::crd::{ClockifyAddon, ClockifyAddonStatus, PAUSED_ANNOTATION};
+use crate::crd::{ClockifyAddon, ClockifyAddonStatus, OnDemandBackup, PAUSED_ANNOTATION};
 use crate::meta::MANAGER;
 use crate::metrics::Metrics;
 use crate::plan::{Capabilities, Child, Kind, Plan, plan};
@@ -93,6 +95,8 @@ pub struct Stores {
     pub hpas: Store<HorizontalPodAutoscaler>,
     pub pdbs: Store<PodDisruptionBudget>,
     pub jobs: Store<Job>,
+    pub cron_jobs: Store<CronJob>,
+    pub pvcs: Store<PersistentVolumeClaim>,
 }
 
 fn cached<K>(store: &Store<K>, ns: &str, name: &str) -> Option<Value>
@@ -116,8 +120,30 @@ impl Stores {
             Kind::HorizontalPodAutoscaler => cached(&self.hpas, ns, name),
             Kind::PodDisruptionBudget => cached(&self.pdbs, ns, name),
             Kind::ServiceMonitor => None,
+            Kind::PersistentVolumeClaim => cached(&self.pvcs, ns, name),
+            Kind::CronJob => cached(&self.cron_jobs, ns, name),
             Kind::Job => cached(&self.jobs, ns, name),
         }
+    }
+
+    /// This ClockifyAddon's Jobs of `component` (backup or restore): its own, and for backups
+    /// those its CronJob started.
+    pub fn component_jobs(&self, addon: &ClockifyAddon, component: &str) -> Vec<Arc<Job>> {
+        let uid = addon.meta().uid.clone();
+        let cron = crate::build::backup::cron_job_name(addon);
+        let selector = crate::build::backup::selector(addon, component);
+        self.jobs
+            .state()
+            .into_iter()
+            .filter(|j| j.namespace() == addon.namespace())
+            .filter(|j| selector.iter().all(|(k, v)| j.labels().get(k) == Some(v)))
+            .filter(|j| {
+                j.owner_references().iter().any(|o| {
+                    (uid.is_some() && Some(&o.uid) == uid.as_ref())
+                        || (o.kind == "CronJob" && o.name == cron)
+                })
+            })
+            .collect()
     }
 
     /// This ClockifyAddon's migration Jobs.
@@ -153,6 +179,8 @@ impl Stores {
             && synced(&self.hpas).await
             && synced(&self.pdbs).await
             && synced(&self.jobs).await
+            && synced(&self.cron_jobs).await
+            && synced(&self.pvcs).await
     }
 }
 
@@ -343,6 +371,8 @@ pub struct Changes {
     pub pruned: Vec<String>,
     /// Migration Jobs started, superseded or retried: (event reason, note).
     pub migration: Vec<(&'static str, String)>,
+    /// Backups and restores: (warning, event reason, note).
+    pub backup: Vec<(bool, &'static str, String)>,
 }
 
 impl Changes {
@@ -351,6 +381,7 @@ impl Changes {
             && self.updated.is_empty()
             && self.pruned.is_empty()
             && self.migration.is_empty()
+            && self.backup.is_empty()
     }
 }
 
@@ -369,12 +400,39 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
 
     let deployment = ctx.stores.deployment(&ns, &name);
     let jobs = ctx.stores.migration_jobs(addon);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut upgrade_decision = None;
+    let mut restore_decision = None;
+    let mut backup_state = None;
     let (outcome, changes, service_monitor_missing) = match plan(addon, caps) {
         Err(invalid) => (Outcome::Invalid(invalid.0), Changes::default(), false),
         Ok(plan) => {
-            let decision = upgrade::decide(addon, &plan.settings, deployment.as_deref(), &jobs);
-            let plan = upgrade_plan(addon, plan, &decision);
+            let mut decision =
+                upgrade::decide(addon, &plan.settings, deployment.as_deref(), &jobs);
+            let restore = if paused {
+                None
+            } else {
+                decide_restore(addon, &plan, deployment.as_deref(), ctx, &ns, &now).await
+            };
+            if restore.as_ref().is_some_and(|r| r.holds_upgrades()) {
+                decision.create_job = false;
+            }
+            let mut plan = upgrade_plan(addon, plan, &decision);
+            match &restore {
+                Some(r) if r.scale_to_zero => scale_to_zero(&mut plan),
+                // Scaling back: apply the Deployment even if it looks in sync, so the zero
+                // replicas the restore set are released (an autoscaler then takes over).
+                Some(_)
+                    if deployment
+                        .as_ref()
+                        .and_then(|d| d.spec.as_ref())
+                        .and_then(|s| s.replicas)
+                        == Some(0) =>
+                {
+                    plan.force_apply.push(Kind::Deployment)
+                }
+                _ => {}
+            }
             let missing = plan.service_monitor_missing;
             let result = if paused {
                 let drift = drifted(&plan, ctx, &ns).await?;
@@ -393,9 +451,29 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
                         .map(|()| changes),
                     Err(e) => Err(e),
                 };
+                let converged = match converged {
+                    Ok(mut changes) => {
+                        match run_backups(addon, &plan, restore.as_ref(), ctx, &ns).await {
+                            Ok((state, notes)) => {
+                                backup_state = state;
+                                changes.backup = notes;
+                                Ok(changes)
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
                 match converged {
                     Ok(mut changes) => {
                         changes.migration = migration_changes(&decision);
+                        if let Some(r) = &restore
+                            && let Some((kind, reason, note)) = &r.event
+                        {
+                            changes
+                                .backup
+                                .push((*kind == EventType::Warning, reason, note.clone()));
+                        }
                         // The Deployment moving to a freshly migrated image is the upgrade, not drift.
                         if let Phase::Migrated { job } = &decision.phase {
                             let label = format!("Deployment {name}");
@@ -428,12 +506,14 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
                 }
             };
             upgrade_decision = Some(decision);
+            if matches!(result.0, Outcome::Applied) {
+                restore_decision = restore;
+            }
             result
         }
     };
 
     let rollout = status::rollout(deployment.as_deref());
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let next = keep_transition_times(
         addon.status.as_ref(),
         status::desired_status(
@@ -442,6 +522,10 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
             &rollout,
             upgrade_decision.as_ref(),
             service_monitor_missing,
+            &status::Extras {
+                backup: backup_state.as_ref(),
+                restore: restore_decision.as_ref().map(|r| &r.status),
+            },
             &now,
         ),
     );
@@ -477,6 +561,169 @@ fn upgrade_plan(addon: &ClockifyAddon, mut plan: Plan, decision: &Decision) -> P
         }
     }
     plan
+}
+
+/// Holds the Deployment at zero replicas (a restore is replacing its database).
+fn scale_to_zero(plan: &mut Plan) {
+    for c in &mut plan.children {
+        if let Child::Deployment(d) = c
+            && let Some(spec) = d.spec.as_mut()
+        {
+            spec.replicas = Some(0);
+        }
+    }
+}
+
+/// The termination message of a finished Job's pod (what the backup or restore reported).
+/// Reading pods is best effort: without it, status falls back to the Job's own reason.
+async fn termination_message(ctx: &Context, ns: &str, job: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}"));
+    match pods.list(&lp).await {
+        Ok(list) => {
+            let mut messages: Vec<(String, String)> = list
+                .items
+                .iter()
+                .flat_map(|p| {
+                    let started = p
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.start_time.as_ref())
+                        .map(|t| t.0.to_string())
+                        .unwrap_or_default();
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.clone())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(move |c| {
+                            c.state
+                                .and_then(|s| s.terminated)
+                                .and_then(|t| t.message)
+                                .map(|m| (started.clone(), m.trim().to_owned()))
+                        })
+                })
+                .filter(|(_, m)| !m.is_empty())
+                .collect();
+            messages.sort();
+            messages.pop().map(|(_, m)| last_line(&m))
+        }
+        Err(e) => {
+            tracing::warn!(job, error = %e, "cannot read the Job's pods for its termination message");
+            None
+        }
+    }
+}
+
+/// A termination message may be the tail of a log (FallbackToLogsOnError): its last line, and
+/// from a JSON log line, its error or message.
+fn last_line(m: &str) -> String {
+    let line = m.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(m).trim();
+    match serde_json::from_str::<Value>(line) {
+        Ok(v) => v
+            .get("error")
+            .or_else(|| v.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or(line)
+            .to_owned(),
+        Err(_) => line.chars().take(1000).collect(),
+    }
+}
+
+/// The restore decision, reading the termination messages of restore Jobs that failed.
+async fn decide_restore(
+    addon: &ClockifyAddon,
+    plan: &Plan,
+    deployment: Option<&Deployment>,
+    ctx: &Context,
+    ns: &str,
+    now: &Time,
+) -> Option<crate::restore::Decision> {
+    if !crate::restore::active(addon) {
+        return None;
+    }
+    let jobs: Vec<upgrade::JobView> = ctx
+        .stores
+        .component_jobs(addon, RESTORE_COMPONENT)
+        .iter()
+        .map(|j| upgrade::job_view(j))
+        .collect();
+    let mut messages = std::collections::BTreeMap::new();
+    for j in &jobs {
+        if matches!(j.state, upgrade::JobState::Failed { .. })
+            && let Some(m) = termination_message(ctx, ns, &j.name).await
+        {
+            messages.insert(j.name.clone(), m);
+        }
+    }
+    crate::restore::decide(
+        addon,
+        &plan.settings,
+        deployment,
+        &jobs,
+        &messages,
+        &now.0.to_string(),
+    )
+}
+
+/// Restore Jobs to create, the on-demand backup, and what the backup Jobs did.
+async fn run_backups(
+    addon: &ClockifyAddon,
+    plan: &Plan,
+    restore: Option<&crate::restore::Decision>,
+    ctx: &Context,
+    ns: &str,
+) -> Result<(Option<backups::State>, Vec<(bool, &'static str, String)>), Error> {
+    let mut notes = Vec::new();
+    if let Some(r) = restore {
+        for job in &r.create {
+            apply(ctx, &Child::Job(Box::new(job.clone())), ns).await?;
+        }
+    }
+    let Some(b) = &plan.settings.backup else {
+        return Ok((None, notes));
+    };
+    let mut on_demand = None;
+    // Not while a restore replaces the database: the request waits (it is not recorded yet).
+    if restore.is_none()
+        && let Some((request, job)) = backups::on_demand_request(addon)
+    {
+        if ctx.stores.get(Kind::Job, ns, &job).is_none() {
+            let j = crate::build::backup::on_demand_job(addon, &plan.settings, b, &request);
+            apply(ctx, &Child::Job(Box::new(j)), ns).await?;
+            notes.push((
+                false,
+                "BackupStarted",
+                format!("started backup Job {job} (annotation {}={request})", crate::crd::BACKUP_NOW_ANNOTATION),
+            ));
+        }
+        on_demand = Some(OnDemandBackup { request, job });
+    }
+    let jobs: Vec<backups::BackupJob> = ctx
+        .stores
+        .component_jobs(addon, BACKUP_COMPONENT)
+        .iter()
+        .map(|j| backups::backup_job(j))
+        .collect();
+    let mut messages = std::collections::BTreeMap::new();
+    for name in backups::unrecorded(addon, &jobs) {
+        if let Some(m) = termination_message(ctx, ns, &name).await {
+            messages.insert(name, m);
+        }
+    }
+    let state = backups::state(addon, &jobs, &messages, on_demand);
+    let before = addon.status.as_ref().and_then(|s| s.last_backup.as_ref());
+    if let Some(last) = &state.last
+        && before.map(|b| &b.job) != Some(&last.job)
+    {
+        let what = last.message.clone().unwrap_or_default();
+        if last.result == backups::SUCCEEDED {
+            notes.push((false, "BackupSucceeded", format!("backup Job {} succeeded: {what}", last.job)));
+        } else {
+            notes.push((true, "BackupFailed", format!("backup Job {} failed: {what}", last.job)));
+        }
+    }
+    Ok((Some(state), notes))
 }
 
 /// Deletes superseded and retried migration Jobs, then creates the one this image needs.
@@ -585,7 +832,9 @@ pub async fn converge(
         let name = child.name();
         let desired = child.to_json();
         let current = observed(ctx, child.kind(), ns, &name).await?;
-        if current.as_ref().is_some_and(|o| is_subset(&desired, o)) {
+        if !plan.force_apply.contains(&child.kind())
+            && current.as_ref().is_some_and(|o| is_subset(&desired, o))
+        {
             continue;
         }
         tracing::debug!(kind = child.kind().as_str(), name = %name, exists = current.is_some(), "applying");
@@ -597,11 +846,11 @@ pub async fn converge(
             changes.created.push(label)
         }
     }
-    let name = addon.name_any();
     for kind in &plan.absent {
         if *kind == Kind::ServiceMonitor && !plan.capabilities.service_monitor {
             continue; // the API is not served: there is nothing to look up
         }
+        let name = crate::plan::optional_name(addon, *kind);
         let present = match observed(ctx, *kind, ns, &name).await? {
             Some(obj) => {
                 let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
@@ -666,6 +915,14 @@ async fn apply(ctx: &Context, child: &Child, ns: &str) -> Result<(), Error> {
             .patch(&name, &pp, &Patch::Apply(o))
             .await
             .map(drop),
+        Child::CronJob(o) => Api::<CronJob>::namespaced(client, ns)
+            .patch(&name, &pp, &Patch::Apply(o))
+            .await
+            .map(drop),
+        Child::PersistentVolumeClaim(o) => Api::<PersistentVolumeClaim>::namespaced(client, ns)
+            .patch(&name, &pp, &Patch::Apply(o))
+            .await
+            .map(drop),
         Child::ServiceMonitor(o) => {
             Api::<DynamicObject>::namespaced_with(client, ns, &service_monitor::api_resource())
                 .patch(&name, &pp, &Patch::Apply(o))
@@ -703,10 +960,17 @@ async fn delete(ctx: &Context, kind: Kind, ns: &str, name: &str) -> Result<(), E
                 .await
                 .map(drop)
         }
-        // Never pruned: always desired.
-        Kind::ServiceAccount | Kind::ConfigMap | Kind::Service | Kind::Deployment | Kind::Job => {
-            Ok(())
-        }
+        Kind::CronJob => Api::<CronJob>::namespaced(client, ns)
+            .delete(name, &dp)
+            .await
+            .map(drop),
+        // Never pruned: always desired, or (the backup volume) holding data.
+        Kind::ServiceAccount
+        | Kind::ConfigMap
+        | Kind::Service
+        | Kind::Deployment
+        | Kind::PersistentVolumeClaim
+        | Kind::Job => Ok(()),
     };
     match result {
         Ok(()) => {}
@@ -837,6 +1101,19 @@ async fn publish_events(
     }
     for (reason, note) in &changes.migration {
         publish(ctx, &r, EventType::Normal, reason, "Migrate", note.clone()).await;
+    }
+    for (warning, reason, note) in &changes.backup {
+        let kind = if *warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let action = if reason.starts_with("Restore") {
+            "Restore"
+        } else {
+            "Backup"
+        };
+        publish(ctx, &r, kind, reason, action, note.clone()).await;
     }
     if !changes.pruned.is_empty() {
         publish(

@@ -30,7 +30,42 @@ pub struct Settings {
     pub network_policy: bool,
     pub log_level: String,
     pub backup_schedule: String,
+    /// Scheduled backups, when spec.backup is set.
+    pub backup: Option<BackupSettings>,
 }
+
+/// spec.backup resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSettings {
+    pub schedule: String,
+    /// The image with pg_dump, pg_restore and psql.
+    pub image: String,
+    pub suspend: bool,
+    pub keep_last: Option<i32>,
+    pub max_age_days: Option<i32>,
+    pub target: BackupTarget,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackupTarget {
+    /// A PersistentVolumeClaim mounted at /backups.
+    Volume {
+        size: String,
+        storage_class: Option<String>,
+    },
+    /// `s3://bucket/<prefix>/<namespace>/<name>`: instances sharing a bucket never mix.
+    S3 {
+        url: String,
+        endpoint: Option<String>,
+        /// The endpoint's port when it is not 443 (for the NetworkPolicy).
+        endpoint_port: Option<i32>,
+        region: Option<String>,
+        credentials_secret: String,
+    },
+}
+
+/// The tag suffix of the default backup image (the add-on image plus the PostgreSQL client).
+pub const BACKUP_IMAGE_SUFFIX: &str = "-backup";
 
 impl Settings {
     pub fn autoscaled(&self) -> bool {
@@ -126,6 +161,25 @@ pub fn resolve(addon: &ClockifyAddon) -> Result<Settings, Invalid> {
             ..ResourceRequirements::default()
         });
     let monitoring = spec.monitoring.clone().unwrap_or_default();
+    let backup_schedule = spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.schedule.clone())
+        .unwrap_or_else(|| profile.backup_schedule.to_owned());
+    let backup = match &spec.backup {
+        None => None,
+        Some(b) => Some(BackupSettings {
+            schedule: backup_schedule.clone(),
+            image: b.image.clone().unwrap_or_else(|| {
+                let tag = image.tag.clone().unwrap_or_else(|| spec.version.clone());
+                format!("{repository}:{tag}{BACKUP_IMAGE_SUFFIX}")
+            }),
+            suspend: b.suspend.unwrap_or(false),
+            keep_last: b.retention.as_ref().and_then(|r| r.keep_last),
+            max_age_days: b.retention.as_ref().and_then(|r| r.max_age_days),
+            target: backup_target(addon, b)?,
+        }),
+    };
     Ok(Settings {
         image: image_ref,
         pull_policy: image.pull_policy,
@@ -150,10 +204,74 @@ pub fn resolve(addon: &ClockifyAddon) -> Result<Settings, Invalid> {
             .and_then(|n| n.enabled)
             .unwrap_or(true),
         log_level: spec.log_level.clone().unwrap_or_else(|| "info".to_owned()),
-        backup_schedule: spec
-            .backup
-            .as_ref()
-            .and_then(|b| b.schedule.clone())
-            .unwrap_or_else(|| profile.backup_schedule.to_owned()),
+        backup_schedule,
+        backup,
     })
+}
+
+/// A storage size such as 5Gi, 500M or 1.5Ti.
+fn is_storage_quantity(s: &str) -> bool {
+    let unit_at = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(unit_at);
+    !number.is_empty()
+        && number.parse::<f64>().is_ok_and(|n| n > 0.0)
+        && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E"].contains(&unit)
+}
+
+fn backup_target(addon: &ClockifyAddon, b: &crate::crd::BackupSpec) -> Result<BackupTarget, Invalid> {
+    match (&b.destination.pvc, &b.destination.s3) {
+        (Some(pvc), None) => {
+            if !is_storage_quantity(&pvc.size) {
+                return Err(Invalid(format!(
+                    "backup.destination.pvc.size {:?} is not a quantity such as 5Gi",
+                    pvc.size
+                )));
+            }
+            Ok(BackupTarget::Volume {
+                size: pvc.size.clone(),
+                storage_class: pvc.storage_class_name.clone(),
+            })
+        }
+        (None, Some(s3)) => {
+            let endpoint_port = match &s3.endpoint {
+                None => None,
+                Some(e) => {
+                    let url = url::Url::parse(e).map_err(|err| {
+                        Invalid(format!("backup.destination.s3.endpoint {e:?} is not a URL: {err}"))
+                    })?;
+                    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                        return Err(Invalid(format!(
+                            "backup.destination.s3.endpoint {e:?} must be an http(s) URL with a host"
+                        )));
+                    }
+                    url.port_or_known_default()
+                        .filter(|p| *p != 443)
+                        .map(i32::from)
+                }
+            };
+            let ns = addon.metadata.namespace.clone().unwrap_or_default();
+            let name = addon.metadata.name.clone().unwrap_or_default();
+            let prefix = s3
+                .prefix
+                .as_deref()
+                .map(|p| p.trim_matches('/'))
+                .filter(|p| !p.is_empty());
+            let url = match prefix {
+                Some(p) => format!("s3://{}/{p}/{ns}/{name}", s3.bucket),
+                None => format!("s3://{}/{ns}/{name}", s3.bucket),
+            };
+            Ok(BackupTarget::S3 {
+                url,
+                endpoint: s3.endpoint.clone(),
+                endpoint_port,
+                region: s3.region.clone(),
+                credentials_secret: s3.credentials_secret_ref.name.clone(),
+            })
+        }
+        _ => Err(Invalid(
+            "backup.destination: set exactly one of pvc or s3".to_owned(),
+        )),
+    }
 }

@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
 use crate::build::service;
-use crate::crd::{ClockifyAddon, ClockifyAddonStatus};
+use crate::backups;
+use crate::crd::{ClockifyAddon, ClockifyAddonStatus, RestorePhase, RestoreStatus};
 use crate::upgrade::{Decision, Phase};
 
 pub const READY: &str = "Ready";
@@ -21,6 +22,8 @@ pub const AVAILABLE: &str = "Available";
 pub const PAUSED: &str = "Paused";
 pub const MONITORING: &str = "Monitoring";
 pub const DATABASE_MIGRATED: &str = "DatabaseMigrated";
+pub const BACKUP_SUCCEEDED: &str = "BackupSucceeded";
+pub const RESTORED: &str = "Restored";
 
 /// Pod template annotation recording the add-on version the template runs.
 pub const VERSION_ANNOTATION: &str = "clockify-addons.io/version";
@@ -143,6 +146,13 @@ fn condition(
     }
 }
 
+/// Backups and restores, as this pass saw them (None: not looked at; keep what status says).
+#[derive(Debug, Clone, Default)]
+pub struct Extras<'a> {
+    pub backup: Option<&'a backups::State>,
+    pub restore: Option<&'a RestoreStatus>,
+}
+
 /// The status this reconcile should leave (before keeping transition times).
 pub fn desired_status(
     addon: &ClockifyAddon,
@@ -150,6 +160,7 @@ pub fn desired_status(
     r: &Rollout,
     upgrade: Option<&Decision>,
     service_monitor_missing: bool,
+    extras: &Extras<'_>,
     now: &Time,
 ) -> ClockifyAddonStatus {
     let generation = addon.metadata.generation;
@@ -308,6 +319,80 @@ pub fn desired_status(
                 .cloned(),
         ),
     }
+    let (last_backup, last_successful_backup, on_demand_backup) = match extras.backup {
+        Some(b) => (b.last.clone(), b.last_successful.clone(), b.on_demand.clone()),
+        None => (
+            previous.last_backup.clone(),
+            previous.last_successful_backup.clone(),
+            previous.on_demand_backup.clone(),
+        ),
+    };
+    if addon.spec.backup.is_some() {
+        let when = |r: &crate::crd::BackupRecord| {
+            r.finished_at.clone().unwrap_or_else(|| "an unknown time".into())
+        };
+        conditions.push(match &last_backup {
+            Some(b) if b.result == backups::SUCCEEDED => c(
+                BACKUP_SUCCEEDED,
+                true,
+                "BackupSucceeded",
+                &format!(
+                    "backup Job {} finished at {}{}",
+                    b.job,
+                    when(b),
+                    b.backup_id
+                        .as_ref()
+                        .map(|id| format!(" (backup {id})"))
+                        .unwrap_or_default()
+                ),
+            ),
+            Some(b) => {
+                let good = match &last_successful_backup {
+                    Some(s) => format!("the last successful backup finished at {} (Job {})", when(s), s.job),
+                    None => "no backup has succeeded yet".to_owned(),
+                };
+                c(
+                    BACKUP_SUCCEEDED,
+                    false,
+                    "BackupFailed",
+                    &format!(
+                        "backup Job {} failed at {}: {}; {good}",
+                        b.job,
+                        when(b),
+                        b.message.as_deref().unwrap_or("no reason was reported")
+                    ),
+                )
+            }
+            None => Condition {
+                status: "Unknown".to_owned(),
+                ..c(
+                    BACKUP_SUCCEEDED,
+                    false,
+                    "NoBackupYet",
+                    "no backup has finished yet",
+                )
+            },
+        });
+    }
+    let restore = extras.restore.cloned().or(previous.restore.clone());
+    if let Some(rs) = &restore {
+        let msg = rs.message.clone().unwrap_or_default();
+        conditions.push(match rs.phase {
+            RestorePhase::Succeeded => c(RESTORED, true, "RestoreSucceeded", &msg),
+            RestorePhase::Failed => c(RESTORED, false, "RestoreFailed", &msg),
+            p => c(RESTORED, false, p.as_str(), &msg),
+        });
+        if !rs.phase.is_final() {
+            // While the database is replaced the add-on is not ready, and work is under way.
+            let text = format!("restoring the database ({}): {msg}", rs.phase.as_str());
+            for (t, value) in [(READY, false), (RECONCILING, true), (STALLED, false)] {
+                match conditions.iter_mut().find(|x| x.type_ == t) {
+                    Some(x) => *x = c(t, value, "Restoring", &text),
+                    None => conditions.push(c(t, value, "Restoring", &text)),
+                }
+            }
+        }
+    }
     if service_monitor_missing {
         conditions.push(c(
             MONITORING,
@@ -332,6 +417,10 @@ pub fn desired_status(
         last_migration: upgrade
             .and_then(|u| u.last_migration.clone())
             .or(previous.last_migration),
+        last_backup,
+        last_successful_backup,
+        on_demand_backup,
+        restore,
     }
 }
 

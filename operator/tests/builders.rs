@@ -122,12 +122,19 @@ fn apply_order_and_owner_references() {
             Kind::Deployment,
             Kind::HorizontalPodAutoscaler,
             Kind::PodDisruptionBudget,
-            Kind::ServiceMonitor
+            Kind::ServiceMonitor,
+            Kind::PersistentVolumeClaim,
+            Kind::CronJob
         ]
     );
     assert!(p.absent.is_empty());
     for c in &p.children {
         let j = c.to_json();
+        if c.kind() == Kind::PersistentVolumeClaim {
+            // It holds the backups: deleting the ClockifyAddon must not delete it.
+            assert!(j["metadata"].get("ownerReferences").is_none());
+            continue;
+        }
         let owner = &j["metadata"]["ownerReferences"][0];
         assert_eq!(owner["kind"], "ClockifyAddon", "{:?}", c.kind());
         assert_eq!(owner["controller"], true);
@@ -145,7 +152,11 @@ fn hpa_off_fixes_replicas_and_prunes_the_autoscaler() {
     let a = fixture("hpa-off.yaml");
     let p = plan(&a, SM).unwrap();
     assert!(!kinds(&p).contains(&Kind::HorizontalPodAutoscaler));
-    assert_eq!(p.absent, vec![Kind::HorizontalPodAutoscaler]);
+    assert_eq!(
+        p.absent,
+        vec![Kind::HorizontalPodAutoscaler, Kind::CronJob],
+        "no backup configured: no CronJob"
+    );
     let d = json_of(&p, Kind::Deployment);
     assert_eq!(d["spec"]["replicas"], 3);
     assert_eq!(

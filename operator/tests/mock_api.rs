@@ -15,8 +15,8 @@ use clockify_operator::reconcile::{CapabilityCache, Context, Stores, reconcile};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::client::Body;
@@ -201,6 +201,8 @@ struct Writers {
     hpa: Writer<HorizontalPodAutoscaler>,
     pdb: Writer<PodDisruptionBudget>,
     job: Writer<Job>,
+    cron: Writer<CronJob>,
+    pvc: Writer<PersistentVolumeClaim>,
 }
 
 fn put<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>, obj: K) {
@@ -221,6 +223,8 @@ impl Writers {
             }
             Kind::PodDisruptionBudget => put(&mut self.pdb, serde_json::from_value(obj).unwrap()),
             Kind::Job => put(&mut self.job, serde_json::from_value(obj).unwrap()),
+            Kind::CronJob => put(&mut self.cron, serde_json::from_value(obj).unwrap()),
+            Kind::PersistentVolumeClaim => put(&mut self.pvc, serde_json::from_value(obj).unwrap()),
             Kind::ServiceMonitor => {}
         }
     }
@@ -237,6 +241,8 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
     let (hpa_r, hpa) = reflector::store();
     let (pdb_r, pdb) = reflector::store();
     let (job_r, job) = reflector::store();
+    let (cron_r, cron) = reflector::store();
+    let (pvc_r, pvc) = reflector::store();
     let stores = Stores {
         service_accounts: sa_r,
         config_maps: cm_r,
@@ -246,6 +252,8 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
         hpas: hpa_r,
         pdbs: pdb_r,
         jobs: job_r,
+        cron_jobs: cron_r,
+        pvcs: pvc_r,
     };
     let recorder = Recorder::new(
         client.clone(),
@@ -275,6 +283,8 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
             hpa,
             pdb,
             job,
+            cron,
+            pvc,
         },
     )
 }
@@ -373,7 +383,7 @@ fn service_monitor_of(children: &[(Kind, Value)]) -> Value {
         .unwrap()
 }
 
-const NS_PATHS: [(&str, Kind); 8] = [
+const NS_PATHS: [(&str, Kind); 10] = [
     (
         "/api/v1/namespaces/addons/serviceaccounts/api-studio",
         Kind::ServiceAccount,
@@ -405,6 +415,14 @@ const NS_PATHS: [(&str, Kind); 8] = [
     (
         "/apis/monitoring.coreos.com/v1/namespaces/addons/servicemonitors/api-studio",
         Kind::ServiceMonitor,
+    ),
+    (
+        "/api/v1/namespaces/addons/persistentvolumeclaims/api-studio-backups",
+        Kind::PersistentVolumeClaim,
+    ),
+    (
+        "/apis/batch/v1/namespaces/addons/cronjobs/api-studio-backup",
+        Kind::CronJob,
     ),
 ];
 
@@ -453,11 +471,16 @@ async fn first_creation_applies_every_child_then_migrates_first() {
             api.expect(Method::GET, path, 404, Some(not_found())).await;
         }
         let call = api.expect_apply(path).await;
-        assert_eq!(
-            call.body["metadata"]["ownerReferences"][0]["uid"],
-            "5bd4a7b6-1111-4222-8333-944445555666",
-            "{path}"
-        );
+        if kind == Kind::PersistentVolumeClaim {
+            // The backup volume outlives the ClockifyAddon: no owner, no garbage collection.
+            assert!(call.body["metadata"].get("ownerReferences").is_none(), "{path}");
+        } else {
+            assert_eq!(
+                call.body["metadata"]["ownerReferences"][0]["uid"],
+                "5bd4a7b6-1111-4222-8333-944445555666",
+                "{path}"
+            );
+        }
         assert_eq!(call.body["kind"], kind.as_str());
     }
     let job = api.expect_apply(&job_path(&a)).await;
@@ -903,6 +926,11 @@ fn plan_paths_cover_every_kind() {
 
 fn addon_at(version: &str, generation: i64) -> ClockifyAddon {
     let mut a = addon();
+    // A pinned backup image: the backup CronJob stays as it is across these upgrades (by
+    // default its image follows spec.version and the CronJob is updated with it).
+    if let Some(b) = a.spec.backup.as_mut() {
+        b.image = Some("registry.example.com/clockify-addons:backup".into());
+    }
     a.spec.version = version.into();
     a.metadata.generation = Some(generation);
     a

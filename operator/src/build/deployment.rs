@@ -30,7 +30,7 @@ use crate::status::VERSION_ANNOTATION;
 /// The non-root user of the distroless image.
 pub const RUN_AS: i64 = 65532;
 
-fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
+pub fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value_from: Some(EnvVarSource {

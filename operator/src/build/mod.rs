@@ -1,6 +1,7 @@
 //! Pure builders: a ClockifyAddon and its resolved settings in, Kubernetes objects out. No
 //! client, no I/O; tested from YAML fixtures.
 
+pub mod backup;
 pub mod config;
 pub mod deployment;
 pub mod job;

@@ -1,5 +1,5 @@
 //! The NetworkPolicy: ingress only to the service port; egress only to DNS, the database,
-//! Redis (when configured) and HTTPS (Clockify's API).
+//! Redis (when configured), HTTPS (Clockify's API, S3) and a backup endpoint's own port.
 
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPort,
@@ -41,6 +41,18 @@ pub fn network_policy(addon: &ClockifyAddon, s: &Settings) -> Option<NetworkPoli
     ];
     if addon.spec.secrets.redis_url_ref.is_some() {
         egress_rules.push(egress(vec![port("TCP", REDIS_PORT)]));
+    }
+    // Backups to S3-compatible storage on a port other than 443 (such as MinIO's 9000).
+    if let Some(crate::settings::BackupSettings {
+        target:
+            crate::settings::BackupTarget::S3 {
+                endpoint_port: Some(p),
+                ..
+            },
+        ..
+    }) = &s.backup
+    {
+        egress_rules.push(egress(vec![port("TCP", *p)]));
     }
     Some(NetworkPolicy {
         metadata: child_meta(addon, &addon.name_any()),

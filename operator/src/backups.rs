@@ -1,0 +1,182 @@
+//! What the backups did, for status: `lastBackup` and `lastSuccessfulBackup` from the backup
+//! Jobs (the CronJob's and on-demand ones), remembered in status after the Jobs are gone; the
+//! BackupSucceeded condition; and on-demand backups asked for by annotation, each value once.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+
+use crate::build::backup::on_demand_job_name;
+use crate::crd::{BACKUP_NOW_ANNOTATION, BackupRecord, ClockifyAddon, OnDemandBackup};
+use crate::upgrade::{JobState, JobView};
+
+pub const SUCCEEDED: &str = "Succeeded";
+pub const FAILED: &str = "Failed";
+
+/// A backup Job as status sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupJob {
+    pub view: JobView,
+    pub started_at: Option<String>,
+}
+
+pub fn backup_job(job: &Job) -> BackupJob {
+    BackupJob {
+        view: crate::upgrade::job_view(job),
+        started_at: job
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string()),
+    }
+}
+
+/// The backup id in a successful Job's termination message ("backup <id> stored: ...").
+pub fn backup_id(message: &str) -> Option<String> {
+    message
+        .strip_prefix("backup ")?
+        .split_once(" stored")
+        .map(|(id, _)| id.to_owned())
+        .filter(|id| !id.is_empty() && !id.contains(' '))
+}
+
+fn record(j: &BackupJob, message: Option<&String>) -> BackupRecord {
+    let (result, fallback) = match &j.view.state {
+        JobState::Failed { reason, message } => (FAILED, Some(format!("{reason}: {message}"))),
+        _ => (SUCCEEDED, None),
+    };
+    let message = message.cloned().filter(|m| !m.is_empty()).or(fallback);
+    BackupRecord {
+        job: j.view.name.clone(),
+        result: result.to_owned(),
+        started_at: j.started_at.clone(),
+        finished_at: j.view.finished_at.clone(),
+        backup_id: if result == SUCCEEDED {
+            message.as_deref().and_then(backup_id)
+        } else {
+            None
+        },
+        message,
+    }
+}
+
+/// The backup part of the status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct State {
+    pub last: Option<BackupRecord>,
+    pub last_successful: Option<BackupRecord>,
+    pub on_demand: Option<OnDemandBackup>,
+    /// Backups running now.
+    pub running: Vec<String>,
+}
+
+/// Finished Jobs not yet recorded in status: their pods' termination messages are read once.
+pub fn unrecorded(addon: &ClockifyAddon, jobs: &[BackupJob]) -> Vec<String> {
+    let previous = addon.status.clone().unwrap_or_default();
+    let known = |name: &str| {
+        [&previous.last_backup, &previous.last_successful_backup]
+            .iter()
+            .any(|r| r.as_ref().is_some_and(|r| r.job == name))
+    };
+    let newest = |ok: bool| {
+        jobs.iter()
+            .filter(|j| match j.view.state {
+                JobState::Succeeded => ok,
+                JobState::Failed { .. } => !ok,
+                JobState::Active => false,
+            })
+            .max_by(|a, b| a.view.finished_at.cmp(&b.view.finished_at))
+    };
+    [newest(true), newest(false)]
+        .into_iter()
+        .flatten()
+        .filter(|j| !known(&j.view.name))
+        .map(|j| j.view.name.clone())
+        .collect()
+}
+
+/// The backup status from the Jobs in the cluster and what status already remembers.
+pub fn state(
+    addon: &ClockifyAddon,
+    jobs: &[BackupJob],
+    messages: &BTreeMap<String, String>,
+    on_demand: Option<OnDemandBackup>,
+) -> State {
+    let previous = addon.status.clone().unwrap_or_default();
+    let newer = |a: Option<BackupRecord>, b: Option<BackupRecord>| match (a, b) {
+        (Some(a), Some(b)) => Some(if b.finished_at > a.finished_at { b } else { a }),
+        (a, b) => a.or(b),
+    };
+    let remembered = |r: &BackupRecord| {
+        [&previous.last_backup, &previous.last_successful_backup]
+            .into_iter()
+            .flatten()
+            .find(|p| p.job == r.job)
+            .cloned()
+    };
+    let finished: Vec<BackupRecord> = jobs
+        .iter()
+        .filter(|j| j.view.state != JobState::Active)
+        .map(|j| {
+            let fresh = record(j, messages.get(&j.view.name));
+            // A record already in status keeps what was read then (pods may be gone now).
+            remembered(&fresh).unwrap_or(fresh)
+        })
+        .collect();
+    let newest = |pick: &dyn Fn(&BackupRecord) -> bool| {
+        finished
+            .iter()
+            .filter(|r| pick(r))
+            .max_by(|a, b| a.finished_at.cmp(&b.finished_at))
+            .cloned()
+    };
+    let last = newer(previous.last_backup.clone(), newest(&|_| true));
+    let last_successful = newer(
+        previous.last_successful_backup.clone(),
+        newest(&|r| r.result == SUCCEEDED),
+    );
+    let mut running: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.view.state == JobState::Active)
+        .map(|j| j.view.name.clone())
+        .collect();
+    running.sort();
+    State {
+        last,
+        last_successful,
+        on_demand: on_demand.or(previous.on_demand_backup),
+        running,
+    }
+}
+
+/// The on-demand backup the annotation asks for and has not been acted on: (request, Job name).
+pub fn on_demand_request(addon: &ClockifyAddon) -> Option<(String, String)> {
+    let request = addon
+        .annotations()
+        .get(BACKUP_NOW_ANNOTATION)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())?;
+    let done = addon
+        .status
+        .as_ref()
+        .and_then(|s| s.on_demand_backup.as_ref())
+        .is_some_and(|o| o.request == request);
+    if done {
+        return None;
+    }
+    let job = on_demand_job_name(addon, &request);
+    Some((request, job))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backup_ids_come_from_the_success_message() {
+        assert_eq!(
+            super::backup_id("backup 20261122T020000.000Z-api-studio-x stored: 10 bytes").as_deref(),
+            Some("20261122T020000.000Z-api-studio-x")
+        );
+        assert_eq!(super::backup_id("backup failed: pg_dump failed"), None);
+    }
+}
