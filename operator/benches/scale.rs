@@ -105,6 +105,8 @@ fn plural(kind: Kind) -> &'static str {
         Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
         Kind::PodDisruptionBudget => "poddisruptionbudgets",
         Kind::ServiceMonitor => "servicemonitors",
+        Kind::PersistentVolumeClaim => "persistentvolumeclaims",
+        Kind::CronJob => "cronjobs",
         Kind::Job => "jobs",
     }
 }
@@ -306,6 +308,8 @@ async fn main() {
         Kind::Deployment,
         Kind::HorizontalPodAutoscaler,
         Kind::PodDisruptionBudget,
+        Kind::PersistentVolumeClaim,
+        Kind::CronJob,
         Kind::Job,
     ] {
         children.insert(plural(kind), Vec::new());

@@ -174,7 +174,8 @@ mod tests {
     #[test]
     fn backup_ids_come_from_the_success_message() {
         assert_eq!(
-            super::backup_id("backup 20261122T020000.000Z-api-studio-x stored: 10 bytes").as_deref(),
+            super::backup_id("backup 20261122T020000.000Z-api-studio-x stored: 10 bytes")
+                .as_deref(),
             Some("20261122T020000.000Z-api-studio-x")
         );
         assert_eq!(super::backup_id("backup failed: pg_dump failed"), None);

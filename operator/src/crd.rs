@@ -563,7 +563,9 @@ pub struct RestoreStatus {
 }
 
 /// The steps of a restore, in order.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum RestorePhase {
     /// The Deployment is scaled to zero; waiting for its pods to stop.
     ScalingDown,

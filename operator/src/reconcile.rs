@@ -407,8 +407,7 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
     let (outcome, changes, service_monitor_missing) = match plan(addon, caps) {
         Err(invalid) => (Outcome::Invalid(invalid.0), Changes::default(), false),
         Ok(plan) => {
-            let mut decision =
-                upgrade::decide(addon, &plan.settings, deployment.as_deref(), &jobs);
+            let mut decision = upgrade::decide(addon, &plan.settings, deployment.as_deref(), &jobs);
             let restore = if paused {
                 None
             } else {
@@ -418,6 +417,12 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
                 decision.create_job = false;
             }
             let mut plan = upgrade_plan(addon, plan, &decision);
+            if let Some(r) = &restore {
+                // Backups pause while the database is replaced, and resume with the outcome.
+                let suspend = !r.status.phase.is_final()
+                    || plan.settings.backup.as_ref().is_some_and(|b| b.suspend);
+                suspend_backups(&mut plan, suspend);
+            }
             match &restore {
                 Some(r) if r.scale_to_zero => scale_to_zero(&mut plan),
                 // Scaling back: apply the Deployment even if it looks in sync, so the zero
@@ -467,12 +472,22 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
                 match converged {
                     Ok(mut changes) => {
                         changes.migration = migration_changes(&decision);
+                        if restore.is_some() {
+                            // The restore's own Events say why these changed.
+                            let own = [
+                                format!("Deployment {name}"),
+                                format!("CronJob {}", crate::build::backup::cron_job_name(addon)),
+                            ];
+                            changes.updated.retain(|c| !own.contains(c));
+                        }
                         if let Some(r) = &restore
                             && let Some((kind, reason, note)) = &r.event
                         {
-                            changes
-                                .backup
-                                .push((*kind == EventType::Warning, reason, note.clone()));
+                            changes.backup.push((
+                                *kind == EventType::Warning,
+                                reason,
+                                note.clone(),
+                            ));
                         }
                         // The Deployment moving to a freshly migrated image is the upgrade, not drift.
                         if let Phase::Migrated { job } = &decision.phase {
@@ -563,6 +578,17 @@ fn upgrade_plan(addon: &ClockifyAddon, mut plan: Plan, decision: &Decision) -> P
     plan
 }
 
+/// Sets the backup CronJob's suspend.
+fn suspend_backups(plan: &mut Plan, suspend: bool) {
+    for c in &mut plan.children {
+        if let Child::CronJob(cj) = c
+            && let Some(spec) = cj.spec.as_mut()
+        {
+            spec.suspend = Some(suspend);
+        }
+    }
+}
+
 /// Holds the Deployment at zero replicas (a restore is replacing its database).
 fn scale_to_zero(plan: &mut Plan) {
     for c in &mut plan.children {
@@ -618,7 +644,12 @@ async fn termination_message(ctx: &Context, ns: &str, job: &str) -> Option<Strin
 /// A termination message may be the tail of a log (FallbackToLogsOnError): its last line, and
 /// from a JSON log line, its error or message.
 fn last_line(m: &str) -> String {
-    let line = m.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(m).trim();
+    let line = m
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(m)
+        .trim();
     match serde_json::from_str::<Value>(line) {
         Ok(v) => v
             .get("error")
@@ -694,7 +725,10 @@ async fn run_backups(
             notes.push((
                 false,
                 "BackupStarted",
-                format!("started backup Job {job} (annotation {}={request})", crate::crd::BACKUP_NOW_ANNOTATION),
+                format!(
+                    "started backup Job {job} (annotation {}={request})",
+                    crate::crd::BACKUP_NOW_ANNOTATION
+                ),
             ));
         }
         on_demand = Some(OnDemandBackup { request, job });
@@ -718,9 +752,17 @@ async fn run_backups(
     {
         let what = last.message.clone().unwrap_or_default();
         if last.result == backups::SUCCEEDED {
-            notes.push((false, "BackupSucceeded", format!("backup Job {} succeeded: {what}", last.job)));
+            notes.push((
+                false,
+                "BackupSucceeded",
+                format!("backup Job {} succeeded: {what}", last.job),
+            ));
         } else {
-            notes.push((true, "BackupFailed", format!("backup Job {} failed: {what}", last.job)));
+            notes.push((
+                true,
+                "BackupFailed",
+                format!("backup Job {} failed: {what}", last.job),
+            ));
         }
     }
     Ok((Some(state), notes))

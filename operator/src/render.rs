@@ -65,10 +65,20 @@ pub fn render(addons: &[ClockifyAddon], caps: Capabilities) -> Result<String, Re
         if let Some(b) = &plan.settings.backup {
             if let Some(r) = &addon.spec.restore {
                 children.push(crate::plan::Child::Job(Box::new(
-                    crate::build::backup::restore_job(addon, &plan.settings, b, &r.request_id, &r.from),
+                    crate::build::backup::restore_job(
+                        addon,
+                        &plan.settings,
+                        b,
+                        &r.request_id,
+                        &r.from,
+                    ),
                 )));
                 children.push(crate::plan::Child::Job(Box::new(
-                    crate::build::backup::restore_migration_job(addon, &plan.settings, &r.request_id),
+                    crate::build::backup::restore_migration_job(
+                        addon,
+                        &plan.settings,
+                        &r.request_id,
+                    ),
                 )));
             }
             if let Some(request) = addon.annotations().get(crate::crd::BACKUP_NOW_ANNOTATION) {
@@ -89,7 +99,8 @@ pub fn render(addons: &[ClockifyAddon], caps: Capabilities) -> Result<String, Re
 /// strings, but kubectl, Helm and PyYAML read YAML 1.1: `value: on` would arrive as `true`.
 /// (true/false in any case are booleans in both, and the emitter quotes them as strings.)
 const YAML_1_1_BOOLS: [&str; 16] = [
-    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
 ];
 
 /// Quotes plain scalars that YAML 1.1 would read as booleans. Real booleans are emitted as

@@ -9,7 +9,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::EventType;
 
-use crate::build::backup::{restore_job, restore_job_name, restore_migration_job, restore_migration_job_name};
+use crate::build::backup::{
+    restore_job, restore_job_name, restore_migration_job, restore_migration_job_name,
+};
 use crate::crd::{ClockifyAddon, RestorePhase, RestoreStatus};
 use crate::settings::Settings;
 use crate::status;
@@ -95,7 +97,10 @@ pub fn decide(
         (_, Some(m)) => match &m.state {
             JobState::Active => (
                 RestorePhase::Migrating,
-                format!("migration Job {migrate_name} is bringing the restored schema to version {}", addon.spec.version),
+                format!(
+                    "migration Job {migrate_name} is bringing the restored schema to version {}",
+                    addon.spec.version
+                ),
                 true,
             ),
             JobState::Failed { .. } => (
@@ -108,7 +113,8 @@ pub fn decide(
             ),
             JobState::Succeeded => {
                 let r = status::rollout(deployment);
-                if r.exists && r.complete && r.available {
+                // A Deployment still at zero replicas is "complete" too: wait for pods.
+                if r.exists && r.desired > 0 && r.complete && r.available {
                     (
                         RestorePhase::Succeeded,
                         format!("restored {} and migrated; {}", req.from, r.message),
@@ -117,7 +123,10 @@ pub fn decide(
                 } else {
                     (
                         RestorePhase::ScalingUp,
-                        format!("restored and migrated; scaling the Deployment back up: {}", r.message),
+                        format!(
+                            "restored and migrated; scaling the Deployment back up: {}",
+                            r.message
+                        ),
                         false,
                     )
                 }
@@ -126,14 +135,19 @@ pub fn decide(
         (Some(r), None) => match &r.state {
             JobState::Active => (
                 RestorePhase::Restoring,
-                format!("restore Job {restore_name} is restoring backup {}", req.from),
+                format!(
+                    "restore Job {restore_name} is restoring backup {}",
+                    req.from
+                ),
                 true,
             ),
             JobState::Succeeded => {
                 create.push(restore_migration_job(addon, s, &req.request_id));
                 (
                     RestorePhase::Migrating,
-                    format!("restore Job {restore_name} succeeded; started migration Job {migrate_name}"),
+                    format!(
+                        "restore Job {restore_name} succeeded; started migration Job {migrate_name}"
+                    ),
                     true,
                 )
             }
@@ -148,14 +162,19 @@ pub fn decide(
         },
         (None, None) if was.is_some_and(|p| p >= RestorePhase::Restoring) => (
             RestorePhase::Failed,
-            format!("restore Job {restore_name} disappeared before its result was seen; set a new requestId to restore again"),
+            format!(
+                "restore Job {restore_name} disappeared before its result was seen; set a new requestId to restore again"
+            ),
             false,
         ),
         (None, None) if scaled_down(deployment) => {
             create.push(restore_job(addon, s, backup, &req.request_id, &req.from));
             (
                 RestorePhase::Restoring,
-                format!("the add-on is scaled to zero; started restore Job {restore_name} for backup {}", req.from),
+                format!(
+                    "the add-on is scaled to zero; started restore Job {restore_name} for backup {}",
+                    req.from
+                ),
                 true,
             )
         }
@@ -174,7 +193,11 @@ pub fn decide(
             RestorePhase::Succeeded => (EventType::Normal, "RestoreSucceeded"),
             RestorePhase::Failed => (EventType::Warning, "RestoreFailed"),
         };
-        (kind, reason, format!("restore {}: {message}", req.request_id))
+        (
+            kind,
+            reason,
+            format!("restore {}: {message}", req.request_id),
+        )
     });
     let job = (phase >= RestorePhase::Restoring).then(|| restore_name.clone());
     Some(Decision {

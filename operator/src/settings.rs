@@ -217,10 +217,16 @@ fn is_storage_quantity(s: &str) -> bool {
     let (number, unit) = s.split_at(unit_at);
     !number.is_empty()
         && number.parse::<f64>().is_ok_and(|n| n > 0.0)
-        && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E"].contains(&unit)
+        && [
+            "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+        ]
+        .contains(&unit)
 }
 
-fn backup_target(addon: &ClockifyAddon, b: &crate::crd::BackupSpec) -> Result<BackupTarget, Invalid> {
+fn backup_target(
+    addon: &ClockifyAddon,
+    b: &crate::crd::BackupSpec,
+) -> Result<BackupTarget, Invalid> {
     match (&b.destination.pvc, &b.destination.s3) {
         (Some(pvc), None) => {
             if !is_storage_quantity(&pvc.size) {
@@ -239,7 +245,9 @@ fn backup_target(addon: &ClockifyAddon, b: &crate::crd::BackupSpec) -> Result<Ba
                 None => None,
                 Some(e) => {
                     let url = url::Url::parse(e).map_err(|err| {
-                        Invalid(format!("backup.destination.s3.endpoint {e:?} is not a URL: {err}"))
+                        Invalid(format!(
+                            "backup.destination.s3.endpoint {e:?} is not a URL: {err}"
+                        ))
                     })?;
                     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                         return Err(Invalid(format!(

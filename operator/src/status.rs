@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::build::service;
 use crate::backups;
+use crate::build::service;
 use crate::crd::{ClockifyAddon, ClockifyAddonStatus, RestorePhase, RestoreStatus};
 use crate::upgrade::{Decision, Phase};
 
@@ -320,7 +320,11 @@ pub fn desired_status(
         ),
     }
     let (last_backup, last_successful_backup, on_demand_backup) = match extras.backup {
-        Some(b) => (b.last.clone(), b.last_successful.clone(), b.on_demand.clone()),
+        Some(b) => (
+            b.last.clone(),
+            b.last_successful.clone(),
+            b.on_demand.clone(),
+        ),
         None => (
             previous.last_backup.clone(),
             previous.last_successful_backup.clone(),
@@ -329,7 +333,9 @@ pub fn desired_status(
     };
     if addon.spec.backup.is_some() {
         let when = |r: &crate::crd::BackupRecord| {
-            r.finished_at.clone().unwrap_or_else(|| "an unknown time".into())
+            r.finished_at
+                .clone()
+                .unwrap_or_else(|| "an unknown time".into())
         };
         conditions.push(match &last_backup {
             Some(b) if b.result == backups::SUCCEEDED => c(
@@ -348,7 +354,11 @@ pub fn desired_status(
             ),
             Some(b) => {
                 let good = match &last_successful_backup {
-                    Some(s) => format!("the last successful backup finished at {} (Job {})", when(s), s.job),
+                    Some(s) => format!(
+                        "the last successful backup finished at {} (Job {})",
+                        when(s),
+                        s.job
+                    ),
                     None => "no backup has succeeded yet".to_owned(),
                 };
                 c(

@@ -365,3 +365,194 @@ fn specs_the_schema_cannot_catch_are_refused_with_reasons() {
         });
     assert!(plan(&c, SM).unwrap_err().0.contains("set by the operator"));
 }
+
+fn backup_fixture() -> ClockifyAddon {
+    fixture("backup-s3-restore.yaml")
+}
+
+#[test]
+fn the_backup_cron_job_follows_the_tier_or_the_spec_and_runs_restricted() {
+    // The schedule: the tier's by default, the spec's when given.
+    for profile in tier::PROFILES {
+        let a = addon_for(profile.tier);
+        let cj = json_of(&plan(&a, SM).unwrap(), Kind::CronJob);
+        assert_eq!(
+            cj["spec"]["schedule"], profile.backup_schedule,
+            "{:?}",
+            profile.tier
+        );
+    }
+    let a = backup_fixture();
+    let p = plan(&a, SM).unwrap();
+    let cj = json_of(&p, Kind::CronJob);
+    assert_eq!(cj["metadata"]["name"], "restored-backup");
+    assert_eq!(cj["spec"]["schedule"], "30 1 * * *");
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
+    assert_eq!(cj["spec"]["timeZone"], "Etc/UTC");
+    assert_eq!(
+        cj["spec"]["suspend"], true,
+        "a restore is requested and not done"
+    );
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["args"], json!(["backup", "reference"]));
+    assert_eq!(
+        c["image"],
+        "ghcr.io/clockify-addons/clockify-addons:0.3.0-backup"
+    );
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let env: Vec<&Value> = c["env"].as_array().unwrap().iter().collect();
+    let get = |n: &str| {
+        env.iter()
+            .find(|e| e["name"] == n)
+            .copied()
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        get("BACKUP_DESTINATION")["value"],
+        "s3://clockify-backups/prod/team-c/restored"
+    );
+    assert_eq!(
+        get("BACKUP_S3_ENDPOINT")["value"],
+        "http://minio.storage.svc:9000"
+    );
+    assert_eq!(get("AWS_REGION")["value"], "eu-central-1");
+    assert_eq!(get("BACKUP_KEEP_LAST")["value"], "7");
+    assert_eq!(get("BACKUP_MAX_AGE_DAYS")["value"], "30");
+    // Every credential by reference, none as a value.
+    for name in ["DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(get(name).get("value").is_none(), "{name}");
+        assert!(
+            get(name)["valueFrom"]["secretKeyRef"]["name"].is_string(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        get("AWS_SECRET_ACCESS_KEY")["valueFrom"]["secretKeyRef"]["name"],
+        "backup-s3"
+    );
+    assert_eq!(
+        get("BACKUP_LABEL")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.labels['batch.kubernetes.io/job-name']"
+    );
+    // S3: no volume; the NetworkPolicy lets the pods reach the endpoint's port.
+    assert!(!kinds(&p).contains(&Kind::PersistentVolumeClaim));
+    let np = json_of(&p, Kind::NetworkPolicy);
+    let ports: Vec<i64> = np["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["port"].as_i64().unwrap())
+        })
+        .collect();
+    assert!(ports.contains(&9000), "{ports:?}");
+}
+
+#[test]
+fn a_volume_destination_gets_a_claim_that_outlives_the_addon() {
+    let mut a = example("api-studio-standard.yaml");
+    if let Some(b) = a.spec.backup.as_mut() {
+        b.destination.pvc.as_mut().unwrap().storage_class_name = Some("fast-ssd".into());
+        b.image = Some("registry.example.com/pg-tools:17".into());
+        b.suspend = Some(true);
+    }
+    let p = plan(&a, SM).unwrap();
+    let pvc = json_of(&p, Kind::PersistentVolumeClaim);
+    assert_eq!(pvc["metadata"]["name"], "api-studio-backups");
+    assert!(pvc["metadata"].get("ownerReferences").is_none());
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "5Gi");
+    assert_eq!(pvc["spec"]["storageClassName"], "fast-ssd");
+    assert_eq!(pvc["spec"]["accessModes"], json!(["ReadWriteOnce"]));
+    let cj = json_of(&p, Kind::CronJob);
+    assert_eq!(cj["spec"]["suspend"], true);
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "registry.example.com/pg-tools:17"
+    );
+    assert_eq!(
+        pod["volumes"][1]["persistentVolumeClaim"]["claimName"],
+        "api-studio-backups"
+    );
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][1]["mountPath"],
+        "/backups"
+    );
+    // A bad size is an invalid spec, with the reason.
+    let mut bad = a.clone();
+    bad.spec
+        .backup
+        .as_mut()
+        .unwrap()
+        .destination
+        .pvc
+        .as_mut()
+        .unwrap()
+        .size = "lots".into();
+    let e = plan(&bad, SM).unwrap_err();
+    assert!(e.0.contains("pvc.size \"lots\""), "{}", e.0);
+}
+
+#[test]
+fn restore_jobs_read_only_and_never_retried_blindly() {
+    let a = backup_fixture();
+    let s = resolve(&a).unwrap();
+    let b = s.backup.clone().unwrap();
+    let job = serde_json::to_value(build::backup::restore_job(
+        &a,
+        &s,
+        &b,
+        "incident-42",
+        "latest",
+    ))
+    .unwrap();
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    assert_eq!(
+        job["metadata"]["annotations"]["clockify-addons.io/request"],
+        "incident-42"
+    );
+    let c = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["args"],
+        json!(["restore", "reference", "--from", "latest", "--force"])
+    );
+    assert_eq!(c["terminationMessagePolicy"], "FallbackToLogsOnError");
+    let m =
+        serde_json::to_value(build::backup::restore_migration_job(&a, &s, "incident-42")).unwrap();
+    assert_eq!(
+        m["metadata"]["labels"]["app.kubernetes.io/component"],
+        "restore"
+    );
+    assert_eq!(
+        m["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["migrate", "reference"])
+    );
+    // Names fit in 63 characters for the longest ClockifyAddon name (40).
+    let mut long = a.clone();
+    long.metadata.name = Some("a".repeat(40));
+    for n in [
+        build::backup::restore_migration_job_name(&long, "x"),
+        build::backup::on_demand_job_name(&long, "x"),
+        build::backup::restore_job_name(&long, "x"),
+    ] {
+        assert!(n.len() <= 63, "{n}");
+    }
+    assert!(
+        build::backup::cron_job_name(&long).len() <= 52,
+        "CronJob names leave room for the Job suffix"
+    );
+}

@@ -152,3 +152,33 @@ fn plans_tiers_urls_and_names() {
     };
     assert!(errors(&digest, None).contains("digest must look like"));
 }
+
+#[test]
+fn restore_requests_are_checked() {
+    let mut v = example();
+    v["spec"]["restore"] = json!({"requestId": "incident-42", "from": "latest"});
+    assert_eq!(errors(&v, None), "");
+    let mut id = v.clone();
+    id["spec"]["restore"]["from"] = json!("20261122T020000.512Z-api-studio-api-studio-backup-1");
+    assert_eq!(errors(&id, None), "");
+    let mut bad = v.clone();
+    bad["spec"]["restore"]["requestId"] = json!("no spaces please");
+    assert!(
+        errors(&bad, None).contains("requestId must be"),
+        "{}",
+        errors(&bad, None)
+    );
+    let mut bad = v.clone();
+    bad["spec"]["restore"]["from"] = json!("../../etc");
+    assert!(errors(&bad, None).contains("from must be latest or a backup id"));
+    let mut without_backup = v.clone();
+    without_backup["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("backup");
+    assert!(
+        errors(&without_backup, None).contains("restore reads from spec.backup.destination"),
+        "{}",
+        errors(&without_backup, None)
+    );
+}

@@ -473,7 +473,10 @@ async fn first_creation_applies_every_child_then_migrates_first() {
         let call = api.expect_apply(path).await;
         if kind == Kind::PersistentVolumeClaim {
             // The backup volume outlives the ClockifyAddon: no owner, no garbage collection.
-            assert!(call.body["metadata"].get("ownerReferences").is_none(), "{path}");
+            assert!(
+                call.body["metadata"].get("ownerReferences").is_none(),
+                "{path}"
+            );
         } else {
             assert_eq!(
                 call.body["metadata"]["ownerReferences"][0]["uid"],
@@ -1301,4 +1304,606 @@ fn job_names_follow_the_image() {
         )
     );
     assert!(name.len() <= 63, "a Job name must fit a label value");
+}
+
+// ---- Backups and restores ----
+
+const PODS: &str = "/api/v1/namespaces/addons/pods";
+
+/// A backup Job as the API server stores it: started by the CronJob, or on demand.
+fn backup_job(name: &str, phase: JobPhase, finished: &str) -> Value {
+    let a = addon();
+    let mut labels = clockify_operator::build::backup::component_labels(&a, "backup");
+    labels.insert("batch.kubernetes.io/job-name".into(), name.into());
+    let status = match phase {
+        JobPhase::Active => json!({"active": 1, "startTime": "2026-11-22T02:00:00Z"}),
+        JobPhase::Succeeded => {
+            json!({"succeeded": 1, "startTime": "2026-11-22T02:00:00Z", "completionTime": finished,
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": finished}]})
+        }
+        JobPhase::Failed => json!({"failed": 2, "startTime": "2026-11-22T02:00:00Z",
+            "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit", "lastTransitionTime": finished}]}),
+    };
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": "addons", "uid": format!("uid-{name}"), "resourceVersion": "11",
+                     "labels": labels,
+                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "api-studio-backup",
+                                          "uid": "uid-CronJob", "controller": true}]},
+        "spec": {"template": {"spec": {"containers": [{"name": "backup", "image": "x"}], "restartPolicy": "Never"}}},
+        "status": status,
+    })
+}
+
+/// The pods of a Job, the last one terminated with `message`.
+fn pods_with(job: &str, message: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "12"}, "items": [{
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-x7k2p"), "namespace": "addons", "labels": {"batch.kubernetes.io/job-name": job}},
+        "status": {"startTime": "2026-11-22T02:00:01Z", "containerStatuses": [{
+            "name": "backup", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "message": message}}}]}
+    }]})
+}
+
+async fn expect_pods(api: &mut ApiServer, job: &str, answer: Value, status: u16) {
+    let call = api.expect(Method::GET, PODS, status, Some(answer)).await;
+    assert_eq!(
+        call.query.get("labelSelector").map(String::as_str),
+        Some(format!("batch.kubernetes.io%2Fjob-name%3D{job}").as_str()),
+        "{call:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_finished_backup_is_recorded_once_with_its_id_and_an_event() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    let before = a.status.clone().unwrap();
+    let unknown = before
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "BackupSucceeded")
+        .unwrap();
+    assert_eq!(
+        (unknown.status.as_str(), unknown.reason.as_str()),
+        ("Unknown", "NoBackupYet")
+    );
+    let children = stored_children(&a, true);
+    let name = "api-studio-backup-29400120";
+    let job = backup_job(name, JobPhase::Succeeded, "2026-11-22T02:00:40Z");
+    let id = format!("20261122T020000.512Z-api-studio-{name}");
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    let message = format!("backup {id} stored: 52311 bytes");
+    reconcile_in(&a, &children, std::slice::from_ref(&job), async |api| {
+        sm_get(api, &children).await;
+        expect_pods(api, name, pods_with(name, &message), 200).await;
+        let ev = api.expect_event("BackupSucceeded").await;
+        assert_eq!(ev.body["type"], "Normal");
+        assert!(ev.body["note"].as_str().unwrap().contains(&id));
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["lastBackup"]["job"], name);
+    assert_eq!(s["lastBackup"]["result"], "Succeeded");
+    assert_eq!(s["lastBackup"]["backupId"], id.as_str());
+    assert_eq!(s["lastBackup"]["finishedAt"], "2026-11-22T02:00:40Z");
+    assert_eq!(s["lastBackup"]["startedAt"], "2026-11-22T02:00:00Z");
+    assert_eq!(s["lastSuccessfulBackup"], s["lastBackup"]);
+    let c = condition(&s, "BackupSucceeded");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("True"), Some("BackupSucceeded"))
+    );
+    assert!(c["message"].as_str().unwrap().contains(&id));
+
+    // Recorded: the next pass reads no pods and writes nothing.
+    let mut again = a.clone();
+    again.status = Some(serde_json::from_value(s.clone()).unwrap());
+    reconcile_in(&again, &children, std::slice::from_ref(&job), async |api| {
+        sm_get(api, &children).await;
+    })
+    .await;
+
+    // The CronJob's history limit removed the Job: status still remembers it.
+    reconcile_in(&again, &children, &[], async |api| {
+        sm_get(api, &children).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_backup_turns_the_condition_false_with_the_reason() {
+    let mut a = addon();
+    let mut s = settled_status(&a).await;
+    s.last_backup = Some(clockify_operator::crd::BackupRecord {
+        job: "api-studio-backup-29400120".into(),
+        result: "Succeeded".into(),
+        started_at: Some("2026-11-22T02:00:00Z".into()),
+        finished_at: Some("2026-11-22T02:00:40Z".into()),
+        backup_id: Some("20261122T020000.512Z-api-studio-api-studio-backup-29400120".into()),
+        message: Some("backup ... stored".into()),
+    });
+    s.last_successful_backup = s.last_backup.clone();
+    a.status = Some(s);
+    let children = stored_children(&a, true);
+    let name = "api-studio-backup-29400840";
+    let failed = backup_job(name, JobPhase::Failed, "2026-11-23T02:03:00Z");
+    let reason = "backup failed: pg_dump failed (exit status: 1): pg_dump: error: connection to server at \"db\" (10.0.0.5), port 5432 failed: Connection refused";
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    reconcile_in(&a, &children, std::slice::from_ref(&failed), async |api| {
+        sm_get(api, &children).await;
+        expect_pods(api, name, pods_with(name, reason), 200).await;
+        let ev = api.expect_event("BackupFailed").await;
+        assert_eq!(ev.body["type"], "Warning");
+        assert!(
+            ev.body["note"]
+                .as_str()
+                .unwrap()
+                .contains("Connection refused")
+        );
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    let c = condition(&s, "BackupSucceeded");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("False"), Some("BackupFailed"))
+    );
+    let msg = c["message"].as_str().unwrap();
+    assert!(
+        msg.contains(name) && msg.contains("Connection refused"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("the last successful backup finished at 2026-11-22T02:00:40Z"),
+        "{msg}"
+    );
+    assert_eq!(s["lastBackup"]["result"], "Failed");
+    assert!(s["lastBackup"].get("backupId").is_none());
+    assert_eq!(
+        s["lastSuccessfulBackup"]["job"],
+        "api-studio-backup-29400120"
+    );
+    assert_eq!(
+        condition(&s, "Ready")["status"],
+        "True",
+        "a failed backup does not make the add-on unready"
+    );
+
+    // The next failure, with its pods not readable (no RBAC, or gone): the Job's own reason.
+    let mut later = a.clone();
+    later.status = Some(serde_json::from_value(s).unwrap());
+    let name2 = "api-studio-backup-29401560";
+    let failed2 = backup_job(name2, JobPhase::Failed, "2026-11-24T02:03:00Z");
+    let out = status.clone();
+    reconcile_in(&later, &children, &[failed.clone(), failed2], async |api| {
+        sm_get(api, &children).await;
+        let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods is forbidden"});
+        expect_pods(api, name2, forbidden, 403).await;
+        api.expect_event("BackupFailed").await;
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["lastBackup"]["job"], name2);
+    assert!(
+        s["lastBackup"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("BackoffLimitExceeded")
+    );
+}
+
+#[tokio::test]
+async fn the_backup_now_annotation_runs_one_backup_per_value() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    let children = stored_children(&a, true);
+    a.metadata.annotations = Some(
+        [(
+            "clockify-addons.io/backup-now".to_owned(),
+            "before-upgrade-0.2".to_owned(),
+        )]
+        .into(),
+    );
+    let job_name = clockify_operator::build::backup::on_demand_job_name(&a, "before-upgrade-0.2");
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    let applied = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let job_out = applied.clone();
+    reconcile_in(&a, &children, &[], async |api| {
+        sm_get(api, &children).await;
+        let job = api
+            .expect_apply(&format!("/apis/batch/v1/namespaces/addons/jobs/{job_name}"))
+            .await;
+        *job_out.lock().unwrap() = job.body.clone();
+        let ev = api.expect_event("BackupStarted").await;
+        assert!(
+            ev.body["note"]
+                .as_str()
+                .unwrap()
+                .contains("before-upgrade-0.2")
+        );
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let job = applied.lock().unwrap().clone();
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["args"],
+        json!(["backup", "api-studio"])
+    );
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["uid"],
+        "5bd4a7b6-1111-4222-8333-944445555666"
+    );
+    assert_eq!(
+        job["metadata"]["labels"]["app.kubernetes.io/component"],
+        "backup"
+    );
+    assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 86400);
+    assert_eq!(
+        pod["volumes"][1]["persistentVolumeClaim"]["claimName"],
+        "api-studio-backups"
+    );
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["onDemandBackup"]["request"], "before-upgrade-0.2");
+    assert_eq!(s["onDemandBackup"]["job"], job_name.as_str());
+
+    // Acted on: while it runs, and after, the same value starts nothing.
+    let mut same = a.clone();
+    same.status = Some(serde_json::from_value(s).unwrap());
+    let mut running = backup_job(&job_name, JobPhase::Active, "");
+    running["metadata"]["ownerReferences"] = json!([{"apiVersion": "clockify-addons.io/v1alpha1", "kind": "ClockifyAddon",
+        "name": "api-studio", "uid": "5bd4a7b6-1111-4222-8333-944445555666", "controller": true}]);
+    reconcile_in(
+        &same,
+        &children,
+        std::slice::from_ref(&running),
+        async |api| {
+            sm_get(api, &children).await;
+        },
+    )
+    .await;
+
+    // A new value: one more backup.
+    let mut next = same.clone();
+    next.metadata.annotations = Some(
+        [(
+            "clockify-addons.io/backup-now".to_owned(),
+            "2026-11-22T12:00".to_owned(),
+        )]
+        .into(),
+    );
+    let next_job = clockify_operator::build::backup::on_demand_job_name(&next, "2026-11-22T12:00");
+    assert_ne!(next_job, job_name);
+    reconcile_in(
+        &next,
+        &children,
+        std::slice::from_ref(&running),
+        async |api| {
+            sm_get(api, &children).await;
+            api.expect_apply(&format!("/apis/batch/v1/namespaces/addons/jobs/{next_job}"))
+                .await;
+            api.expect_event("BackupStarted").await;
+            let st = api.expect_status().await;
+            assert_eq!(
+                st.body["status"]["onDemandBackup"]["request"],
+                "2026-11-22T12:00"
+            );
+        },
+    )
+    .await;
+}
+
+/// A restore Job (or its migration Job) of request `id`, as the API server stores it.
+fn restore_job_stored(a: &ClockifyAddon, id: &str, migrate: bool, phase: JobPhase) -> Value {
+    let s = clockify_operator::settings::resolve(a).unwrap();
+    let b = s.backup.clone().unwrap();
+    let job = if migrate {
+        clockify_operator::build::backup::restore_migration_job(a, &s, id)
+    } else {
+        clockify_operator::build::backup::restore_job(a, &s, &b, id, "latest")
+    };
+    let mut v = serde_json::to_value(job).unwrap();
+    v["metadata"]["uid"] = json!(format!("uid-{migrate}"));
+    v["metadata"]["resourceVersion"] = json!("20");
+    v["status"] = match phase {
+        JobPhase::Active => json!({"active": 1, "startTime": "2026-11-22T09:00:00Z"}),
+        JobPhase::Succeeded => {
+            json!({"succeeded": 1, "startTime": "2026-11-22T09:00:00Z", "completionTime": "2026-11-22T09:04:00Z",
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-22T09:04:00Z"}]})
+        }
+        JobPhase::Failed => json!({"failed": 1, "startTime": "2026-11-22T09:00:00Z",
+            "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-11-22T09:01:00Z"}]}),
+    };
+    v
+}
+
+/// The world with the Deployment scaled to zero and its pods gone.
+fn scaled_to_zero(children: &[(Kind, Value)]) -> Vec<(Kind, Value)> {
+    children
+        .iter()
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            if *k == Kind::Deployment {
+                v["spec"]["replicas"] = json!(0);
+                v["metadata"]["generation"] = json!(2);
+                v["status"] = json!({"observedGeneration": 2, "replicas": 0, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0,
+                    "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]});
+            }
+            if *k == Kind::CronJob {
+                v["spec"]["suspend"] = json!(true);
+            }
+            (*k, v)
+        })
+        .collect()
+}
+
+fn with_status(a: &ClockifyAddon, s: &Value) -> ClockifyAddon {
+    let mut a = a.clone();
+    a.status = Some(serde_json::from_value(s.clone()).unwrap());
+    a
+}
+
+#[tokio::test]
+async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
+    let settled = {
+        let mut a = addon();
+        a.status = Some(settled_status(&a).await);
+        a
+    };
+    let healthy = stored_children(&settled, true);
+    let down = scaled_to_zero(&healthy);
+    let mut a = settled.clone();
+    a.metadata.generation = Some(2);
+    a.spec.restore = Some(clockify_operator::crd::RestoreSpec {
+        request_id: "incident-42".into(),
+        from: "latest".into(),
+    });
+    let restore_path = format!(
+        "/apis/batch/v1/namespaces/addons/jobs/{}",
+        clockify_operator::build::backup::restore_job_name(&a, "incident-42")
+    );
+    let migrate_path = format!(
+        "/apis/batch/v1/namespaces/addons/jobs/{}",
+        clockify_operator::build::backup::restore_migration_job_name(&a, "incident-42")
+    );
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+
+    // 1. Scale to zero; backups are suspended while the database is replaced.
+    let out = status.clone();
+    reconcile_in(&a, &healthy, &[], async |api| {
+        let d = api.expect_apply(path_of(Kind::Deployment)).await;
+        assert_eq!(d.body["spec"]["replicas"], 0);
+        sm_get(api, &healthy).await;
+        let cron = api.expect_apply(path_of(Kind::CronJob)).await;
+        assert_eq!(cron.body["spec"]["suspend"], true);
+        let ev = api.expect_event("RestoreScalingDown").await;
+        assert!(ev.body["note"].as_str().unwrap().contains("incident-42"));
+        api.expect_event("NotReady").await;
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["restore"]["requestId"], "incident-42");
+    assert_eq!(s["restore"]["phase"], "ScalingDown");
+    assert_eq!(condition(&s, "Restored")["reason"], "ScalingDown");
+    assert_eq!(condition(&s, "Ready")["reason"], "Restoring");
+    assert_eq!(condition(&s, "Reconciling")["status"], "True");
+    let started_at = s["restore"]["startedAt"].clone();
+
+    // 2. The pods are gone: the restore Job starts.
+    let a2 = with_status(&a, &s);
+    let out = status.clone();
+    reconcile_in(&a2, &down, &[], async |api| {
+        sm_get(api, &down).await;
+        let job = api.expect_apply(&restore_path).await;
+        let c = &job.body["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            c["args"],
+            json!(["restore", "api-studio", "--from", "latest", "--force"])
+        );
+        assert_eq!(job.body["spec"]["backoffLimit"], 0);
+        assert_eq!(
+            job.body["metadata"]["labels"]["app.kubernetes.io/component"],
+            "restore"
+        );
+        let mounts = c["volumeMounts"].as_array().unwrap();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["mountPath"] == "/backups" && m["readOnly"] == true)
+        );
+        api.expect_event("RestoreStarted").await;
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["restore"]["phase"], "Restoring");
+    assert_eq!(s["restore"]["startedAt"], started_at);
+
+    // 3. Restored: the migration Job brings the schema to this version.
+    let a3 = with_status(&a, &s);
+    let restored = restore_job_stored(&a, "incident-42", false, JobPhase::Succeeded);
+    let out = status.clone();
+    reconcile_in(&a3, &down, std::slice::from_ref(&restored), async |api| {
+        sm_get(api, &down).await;
+        let job = api.expect_apply(&migrate_path).await;
+        assert_eq!(
+            job.body["spec"]["template"]["spec"]["containers"][0]["args"],
+            json!(["migrate", "api-studio"])
+        );
+        api.expect_event("RestoreMigrating").await;
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["restore"]["phase"], "Migrating");
+
+    // 4. Migrated: the Deployment is applied again, releasing the zero replicas (the
+    //    autoscaler takes over).
+    let a4 = with_status(&a, &s);
+    let migrated = restore_job_stored(&a, "incident-42", true, JobPhase::Succeeded);
+    let out = status.clone();
+    reconcile_in(
+        &a4,
+        &down,
+        &[restored.clone(), migrated.clone()],
+        async |api| {
+            let d = api.expect_apply(path_of(Kind::Deployment)).await;
+            assert!(
+                d.body["spec"].get("replicas").is_none(),
+                "{:#?}",
+                d.body["spec"]
+            );
+            sm_get(api, &down).await;
+            api.expect_event("RestoreScalingUp").await;
+            *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+        },
+    )
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["restore"]["phase"], "ScalingUp");
+
+    // 5. Available again: succeeded, and backups resume on the next pass.
+    let a5 = with_status(&a, &s);
+    let up = scaled_to_zero(&healthy)
+        .into_iter()
+        .zip(healthy.iter())
+        .map(|((k, suspended), (_, fine))| {
+            (
+                k,
+                if k == Kind::CronJob {
+                    suspended
+                } else {
+                    fine.clone()
+                },
+            )
+        })
+        .collect::<Vec<_>>();
+    let out = status.clone();
+    reconcile_in(
+        &a5,
+        &up,
+        &[restored.clone(), migrated.clone()],
+        async |api| {
+            sm_get(api, &up).await;
+            // Backups resume with the outcome.
+            let cron = api.expect_apply(path_of(Kind::CronJob)).await;
+            assert_eq!(cron.body["spec"]["suspend"], false);
+            let ev = api.expect_event("RestoreSucceeded").await;
+            assert_eq!(ev.body["type"], "Normal");
+            api.expect_event("Ready").await;
+            *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+        },
+    )
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["restore"]["phase"], "Succeeded");
+    assert!(s["restore"]["finishedAt"].is_string());
+    assert_eq!(condition(&s, "Restored")["status"], "True");
+    assert_eq!(condition(&s, "Ready")["status"], "True");
+
+    // 6. Recorded as done: the request never runs again, with its Jobs still in the cluster
+    //    or gone.
+    let a6 = with_status(&a, &s);
+    reconcile_in(
+        &a6,
+        &healthy,
+        &[restored.clone(), migrated.clone()],
+        async |api| {
+            sm_get(api, &healthy).await;
+        },
+    )
+    .await;
+    reconcile_in(&a6, &healthy, &[], async |api| {
+        sm_get(api, &healthy).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_restore_scales_back_and_reports_why() {
+    let settled = {
+        let mut a = addon();
+        a.status = Some(settled_status(&a).await);
+        a
+    };
+    let healthy = stored_children(&settled, true);
+    let down = scaled_to_zero(&healthy);
+    let mut a = settled.clone();
+    a.metadata.generation = Some(2);
+    a.spec.restore = Some(clockify_operator::crd::RestoreSpec {
+        request_id: "bad-backup".into(),
+        from: "20261101T000000.000Z-api-studio".into(),
+    });
+    let mut s = settled.status.clone().unwrap();
+    s.restore = Some(clockify_operator::crd::RestoreStatus {
+        request_id: "bad-backup".into(),
+        from: "20261101T000000.000Z-api-studio".into(),
+        phase: clockify_operator::crd::RestorePhase::Restoring,
+        job: Some(clockify_operator::build::backup::restore_job_name(
+            &a,
+            "bad-backup",
+        )),
+        message: None,
+        started_at: Some("2026-11-22T09:00:00Z".into()),
+        finished_at: None,
+    });
+    a.status = Some(s);
+    let failed = restore_job_stored(&a, "bad-backup", false, JobPhase::Failed);
+    let job_name = clockify_operator::build::backup::restore_job_name(&a, "bad-backup");
+    let why = "restore failed: the backup is unusable: the SHA-256 of 20261101T000000.000Z-api-studio.dump is 00ff but its manifest records 12ab (corrupted); nothing was restored";
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    reconcile_in(&a, &down, std::slice::from_ref(&failed), async |api| {
+        expect_pods(api, &job_name, pods_with(&job_name, why), 200).await;
+        let d = api.expect_apply(path_of(Kind::Deployment)).await;
+        assert!(d.body["spec"].get("replicas").is_none());
+        sm_get(api, &down).await;
+        let cron = api.expect_apply(path_of(Kind::CronJob)).await;
+        assert_eq!(cron.body["spec"]["suspend"], false);
+        let ev = api.expect_event("RestoreFailed").await;
+        assert_eq!(ev.body["type"], "Warning");
+        assert!(ev.body["note"].as_str().unwrap().contains("corrupted"));
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s["restore"]["phase"], "Failed");
+    let c = condition(&s, "Restored");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("False"), Some("RestoreFailed"))
+    );
+    let msg = c["message"].as_str().unwrap();
+    assert!(
+        msg.contains("corrupted") && msg.contains("left as it was"),
+        "{msg}"
+    );
+    // Final: with the pods back, the next pass only updates the replica counts; the restore
+    // is not touched again (no pods read, no Jobs, the same record).
+    let again = with_status(&a, &s);
+    let recorded = s["restore"].clone();
+    reconcile_in(
+        &again,
+        &healthy,
+        std::slice::from_ref(&failed),
+        async |api| {
+            sm_get(api, &healthy).await;
+            let st = api.expect_status().await;
+            assert_eq!(st.body["status"]["restore"], recorded);
+            assert_eq!(st.body["status"]["readyReplicas"], 2);
+        },
+    )
+    .await;
 }

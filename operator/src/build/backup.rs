@@ -8,8 +8,8 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplat
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, LocalObjectReference,
     ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -153,7 +153,12 @@ struct PodParts {
 
 /// The pod of a backup or restore: the backup image, restricted, the add-on's scheduling
 /// overrides, no API token.
-fn pod(addon: &ClockifyAddon, s: &Settings, b: &BackupSettings, parts: PodParts) -> PodTemplateSpec {
+fn pod(
+    addon: &ClockifyAddon,
+    s: &Settings,
+    b: &BackupSettings,
+    parts: PodParts,
+) -> PodTemplateSpec {
     let PodParts {
         component,
         container,
@@ -162,7 +167,10 @@ fn pod(addon: &ClockifyAddon, s: &Settings, b: &BackupSettings, parts: PodParts)
         mut volumes,
     } = parts;
     let overrides = addon.spec.pod_overrides.clone().unwrap_or_default();
-    let mut all_env = vec![secret_env("DATABASE_URL", &addon.spec.database.url_secret_ref)];
+    let mut all_env = vec![secret_env(
+        "DATABASE_URL",
+        &addon.spec.database.url_secret_ref,
+    )];
     all_env.extend(destination_env(b));
     all_env.push(env("LOG_FORMAT", "json"));
     all_env.push(env("TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH));
@@ -301,7 +309,12 @@ pub fn cron_job(addon: &ClockifyAddon, s: &Settings, b: &BackupSettings, suspend
 }
 
 /// A backup the backup-now annotation asked for.
-pub fn on_demand_job(addon: &ClockifyAddon, s: &Settings, b: &BackupSettings, request: &str) -> Job {
+pub fn on_demand_job(
+    addon: &ClockifyAddon,
+    s: &Settings,
+    b: &BackupSettings,
+    request: &str,
+) -> Job {
     let mut meta = child_meta(addon, &on_demand_job_name(addon, request));
     meta.labels = Some(component_labels(addon, COMPONENT));
     meta.annotations = Some(BTreeMap::from([(
@@ -348,7 +361,12 @@ pub fn restore_job(
         },
     );
     Job {
-        metadata: restore_meta(addon, &restore_job_name(addon, request_id), request_id, "restore"),
+        metadata: restore_meta(
+            addon,
+            &restore_job_name(addon, request_id),
+            request_id,
+            "restore",
+        ),
         spec: Some(JobSpec {
             // A restore is not retried blindly: it reports, and a new requestId retries.
             backoff_limit: Some(0),
@@ -399,7 +417,11 @@ pub fn restore_migration_job(addon: &ClockifyAddon, s: &Settings, request_id: &s
 /// The volume backups are written to. It has no owner: deleting the ClockifyAddon keeps its
 /// backups (a ClockifyAddon created again under the same name finds them).
 pub fn pvc(addon: &ClockifyAddon, b: &BackupSettings) -> Option<PersistentVolumeClaim> {
-    let BackupTarget::Volume { size, storage_class } = &b.target else {
+    let BackupTarget::Volume {
+        size,
+        storage_class,
+    } = &b.target
+    else {
         return None;
     };
     let mut meta = child_meta(addon, &pvc_name(addon));
