@@ -9,8 +9,10 @@ use clockify_operator::controller::{self, Options, Scope};
 use clockify_operator::crd::{ClockifyAddon, ImageSpec};
 use clockify_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -125,6 +127,193 @@ async fn settle_deployment(deploys: &Api<Deployment>, name: &str) {
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .expect("write Deployment status");
+}
+
+/// Plays the Job controller where none runs: the Job failed.
+async fn fail_job(jobs: &Api<Job>, name: &str) {
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let status = json!({"status": {
+    "startTime": now, "failed": 2,
+    "conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now},
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now}
+    ]}});
+    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("write Job status");
+}
+
+/// The job, once it exists.
+async fn job_named(jobs: &Api<Job>, name: &str) -> Job {
+    eventually(&format!("Job {name}"), || async {
+        jobs.get_opt(name).await.ok().flatten()
+    })
+    .await
+}
+
+/// The backup CronJob and volume; an on-demand backup by annotation and its outcome in status
+/// (and, where the suite plays the Job controller, a failed one); a restore request that scales
+/// down, restores, migrates, scales up, and never runs again.
+#[allow(clippy::too_many_arguments)]
+async fn backups_and_restore(
+    client: &Client,
+    ns: &str,
+    addons: &Api<ClockifyAddon>,
+    deploys: &Api<Deployment>,
+    jobs: &Api<Job>,
+    name: &str,
+    job_controller: bool,
+    bare: bool,
+) {
+    use clockify_operator::build::backup;
+    let cron = eventually("the backup CronJob", || async {
+        Api::<CronJob>::namespaced(client.clone(), ns)
+            .get_opt(&format!("{name}-backup"))
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let spec = cron.spec.clone().unwrap();
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    assert_eq!(spec.schedule, "0 2 * * *", "the STANDARD tier's schedule");
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .get_opt(&format!("{name}-backups"))
+        .await
+        .unwrap()
+        .expect("the backup volume");
+    assert!(
+        pvc.metadata.owner_references.is_none(),
+        "the volume outlives the ClockifyAddon"
+    );
+
+    // On demand.
+    let backup_now = |value: String| json!({"metadata": {"annotations": {"clockify-addons.io/backup-now": value}}});
+    let request = format!("e2e-{:04x}", rand::random::<u16>());
+    addons
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&backup_now(request.clone())),
+        )
+        .await
+        .expect("annotate");
+    let current = addons.get(name).await.unwrap();
+    let job_name = backup::on_demand_job_name(&current, &request);
+    let job = job_named(jobs, &job_name).await;
+    assert_eq!(
+        job.spec.unwrap().template.spec.unwrap().containers[0].args,
+        Some(vec![
+            "backup".to_owned(),
+            current.spec.addon.slug().to_owned()
+        ])
+    );
+    if !job_controller {
+        complete_job(jobs, &job_name).await;
+    }
+    let recorded = eventually("the on-demand backup in status", || async {
+        let a = addons.get(name).await.ok()?;
+        let s = a.status.clone()?;
+        (s.last_backup.as_ref()?.job == job_name).then_some(s)
+    })
+    .await;
+    let result = recorded.last_backup.clone().unwrap().result;
+    let expected = if result == "Succeeded" {
+        "True"
+    } else {
+        "False"
+    };
+    assert_eq!(
+        condition_of(&recorded, "BackupSucceeded").as_deref(),
+        Some(expected)
+    );
+    assert_eq!(recorded.on_demand_backup.as_ref().unwrap().request, request);
+    if !job_controller {
+        assert_eq!(result, "Succeeded");
+        // A failed one turns the condition false; the last success is kept.
+        let request = format!("e2e-fail-{:04x}", rand::random::<u16>());
+        addons
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&backup_now(request.clone())),
+            )
+            .await
+            .expect("annotate");
+        let failing = backup::on_demand_job_name(&current, &request);
+        job_named(jobs, &failing).await;
+        fail_job(jobs, &failing).await;
+        let s = eventually("the failed backup in status", || async {
+            let s = addons.get(name).await.ok()?.status?;
+            (s.last_backup.as_ref()?.job == failing).then_some(s)
+        })
+        .await;
+        assert_eq!(
+            condition_of(&s, "BackupSucceeded").as_deref(),
+            Some("False")
+        );
+        assert_eq!(s.last_successful_backup.unwrap().job, job_name);
+    }
+
+    // A restore, once.
+    let restore = json!({"spec": {"restore": {"requestId": "e2e-restore", "from": "latest"}}});
+    addons
+        .patch(name, &PatchParams::default(), &Patch::Merge(&restore))
+        .await
+        .expect("request a restore");
+    eventually("the Deployment scaled to zero", || async {
+        let d = deploys.get(name).await.ok()?;
+        (d.spec?.replicas == Some(0)).then_some(())
+    })
+    .await;
+    let restore_job = backup::restore_job_name(&current, "e2e-restore");
+    let migrate_job = backup::restore_migration_job_name(&current, "e2e-restore");
+    for step in [&restore_job, &migrate_job] {
+        eventually(&format!("Job {step}"), || async {
+            if bare {
+                settle_deployment(deploys, name).await;
+            }
+            jobs.get_opt(step).await.ok().flatten()
+        })
+        .await;
+        if !job_controller {
+            complete_job(jobs, step).await;
+        }
+    }
+    let done = eventually("the restore to succeed", || async {
+        if bare {
+            settle_deployment(deploys, name).await;
+        }
+        let s = addons.get(name).await.ok()?.status?;
+        let r = s.restore.clone()?;
+        r.phase.is_final().then_some(s)
+    })
+    .await;
+    let r = done.restore.clone().unwrap();
+    assert_eq!(
+        r.phase,
+        clockify_operator::crd::RestorePhase::Succeeded,
+        "{:?}",
+        r.message
+    );
+    assert_eq!(condition_of(&done, "Restored").as_deref(), Some("True"));
+    // Never again: the Jobs stay as they were, the record stays.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let again = addons.get(name).await.unwrap().status.unwrap();
+    assert_eq!(again.restore, done.restore);
+    let restores = jobs
+        .list(&ListParams::default().labels(&format!(
+            "app.kubernetes.io/instance={name},app.kubernetes.io/component=restore"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        restores.items.len(),
+        2,
+        "one restore Job and one migration Job"
+    );
 }
 
 fn condition(a: &ClockifyAddon, t: &str) -> Option<String> {
@@ -404,6 +593,18 @@ async fn operator_on_a_live_cluster() {
         .await;
         wait_ready("0.1.1".into(), first.clone()).await;
     }
+
+    backups_and_restore(
+        &client,
+        &ns,
+        &addons,
+        &deploys,
+        &jobs,
+        &first,
+        job_controller,
+        bare,
+    )
+    .await;
 
     // A child edited by hand is put back; one deleted by hand comes back.
     let tamper = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": first},

@@ -32,7 +32,7 @@ pub fn backup_job(job: &Job) -> BackupJob {
     }
 }
 
-/// The backup id in a successful Job's termination message ("backup <id> stored: ...").
+/// The backup id in a successful Job's termination message ("backup <id> stored: N bytes").
 pub fn backup_id(message: &str) -> Option<String> {
     message
         .strip_prefix("backup ")?
@@ -41,23 +41,48 @@ pub fn backup_id(message: &str) -> Option<String> {
         .filter(|id| !id.is_empty() && !id.contains(' '))
 }
 
-fn record(j: &BackupJob, message: Option<&String>) -> BackupRecord {
+/// The size in a successful Job's termination message.
+pub fn size_bytes(message: &str) -> Option<i64> {
+    message
+        .split_once(" stored: ")?
+        .1
+        .split_once(" bytes")?
+        .0
+        .parse()
+        .ok()
+}
+
+fn record(j: &BackupJob, message: Option<&String>, location_prefix: Option<&str>) -> BackupRecord {
     let (result, fallback) = match &j.view.state {
         JobState::Failed { reason, message } => (FAILED, Some(format!("{reason}: {message}"))),
         _ => (SUCCEEDED, None),
     };
     let message = message.cloned().filter(|m| !m.is_empty()).or(fallback);
+    let ok = result == SUCCEEDED;
+    let id = message.as_deref().filter(|_| ok).and_then(backup_id);
     BackupRecord {
         job: j.view.name.clone(),
         result: result.to_owned(),
         started_at: j.started_at.clone(),
         finished_at: j.view.finished_at.clone(),
-        backup_id: if result == SUCCEEDED {
-            message.as_deref().and_then(backup_id)
-        } else {
-            None
-        },
+        location: id
+            .as_ref()
+            .zip(location_prefix)
+            .map(|(id, prefix)| format!("{prefix}/{id}.dump")),
+        size_bytes: message.as_deref().filter(|_| ok).and_then(size_bytes),
+        backup_id: id,
         message,
+    }
+}
+
+/// Where a backup's dump is, before its file name: `s3://bucket/<prefix>/<ns>/<name>` or
+/// `pvc://<claim>`.
+pub fn location_prefix(addon: &ClockifyAddon, b: &crate::settings::BackupSettings) -> String {
+    match &b.target {
+        crate::settings::BackupTarget::S3 { url, .. } => url.clone(),
+        crate::settings::BackupTarget::Volume { .. } => {
+            format!("pvc://{}", crate::build::backup::pvc_name(addon))
+        }
     }
 }
 
@@ -102,6 +127,7 @@ pub fn state(
     jobs: &[BackupJob],
     messages: &BTreeMap<String, String>,
     on_demand: Option<OnDemandBackup>,
+    location_prefix: Option<&str>,
 ) -> State {
     let previous = addon.status.clone().unwrap_or_default();
     let newer = |a: Option<BackupRecord>, b: Option<BackupRecord>| match (a, b) {
@@ -119,7 +145,7 @@ pub fn state(
         .iter()
         .filter(|j| j.view.state != JobState::Active)
         .map(|j| {
-            let fresh = record(j, messages.get(&j.view.name));
+            let fresh = record(j, messages.get(&j.view.name), location_prefix);
             // A record already in status keeps what was read then (pods may be gone now).
             remembered(&fresh).unwrap_or(fresh)
         })
@@ -179,5 +205,10 @@ mod tests {
             Some("20261122T020000.000Z-api-studio-x")
         );
         assert_eq!(super::backup_id("backup failed: pg_dump failed"), None);
+        assert_eq!(
+            super::size_bytes("backup x stored: 52311 bytes"),
+            Some(52311)
+        );
+        assert_eq!(super::size_bytes("backup failed: x"), None);
     }
 }

@@ -522,6 +522,13 @@ pub struct BackupRecord {
     /// The backup's id in the destination, when the Job reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
+    /// Where the dump is: s3://bucket/prefix/<namespace>/<name>/<id>.dump or
+    /// pvc://<claim>/<id>.dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Size of the dump in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
     /// What the backup reported (its termination message), or why the Job failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

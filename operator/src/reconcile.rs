@@ -745,7 +745,8 @@ async fn run_backups(
             messages.insert(name, m);
         }
     }
-    let state = backups::state(addon, &jobs, &messages, on_demand);
+    let prefix = backups::location_prefix(addon, b);
+    let state = backups::state(addon, &jobs, &messages, on_demand, Some(&prefix));
     let before = addon.status.as_ref().and_then(|s| s.last_backup.as_ref());
     if let Some(last) = &state.last
         && before.map(|b| &b.job) != Some(&last.job)

@@ -485,6 +485,27 @@ async fn first_creation_applies_every_child_then_migrates_first() {
             );
         }
         assert_eq!(call.body["kind"], kind.as_str());
+        if kind == Kind::PersistentVolumeClaim {
+            assert_eq!(call.body["spec"]["resources"]["requests"]["storage"], "5Gi");
+        }
+        if kind == Kind::CronJob {
+            // The schedule: the STANDARD tier's, as the example gives none.
+            assert_eq!(call.body["spec"]["schedule"], "0 2 * * *");
+            assert_eq!(call.body["spec"]["concurrencyPolicy"], "Forbid");
+            assert_eq!(call.body["spec"]["suspend"], false);
+            let c = &call.body["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+            assert_eq!(c["args"], json!(["backup", "api-studio"]));
+            assert_eq!(
+                c["image"],
+                "ghcr.io/clockify-addons/clockify-addons:0.1.0-backup"
+            );
+            let env = c["env"].as_array().unwrap();
+            let keep = env
+                .iter()
+                .find(|e| e["name"] == "BACKUP_KEEP_LAST")
+                .unwrap();
+            assert_eq!(keep["value"], "14");
+        }
     }
     let job = api.expect_apply(&job_path(&a)).await;
     assert_eq!(
@@ -1392,6 +1413,11 @@ async fn a_finished_backup_is_recorded_once_with_its_id_and_an_event() {
     assert_eq!(s["lastBackup"]["backupId"], id.as_str());
     assert_eq!(s["lastBackup"]["finishedAt"], "2026-11-22T02:00:40Z");
     assert_eq!(s["lastBackup"]["startedAt"], "2026-11-22T02:00:00Z");
+    assert_eq!(s["lastBackup"]["sizeBytes"], 52311);
+    assert_eq!(
+        s["lastBackup"]["location"],
+        format!("pvc://api-studio-backups/{id}.dump")
+    );
     assert_eq!(s["lastSuccessfulBackup"], s["lastBackup"]);
     let c = condition(&s, "BackupSucceeded");
     assert_eq!(
@@ -1425,6 +1451,8 @@ async fn a_failed_backup_turns_the_condition_false_with_the_reason() {
         started_at: Some("2026-11-22T02:00:00Z".into()),
         finished_at: Some("2026-11-22T02:00:40Z".into()),
         backup_id: Some("20261122T020000.512Z-api-studio-api-studio-backup-29400120".into()),
+        location: None,
+        size_bytes: None,
         message: Some("backup ... stored".into()),
     });
     s.last_successful_backup = s.last_backup.clone();
