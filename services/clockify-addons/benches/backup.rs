@@ -18,6 +18,32 @@ use common::{body_for, fresh_database, postgres_server, psql};
 
 const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
 
+/// Runs `c`, sampling its peak RSS (VmHWM) while it runs: (duration, output, peak KiB).
+fn timed_rss(mut c: Command) -> (Duration, Output, u64) {
+    let started = Instant::now();
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let pid = child.id();
+    let mut peak = 0;
+    while child.try_wait().expect("wait").is_none() {
+        peak = peak.max(common::peak_rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}{}",
+        c.get_program(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (took, out, peak)
+}
+
 fn timed(mut c: Command) -> (Duration, Output) {
     let started = Instant::now();
     let out = c.output().expect("run");
@@ -161,7 +187,7 @@ fn main() {
     c.args(["backup", "universal-webhook", "--to"])
         .arg(&dir)
         .env("DATABASE_URL", &url);
-    let (ours_dir, _) = timed(c);
+    let (ours_dir, _, rss_dir) = timed_rss(c);
     let dump_size = dir_size(&dir, ".dump");
 
     // And to S3 (moto).
@@ -173,10 +199,10 @@ fn main() {
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("AWS_REGION", "us-east-1");
-        let took = timed(c).0;
+        let (took, _, rss) = timed_rss(c);
         let _ = child.kill();
         let _ = child.wait();
-        took
+        (took, rss)
     });
 
     // Restores into fresh, empty databases: pg_restore (one transaction) as the base.
@@ -208,7 +234,7 @@ fn main() {
     .arg(&dir)
     .env("DATABASE_URL", &ours_url)
     .env("BACKUP_WORK_DIR", work.path());
-    let (ours_restore, out) = timed(c);
+    let (ours_restore, out, rss_restore) = timed_rss(c);
     let restored_rows = scalar(&server, &ours_db, "SELECT count(*) FROM webhook_log");
     assert_eq!(restored_rows, rows, "the restore holds every row");
 
@@ -230,12 +256,20 @@ fn main() {
         db_bytes,
         base_dump,
     );
-    if let Some(t) = s3 {
+    println!(
+        "    peak RSS of clockify-addons: {:.1} MiB",
+        rss_dir as f64 / 1024.0
+    );
+    if let Some((t, rss)) = s3 {
         row(
             "clockify-addons backup to S3 (moto)",
             t,
             db_bytes,
             base_dump,
+        );
+        println!(
+            "    peak RSS of clockify-addons: {:.1} MiB",
+            rss as f64 / 1024.0
         );
     }
     println!("restore (into an empty database, one transaction)");
@@ -250,6 +284,10 @@ fn main() {
         ours_restore,
         db_bytes,
         base_restore,
+    );
+    println!(
+        "    peak RSS of clockify-addons: {:.1} MiB",
+        rss_restore as f64 / 1024.0
     );
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         println!("    {line}");

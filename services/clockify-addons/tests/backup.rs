@@ -559,6 +559,22 @@ async fn retention_keeps_exactly_what_the_policy_says_and_only_after_success() {
         "the oldest goes first: {reference:?}"
     );
 
+    // The embedded SQLite database is not something pg_dump can back up: said plainly.
+    let out = backup_to(dest, "sqlite:///tmp/x.db?mode=rwc", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("backups need a PostgreSQL database"),
+        "{}",
+        text(&out)
+    );
+    // Without a destination to look in, `latest` cannot be resolved.
+    let out = run(
+        &["restore", "reference", "--from", "latest"],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("needs a destination"), "{}", text(&out));
+
     // Bad policy values are refused before anything runs.
     let out = backup_to(dest, &db.url, &["--keep-last", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
