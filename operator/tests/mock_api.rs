@@ -1676,6 +1676,15 @@ fn scaled_to_zero(children: &[(Kind, Value)]) -> Vec<(Kind, Value)> {
         .collect()
 }
 
+/// A settled ClockifyAddon, its healthy children, and the same scaled to zero.
+async fn restore_world() -> (ClockifyAddon, Vec<(Kind, Value)>, Vec<(Kind, Value)>) {
+    let mut settled = addon();
+    settled.status = Some(settled_status(&settled).await);
+    let healthy = stored_children(&settled, true);
+    let down = scaled_to_zero(&healthy);
+    (settled, healthy, down)
+}
+
 fn with_status(a: &ClockifyAddon, s: &Value) -> ClockifyAddon {
     let mut a = a.clone();
     a.status = Some(serde_json::from_value(s.clone()).unwrap());
@@ -1684,13 +1693,7 @@ fn with_status(a: &ClockifyAddon, s: &Value) -> ClockifyAddon {
 
 #[tokio::test]
 async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
-    let settled = {
-        let mut a = addon();
-        a.status = Some(settled_status(&a).await);
-        a
-    };
-    let healthy = stored_children(&settled, true);
-    let down = scaled_to_zero(&healthy);
+    let (settled, healthy, down) = restore_world().await;
     let mut a = settled.clone();
     a.metadata.generation = Some(2);
     a.spec.restore = Some(clockify_operator::crd::RestoreSpec {
@@ -1861,13 +1864,7 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
 
 #[tokio::test]
 async fn a_failed_restore_scales_back_and_reports_why() {
-    let settled = {
-        let mut a = addon();
-        a.status = Some(settled_status(&a).await);
-        a
-    };
-    let healthy = stored_children(&settled, true);
-    let down = scaled_to_zero(&healthy);
+    let (settled, healthy, down) = restore_world().await;
     let mut a = settled.clone();
     a.metadata.generation = Some(2);
     a.spec.restore = Some(clockify_operator::crd::RestoreSpec {

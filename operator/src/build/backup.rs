@@ -6,17 +6,18 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, LocalObjectReference,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
-use super::deployment::{container_security, pod_security, pull_policy, secret_env, tmp_volume};
+use super::deployment::{
+    container_security, pod_security, pull_policy, pull_secrets, resources, secret_env, tmp_volume,
+};
 use crate::crd::{ClockifyAddon, SecretKeyRef};
 use crate::meta::{LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, child_meta, labels};
 use crate::settings::{BackupSettings, BackupTarget, Settings};
@@ -179,18 +180,7 @@ fn pod(
     if matches!(b.target, BackupTarget::Volume { .. }) {
         volumes.push(pvc_volume(addon, component == RESTORE_COMPONENT));
     }
-    let q = |v: &str| Quantity(v.to_owned());
-    let pull_secrets: Vec<LocalObjectReference> = addon
-        .spec
-        .image
-        .as_ref()
-        .map(|i| {
-            i.pull_secrets
-                .iter()
-                .map(|n| LocalObjectReference { name: n.clone() })
-                .collect()
-        })
-        .unwrap_or_default();
+    let pull_secrets = pull_secrets(addon);
     let (vols, mounts): (Vec<Volume>, Vec<VolumeMount>) = volumes.into_iter().unzip();
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
@@ -208,23 +198,7 @@ fn pod(
                 image_pull_policy: pull_policy(s.pull_policy),
                 args: Some(args),
                 env: Some(all_env),
-                resources: Some(ResourceRequirements {
-                    requests: Some(
-                        [
-                            ("cpu".to_owned(), q("100m")),
-                            ("memory".to_owned(), q("128Mi")),
-                        ]
-                        .into(),
-                    ),
-                    limits: Some(
-                        [
-                            ("cpu".to_owned(), q("1")),
-                            ("memory".to_owned(), q("512Mi")),
-                        ]
-                        .into(),
-                    ),
-                    ..ResourceRequirements::default()
-                }),
+                resources: Some(resources(("100m", "128Mi"), ("1", "512Mi"))),
                 security_context: Some(container_security()),
                 termination_message_path: Some(TERMINATION_MESSAGE_PATH.to_owned()),
                 termination_message_policy: Some("FallbackToLogsOnError".to_owned()),

@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -129,6 +129,43 @@ pub fn tmp_volume() -> (Volume, VolumeMount) {
     )
 }
 
+/// Requests and limits of a container: (cpu, memory) each.
+pub fn resources(requests: (&str, &str), limits: (&str, &str)) -> ResourceRequirements {
+    let q = |v: &str| Quantity(v.to_owned());
+    ResourceRequirements {
+        requests: Some(
+            [
+                ("cpu".to_owned(), q(requests.0)),
+                ("memory".to_owned(), q(requests.1)),
+            ]
+            .into(),
+        ),
+        limits: Some(
+            [
+                ("cpu".to_owned(), q(limits.0)),
+                ("memory".to_owned(), q(limits.1)),
+            ]
+            .into(),
+        ),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The image pull Secrets of `spec.image`.
+pub fn pull_secrets(addon: &ClockifyAddon) -> Vec<LocalObjectReference> {
+    addon
+        .spec
+        .image
+        .as_ref()
+        .map(|i| {
+            i.pull_secrets
+                .iter()
+                .map(|n| LocalObjectReference { name: n.clone() })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn pull_policy(p: Option<PullPolicy>) -> Option<String> {
     p.map(|p| match p {
         PullPolicy::Always => "Always",
@@ -215,17 +252,7 @@ pub fn deployment_running(
         volume_mounts: Some(vec![tmp_mount]),
         ..Container::default()
     };
-    let pull_secrets = addon
-        .spec
-        .image
-        .as_ref()
-        .map(|i| {
-            i.pull_secrets
-                .iter()
-                .map(|n| LocalObjectReference { name: n.clone() })
-                .collect()
-        })
-        .unwrap_or_default();
+    let pull_secrets = pull_secrets(addon);
     let mut metadata = child_meta(addon, &addon.name_any());
     metadata.annotations = Some(BTreeMap::from([(
         MIGRATED_IMAGE_ANNOTATION.to_owned(),

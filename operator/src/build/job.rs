@@ -4,15 +4,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, ResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
-use super::deployment::{container_security, pod_security, pull_policy, secret_envs, tmp_volume};
+use super::deployment::{
+    container_security, pod_security, pull_policy, pull_secrets, resources, secret_envs, tmp_volume,
+};
 use crate::crd::ClockifyAddon;
 use crate::meta::{LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, child_meta, labels, with_version};
 use crate::settings::Settings;
@@ -72,18 +71,7 @@ pub fn migration_job(addon: &ClockifyAddon, s: &Settings) -> Job {
         ..EnvVar::default()
     });
     let (tmp, tmp_mount) = tmp_volume();
-    let q = |v: &str| Quantity(v.to_owned());
-    let pull_secrets: Vec<LocalObjectReference> = addon
-        .spec
-        .image
-        .as_ref()
-        .map(|i| {
-            i.pull_secrets
-                .iter()
-                .map(|n| LocalObjectReference { name: n.clone() })
-                .collect()
-        })
-        .unwrap_or_default();
+    let pull_secrets = pull_secrets(addon);
     Job {
         metadata: meta,
         spec: Some(JobSpec {
@@ -110,23 +98,7 @@ pub fn migration_job(addon: &ClockifyAddon, s: &Settings) -> Job {
                         image_pull_policy: pull_policy(s.pull_policy),
                         args: Some(vec!["migrate".into(), addon.spec.addon.slug().into()]),
                         env: Some(env),
-                        resources: Some(ResourceRequirements {
-                            requests: Some(
-                                [
-                                    ("cpu".to_owned(), q("50m")),
-                                    ("memory".to_owned(), q("64Mi")),
-                                ]
-                                .into(),
-                            ),
-                            limits: Some(
-                                [
-                                    ("cpu".to_owned(), q("500m")),
-                                    ("memory".to_owned(), q("256Mi")),
-                                ]
-                                .into(),
-                            ),
-                            ..ResourceRequirements::default()
-                        }),
+                        resources: Some(resources(("50m", "64Mi"), ("500m", "256Mi"))),
                         security_context: Some(container_security()),
                         volume_mounts: Some(vec![tmp_mount]),
                         ..Container::default()

@@ -165,16 +165,20 @@ impl Destination {
             .store
             .get(&self.path(name))
             .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    Error::NotFound(format!("{name} is not in {self}"))
-                }
-                e => Error::Storage(format!("reading {name} from {self}: {e}")),
-            })?
+            .map_err(|e| self.read_error(name, e))?
             .bytes()
             .await
             .map_err(|e| Error::Storage(format!("reading {name} from {self}: {e}")))?;
         Manifest::parse(&bytes).map_err(|e| Error::Corrupt(format!("{name}: {e}")))
+    }
+
+    fn read_error(&self, name: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => {
+                Error::NotFound(format!("{name} is not in {self}"))
+            }
+            e => Error::Storage(format!("reading {name} from {self}: {e}")),
+        }
     }
 
     pub async fn put_manifest(&self, m: &Manifest) -> Result<(), Error> {
@@ -212,12 +216,7 @@ impl Destination {
             .store
             .get(&self.path(name))
             .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    Error::NotFound(format!("{name} is not in {self}"))
-                }
-                e => Error::Storage(format!("reading {name} from {self}: {e}")),
-            })?;
+            .map_err(|e| self.read_error(name, e))?;
         Ok(got
             .into_stream()
             .map_err(move |e| Error::Storage(format!("reading {owned} from {display}: {e}"))))
