@@ -178,6 +178,19 @@ pub async fn run_controller(
             // Objects managed, for the gauge.
             loop {
                 metrics.managed.set(main_store.len() as i64);
+                // Per-ClockifyAddon series live as long as their object.
+                let present = main_store
+                    .state()
+                    .iter()
+                    .filter_map(|o| {
+                        let meta = match &o.0 {
+                            Ok(a) => &a.metadata,
+                            Err(invalid) => &invalid.metadata,
+                        };
+                        Some((meta.namespace.clone()?, meta.name.clone()?))
+                    })
+                    .collect();
+                metrics.retain_addons(&present);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.cancelled() => break,

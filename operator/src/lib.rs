@@ -11,6 +11,7 @@ pub mod leader;
 pub mod meta;
 pub mod metrics;
 pub mod plan;
+pub mod rbac;
 pub mod reconcile;
 pub mod render;
 pub mod restore;

@@ -545,6 +545,8 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
         ),
     );
 
+    ctx.metrics
+        .observe_addon(&ns, &name, &snapshot(addon, &next));
     publish_events(addon, ctx, &changes, addon.status.as_ref(), &next, &outcome).await;
     if addon.status.as_ref() != Some(&next) {
         write_status(ctx, &ns, &name, &next).await?;
@@ -576,6 +578,51 @@ fn upgrade_plan(addon: &ClockifyAddon, mut plan: Plan, decision: &Decision) -> P
         }
     }
     plan
+}
+
+/// What the per-ClockifyAddon metrics (and the chart's alerts) read from a status.
+fn snapshot(addon: &ClockifyAddon, status: &ClockifyAddonStatus) -> crate::metrics::AddonSnapshot {
+    let seconds = |t: &str| {
+        t.parse::<k8s_openapi::jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_millisecond() as f64 / 1000.0)
+    };
+    let backup = addon.spec.backup.as_ref().map(|b| {
+        let schedule = b.schedule.clone().unwrap_or_else(|| {
+            crate::tier::profile(addon.spec.tier)
+                .backup_schedule
+                .to_owned()
+        });
+        let last = status
+            .last_successful_backup
+            .as_ref()
+            .and_then(|r| r.finished_at.as_deref())
+            .and_then(seconds)
+            .or_else(|| {
+                addon
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_millisecond() as f64 / 1000.0)
+            })
+            .unwrap_or(0.0);
+        (
+            status
+                .last_backup
+                .as_ref()
+                .is_some_and(|r| r.result == backups::FAILED),
+            last,
+            crate::metrics::schedule_interval(&schedule),
+        )
+    });
+    crate::metrics::AddonSnapshot {
+        ready: status::condition_status(Some(status), status::READY) == Some("True"),
+        migration_failed: status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == status::DATABASE_MIGRATED && c.reason == "MigrationFailed"),
+        backup,
+    }
 }
 
 /// Sets the backup CronJob's suspend.

@@ -49,6 +49,17 @@ async fn answer(
         (req.method().clone(), req.uri().path().to_owned()),
         (method, path.to_owned())
     );
+    assert!(
+        clockify_operator::rbac::allows(
+            clockify_operator::rbac::LEASE_RULES,
+            req.method().as_str(),
+            req.uri().path(),
+            req.uri().query().unwrap_or_default()
+        ),
+        "the Lease Role does not allow {} {}",
+        req.method(),
+        req.uri()
+    );
     let sent: Value = serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap())
         .unwrap_or(Value::Null);
     let reply = if body.is_null() { sent.clone() } else { body };

@@ -54,6 +54,18 @@ impl ApiServer {
             .expect("timed out waiting for the next API call")
             .expect("the client went away");
         let (parts, body) = req.into_parts();
+        // Every call is one the operator's RBAC (generated from the same rules) allows.
+        assert!(
+            clockify_operator::rbac::allows(
+                clockify_operator::rbac::RULES,
+                parts.method.as_str(),
+                parts.uri.path(),
+                parts.uri.query().unwrap_or_default()
+            ),
+            "the operator's RBAC does not allow {} {}",
+            parts.method,
+            parts.uri
+        );
         let bytes = body.collect_bytes().await.unwrap();
         let query = parts.uri.query().map(url_pairs).unwrap_or_default();
         let call = Call {
@@ -561,6 +573,18 @@ async fn first_creation_applies_every_child_then_migrates_first() {
         !writes.contains(r#"kind="Deployment",verb="apply""#),
         "{writes}"
     );
+    // Per-ClockifyAddon series for the chart's alerts.
+    for series in [
+        r#"clockify_operator_addon_ready{name="api-studio",namespace="addons"} 0"#,
+        r#"clockify_operator_addon_migration_failed{name="api-studio",namespace="addons"} 0"#,
+        r#"clockify_operator_backup_failed{name="api-studio",namespace="addons"} 0"#,
+        r#"clockify_operator_backup_interval_seconds{name="api-studio",namespace="addons"} 86400"#,
+    ] {
+        assert!(writes.contains(series), "{series}\n{writes}");
+    }
+    // Gone from the cluster: its series go too.
+    ctx.metrics.retain_addons(&Default::default());
+    assert!(!ctx.metrics.render().contains("api-studio"));
 }
 
 /// Runs a reconcile that finds a healthy world and captures the status it writes.
