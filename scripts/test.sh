@@ -58,15 +58,18 @@ ensure_pg_client() {
         || { echo "pg_dump/pg_restore/psql are missing and could not be installed" >&2; exit 1; }
 }
 
-# Python tools in .venv: Kubernetes' schemas, yamllint, and moto's S3 server (the backup tests'
-# object storage; they skip their S3 part without it).
+# Python tools in .venv: Kubernetes' schemas, yamllint, moto's S3 server (the backup tests'
+# object storage; they skip their S3 part without it), Helm's SDK and Lua (the chart and the
+# Argo CD health check).
 ensure_python_tools() {
     local venv=${VENV:-.venv}
-    if [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/yamllint" ] && [ -x "$venv/bin/moto_server" ]; then return; fi
+    if [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/yamllint" ] && [ -x "$venv/bin/moto_server" ] \
+        && "$venv/bin/python" -c "import helm_python, lupa" 2>/dev/null; then return; fi
     say "installing Python test tools into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check \
-        "kubernetes-validate==1.37.0" "yamllint==1.38.0" "moto[server]==5.2.5"
+        "kubernetes-validate==1.37.0" "yamllint==1.38.0" "moto[server]==5.2.5" \
+        "helm-python-sdk==0.2.2" "lupa==2.8"
 }
 
 [ -n "${TEST_POSTGRES_URL:-}" ] || ensure_postgres
@@ -82,8 +85,20 @@ if [ "${1:-}" != "--quick" ]; then
     cargo fmt --all -- --check
     say "cargo clippy --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    say "generated files are current (scripts/generate.sh changes nothing)"
+    generated="crds charts/clockify-operator/files docs/crd-reference.md docs/operator.md README.md manifests/base/rbac.yaml manifests/gitops/argocd/argocd-cm.yaml migrations"
+    before=$(find $generated -type f -print0 | sort -z | xargs -0 sha256sum)
+    ./scripts/generate.sh >/dev/null
+    after=$(find $generated -type f -print0 | sort -z | xargs -0 sha256sum)
+    if [ "$before" != "$after" ]; then
+        echo "stale generated files (now regenerated; commit them):" >&2
+        diff <(echo "$before") <(echo "$after") >&2 || true
+        exit 1
+    fi
     say "Kubernetes objects against Kubernetes' published schemas (kubernetes-validate, yamllint)"
     ./scripts/validate-manifests.sh
+    say "Helm chart (Helm SDK: lint, render, values schema), kustomize trees, Argo CD health check"
+    "${VENV:-.venv}/bin/python" scripts/check-deploy.py
 fi
 
 say "cargo test"

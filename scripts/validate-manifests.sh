@@ -18,12 +18,13 @@ cargo build -q -p clockify-operator
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for f in manifests/examples/*.yaml operator/tests/fixtures/*.yaml; do
+    [ "$(basename "$f")" = kustomization.yaml ] && continue
     ./target/debug/clockify-operator render -f "$f" > "$out/$(basename "$f")"
     ./target/debug/clockify-operator render --no-service-monitor-api -f "$f" > "$out/no-sm-$(basename "$f")"
 done
 
 status=0
-report=$("$VENV/bin/kubernetes-validate" --strict -k "$K8S_VERSION" crds/*.yaml "$out"/*.yaml 2>&1) || status=$?
+report=$("$VENV/bin/kubernetes-validate" --strict -k "$K8S_VERSION" crds/clockify-addons.io_clockifyaddons.yaml "$out"/*.yaml 2>&1) || status=$?
 printf '%s\n' "$report" | grep -v '^INFO' || true
 unexpected=$(printf '%s\n' "$report" | grep -E '^(WARN|ERROR)' | grep -v "Couldn't find schema for kind ServiceMonitor" || true)
 passed=$(printf '%s\n' "$report" | grep -c '^INFO .* passed' || true)
@@ -33,5 +34,5 @@ if [ "$status" -ne 0 ] || [ -n "$unexpected" ]; then
 fi
 echo "kubernetes-validate --strict ($K8S_VERSION): $passed objects passed"
 
-"$VENV/bin/yamllint" -s -c .yamllint.yaml crds manifests
+"$VENV/bin/yamllint" -s -c .yamllint.yaml crds manifests charts/clockify-operator/Chart.yaml charts/clockify-operator/values.yaml charts/clockify-operator/files/rules.yaml charts/clockify-operator/files/lease-rules.yaml charts/clockify-operator/files/crd.yaml
 echo "yamllint: ok"

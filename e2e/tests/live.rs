@@ -42,6 +42,7 @@ fn examples(ns: &str) -> Vec<ClockifyAddon> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
         .collect();
     paths.sort();
     paths
@@ -69,8 +70,10 @@ async fn secrets(client: &Client, ns: &str, examples: &[ClockifyAddon]) {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let db = std::env::var("E2E_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://unused@db.invalid/x".into());
+    let redis =
+        std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://unused.invalid:6379".into());
     for a in examples {
-        for (name, key, value) in [
+        let mut wanted = vec![
             (
                 a.spec.database.url_secret_ref.name.clone(),
                 a.spec.database.url_secret_ref.key.clone(),
@@ -81,8 +84,34 @@ async fn secrets(client: &Client, ns: &str, examples: &[ClockifyAddon]) {
                 a.spec.secrets.token_encryption_key_ref.key.clone(),
                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
             ),
-        ] {
-            let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}});
+        ];
+        if let Some(r) = &a.spec.secrets.redis_url_ref {
+            wanted.push((r.name.clone(), r.key.clone(), redis.clone()));
+        }
+        if let Some(s3) = a
+            .spec
+            .backup
+            .as_ref()
+            .and_then(|b| b.destination.s3.as_ref())
+        {
+            for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+                wanted.push((
+                    s3.credentials_secret_ref.name.clone(),
+                    key.to_owned(),
+                    "e2e-unused".to_owned(),
+                ));
+            }
+        }
+        // One apply per Secret with all its keys (an apply owns exactly what it sends).
+        let mut by_secret: std::collections::BTreeMap<
+            String,
+            serde_json::Map<String, serde_json::Value>,
+        > = Default::default();
+        for (name, key, value) in wanted {
+            by_secret.entry(name).or_default().insert(key, value.into());
+        }
+        for (name, data) in by_secret {
+            let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
             api.patch(
                 &name,
                 &PatchParams::apply("clockify-e2e").force(),
@@ -594,13 +623,14 @@ async fn operator_on_a_live_cluster() {
         wait_ready("0.1.1".into(), first.clone()).await;
     }
 
+    // Backups on the STANDARD API Studio example (a volume destination).
     backups_and_restore(
         &client,
         &ns,
         &addons,
         &deploys,
         &jobs,
-        &first,
+        "api-studio",
         job_controller,
         bare,
     )

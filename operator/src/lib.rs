@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod plan;
 pub mod rbac;
 pub mod reconcile;
+pub mod reference;
 pub mod render;
 pub mod restore;
 pub mod settings;

@@ -65,6 +65,14 @@ enum Command {
     },
     /// Print the tier profiles as a Markdown table.
     Tiers,
+    /// Print the CRD reference (docs/crd-reference.md) as Markdown.
+    CrdReference,
+    /// Print the operator's RBAC rules (what the Helm chart and the kustomize base grant).
+    Rbac {
+        /// The leader-election rules instead.
+        #[arg(long)]
+        lease: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +104,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tiers => {
             print!("{}", clockify_operator::tier::markdown_table());
+            Ok(())
+        }
+        Command::CrdReference => {
+            print!("{}", clockify_operator::reference::markdown());
+            Ok(())
+        }
+        Command::Rbac { lease } => {
+            use clockify_operator::rbac;
+            print!(
+                "{}",
+                rbac::rules_yaml(if lease {
+                    rbac::LEASE_RULES
+                } else {
+                    rbac::RULES
+                })
+            );
             Ok(())
         }
         Command::Render {
