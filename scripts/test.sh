@@ -99,6 +99,8 @@ if [ "${1:-}" != "--quick" ]; then
     ./scripts/validate-manifests.sh
     say "Helm chart (Helm SDK: lint, render, values schema), kustomize trees, Argo CD health check"
     "${VENV:-.venv}/bin/python" scripts/check-deploy.py
+    say "static binaries (x86_64 musl), as the images ship them"
+    ./scripts/build-static.sh
 fi
 
 say "cargo test"

@@ -263,6 +263,8 @@ pub async fn run(
                     let _ = task.await;
                 }
                 metrics.leader.set(0);
+                // A standby reports no ClockifyAddon: the new leader does.
+                metrics.retain_addons(&Default::default());
             }
             (false, false) => {
                 // Standing by is a healthy state.

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds clockify-operator and clockify-addons as static binaries (x86_64 musl), as the images
+# ship them, and checks that they are static and run. CI runs it (there is no Docker engine to
+# build the images themselves; see docs/install.md for the image builds).
+#
+#   ./scripts/build-static.sh            debug profile (CI: proves the static build)
+#   PROFILE=release ./scripts/build-static.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=x86_64-unknown-linux-musl
+PROFILE=${PROFILE:-dev}
+rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+if ! command -v musl-gcc >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=$(command -v sudo || true)
+    $sudo apt-get install -y -q musl-tools >/dev/null 2>&1 \
+        || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q musl-tools >/dev/null; }
+fi
+# Debug info is of no use here and triples the link time.
+CARGO_PROFILE_DEV_DEBUG=0 cargo build --locked --profile "$PROFILE" --target "$TARGET" \
+    -p clockify-operator -p clockify-addons --bins
+dir=target/$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+for bin in clockify-operator clockify-addons; do
+    file "$dir/$bin" | grep -q "statically linked" || { file "$dir/$bin"; echo "$bin is not static" >&2; exit 1; }
+    "$dir/$bin" --version
+    printf '%s: static, %s\n' "$bin" "$(du -h "$dir/$bin" | cut -f1)"
+done
