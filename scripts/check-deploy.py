@@ -133,6 +133,9 @@ def chart_checks():
         "priorityClassName": "system-cluster-critical",
     }
     helm.Chart.load(CHART).validate_schema(values)
+    report = helm.lint(CHART, values, strict=True, namespace="ops", kube_version=f"v{K8S}")
+    errors = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+    check(not errors and not report.get("errors"), f"helm lint (strict, non-default values): {errors}")
     docs, notes = render(values, namespace="ops")
     validate("chart (namespaced, monitoring, dashboard)", docs)
     kinds = sorted(d["kind"] for d in docs)
@@ -154,6 +157,10 @@ def chart_checks():
     dash = json.loads(by_kind(docs, "ConfigMap")[0]["data"]["clockify-operator.json"])
     check(dash["uid"] == "clockify-operator" and len(dash["panels"]) >= 8, "dashboard JSON")
     check(by_kind(docs, "ConfigMap")[0]["metadata"]["labels"].get("grafana_dashboard") == "1", "dashboard label")
+    sm = by_kind(docs, "ServiceMonitor")[0]
+    check(sm["spec"]["endpoints"] == [{"port": "admin", "path": "/metrics", "interval": "15s"}]
+          and sm["metadata"]["labels"].get("release") == "kube-prometheus", f"ServiceMonitor {sm['spec']}")
+    check("watching namespace team-a" in notes, f"NOTES in namespaced mode: {notes}")
 
     # Bad values are refused by the schema, each with the reason.
     bad = [
