@@ -16,8 +16,8 @@ if ! command -v musl-gcc >/dev/null; then
     $sudo apt-get install -y -q musl-tools >/dev/null 2>&1 \
         || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q musl-tools >/dev/null; }
 fi
-# Debug info is of no use here and triples the link time.
-CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=0 cargo build --locked --profile "$PROFILE" --target "$TARGET" \
+# The same profile as the test build, so the host side (proc macros, build scripts) is reused.
+CARGO_INCREMENTAL=0 cargo build --locked --profile "$PROFILE" --target "$TARGET" \
     -p clockify-operator -p clockify-addons --bins
 dir=target/$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 for bin in clockify-operator clockify-addons; do

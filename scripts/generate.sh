@@ -3,9 +3,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo run -q -p clockify-operator -- crd > crds/clockify-addons.io_clockifyaddons.yaml
+# The binaries: built by cargo, or those a previous build left in target/debug (PREBUILT=1, as
+# scripts/test.sh does after building everything once).
+operator() {
+    if [ -n "${PREBUILT:-}" ]; then target/debug/clockify-operator "$@"; else cargo run -q -p clockify-operator -- "$@"; fi
+}
+addons() {
+    if [ -n "${PREBUILT:-}" ]; then target/debug/clockify-addons "$@"; else cargo run -q -p clockify-addons -- "$@"; fi
+}
+
+operator crd > crds/clockify-addons.io_clockifyaddons.yaml
 for addon in api-studio universal-webhook reference; do
-    cargo run -q -p clockify-addons -- sql-contract "$addon" --write
+    addons sql-contract "$addon" --write
 done
 
 # Replace a marked block in a Markdown file with a command's output.
@@ -33,8 +42,8 @@ head = "# Generated from crds/ by scripts/generate.sh. Kept on uninstall: deleti
 text = text.replace("metadata:\n", "metadata:\n  annotations:\n    helm.sh/resource-policy: keep\n", 1)
 open(sys.argv[2], "w").write(head + text)
 PY
-cargo run -q -p clockify-operator -- rbac > "$chart/rules.yaml"
-cargo run -q -p clockify-operator -- rbac --lease > "$chart/lease-rules.yaml"
+operator rbac > "$chart/rules.yaml"
+operator rbac --lease > "$chart/lease-rules.yaml"
 
 # The kustomize base's RBAC, from the same rules.
 {
@@ -44,7 +53,7 @@ cargo run -q -p clockify-operator -- rbac --lease > "$chart/lease-rules.yaml"
     echo "metadata:"
     echo "  name: clockify-operator"
     echo "rules:"
-    cargo run -q -p clockify-operator -- rbac
+    operator rbac
     echo "---"
     echo "apiVersion: rbac.authorization.k8s.io/v1"
     echo "kind: ClusterRoleBinding"
@@ -60,7 +69,7 @@ cargo run -q -p clockify-operator -- rbac --lease > "$chart/lease-rules.yaml"
     echo "  name: clockify-operator-leader-election"
     echo "  namespace: clockify-system"
     echo "rules:"
-    cargo run -q -p clockify-operator -- rbac --lease
+    operator rbac --lease
     echo "---"
     echo "apiVersion: rbac.authorization.k8s.io/v1"
     echo "kind: RoleBinding"
@@ -72,7 +81,7 @@ cargo run -q -p clockify-operator -- rbac --lease > "$chart/lease-rules.yaml"
     echo "  - {kind: ServiceAccount, name: clockify-operator, namespace: clockify-system}"
 } > manifests/base/rbac.yaml
 
-cargo run -q -p clockify-operator -- crd-reference > docs/crd-reference.md
+operator crd-reference > docs/crd-reference.md
 
 # Argo CD's health check, as the argocd-cm key that carries it.
 lua=manifests/gitops/argocd/resource_customizations/clockify-addons.io/ClockifyAddon/health.lua
@@ -91,6 +100,6 @@ lua=manifests/gitops/argocd/resource_customizations/clockify-addons.io/ClockifyA
     sed 's/^/    /; s/^    $//' "$lua"
 } > manifests/gitops/argocd/argocd-cm.yaml
 
-splice README.md config-table cargo run -q -p clockify-addons -- config-table
-splice docs/operator.md tier-table cargo run -q -p clockify-operator -- tiers
+splice README.md config-table addons config-table
+splice docs/operator.md tier-table operator tiers
 echo "generated files are up to date"

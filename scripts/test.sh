@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n==> %s\n' "$*"; }
+say() { printf '\n==> [%s] %s\n' "$(date +%T)" "$*"; }
 
 ensure_postgres() {
     if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
@@ -85,6 +85,10 @@ if [ "${1:-}" != "--quick" ]; then
     cargo fmt --all -- --check
     say "cargo clippy --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    # Everything is built once, by the test build; the checks below run its binaries.
+    say "cargo test --no-run (build)"
+    cargo test --workspace --locked --exclude clockify-e2e --no-run
+    export PREBUILT=1
     say "generated files are current (scripts/generate.sh changes nothing)"
     generated="crds charts/clockify-operator/files docs/crd-reference.md docs/operator.md README.md manifests/base/rbac.yaml manifests/gitops/argocd/argocd-cm.yaml migrations"
     before=$(find $generated -type f -print0 | sort -z | xargs -0 sha256sum)
