@@ -85,9 +85,10 @@ if [ "${1:-}" != "--quick" ]; then
     cargo fmt --all -- --check
     say "cargo clippy --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
-    # Everything is built once, by the test build; the checks below run its binaries.
+    # Everything is built once, by the test build (one feature resolution for the whole
+    # workspace, e2e included); the checks below run its binaries.
     say "cargo test --no-run (build)"
-    cargo test --workspace --locked --exclude clockify-e2e --no-run
+    cargo test --workspace --locked --no-run
     export PREBUILT=1
     say "generated files are current (scripts/generate.sh changes nothing)"
     generated="crds charts/clockify-operator/files docs/crd-reference.md docs/operator.md README.md manifests/base/rbac.yaml manifests/gitops/argocd/argocd-cm.yaml migrations"
@@ -108,7 +109,7 @@ if [ "${1:-}" != "--quick" ]; then
 fi
 
 say "cargo test"
-cargo test --workspace --locked --exclude clockify-e2e
+cargo test --workspace --locked -- --skip operator_on_a_live_cluster
 
 say "e2e (runs against KUBECONFIG's cluster, skips without one)"
-cargo test --locked -p clockify-e2e -- --nocapture
+cargo test --workspace --locked --test live -- --nocapture
