@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# Every image, from one build stage, built from the repository root:
+#
+#   docker build --target operator -t ghcr.io/clockify-addons/clockify-operator:0.1.0 .
+#   docker build --target addons   -t ghcr.io/clockify-addons/clockify-addons:0.1.0 .
+#   docker build --target backup --build-arg PG_MAJOR=17 \
+#     -t ghcr.io/clockify-addons/clockify-addons:0.1.0-backup .
+#
+# operator, addons: a static binary (musl: Alpine's Rust target) on distroless static: no
+#          shell, no package manager, user 65532.
+# backup:  the clockify-addons binary plus the PostgreSQL client (pg_dump, pg_restore, psql) for
+#          the operator's backup and restore Jobs. Build it with PG_MAJOR set to your database
+#          server's major version: pg_dump must not be older than the server, and the SQL a
+#          restore applies must not be newer than it. Point spec.backup.image at it.
+ARG RUST_VERSION=1.95
+ARG ALPINE_VERSION=3.22
+ARG PG_MAJOR=17
+
+FROM rust:${RUST_VERSION}-alpine${ALPINE_VERSION} AS build
+RUN apk add --no-cache build-base
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p clockify-operator -p clockify-addons \
+    && cp target/release/clockify-operator target/release/clockify-addons / \
+    && /clockify-operator --version && /clockify-addons --version
+
+FROM gcr.io/distroless/static-debian12:nonroot AS operator
+COPY --from=build /clockify-operator /usr/local/bin/clockify-operator
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/clockify-operator"]
+CMD ["run"]
+
+FROM alpine:${ALPINE_VERSION} AS backup
+ARG PG_MAJOR
+RUN apk add --no-cache "postgresql${PG_MAJOR}-client" ca-certificates \
+    && adduser -D -H -u 65532 -g nonroot nonroot \
+    && pg_dump --version && pg_restore --version && psql --version
+COPY --from=build /clockify-addons /usr/local/bin/clockify-addons
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/clockify-addons"]
+CMD ["backup", "--help"]
+
+# Last, so a plain `docker build .` gives the add-on image.
+FROM gcr.io/distroless/static-debian12:nonroot AS addons
+COPY --from=build /clockify-addons /usr/local/bin/clockify-addons
+USER 65532:65532
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/clockify-addons"]
