@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use crate::build::backup::on_demand_job_name;
 use crate::crd::{BACKUP_NOW_ANNOTATION, BackupRecord, ClockifyAddon, OnDemandBackup};
-use crate::upgrade::{JobState, JobView};
+use crate::jobs::{JobState, JobView};
 
 pub const SUCCEEDED: &str = "Succeeded";
 pub const FAILED: &str = "Failed";
@@ -23,7 +23,7 @@ pub struct BackupJob {
 
 pub fn backup_job(job: &Job) -> BackupJob {
     BackupJob {
-        view: crate::upgrade::job_view(job),
+        view: crate::jobs::job_view(job),
         started_at: job
             .status
             .as_ref()

@@ -22,6 +22,9 @@ pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
 pub const LABEL_TIER: &str = "clockify-addons.io/tier";
 /// Label selector of everything this operator manages (its watches filter on it).
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=clockify-operator";
+/// Pod template annotation recording the add-on version the template runs (and on Jobs, the
+/// version they were created for).
+pub const VERSION_ANNOTATION: &str = "clockify-addons.io/version";
 /// Pod template annotation: a hash of the configuration, so a config change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "clockify-addons.io/config-hash";
 /// The container port of the add-on.

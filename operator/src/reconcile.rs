@@ -161,7 +161,7 @@ impl Stores {
                         .iter()
                         .any(|o| Some(&o.uid) == uid.as_ref())
             })
-            .map(|j| upgrade::job_view(j))
+            .map(|j| crate::jobs::job_view(j))
             .collect()
     }
 
@@ -724,7 +724,7 @@ async fn decide_restore(
         .stores
         .component_jobs(addon, RESTORE_COMPONENT)
         .iter()
-        .map(|j| upgrade::job_view(j))
+        .map(|j| crate::jobs::job_view(j))
         .collect();
     let mut messages = std::collections::BTreeMap::new();
     for j in &jobs {

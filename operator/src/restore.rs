@@ -13,9 +13,8 @@ use crate::build::backup::{
     restore_job, restore_job_name, restore_migration_job, restore_migration_job_name,
 };
 use crate::crd::{ClockifyAddon, RestorePhase, RestoreStatus};
+use crate::jobs::{JobState, JobView};
 use crate::settings::Settings;
-use crate::status;
-use crate::upgrade::{JobState, JobView};
 
 /// Whether a restore request is under way (not yet recorded as finished).
 pub fn active(addon: &ClockifyAddon) -> bool {
@@ -112,7 +111,7 @@ pub fn decide(
                 false,
             ),
             JobState::Succeeded => {
-                let r = status::rollout(deployment);
+                let r = crate::rollout::rollout(deployment);
                 // A Deployment still at zero replicas is "complete" too: wait for pods.
                 if r.exists && r.desired > 0 && r.complete && r.available {
                     (

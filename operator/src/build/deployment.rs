@@ -21,11 +21,10 @@ use kube::ResourceExt;
 use super::config::{TERMINATION_GRACE_SECONDS, config_hash};
 use crate::crd::{ClockifyAddon, PullPolicy, SecretKeyRef};
 use crate::meta::{
-    CONFIG_HASH_ANNOTATION, HTTP_PORT, child_meta, config_map_name, labels, selector_labels,
-    with_version,
+    CONFIG_HASH_ANNOTATION, HTTP_PORT, VERSION_ANNOTATION, child_meta, config_map_name, labels,
+    selector_labels, with_version,
 };
 use crate::settings::Settings;
-use crate::status::VERSION_ANNOTATION;
 
 /// The non-root user of the distroless image.
 pub const RUN_AS: i64 = 65532;

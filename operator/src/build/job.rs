@@ -54,7 +54,7 @@ pub fn migration_job(addon: &ClockifyAddon, s: &Settings) -> Job {
     meta.labels = Some(job_labels(addon));
     meta.annotations = Some(BTreeMap::from([
         (
-            crate::status::VERSION_ANNOTATION.to_owned(),
+            crate::meta::VERSION_ANNOTATION.to_owned(),
             addon.spec.version.clone(),
         ),
         (IMAGE_ANNOTATION.to_owned(), s.image.clone()),
