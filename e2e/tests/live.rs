@@ -1,699 +1,234 @@
-//! The operator against a live cluster. See e2e/README.md.
+//! The operator against a live cluster, bare or with kube-controller-manager. See
+//! e2e/README.md. Each test has a namespace and an operator of its own; they take turns.
 #![cfg(test)]
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use clockify_operator::controller::{self, Options, Scope};
-use clockify_operator::crd::{ClockifyAddon, ImageSpec};
-use clockify_operator::metrics::Metrics;
+use clockify_e2e::{Mode, Outcome, World, condition, eventually, write_deployment_status};
+use clockify_operator::build::backup;
+use clockify_operator::crd::RestorePhase;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use serde_json::json;
-use tokio_util::sync::CancellationToken;
+use kube::runtime::WatchStreamExt;
+use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(120);
-
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+/// Every child kind the operator keeps, with where it lives and what it is called.
+fn child_kinds(addon: &str) -> Vec<(&'static str, ApiResource, String)> {
+    vec![
+        (
+            "ServiceAccount",
+            ApiResource::erase::<ServiceAccount>(&()),
+            addon.to_owned(),
+        ),
+        (
+            "ConfigMap",
+            ApiResource::erase::<ConfigMap>(&()),
+            format!("{addon}-config"),
+        ),
+        (
+            "NetworkPolicy",
+            ApiResource::erase::<NetworkPolicy>(&()),
+            addon.to_owned(),
+        ),
+        (
+            "Service",
+            ApiResource::erase::<Service>(&()),
+            addon.to_owned(),
+        ),
+        (
+            "Deployment",
+            ApiResource::erase::<Deployment>(&()),
+            addon.to_owned(),
+        ),
+        (
+            "HorizontalPodAutoscaler",
+            ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+            addon.to_owned(),
+        ),
+        (
+            "PodDisruptionBudget",
+            ApiResource::erase::<PodDisruptionBudget>(&()),
+            addon.to_owned(),
+        ),
+        (
+            "ServiceMonitor",
+            clockify_operator::build::service_monitor::api_resource(),
+            addon.to_owned(),
+        ),
+        (
+            "CronJob",
+            ApiResource::erase::<CronJob>(&()),
+            format!("{addon}-backup"),
+        ),
+    ]
 }
 
-/// The examples, in the test namespace; with `E2E_IMAGE` they run that image.
-fn examples(ns: &str) -> Vec<ClockifyAddon> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/examples");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let mut a: ClockifyAddon =
-                serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-            a.metadata.namespace = Some(ns.to_owned());
-            if let Ok(image) = std::env::var("E2E_IMAGE") {
-                let (repository, tag) =
-                    image.rsplit_once(':').unwrap_or((image.as_str(), "latest"));
-                a.spec.image = Some(ImageSpec {
-                    repository: Some(repository.into()),
-                    tag: Some(tag.into()),
-                    ..Default::default()
-                });
-            }
-            a
-        })
-        .collect()
+fn dynamic(w: &World, ar: &ApiResource) -> Api<DynamicObject> {
+    Api::namespaced_with(w.client.clone(), &w.ns, ar)
 }
 
-/// The Secrets the examples reference (database URL from `E2E_DATABASE_URL`).
-async fn secrets(client: &Client, ns: &str, examples: &[ClockifyAddon]) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let db = std::env::var("E2E_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://unused@db.invalid/x".into());
-    let redis =
-        std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://unused.invalid:6379".into());
-    for a in examples {
-        let mut wanted = vec![
-            (
-                a.spec.database.url_secret_ref.name.clone(),
-                a.spec.database.url_secret_ref.key.clone(),
-                db.clone(),
-            ),
-            (
-                a.spec.secrets.token_encryption_key_ref.name.clone(),
-                a.spec.secrets.token_encryption_key_ref.key.clone(),
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
-            ),
-        ];
-        if let Some(r) = &a.spec.secrets.redis_url_ref {
-            wanted.push((r.name.clone(), r.key.clone(), redis.clone()));
-        }
-        if let Some(s3) = a
-            .spec
-            .backup
-            .as_ref()
-            .and_then(|b| b.destination.s3.as_ref())
-        {
-            for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-                wanted.push((
-                    s3.credentials_secret_ref.name.clone(),
-                    key.to_owned(),
-                    "e2e-unused".to_owned(),
-                ));
-            }
-        }
-        // One apply per Secret with all its keys (an apply owns exactly what it sends).
-        let mut by_secret: std::collections::BTreeMap<
-            String,
-            serde_json::Map<String, serde_json::Value>,
-        > = Default::default();
-        for (name, key, value) in wanted {
-            by_secret.entry(name).or_default().insert(key, value.into());
-        }
-        for (name, data) in by_secret {
-            let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
-            api.patch(
-                &name,
-                &PatchParams::apply("clockify-e2e").force(),
-                &Patch::Apply(&secret),
-            )
-            .await
-            .expect("secret");
-        }
-    }
-}
-
-/// Plays the Job controller where none runs: the migration Job succeeded.
-async fn complete_job(jobs: &Api<Job>, name: &str) {
-    let now = k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let status = json!({"status": {
-    "startTime": now, "completionTime": now, "succeeded": 1,
-    "conditions": [
-        {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now},
-        {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now}
-    ]}});
-    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("write Job status");
-}
-
-/// Plays the Deployment controller where none runs: every replica updated and available.
-async fn settle_deployment(deploys: &Api<Deployment>, name: &str) {
-    let Ok(d) = deploys.get(name).await else {
-        return;
-    };
-    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let status = json!({"status": {
-    "observedGeneration": d.metadata.generation, "replicas": replicas, "updatedReplicas": replicas,
-    "readyReplicas": replicas, "availableReplicas": replicas,
-    "conditions": [
-        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "written by the e2e suite"},
-        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "written by the e2e suite"}
-    ]}});
-    deploys
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("write Deployment status");
-}
-
-/// Plays the Job controller where none runs: the Job failed.
-async fn fail_job(jobs: &Api<Job>, name: &str) {
-    let now = k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let status = json!({"status": {
-    "startTime": now, "failed": 2,
-    "conditions": [
-        {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now},
-        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "written by the e2e suite", "lastProbeTime": now, "lastTransitionTime": now}
-    ]}});
-    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("write Job status");
-}
-
-/// The job, once it exists.
-async fn job_named(jobs: &Api<Job>, name: &str) -> Job {
-    eventually(&format!("Job {name}"), || async {
-        jobs.get_opt(name).await.ok().flatten()
-    })
-    .await
-}
-
-/// The backup CronJob and volume; an on-demand backup by annotation and its outcome in status
-/// (and, where the suite plays the Job controller, a failed one); a restore request that scales
-/// down, restores, migrates, scales up, and never runs again.
-#[allow(clippy::too_many_arguments)]
-async fn backups_and_restore(
-    client: &Client,
-    ns: &str,
-    addons: &Api<ClockifyAddon>,
-    deploys: &Api<Deployment>,
-    jobs: &Api<Job>,
-    name: &str,
-    job_controller: bool,
-    bare: bool,
-) {
-    use clockify_operator::build::backup;
-    let cron = eventually("the backup CronJob", || async {
-        Api::<CronJob>::namespaced(client.clone(), ns)
-            .get_opt(&format!("{name}-backup"))
-            .await
-            .ok()
-            .flatten()
-    })
-    .await;
-    let spec = cron.spec.clone().unwrap();
-    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
-    assert_eq!(spec.schedule, "0 2 * * *", "the STANDARD tier's schedule");
-    let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
-        .get_opt(&format!("{name}-backups"))
-        .await
-        .unwrap()
-        .expect("the backup volume");
-    assert!(
-        pvc.metadata.owner_references.is_none(),
-        "the volume outlives the ClockifyAddon"
-    );
-
-    // On demand.
-    let backup_now = |value: String| json!({"metadata": {"annotations": {"clockify-addons.io/backup-now": value}}});
-    let request = format!("e2e-{:04x}", rand::random::<u16>());
-    addons
-        .patch(
+/// Touches each ClockifyAddon (an annotation, no spec change) so the operator runs a pass over
+/// it, and returns (reconciles, API writes, Events) that pass made.
+async fn no_op_pass(w: &World, names: &[String], round: u32) -> (f64, f64, usize) {
+    let (writes, events, since) = (w.writes(), w.events().await.len(), w.reconciles());
+    for name in names {
+        w.patch_addon(
             name,
-            &PatchParams::default(),
-            &Patch::Merge(&backup_now(request.clone())),
+            json!({"metadata": {"annotations": {"e2e.clockify-addons.io/touch": round.to_string()}}}),
         )
-        .await
-        .expect("annotate");
-    let current = addons.get(name).await.unwrap();
-    let job_name = backup::on_demand_job_name(&current, &request);
-    let job = job_named(jobs, &job_name).await;
-    assert_eq!(
-        job.spec.unwrap().template.spec.unwrap().containers[0].args,
-        Some(vec![
-            "backup".to_owned(),
-            current.spec.addon.slug().to_owned()
-        ])
-    );
-    if !job_controller {
-        complete_job(jobs, &job_name).await;
-    }
-    let recorded = eventually("the on-demand backup in status", || async {
-        let a = addons.get(name).await.ok()?;
-        let s = a.status.clone()?;
-        (s.last_backup.as_ref()?.job == job_name).then_some(s)
-    })
-    .await;
-    let result = recorded.last_backup.clone().unwrap().result;
-    let expected = if result == "Succeeded" {
-        "True"
-    } else {
-        "False"
-    };
-    assert_eq!(
-        condition_of(&recorded, "BackupSucceeded").as_deref(),
-        Some(expected)
-    );
-    assert_eq!(recorded.on_demand_backup.as_ref().unwrap().request, request);
-    if !job_controller {
-        assert_eq!(result, "Succeeded");
-        // A failed one turns the condition false; the last success is kept.
-        let request = format!("e2e-fail-{:04x}", rand::random::<u16>());
-        addons
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(&backup_now(request.clone())),
-            )
-            .await
-            .expect("annotate");
-        let failing = backup::on_demand_job_name(&current, &request);
-        job_named(jobs, &failing).await;
-        fail_job(jobs, &failing).await;
-        let s = eventually("the failed backup in status", || async {
-            let s = addons.get(name).await.ok()?.status?;
-            (s.last_backup.as_ref()?.job == failing).then_some(s)
-        })
         .await;
-        assert_eq!(
-            condition_of(&s, "BackupSucceeded").as_deref(),
-            Some("False")
-        );
-        assert_eq!(s.last_successful_backup.unwrap().job, job_name);
     }
-
-    // A restore, once.
-    let restore = json!({"spec": {"restore": {"requestId": "e2e-restore", "from": "latest"}}});
-    addons
-        .patch(name, &PatchParams::default(), &Patch::Merge(&restore))
-        .await
-        .expect("request a restore");
-    eventually("the Deployment scaled to zero", || async {
-        let d = deploys.get(name).await.ok()?;
-        (d.spec?.replicas == Some(0)).then_some(())
-    })
-    .await;
-    let restore_job = backup::restore_job_name(&current, "e2e-restore");
-    let migrate_job = backup::restore_migration_job_name(&current, "e2e-restore");
-    for step in [&restore_job, &migrate_job] {
-        eventually(&format!("Job {step}"), || async {
-            if bare {
-                settle_deployment(deploys, name).await;
-            }
-            jobs.get_opt(step).await.ok().flatten()
-        })
-        .await;
-        if !job_controller {
-            complete_job(jobs, step).await;
-        }
-    }
-    let done = eventually("the restore to succeed", || async {
-        if bare {
-            settle_deployment(deploys, name).await;
-        }
-        let s = addons.get(name).await.ok()?.status?;
-        let r = s.restore.clone()?;
-        r.phase.is_final().then_some(s)
-    })
-    .await;
-    let r = done.restore.clone().unwrap();
-    assert_eq!(
-        r.phase,
-        clockify_operator::crd::RestorePhase::Succeeded,
-        "{:?}",
-        r.message
-    );
-    assert_eq!(condition_of(&done, "Restored").as_deref(), Some("True"));
-    // Never again: the Jobs stay as they were, the record stays.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let again = addons.get(name).await.unwrap().status.unwrap();
-    assert_eq!(again.restore, done.restore);
-    let restores = jobs
-        .list(&ListParams::default().labels(&format!(
-            "app.kubernetes.io/instance={name},app.kubernetes.io/component=restore"
-        )))
-        .await
-        .unwrap();
-    assert_eq!(
-        restores.items.len(),
-        2,
-        "one restore Job and one migration Job"
-    );
-}
-
-fn condition(a: &ClockifyAddon, t: &str) -> Option<String> {
-    a.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .map(|c| c.status.clone())
-}
-
-async fn migration_job(jobs: &Api<Job>, addon: &str, version: &str) -> Job {
-    eventually(
-        &format!("the migration Job of {addon} for {version}"),
-        || async {
-            let list = jobs
-                .list(&ListParams::default().labels(&format!(
-                    "app.kubernetes.io/instance={addon},app.kubernetes.io/component=migration"
-                )))
-                .await
-                .ok()?;
-            list.items.into_iter().find(|j| {
-                j.annotations()
-                    .get("clockify-addons.io/version")
-                    .map(String::as_str)
-                    == Some(version)
-            })
-        },
+    w.quiet_after(since, names.len() as f64).await;
+    let new_events = w.events().await;
+    (
+        w.reconciles() - since,
+        w.writes() - writes,
+        new_events.len() - events,
     )
-    .await
+}
+
+/// Waits until no pass is running, then asserts the next pass over `names` writes nothing.
+async fn assert_quiet(w: &World, names: &[String], round: u32, what: &str) {
+    let before = w.writes_by_kind();
+    let events_before = w.events().await;
+    let (reconciles, writes, events) = no_op_pass(w, names, round).await;
+    let after = w.events().await;
+    assert_eq!(
+        (writes, events),
+        (0.0, 0),
+        "{what}: a pass over {names:?} ({reconciles} reconciles) wrote {writes} times and recorded {events} Events\nwrites before: {before}\nwrites after: {}\nnew Events: {:?}",
+        w.writes_by_kind(),
+        &after[events_before.len()..]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_on_a_live_cluster() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!(
-            "skipped: KUBECONFIG is not set, so there is no cluster to test against (see e2e/README.md)"
-        );
+async fn examples_install_then_stay_quiet() {
+    let Some(w) = World::start("examples").await else {
         return;
-    }
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
-    let client = Client::try_default()
-        .await
-        .expect("a client from KUBECONFIG");
-
-    // The CRD, as committed.
-    let crd: CustomResourceDefinition = serde_norway::from_str(include_str!(
-        "../../crds/clockify-addons.io_clockifyaddons.yaml"
-    ))
-    .unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        &crd.name_any(),
-        &PatchParams::apply("clockify-e2e").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("install the CRD");
-    eventually("the CRD to be established", || async {
-        let c = crds.get(&crd.name_any()).await.ok()?;
-        c.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
-
-    let ns = format!("clockify-e2e-{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .expect("namespace");
-
-    // The operator, out of cluster, watching that namespace, with leader election.
-    let stop = CancellationToken::new();
-    let opts = Options {
-        scope: Scope::Namespace(ns.clone()),
-        concurrency: 4,
-        lease: Some((ns.clone(), "clockify-operator".into())),
-        identity: "e2e".into(),
     };
-    let operator = tokio::spawn(controller::run(
-        client.clone(),
-        opts,
-        Metrics::new(),
-        Arc::new(AtomicBool::new(false)),
-        stop.clone(),
-    ));
-
-    let addons: Api<ClockifyAddon> = Api::namespaced(client.clone(), &ns);
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-    let examples = examples(&ns);
-    secrets(&client, &ns, &examples).await;
-    for a in &examples {
-        addons
-            .create(&PostParams::default(), a)
-            .await
-            .unwrap_or_else(|e| panic!("create {}: {e}", a.name_any()));
-    }
+    let examples = w.examples();
+    w.create(&examples).await;
+    let deploys: Api<Deployment> = w.api();
 
     // First install: the migration Job comes first, the Deployment only after it succeeded.
-    let first_job = migration_job(&jobs, &examples[0].name_any(), &examples[0].spec.version).await;
-    assert!(
-        deploys
-            .get_opt(&examples[0].name_any())
-            .await
+    let first = examples[0].name_any();
+    let job = w.migration_job(&first, &examples[0].spec.version).await;
+    assert_eq!(
+        job.spec
+            .as_ref()
             .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .args
+            .as_deref(),
+        Some(
+            &[
+                "migrate".to_owned(),
+                examples[0].spec.addon.slug().to_owned()
+            ][..]
+        )
+    );
+    assert!(
+        job.spec
+            .as_ref()
+            .unwrap()
+            .ttl_seconds_after_finished
             .is_none(),
+        "a migration Job has no TTL until it succeeded"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        deploys.get_opt(&first).await.unwrap().is_none(),
         "no Deployment before the database is migrated"
     );
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let job_controller = jobs
-        .get(&first_job.name_any())
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.start_time)
-        .is_some();
-    if job_controller && std::env::var_os("E2E_IMAGE").is_none() {
-        eprintln!(
-            "the cluster runs the Job controller: set E2E_IMAGE (a clockify-addons image it can pull) and E2E_DATABASE_URL \
-             (a PostgreSQL it can reach) to go past the migration; the migration Jobs were created as expected, stopping here"
-        );
-        stop.cancel();
-        let _ = operator.await;
-        let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
-        return;
-    }
-    for a in &examples {
-        let job = migration_job(&jobs, &a.name_any(), &a.spec.version).await;
-        assert_eq!(
-            job.spec
-                .as_ref()
-                .unwrap()
-                .template
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers[0]
-                .args
-                .as_deref(),
-            Some(&["migrate".to_owned(), a.spec.addon.slug().to_owned()][..])
-        );
-        if !job_controller {
-            complete_job(&jobs, &job.name_any()).await;
-        }
-    }
-    if !job_controller {
-        eprintln!("no Job controller (bare control plane): the suite writes migration Job status");
-    }
+    let started = Instant::now();
+    w.install(&examples).await;
+    w.figure(&format!(
+        "{} examples migrated and Ready in {:.1} s",
+        examples.len(),
+        started.elapsed().as_secs_f64()
+    ));
 
-    // Children appear, owned by their ClockifyAddon.
     for a in &examples {
         let name = a.name_any();
-        let d = eventually(&format!("Deployment {name}"), || async {
-            deploys.get_opt(&name).await.ok().flatten()
-        })
-        .await;
+        let d = deploys.get(&name).await.unwrap();
         let owner = &d.metadata.owner_references.clone().unwrap_or_default()[0];
         assert_eq!(
             (owner.kind.as_str(), owner.name.as_str(), owner.controller),
             ("ClockifyAddon", name.as_str(), Some(true))
         );
-        assert!(
-            services.get_opt(&name).await.unwrap().is_some(),
-            "Service {name}"
-        );
-        assert!(
-            Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-                .get_opt(&name)
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            Api::<ConfigMap>::namespaced(client.clone(), &ns)
-                .get_opt(&format!("{name}-config"))
-                .await
-                .unwrap()
-                .is_some()
-        );
-    }
-
-    // Ready once the Deployments are available (written by the suite on a bare control plane).
-    let bare = {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        deploys
-            .get(&examples[0].name_any())
-            .await
-            .unwrap()
-            .status
-            .and_then(|s| s.observed_generation)
-            .is_none()
-    };
-    if bare {
-        eprintln!(
-            "no Deployment controller (bare control plane): the suite writes Deployment status"
-        );
-    }
-    let wait_ready = |version: String, name: String| {
-        let (addons, deploys) = (addons.clone(), deploys.clone());
-        async move {
-            eventually(&format!("{name} Ready at {version}"), || async {
-                if bare {
-                    settle_deployment(&deploys, &name).await;
-                }
-                let a = addons.get(&name).await.ok()?;
-                (condition(&a, "Ready").as_deref() == Some("True")
-                    && a.status.as_ref()?.current_version.as_deref() == Some(version.as_str()))
-                .then_some(a)
-            })
-            .await
-        }
-    };
-    for a in &examples {
-        let ready = wait_ready(a.spec.version.clone(), a.name_any()).await;
-        let status = ready.status.unwrap();
-        assert_eq!(status.observed_generation, ready.metadata.generation);
-        assert_eq!(
-            condition_of(&status, "Reconciling").as_deref(),
-            Some("False")
-        );
-        assert_eq!(condition_of(&status, "Stalled").as_deref(), Some("False"));
-        assert_eq!(
-            condition_of(&status, "DatabaseMigrated").as_deref(),
-            Some("True")
-        );
+        let status = w.addon(&name).await.status.unwrap();
+        let c = |t: &str| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == t)
+                .map(|c| c.status.clone())
+        };
+        assert_eq!(c("Reconciling").as_deref(), Some("False"), "{name}");
+        assert_eq!(c("Stalled").as_deref(), Some("False"), "{name}");
+        assert_eq!(c("DatabaseMigrated").as_deref(), Some("True"), "{name}");
         assert_eq!(
             status.last_migration.as_ref().map(|m| m.version.as_str()),
             Some(a.spec.version.as_str())
         );
-    }
-
-    // An upgrade: a new Job with the new image while the old version keeps serving, then the rollout.
-    let first = examples[0].name_any();
-    if std::env::var_os("E2E_IMAGE").is_none() {
-        let patch = json!({"spec": {"version": "0.1.1"}});
-        addons
-            .patch(&first, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .expect("upgrade");
-        let job = migration_job(&jobs, &first, "0.1.1").await;
-        let held = deploys.get(&first).await.unwrap();
-        let image = held.spec.unwrap().template.spec.unwrap().containers[0]
-            .image
-            .clone()
-            .unwrap();
-        assert!(
-            image.ends_with(":0.1.0"),
-            "the Deployment keeps the old image while migrating: {image}"
-        );
-        let migrating = addons.get(&first).await.unwrap();
-        assert_eq!(
-            condition(&migrating, "DatabaseMigrated").as_deref(),
-            Some("False")
-        );
-        if !job_controller {
-            complete_job(&jobs, &job.name_any()).await;
-        }
-        eventually("the Deployment to roll to 0.1.1", || async {
-            let d = deploys.get(&first).await.ok()?;
-            d.spec?.template.spec?.containers[0]
-                .image
-                .as_deref()?
-                .ends_with(":0.1.1")
-                .then_some(())
+        // A migration that succeeded expires an hour later.
+        let job = w.migration_job(&name, &a.spec.version).await;
+        let ttl = eventually("the TTL of a succeeded migration Job", || async {
+            w.api::<Job>()
+                .get(&job.name_any())
+                .await
+                .ok()?
+                .spec?
+                .ttl_seconds_after_finished
         })
         .await;
-        wait_ready("0.1.1".into(), first.clone()).await;
+        assert_eq!(ttl, 3600);
     }
 
-    // Backups on the STANDARD API Studio example (a volume destination).
-    backups_and_restore(
-        &client,
-        &ns,
-        &addons,
-        &deploys,
-        &jobs,
-        "api-studio",
-        job_controller,
-        bare,
-    )
-    .await;
+    // No-op passes over every example: no write, no Event (twice, so the first pass is not
+    // merely absorbing the install's last watch events).
+    let names: Vec<String> = examples.iter().map(|a| a.name_any()).collect();
+    for round in 1..=2 {
+        let (reconciles, writes, events) = no_op_pass(&w, &names, round).await;
+        w.figure(&format!(
+            "no-op pass {round} over the {} examples: {reconciles} reconciles, {writes} API writes, {events} Events",
+            names.len()
+        ));
+        assert_eq!(
+            (writes, events),
+            (0.0, 0),
+            "a no-op pass wrote: {}",
+            w.writes_by_kind()
+        );
+    }
 
-    // A child edited by hand is put back; one deleted by hand comes back.
-    let tamper = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": first},
-        "spec": {"template": {"spec": {"containers": [{"name": "addon", "image": "example.com/tampered:1"}]}}}});
-    deploys
-        .patch(
-            &first,
-            &PatchParams::apply("someone-else").force(),
-            &Patch::Apply(&tamper),
-        )
-        .await
-        .expect("tamper");
-    eventually("the Deployment image to be restored", || async {
-        let d = deploys.get(&first).await.ok()?;
-        let image = d.spec?.template.spec?.containers.first()?.image.clone()?;
-        (image != "example.com/tampered:1").then_some(())
-    })
-    .await;
-    services
-        .delete(&first, &DeleteParams::default())
-        .await
-        .expect("delete the Service");
-    eventually("the Service to be recreated", || async {
-        let s = services.get_opt(&first).await.ok()??;
-        s.metadata.deletion_timestamp.is_none().then_some(())
-    })
-    .await;
-
-    // Deleting the ClockifyAddons removes their children: by the garbage collector, or on a bare
-    // control plane by the suite once it has checked the owner references the collector follows.
+    // Deleting the ClockifyAddons removes their children: by the garbage collector, or on a
+    // bare control plane by the suite once it checked the owner references the collector follows.
     for a in &examples {
-        addons
+        w.addons()
             .delete(&a.name_any(), &DeleteParams::background())
             .await
             .expect("delete the ClockifyAddon");
     }
-    let gc = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if deploys
-                .list(&Default::default())
-                .await
-                .map(|l| l.items.is_empty())
-                .unwrap_or(false)
-            {
-                break true;
-            }
-            if Instant::now() > deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-    if !gc {
-        eprintln!("no garbage collector (bare control plane): the suite deletes the children");
+    if w.mode == Mode::Bare {
         for d in deploys.list(&Default::default()).await.unwrap().items {
-            let owner = d.metadata.owner_references.clone().unwrap_or_default();
+            let owners = d.metadata.owner_references.clone().unwrap_or_default();
             assert!(
-                owner
+                owners
                     .iter()
                     .any(|o| o.kind == "ClockifyAddon" && o.controller == Some(true)),
                 "{} has no controller owner",
@@ -714,15 +249,1189 @@ async fn operator_on_a_live_cluster() {
             .map(|_| ())
     })
     .await;
-
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
+    w.finish().await;
 }
 
-fn condition_of(s: &clockify_operator::ClockifyAddonStatus, t: &str) -> Option<String> {
-    s.conditions
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_children_come_back_at_once() {
+    let Some(w) = World::start("deletions").await else {
+        return;
+    };
+    // Universal Webhook has every kind but the volume; API Studio's backups have one.
+    let addons = vec![w.example("universal-webhook"), w.example("api-studio")];
+    w.create(&addons).await;
+    w.install(&addons).await;
+    let mut kinds = child_kinds("universal-webhook");
+    kinds.push((
+        "PersistentVolumeClaim",
+        ApiResource::erase::<PersistentVolumeClaim>(&()),
+        "api-studio-backups".to_owned(),
+    ));
+    let mut figures = Vec::new();
+    for (kind, ar, name) in kinds {
+        let api = dynamic(&w, &ar);
+        let old = api
+            .get(&name)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
+        let uid = old.metadata.uid.clone();
+        let deleted = Instant::now();
+        api.delete(&name, &DeleteParams::background())
+            .await
+            .unwrap_or_else(|e| panic!("delete {kind} {name}: {e}"));
+        if kind == "PersistentVolumeClaim" && w.mode == Mode::Bare {
+            // No PVC-protection controller: the suite lifts its finalizer, as it would.
+            let _ = api
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+                )
+                .await;
+        }
+        eventually(&format!("{kind} {name} to come back"), || async {
+            let o = api.get_opt(&name).await.ok()??;
+            (o.metadata.uid != uid && o.metadata.deletion_timestamp.is_none()).then_some(())
+        })
+        .await;
+        let seconds = deleted.elapsed().as_secs_f64();
+        figures.push(format!("{kind} {seconds:.2} s"));
+        assert!(
+            seconds < 2.0,
+            "{kind} {name} came back only after {seconds:.2} s"
+        );
+    }
+    w.figure(&format!(
+        "deleted by hand, back after: {}",
+        figures.join(", ")
+    ));
+    w.finish().await;
+}
+
+/// One edit of a field the operator sets, made as `kubectl edit` or `kubectl patch` would.
+struct Edit {
+    kind: &'static str,
+    ar: ApiResource,
+    name: String,
+    patch: Patch<Value>,
+    /// Whether the edit is undone: reads the field.
+    undone: fn(&Value) -> bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_edits_are_put_back_and_recorded_once() {
+    let Some(w) = World::start("edits").await else {
+        return;
+    };
+    let addons = vec![
+        w.example("universal-webhook"),
+        w.example("api-studio"),
+        w.example("reference-free"),
+    ];
+    w.create(&addons).await;
+    w.install(&addons).await;
+    let uw = "universal-webhook".to_owned();
+    let edits = vec![
+        Edit {
+            kind: "ServiceAccount",
+            ar: ApiResource::erase::<ServiceAccount>(&()),
+            name: uw.clone(),
+            patch: Patch::Merge(
+                json!({"metadata": {"labels": {"app.kubernetes.io/part-of": "tampered"}}}),
+            ),
+            undone: |o| o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "clockify-addons",
+        },
+        Edit {
+            kind: "ConfigMap",
+            ar: ApiResource::erase::<ConfigMap>(&()),
+            name: format!("{uw}-config"),
+            patch: Patch::Merge(
+                json!({"data": {"ADDON_BASE_URL": "https://tampered.example.com"}}),
+            ),
+            undone: |o| o["data"]["ADDON_BASE_URL"] == "https://webhooks.example.com",
+        },
+        Edit {
+            kind: "NetworkPolicy",
+            ar: ApiResource::erase::<NetworkPolicy>(&()),
+            name: uw.clone(),
+            patch: Patch::Merge(json!({"spec": {"egress": null}})),
+            undone: |o| {
+                o["spec"]["egress"]
+                    .as_array()
+                    .is_some_and(|e| !e.is_empty())
+            },
+        },
+        Edit {
+            kind: "Service",
+            ar: ApiResource::erase::<Service>(&()),
+            name: uw.clone(),
+            patch: Patch::Strategic(json!({"spec": {"ports": [{"port": 80, "targetPort": 9999}]}})),
+            undone: |o| o["spec"]["ports"][0]["targetPort"] == "http",
+        },
+        Edit {
+            kind: "Deployment",
+            ar: ApiResource::erase::<Deployment>(&()),
+            name: uw.clone(),
+            patch: Patch::Strategic(
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "addon", "image": "example.com/tampered:1"}]}}}}),
+            ),
+            undone: |o| {
+                o["spec"]["template"]["spec"]["containers"][0]["image"] != "example.com/tampered:1"
+            },
+        },
+        Edit {
+            kind: "Deployment",
+            ar: ApiResource::erase::<Deployment>(&()),
+            name: uw.clone(),
+            patch: Patch::Strategic(
+                json!({"spec": {"template": {"spec": {"automountServiceAccountToken": null}}}}),
+            ),
+            undone: |o| o["spec"]["template"]["spec"]["automountServiceAccountToken"] == false,
+        },
+        Edit {
+            kind: "HorizontalPodAutoscaler",
+            ar: ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+            name: uw.clone(),
+            patch: Patch::Merge(json!({"spec": {"maxReplicas": 99}})),
+            undone: |o| o["spec"]["maxReplicas"] == 8,
+        },
+        Edit {
+            kind: "PodDisruptionBudget",
+            ar: ApiResource::erase::<PodDisruptionBudget>(&()),
+            name: uw.clone(),
+            patch: Patch::Merge(json!({"spec": {"maxUnavailable": 2}})),
+            undone: |o| o["spec"]["maxUnavailable"] == 1,
+        },
+        Edit {
+            kind: "ServiceMonitor",
+            ar: clockify_operator::build::service_monitor::api_resource(),
+            name: uw.clone(),
+            patch: Patch::Merge(
+                json!({"spec": {"endpoints": [{"port": "http", "interval": "99s"}]}}),
+            ),
+            undone: |o| o["spec"]["endpoints"][0]["interval"] == "15s",
+        },
+        Edit {
+            kind: "CronJob",
+            ar: ApiResource::erase::<CronJob>(&()),
+            name: format!("{uw}-backup"),
+            patch: Patch::Merge(json!({"spec": {"schedule": "5 5 * * *"}})),
+            undone: |o| o["spec"]["schedule"] == "0 */6 * * *",
+        },
+        Edit {
+            kind: "PersistentVolumeClaim",
+            ar: ApiResource::erase::<PersistentVolumeClaim>(&()),
+            name: "api-studio-backups".to_owned(),
+            patch: Patch::Merge(
+                json!({"metadata": {"labels": {"clockify-addons.io/tier": "FREE"}}}),
+            ),
+            undone: |o| o["metadata"]["labels"]["clockify-addons.io/tier"] == "STANDARD",
+        },
+    ];
+    let mut figures = Vec::new();
+    for (i, e) in edits.into_iter().enumerate() {
+        let api = dynamic(&w, &e.ar);
+        let drift_before = w
+            .events()
+            .await
+            .iter()
+            .filter(|(r, _)| r == "DriftCorrected")
+            .count();
+        let edited = Instant::now();
+        let after = api
+            .patch(
+                &e.name,
+                &PatchParams {
+                    field_manager: Some("kubectl-edit".into()),
+                    ..PatchParams::default()
+                },
+                &e.patch,
+            )
+            .await
+            .unwrap_or_else(|err| panic!("edit {} {}: {err}", e.kind, e.name));
+        assert!(
+            !(e.undone)(&serde_json::to_value(&after).unwrap()),
+            "the edit of {} {} changed nothing",
+            e.kind,
+            e.name
+        );
+        eventually(
+            &format!("the edit of {} {} to be put back", e.kind, e.name),
+            || async {
+                let o = api.get(&e.name).await.ok()?;
+                (e.undone)(&serde_json::to_value(&o).ok()?).then_some(())
+            },
+        )
+        .await;
+        figures.push(format!(
+            "{} {:.2} s",
+            e.kind,
+            edited.elapsed().as_secs_f64()
+        ));
+        // Recorded once: exactly one DriftCorrected Event, naming the child.
+        let names: Vec<String> = addons.iter().map(|a| a.name_any()).collect();
+        w.quiet_after(w.reconciles(), 0.0).await;
+        let drift: Vec<(String, String)> = w
+            .events()
+            .await
+            .into_iter()
+            .filter(|(r, _)| r == "DriftCorrected")
+            .collect();
+        assert_eq!(
+            drift.len(),
+            drift_before + 1,
+            "edit {i} ({} {}): DriftCorrected Events {:?}",
+            e.kind,
+            e.name,
+            &drift[drift_before..]
+        );
+        assert!(
+            drift[drift_before]
+                .1
+                .contains(&format!("{} {}", e.kind, e.name)),
+            "{:?}",
+            drift[drift_before]
+        );
+        assert_quiet(
+            &w,
+            &names,
+            i as u32,
+            &format!("after the edit of {}", e.kind),
+        )
+        .await;
+    }
+
+    // kubectl scale on a fixed-replica add-on (FREE: one replica) is put back.
+    let deploys: Api<Deployment> = w.api();
+    deploys
+        .patch_scale(
+            "reference-free",
+            &PatchParams {
+                field_manager: Some("kubectl-scale".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("kubectl scale");
+    let scaled = Instant::now();
+    eventually(
+        "the scaled Deployment to be put back to 1 replica",
+        || async {
+            let d = deploys.get("reference-free").await.ok()?;
+            (d.spec?.replicas == Some(1)).then_some(())
+        },
+    )
+    .await;
+    figures.push(format!(
+        "kubectl scale {:.2} s",
+        scaled.elapsed().as_secs_f64()
+    ));
+    w.figure(&format!(
+        "hand edits put back after: {}",
+        figures.join(", ")
+    ));
+    w.finish().await;
+}
+
+fn container_env(d: &Deployment) -> BTreeMap<String, Option<String>> {
+    d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_changes_are_applied_exactly() {
+    let Some(w) = World::start("spec").await else {
+        return;
+    };
+    let addons = vec![
+        w.example("reference-standard"),
+        w.example("universal-webhook"),
+    ];
+    w.create(&addons).await;
+    w.install(&addons).await;
+    let names: Vec<String> = addons.iter().map(|a| a.name_any()).collect();
+    let name = "reference-standard";
+    let deploys: Api<Deployment> = w.api();
+
+    // Overrides with values the API server normalises or drops: "" (omitted), "1000m" (stored
+    // as "1"), "1.10" (a string, not a quantity).
+    w.patch_addon(
+        name,
+        json!({"spec": {
+            "image": {"pullSecrets": ["regcred"]},
+            "podOverrides": {
+                "labels": {"team": "payments"},
+                "annotations": {"note": "e2e"},
+                "env": [{"name": "FEATURE_FLAG", "value": ""}, {"name": "RATIO", "value": "1.10"}],
+                "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+                "nodeSelector": {"disk": "ssd"},
+                "resources": {"requests": {"cpu": "1000m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "256Mi"}}
+            }
+        }}),
+    )
+    .await;
+    let d = eventually("the overrides in the Deployment", || async {
+        let d = deploys.get(name).await.ok()?;
+        let t = d.spec.as_ref()?.template.spec.as_ref()?;
+        t.node_selector.as_ref()?.get("disk")?;
+        Some(d)
+    })
+    .await;
+    let t = d.spec.as_ref().unwrap().template.clone();
+    let ps = t.spec.as_ref().unwrap();
+    assert_eq!(
+        t.metadata.as_ref().unwrap().labels.as_ref().unwrap()["team"],
+        "payments"
+    );
+    assert_eq!(ps.tolerations.as_ref().unwrap().len(), 1);
+    assert_eq!(ps.image_pull_secrets.as_ref().unwrap()[0].name, "regcred");
+    let env = container_env(&d);
+    assert_eq!(env["RATIO"].as_deref(), Some("1.10"));
+    assert_eq!(
+        env["FEATURE_FLAG"], None,
+        "the API server drops an empty value"
+    );
+    assert_eq!(
+        ps.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["cpu"]
+            .0,
+        "1",
+        "the API server stores 1000m as 1"
+    );
+    w.ready(name, "0.1.0").await;
+    assert_quiet(&w, &names, 1, "overrides with \"\", 1000m and 1.10 settle").await;
+
+    // S3 region "" (dropped from the CronJob's env by the API server) settles too.
+    w.patch_addon(
+        "universal-webhook",
+        json!({"spec": {"backup": {"destination": {"s3": {"region": ""}}}}}),
+    )
+    .await;
+    eventually("the empty region in the CronJob", || async {
+        let c = w
+            .api::<CronJob>()
+            .get("universal-webhook-backup")
+            .await
+            .ok()?;
+        let env = serde_json::to_value(&c).ok()?["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["containers"][0]["env"]
+            .clone();
+        env.as_array()?
+            .iter()
+            .any(|e| e["name"] == "AWS_REGION")
+            .then_some(())
+    })
+    .await;
+    w.ready("universal-webhook", "0.1.0").await;
+    assert_quiet(&w, &names, 2, "s3.region \"\" settles").await;
+
+    // A string is compared as written: 1.10 -> 1.1 is a change.
+    w.patch_addon(
+        name,
+        json!({"spec": {"podOverrides": {"env": [{"name": "FEATURE_FLAG", "value": ""}, {"name": "RATIO", "value": "1.1"}]}}}),
+    )
+    .await;
+    eventually("RATIO 1.1 in the Deployment", || async {
+        let d = deploys.get(name).await.ok()?;
+        (container_env(&d).get("RATIO")?.as_deref() == Some("1.1")).then_some(())
+    })
+    .await;
+
+    // Fields removed from the spec are removed from the child.
+    w.patch_addon(name, json!({"spec": {"image": null, "podOverrides": null}}))
+        .await;
+    let d = eventually("the overrides gone from the Deployment", || async {
+        let d = deploys.get(name).await.ok()?;
+        let ps = d.spec.as_ref()?.template.spec.as_ref()?;
+        (ps.node_selector.is_none() && ps.tolerations.is_none()).then_some(d)
+    })
+    .await;
+    let t = d.spec.as_ref().unwrap().template.clone();
+    let ps = t.spec.as_ref().unwrap();
+    assert!(
+        !t.metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key("team")
+    );
+    assert!(
+        !t.metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key("note")
+    );
+    assert!(
+        ps.image_pull_secrets.is_none(),
+        "{:?}",
+        ps.image_pull_secrets
+    );
+    let env = container_env(&d);
+    assert!(
+        !env.contains_key("RATIO") && !env.contains_key("FEATURE_FLAG"),
+        "{env:?}"
+    );
+    assert_ne!(
+        ps.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["cpu"]
+            .0,
+        "1",
+        "the tier's resources are back"
+    );
+    w.ready(name, "0.1.0").await;
+    assert_quiet(&w, &names, 3, "after removing the overrides").await;
+    w.finish().await;
+}
+
+/// Ready, Reconciling, status.observedGeneration and metadata.generation of one status.
+type Seen = (Option<String>, Option<String>, Option<i64>, Option<i64>);
+
+/// Every distinct [`Seen`] of a ClockifyAddon, as a watch sees them.
+fn conditions_log(
+    w: &World,
+    name: &str,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures::StreamExt;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let api = w.addons();
+    let task = tokio::spawn({
+        let log = log.clone();
+        let name = name.to_owned();
+        async move {
+            let cfg =
+                kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"));
+            let mut stream = kube::runtime::watcher(api, cfg).applied_objects().boxed();
+            while let Some(Ok(a)) = stream.next().await {
+                let entry = (
+                    condition(&a, "Ready"),
+                    condition(&a, "Reconciling"),
+                    a.status.as_ref().and_then(|s| s.observed_generation),
+                    a.metadata.generation,
+                );
+                if let Ok(mut l) = log.lock()
+                    && l.last() != Some(&entry)
+                {
+                    l.push(entry);
+                }
+            }
+        }
+    });
+    (log, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_waits_for_the_rollout() {
+    let Some(w) = World::start("kstatus").await else {
+        return;
+    };
+    let addon = w.example("reference-standard");
+    let name = addon.name_any();
+    w.create(std::slice::from_ref(&addon)).await;
+    w.install(std::slice::from_ref(&addon)).await;
+    let deploys: Api<Deployment> = w.api();
+    let (log, watch) = conditions_log(&w, &name);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A change to the pod template (the log level changes the configuration hash).
+    w.kubelet
+        .hold
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let changed = w
+        .patch_addon(&name, json!({"spec": {"logLevel": "debug"}}))
+        .await;
+    let generation = changed.metadata.generation;
+    let seen = eventually("the operator to observe the new generation", || async {
+        let a = w.addon(&name).await;
+        (a.status.as_ref()?.observed_generation == generation).then_some(a)
+    })
+    .await;
+    assert_eq!(
+        condition(&seen, "Ready").as_deref(),
+        Some("False"),
+        "{:?}",
+        seen.status
+    );
+    assert_eq!(condition(&seen, "Reconciling").as_deref(), Some("True"));
+    if w.mode == Mode::Bare {
+        // Not yet observed by the Deployment controller.
+        write_deployment_status(&deploys, &name, false, false).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            condition(&w.addon(&name).await, "Ready").as_deref(),
+            Some("False")
+        );
+        // Observed, rolling.
+        write_deployment_status(&deploys, &name, true, false).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            condition(&w.addon(&name).await, "Ready").as_deref(),
+            Some("False")
+        );
+    } else {
+        // The Deployment controller observes the generation, new pods wait for the kubelet.
+        eventually(
+            "the Deployment controller to observe the new template",
+            || async {
+                let d = deploys.get(&name).await.ok()?;
+                (d.status?.observed_generation == d.metadata.generation).then_some(())
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let a = w.addon(&name).await;
+        assert_eq!(
+            condition(&a, "Ready").as_deref(),
+            Some("False"),
+            "{:?}",
+            a.status
+        );
+        assert_eq!(condition(&a, "Reconciling").as_deref(), Some("True"));
+    }
+    w.kubelet
+        .hold
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let ready = w.ready(&name, "0.1.0").await;
+    // Ready now means the rollout of this generation finished.
+    let d = deploys.get(&name).await.unwrap();
+    let ds = d.status.clone().unwrap();
+    assert_eq!(ds.observed_generation, d.metadata.generation);
+    let replicas = d.spec.unwrap().replicas.unwrap_or(1);
+    assert_eq!(ds.updated_replicas, Some(replicas));
+    assert_eq!(ds.available_replicas, Some(replicas));
+    assert_eq!(ready.status.unwrap().observed_generation, generation);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    watch.abort();
+    // No flapping: Ready went True -> False -> True, once.
+    let readiness: Vec<Option<String>> =
+        log.lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.0.clone())
+            .fold(Vec::new(), |mut v, r| {
+                if v.last() != Some(&r) {
+                    v.push(r);
+                }
+                v
+            });
+    assert_eq!(
+        readiness,
+        vec![
+            Some("True".into()),
+            Some("False".into()),
+            Some("True".into())
+        ],
+        "{:?}",
+        log.lock().unwrap()
+    );
+    let events: Vec<String> = w.events().await.into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        events.iter().filter(|r| *r == "NotReady").count(),
+        1,
+        "{events:?}"
+    );
+    w.figure(&format!(
+        "status writes seen during the rollout: {:?}",
+        log.lock().unwrap()
+    ));
+    w.finish().await;
+}
+
+/// Which field manager owns a Deployment's spec.replicas.
+fn replicas_owner(d: &Deployment) -> Vec<String> {
+    d.metadata
+        .managed_fields
         .iter()
-        .find(|c| c.type_ == t)
-        .map(|c| c.status.clone())
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscaler_takes_over_without_a_dip() {
+    use futures::StreamExt;
+    let Some(w) = World::start("handoff").await else {
+        return;
+    };
+    let mut addon = w.example("reference-standard");
+    addon.spec.replicas = Some(clockify_operator::crd::ReplicasSpec {
+        min: Some(3),
+        max: Some(3),
+        ..Default::default()
+    });
+    let name = addon.name_any();
+    w.create(std::slice::from_ref(&addon)).await;
+    w.install(std::slice::from_ref(&addon)).await;
+    let deploys: Api<Deployment> = w.api();
+    assert_eq!(
+        deploys.get(&name).await.unwrap().spec.unwrap().replicas,
+        Some(3)
+    );
+    assert!(
+        w.api::<HorizontalPodAutoscaler>()
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Every replica count the Deployment has from now on.
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Option<i32>>::new()));
+    let watch = tokio::spawn({
+        let counts = counts.clone();
+        let api = deploys.clone();
+        let cfg =
+            kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"));
+        async move {
+            let mut s = kube::runtime::watcher(api, cfg).applied_objects().boxed();
+            while let Some(Ok(d)) = s.next().await {
+                if let Ok(mut c) = counts.lock() {
+                    c.push(d.spec.and_then(|s| s.replicas));
+                }
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Fixed 3 -> autoscaled 2..5: the count stays 3, held by the hand-over manager.
+    w.patch_addon(&name, json!({"spec": {"replicas": {"min": 2, "max": 5}}}))
+        .await;
+    eventually("the HorizontalPodAutoscaler", || async {
+        w.api::<HorizontalPodAutoscaler>()
+            .get_opt(&name)
+            .await
+            .ok()?
+    })
+    .await;
+    let d = eventually("spec.replicas held by another manager", || async {
+        let d = deploys.get(&name).await.ok()?;
+        let owners = replicas_owner(&d);
+        (!owners.is_empty() && !owners.iter().any(|o| o.starts_with("clockify-operator/")))
+            .then_some(d)
+    })
+    .await;
+    assert_eq!(
+        d.spec.as_ref().unwrap().replicas,
+        Some(3),
+        "{:?}",
+        replicas_owner(&d)
+    );
+    w.figure(&format!(
+        "after the switch, spec.replicas is owned by {:?}",
+        replicas_owner(&d)
+    ));
+
+    // The autoscaler scales (the HPA controller, or the suite in its place): never fought.
+    let deployment_writes = w.writes_of("Deployment");
+    match w.mode {
+        Mode::Controllers => {
+            // Raising the minimum above the count makes the HPA controller scale up.
+            w.patch_addon(&name, json!({"spec": {"replicas": {"min": 4}}}))
+                .await;
+        }
+        Mode::Bare => {
+            deploys
+                .patch_scale(
+                    &name,
+                    &PatchParams {
+                        field_manager: Some("horizontal-pod-autoscaler".into()),
+                        ..PatchParams::default()
+                    },
+                    &Patch::Merge(&json!({"spec": {"replicas": 4}})),
+                )
+                .await
+                .expect("scale as the autoscaler would");
+        }
+    }
+    eventually("4 replicas", || async {
+        (deploys.get(&name).await.ok()?.spec?.replicas == Some(4)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d = deploys.get(&name).await.unwrap();
+    assert_eq!(
+        d.spec.as_ref().unwrap().replicas,
+        Some(4),
+        "the operator fought the autoscaler"
+    );
+    assert_eq!(
+        w.writes_of("Deployment"),
+        deployment_writes,
+        "the operator wrote to the Deployment the autoscaler scaled: {}",
+        w.writes_by_kind()
+    );
+    w.figure(&format!(
+        "after the autoscaler scaled, spec.replicas is owned by {:?}",
+        replicas_owner(&d)
+    ));
+
+    // Back to a fixed count: the operator takes the field back, the autoscaler goes.
+    w.patch_addon(&name, json!({"spec": {"replicas": {"min": 2, "max": 2}}}))
+        .await;
+    eventually("2 replicas and no autoscaler", || async {
+        let d = deploys.get(&name).await.ok()?;
+        let hpa = w
+            .api::<HorizontalPodAutoscaler>()
+            .get_opt(&name)
+            .await
+            .ok()?;
+        (d.spec?.replicas == Some(2) && hpa.is_none()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    watch.abort();
+    let seen = counts.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|c| c.is_some_and(|n| n >= 2)),
+        "the count dipped: {seen:?}"
+    );
+    w.figure(&format!(
+        "replica counts seen through the switches: {seen:?}"
+    ));
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_and_failed_migrations() {
+    let Some(w) = World::start("upgrades").await else {
+        return;
+    };
+    if std::env::var_os("E2E_IMAGE").is_some() {
+        eprintln!("skipped: with E2E_IMAGE the versions are real images");
+        w.finish().await;
+        return;
+    }
+    let addon = w.example("reference-standard");
+    let name = addon.name_any();
+    w.create(std::slice::from_ref(&addon)).await;
+    w.install(std::slice::from_ref(&addon)).await;
+    let deploys: Api<Deployment> = w.api();
+    let jobs: Api<Job> = w.api();
+    let image = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+
+    // An upgrade: a new Job while the old image keeps serving, then the rollout.
+    w.patch_addon(&name, json!({"spec": {"version": "0.1.1"}}))
+        .await;
+    let job = w.migration_job(&name, "0.1.1").await;
+    assert!(image(&deploys.get(&name).await.unwrap()).ends_with(":0.1.0"));
+    let migrating = eventually("DatabaseMigrated False", || async {
+        let a = w.addon(&name).await;
+        (condition(&a, "DatabaseMigrated").as_deref() == Some("False")).then_some(a)
+    })
+    .await;
+    assert_eq!(condition(&migrating, "Ready").as_deref(), Some("False"));
+    w.complete_job(&job.name_any()).await;
+    w.ready(&name, "0.1.1").await;
+    assert!(image(&deploys.get(&name).await.unwrap()).ends_with(":0.1.1"));
+
+    // A failed migration stays failed: the old version serves, the Job stays (no TTL), nothing
+    // retries it, whatever passes run.
+    w.patch_addon(&name, json!({"spec": {"version": "0.1.2"}}))
+        .await;
+    let failed = w.migration_job(&name, "0.1.2").await;
+    w.finish_job(
+        &failed.name_any(),
+        Outcome::failed("relation \"flows\" is locked"),
+    )
+    .await;
+    let stalled = eventually("Stalled MigrationFailed", || async {
+        let a = w.addon(&name).await;
+        (condition(&a, "Stalled").as_deref() == Some("True")).then_some(a)
+    })
+    .await;
+    let message = stalled
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("clockify-addons.io/retry-migration"),
+        "{message}"
+    );
+    assert!(message.contains("0.1.1 keeps serving"), "{message}");
+    let uid = jobs.get(&failed.name_any()).await.unwrap().metadata.uid;
+    let names = vec![name.clone()];
+    assert_quiet(&w, &names, 1, "a failed migration").await;
+    let still = jobs.get(&failed.name_any()).await.unwrap();
+    assert_eq!(still.metadata.uid, uid, "the failed Job was not replaced");
+    assert!(
+        still.spec.unwrap().ttl_seconds_after_finished.is_none(),
+        "a failed Job never expires"
+    );
+    assert!(image(&deploys.get(&name).await.unwrap()).ends_with(":0.1.1"));
+
+    // Someone acts: the retry annotation starts a new Job (once per value).
+    w.patch_addon(
+        &name,
+        json!({"metadata": {"annotations": {"clockify-addons.io/retry-migration": "fixed-the-lock"}}}),
+    )
+    .await;
+    let retried = eventually("a new migration Job", || async {
+        let j = jobs.get_opt(&failed.name_any()).await.ok()??;
+        (j.metadata.uid != uid).then_some(j)
+    })
+    .await;
+    assert_eq!(
+        retried
+            .annotations()
+            .get("clockify-addons.io/retry-migration")
+            .map(String::as_str),
+        Some("fixed-the-lock")
+    );
+    w.complete_job(&retried.name_any()).await;
+    w.ready(&name, "0.1.2").await;
+    let reasons: Vec<String> = w.events().await.into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "MigrationRetried").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "MigrationFailed").count(),
+        1,
+        "{reasons:?}"
+    );
+    w.finish().await;
+}
+
+/// A pod of the add-on that takes its time to go: it carries a finalizer the suite lifts later.
+async fn straggler(w: &World, name: &str) -> String {
+    let pods: Api<Pod> = w.api();
+    let hold = json!({"metadata": {"finalizers": ["e2e.clockify-addons.io/hold"]}});
+    match w.mode {
+        Mode::Controllers => {
+            let pod = eventually("an add-on pod", || async {
+                pods.list(&ListParams::default().labels(&format!(
+                    "app.kubernetes.io/instance={name},app.kubernetes.io/component=addon"
+                )))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+            })
+            .await;
+            pods.patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&hold),
+            )
+            .await
+            .expect("hold a pod");
+            pod.name_any()
+        }
+        Mode::Bare => {
+            // No ReplicaSet controller: the suite makes the pod itself, then deletes it.
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": format!("{name}-straggler"), "finalizers": ["e2e.clockify-addons.io/hold"],
+                    "labels": {"app.kubernetes.io/name": "api-studio", "app.kubernetes.io/instance": name, "app.kubernetes.io/component": "addon"}},
+                "spec": {"serviceAccountName": name, "automountServiceAccountToken": false,
+                    "containers": [{"name": "addon", "image": "example.com/addon:0.1.0"}]}}))
+            .unwrap();
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .expect("straggler");
+            pods.delete(&format!("{name}-straggler"), &DeleteParams::default())
+                .await
+                .expect("delete the straggler");
+            format!("{name}-straggler")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_and_restores_run_once() {
+    let Some(w) = World::start("backups").await else {
+        return;
+    };
+    let addon = w.example("api-studio");
+    let name = addon.name_any();
+    w.create(std::slice::from_ref(&addon)).await;
+    w.install(std::slice::from_ref(&addon)).await;
+    let deploys: Api<Deployment> = w.api();
+    let jobs: Api<Job> = w.api();
+    let cron = w
+        .api::<CronJob>()
+        .get(&format!("{name}-backup"))
+        .await
+        .unwrap();
+    let spec = cron.spec.clone().unwrap();
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    assert_eq!(spec.schedule, "0 2 * * *", "the STANDARD tier's schedule");
+    let pvc = w
+        .api::<PersistentVolumeClaim>()
+        .get(&format!("{name}-backups"))
+        .await
+        .unwrap();
+    assert!(
+        pvc.metadata.owner_references.is_none(),
+        "the volume outlives the ClockifyAddon"
+    );
+
+    // On demand, once per value.
+    let backup_now =
+        |v: &str| json!({"metadata": {"annotations": {"clockify-addons.io/backup-now": v}}});
+    let current = w.patch_addon(&name, backup_now("e2e-1")).await;
+    let job_name = backup::on_demand_job_name(&current, "e2e-1");
+    let job = w.job(&job_name).await;
+    assert_eq!(
+        job.spec.unwrap().template.spec.unwrap().containers[0].args,
+        Some(vec!["backup".to_owned(), "api-studio".to_owned()])
+    );
+    w.complete_job(&job_name).await;
+    let recorded = eventually("the on-demand backup in status", || async {
+        let s = w.addon(&name).await.status?;
+        (s.last_backup.as_ref()?.job == job_name).then_some(s)
+    })
+    .await;
+    let last = recorded.last_backup.clone().unwrap();
+    assert_eq!(last.result, "Succeeded");
+    if w.mode == Mode::Controllers {
+        // The pod's termination message, read once.
+        assert_eq!(
+            last.backup_id.as_deref(),
+            Some(format!("20261202T000000.000Z-{job_name}").as_str())
+        );
+        assert_eq!(last.size_bytes, Some(52311));
+    }
+    let failing = backup::on_demand_job_name(&current, "e2e-2");
+    w.patch_addon(&name, backup_now("e2e-2")).await;
+    w.job(&failing).await;
+    w.finish_job(
+        &failing,
+        Outcome::failed("backup failed: pg_dump: connection refused"),
+    )
+    .await;
+    let s = eventually("the failed backup in status", || async {
+        let s = w.addon(&name).await.status?;
+        (s.last_backup.as_ref()?.job == failing).then_some(s)
+    })
+    .await;
+    assert_eq!(s.last_successful_backup.unwrap().job, job_name);
+    if w.mode == Mode::Controllers {
+        assert_eq!(
+            s.last_backup.unwrap().message.as_deref(),
+            Some("backup failed: pg_dump: connection refused")
+        );
+    }
+
+    // A restore waits until no pod of the add-on is left, terminating ones included.
+    let held = straggler(&w, &name).await;
+    w.patch_addon(
+        &name,
+        json!({"spec": {"restore": {"requestId": "e2e-restore", "from": "latest"}}}),
+    )
+    .await;
+    eventually("the Deployment scaled to zero", || async {
+        w.settle(&name).await;
+        (deploys.get(&name).await.ok()?.spec?.replicas == Some(0)).then_some(())
+    })
+    .await;
+    let restore_job = backup::restore_job_name(&current, "e2e-restore");
+    let waiting = eventually("the restore to wait for the terminating pod", || async {
+        w.settle(&name).await;
+        let r = w.addon(&name).await.status?.restore?;
+        r.message.as_deref()?.contains("1 terminating").then_some(r)
+    })
+    .await;
+    assert_eq!(waiting.phase, RestorePhase::ScalingDown);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        jobs.get_opt(&restore_job).await.unwrap().is_none(),
+        "no restore under a live pod"
+    );
+    w.api::<Pod>()
+        .patch(
+            &held,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("let the pod go");
+    let job = w.job(&restore_job).await;
+    let args = job.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(
+        args.windows(2)
+            .any(|p| p == ["--request-id", "e2e-restore"]),
+        "{args:?}"
+    );
+    w.finish_job(
+        &restore_job,
+        Outcome::ok("restored backup 20261202T000000.000Z-api-studio-x (12 tables) into app"),
+    )
+    .await;
+    let migrate_job = backup::restore_migration_job_name(&current, "e2e-restore");
+    w.complete_job(&migrate_job).await;
+    let done = eventually("the restore to succeed", || async {
+        w.settle(&name).await;
+        let s = w.addon(&name).await.status?;
+        s.restore.as_ref()?.phase.is_final().then_some(s)
+    })
+    .await;
+    let r = done.restore.clone().unwrap();
+    assert_eq!(r.phase, RestorePhase::Succeeded, "{:?}", r.message);
+    if w.mode == Mode::Controllers {
+        assert!(
+            r.report
+                .as_deref()
+                .unwrap_or_default()
+                .contains("12 tables"),
+            "{r:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = w.addon(&name).await.status.unwrap();
+    assert_eq!(again.restore, done.restore);
+    let restores = jobs
+        .list(&ListParams::default().labels(&format!(
+            "app.kubernetes.io/instance={name},app.kubernetes.io/component=restore"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        restores.items.len(),
+        2,
+        "one restore Job and one migration Job"
+    );
+
+    // The ClockifyAddon deleted and created again from Git, spec.restore still set: its status
+    // is gone, so the operator runs the request's Job again, and the restore finds its own
+    // record in the database and changes nothing (services/addon-backup tests that part).
+    w.addons()
+        .delete(&name, &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually("the ClockifyAddon gone", || async {
+        w.addons()
+            .get_opt(&name)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    if w.mode == Mode::Bare {
+        for j in jobs.list(&ListParams::default()).await.unwrap().items {
+            let _ = jobs
+                .delete(&j.name_any(), &DeleteParams::background())
+                .await;
+        }
+        let _ = deploys.delete(&name, &DeleteParams::background()).await;
+    }
+    eventually("the old children gone", || async {
+        let none = jobs
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            && deploys.get_opt(&name).await.ok()?.is_none();
+        none.then_some(())
+    })
+    .await;
+    let mut again = w.example("api-studio");
+    again.spec.restore = Some(clockify_operator::crd::RestoreSpec {
+        request_id: "e2e-restore".into(),
+        from: "latest".into(),
+    });
+    w.addons()
+        .create(&PostParams::default(), &again)
+        .await
+        .unwrap();
+    let recreated = w.addon(&name).await;
+    let rerun = backup::restore_job_name(&recreated, "e2e-restore");
+    w.job(&rerun).await;
+    w.finish_job(
+        &rerun,
+        Outcome::ok("restore e2e-restore was already applied to database app at 2026-12-02T00:00:00Z (backup 20261202T000000.000Z-api-studio-x); nothing was restored"),
+    )
+    .await;
+    w.complete_job(&backup::restore_migration_job_name(
+        &recreated,
+        "e2e-restore",
+    ))
+    .await;
+    // Then the first install's own migration, and the Deployment.
+    let job = w.migration_job(&name, "0.1.0").await;
+    w.complete_job(&job.name_any()).await;
+    let done = eventually(
+        "the re-created ClockifyAddon's restore to finish",
+        || async {
+            w.settle(&name).await;
+            let s = w.addon(&name).await.status?;
+            s.restore.as_ref()?.phase.is_final().then_some(s)
+        },
+    )
+    .await;
+    let r = done.restore.unwrap();
+    assert_eq!(r.phase, RestorePhase::Succeeded, "{r:?}");
+    if w.mode == Mode::Controllers {
+        assert!(
+            r.report
+                .unwrap_or_default()
+                .contains("nothing was restored")
+        );
+    }
+    w.finish().await;
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 
 use crate::build::backup::on_demand_job_name;
@@ -21,14 +20,12 @@ pub struct BackupJob {
     pub started_at: Option<String>,
 }
 
-pub fn backup_job(job: &Job) -> BackupJob {
-    BackupJob {
-        view: crate::jobs::job_view(job),
-        started_at: job
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0.to_string()),
+impl From<JobView> for BackupJob {
+    fn from(view: JobView) -> Self {
+        Self {
+            started_at: view.started_at.clone(),
+            view,
+        }
     }
 }
 
@@ -111,7 +108,7 @@ pub fn unrecorded(addon: &ClockifyAddon, jobs: &[BackupJob]) -> Vec<String> {
                 JobState::Failed { .. } => !ok,
                 JobState::Active => false,
             })
-            .max_by(|a, b| a.view.finished_at.cmp(&b.view.finished_at))
+            .max_by_key(|j| (j.view.finished_at.clone(), !known(&j.view.name)))
     };
     [newest(true), newest(false)]
         .into_iter()
@@ -130,8 +127,18 @@ pub fn state(
     location_prefix: Option<&str>,
 ) -> State {
     let previous = addon.status.clone().unwrap_or_default();
+    let recorded = |r: &BackupRecord| {
+        [&previous.last_backup, &previous.last_successful_backup]
+            .into_iter()
+            .flatten()
+            .any(|p| p.job == r.job)
+    };
+    // Newer: finished later; finished in the same second (timestamps have no more), the one
+    // not recorded yet, as it was seen to finish after the recorded one. Otherwise the recorded
+    // one stays, so the choice never flips back and forth.
+    let rank = |r: &BackupRecord| (r.finished_at.clone(), !recorded(r));
     let newer = |a: Option<BackupRecord>, b: Option<BackupRecord>| match (a, b) {
-        (Some(a), Some(b)) => Some(if b.finished_at > a.finished_at { b } else { a }),
+        (Some(a), Some(b)) => Some(if rank(&b) > rank(&a) { b } else { a }),
         (a, b) => a.or(b),
     };
     let remembered = |r: &BackupRecord| {
@@ -154,7 +161,7 @@ pub fn state(
         finished
             .iter()
             .filter(|r| pick(r))
-            .max_by(|a, b| a.finished_at.cmp(&b.finished_at))
+            .max_by_key(|r| rank(r))
             .cloned()
     };
     let last = newer(previous.last_backup.clone(), newest(&|_| true));
@@ -197,6 +204,73 @@ pub fn on_demand_request(addon: &ClockifyAddon) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn job(name: &str, ok: bool, finished: &str) -> BackupJob {
+        BackupJob::from(JobView {
+            name: name.into(),
+            image: None,
+            version: None,
+            generation: 1,
+            state: if ok {
+                JobState::Succeeded
+            } else {
+                JobState::Failed {
+                    reason: "BackoffLimitExceeded".into(),
+                    message: "x".into(),
+                }
+            },
+            started_at: Some(finished.into()),
+            finished_at: Some(finished.into()),
+            ttl: None,
+            retry: None,
+        })
+    }
+
+    #[test]
+    fn two_backups_finishing_in_the_same_second_resolve_to_the_later_seen_one() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../manifests/examples/api-studio-standard.yaml"
+        ))
+        .unwrap_or_default();
+        let Ok(mut a) = serde_norway::from_str::<ClockifyAddon>(&text) else {
+            panic!("the example parses");
+        };
+        let t = "2026-12-02T02:00:00Z";
+        let ok = job("b-ok", true, t);
+        // The success is recorded.
+        let s = state(&a, std::slice::from_ref(&ok), &BTreeMap::new(), None, None);
+        assert_eq!(s.last.as_ref().map(|r| r.job.as_str()), Some("b-ok"));
+        a.status = Some(crate::crd::ClockifyAddonStatus {
+            last_backup: s.last.clone(),
+            last_successful_backup: s.last_successful.clone(),
+            ..Default::default()
+        });
+        // A failure in the same second, seen later: it is the newest.
+        let failed = job("b-failed", false, t);
+        let jobs = [ok, failed];
+        let s = state(&a, &jobs, &BTreeMap::new(), None, None);
+        assert_eq!(s.last.as_ref().map(|r| r.job.as_str()), Some("b-failed"));
+        assert_eq!(
+            s.last_successful.as_ref().map(|r| r.job.as_str()),
+            Some("b-ok")
+        );
+        assert_eq!(unrecorded(&a, &jobs), vec!["b-failed".to_owned()]);
+        // Recorded: and it stays so, pass after pass.
+        a.status = Some(crate::crd::ClockifyAddonStatus {
+            last_backup: s.last.clone(),
+            last_successful_backup: s.last_successful.clone(),
+            ..Default::default()
+        });
+        for _ in 0..3 {
+            let again = state(&a, &jobs, &BTreeMap::new(), None, None);
+            assert_eq!(again.last, s.last);
+            assert_eq!(again.last_successful, s.last_successful);
+        }
+        assert!(unrecorded(&a, &jobs).is_empty());
+    }
+
     #[test]
     fn backup_ids_come_from_the_success_message() {
         assert_eq!(

@@ -17,18 +17,21 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
+
+use crate::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::{Meta, ServiceMonitor, Stores, trim_deployment, trim_job, trim_meta};
 use crate::crd::ClockifyAddon;
 use crate::leader::{LeaderElector, Tenure};
 use crate::meta::{MANAGED_SELECTOR, MANAGER};
 use crate::metrics::Metrics;
-use crate::reconcile::{CapabilityCache, Context, Stores, error_policy, reconcile};
+use crate::reconcile::{CapabilityCache, Context, error_policy, reconcile};
 
 /// Where the operator looks.
 #[derive(Debug, Clone)]
@@ -59,13 +62,41 @@ pub struct Options {
     pub identity: String,
 }
 
-/// A reflector over one child kind, filtered on the managed-by label, without managedFields.
+/// A reflector over one child kind, filtered on the managed-by label, trimmed by `trim`
+/// (metadata only for most kinds: see [`crate::cache`]). Deletions trigger a reconcile too, so a
+/// child deleted by hand is back at once.
 fn child_watch<K>(
-    client: &Client,
-    scope: &Scope,
+    api: Api<K>,
+    trim: fn(&mut K),
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
+        .default_backoff()
+        .modify(trim)
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+/// A metadata-only watch of a child kind.
+fn meta_watch<K>(
+    client: &Client,
+    scope: &Scope,
+) -> (
+    Store<Meta<K>>,
+    impl futures::Stream<Item = Result<Meta<K>, watcher::Error>> + Send + 'static,
 )
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -76,15 +107,38 @@ where
         + Sync
         + 'static,
 {
+    child_watch(scope.api::<Meta<K>>(client.clone()), trim_meta::<K>)
+}
+
+/// The ServiceMonitor watch, started once the cluster serves the API (looked up every minute
+/// until then); its store stays unready meanwhile and reconciles ask the API server instead.
+fn service_monitor_watch(
+    client: &Client,
+    scope: &Scope,
+    capabilities: Arc<CapabilityCache>,
+) -> (
+    Store<Meta<ServiceMonitor>>,
+    impl futures::Stream<Item = Result<Meta<ServiceMonitor>, watcher::Error>> + Send + 'static,
+) {
     let (reader, writer) = reflector::store();
-    let stream = watcher(
-        scope.api::<K>(client.clone()),
-        watcher::Config::default().labels(MANAGED_SELECTOR),
-    )
-    .default_backoff()
-    .modify(|o: &mut K| o.managed_fields_mut().clear())
-    .reflect(writer)
-    .applied_objects();
+    let api = scope.api::<Meta<ServiceMonitor>>(client.clone());
+    let client = client.clone();
+    let stream = futures::stream::once(async move {
+        loop {
+            match capabilities.get(&client).await {
+                Ok(c) if c.service_monitor => break,
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "ServiceMonitor discovery"),
+            }
+            tokio::time::sleep(crate::capabilities::CAPABILITY_TTL).await;
+        }
+        watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
+            .default_backoff()
+            .modify(trim_meta::<ServiceMonitor>)
+            .reflect(writer)
+            .touched_objects()
+    })
+    .flatten();
     (reader, stream)
 }
 
@@ -104,16 +158,22 @@ pub async fn run_controller(
     ready: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
-    let (service_accounts, sa_stream) = child_watch::<ServiceAccount>(&client, &opts.scope);
-    let (config_maps, cm_stream) = child_watch::<ConfigMap>(&client, &opts.scope);
-    let (network_policies, np_stream) = child_watch::<NetworkPolicy>(&client, &opts.scope);
-    let (services, svc_stream) = child_watch::<Service>(&client, &opts.scope);
-    let (deployments, deploy_stream) = child_watch::<Deployment>(&client, &opts.scope);
-    let (hpas, hpa_stream) = child_watch::<HorizontalPodAutoscaler>(&client, &opts.scope);
-    let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, &opts.scope);
-    let (jobs, job_stream) = child_watch::<Job>(&client, &opts.scope);
-    let (cron_jobs, cron_stream) = child_watch::<CronJob>(&client, &opts.scope);
-    let (pvcs, pvc_stream) = child_watch::<PersistentVolumeClaim>(&client, &opts.scope);
+    let capabilities = Arc::new(CapabilityCache::default());
+    let (service_accounts, sa_stream) = meta_watch::<ServiceAccount>(&client, &opts.scope);
+    let (config_maps, cm_stream) = meta_watch::<ConfigMap>(&client, &opts.scope);
+    let (network_policies, np_stream) = meta_watch::<NetworkPolicy>(&client, &opts.scope);
+    let (services, svc_stream) = meta_watch::<Service>(&client, &opts.scope);
+    let (deployments, deploy_stream) = child_watch(
+        opts.scope.api::<Deployment>(client.clone()),
+        trim_deployment,
+    );
+    let (hpas, hpa_stream) = meta_watch::<HorizontalPodAutoscaler>(&client, &opts.scope);
+    let (pdbs, pdb_stream) = meta_watch::<PodDisruptionBudget>(&client, &opts.scope);
+    let (jobs, job_stream) = child_watch(opts.scope.api::<Job>(client.clone()), trim_job);
+    let (cron_jobs, cron_stream) = meta_watch::<CronJob>(&client, &opts.scope);
+    let (pvcs, pvc_stream) = meta_watch::<PersistentVolumeClaim>(&client, &opts.scope);
+    let (service_monitors, sm_stream) =
+        service_monitor_watch(&client, &opts.scope, capabilities.clone());
     let stores = Stores {
         service_accounts,
         config_maps,
@@ -125,6 +185,7 @@ pub async fn run_controller(
         jobs,
         cron_jobs,
         pvcs,
+        service_monitors,
     };
 
     let recorder = Recorder::new(
@@ -138,13 +199,23 @@ pub async fn run_controller(
         client.clone(),
         recorder,
         stores.clone(),
-        CapabilityCache::default(),
+        capabilities,
         metrics.clone(),
     ));
     // Reconciles wait until the child caches are synced (see `Context::caches_synced`).
     ctx.caches_synced.store(false, Ordering::Release);
-    let addons: Api<DeserializeGuard<ClockifyAddon>> = opts.scope.api(client.clone());
-    let controller = Controller::new(addons, watcher::Config::default())
+    // ClockifyAddons whole, without managedFields.
+    let (addon_store, addon_writer) = reflector::store();
+    let addons = watcher(
+        opts.scope
+            .api::<DeserializeGuard<ClockifyAddon>>(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|a| a.managed_fields_mut().clear())
+    .reflect(addon_writer)
+    .applied_objects();
+    let controller = Controller::for_stream(addons, addon_store)
         .owns_stream(sa_stream)
         .owns_stream(cm_stream)
         .owns_stream(np_stream)
@@ -157,6 +228,7 @@ pub async fn run_controller(
         .owns_stream(cron_stream)
         // The backup volume has no owner (it outlives the ClockifyAddon).
         .watches_stream(pvc_stream, by_instance)
+        .owns_stream(sm_stream)
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))
         .graceful_shutdown_on({
             let stop = stop.clone();
@@ -170,7 +242,7 @@ pub async fn run_controller(
         let stop = stop.clone();
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            if crate::reconcile::synced(&main_store).await && stores.wait_until_ready().await {
+            if crate::cache::synced(&main_store).await && stores.wait_until_ready().await {
                 ctx.caches_synced.store(true, Ordering::Release);
                 ready.store(true, Ordering::Relaxed);
                 tracing::info!("caches synced");

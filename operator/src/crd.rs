@@ -20,6 +20,10 @@ pub const PAUSED_ANNOTATION: &str = "clockify-addons.io/paused";
 /// value runs one backup; `status.onDemandBackup` records the last value acted on.
 pub const BACKUP_NOW_ANNOTATION: &str = "clockify-addons.io/backup-now";
 
+/// Set (or change) this annotation to any value to retry a failed database migration with the
+/// same spec. Each value retries once.
+pub const RETRY_MIGRATION_ANNOTATION: &str = "clockify-addons.io/retry-migration";
+
 /// A Clockify add-on instance: which add-on, its tier, database, secrets, replicas, monitoring
 /// and backups. The clockify-operator runs it as a Deployment with its Service, autoscaler,
 /// disruption budget, network policy and ServiceMonitor.
@@ -100,8 +104,10 @@ pub struct ClockifyAddonSpec {
     pub backup: Option<BackupSpec>,
 
     /// A one-shot restore of the database from a backup. The operator scales the add-on to
-    /// zero, restores, migrates, and scales back, once per requestId (recorded in
-    /// status.restore): set a new requestId to restore again.
+    /// zero, waits until none of its pods is left, restores, migrates, and scales back, once per
+    /// requestId: recorded in status.restore and in the database itself, so a ClockifyAddon
+    /// created again with the same request (from Git, say) never restores twice. Set a new
+    /// requestId to restore again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSpec>,
 
@@ -561,6 +567,11 @@ pub struct RestoreStatus {
     /// What happened last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the restore Job reported: the backup it restored, or that the database already
+    /// holds this request's restore (the restore leaves a record in the database, so a request
+    /// is never applied twice, even when this status is lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
     /// When the request was taken up (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,

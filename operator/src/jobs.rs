@@ -5,6 +5,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 
 use crate::build::job::{GENERATION_ANNOTATION, IMAGE_ANNOTATION};
+use crate::crd::RETRY_MIGRATION_ANNOTATION;
 use crate::meta::VERSION_ANNOTATION;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +15,7 @@ pub enum JobState {
     Failed { reason: String, message: String },
 }
 
-/// What the operator reads from a migration Job.
+/// What the operator reads from a Job it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobView {
     pub name: String,
@@ -23,7 +24,12 @@ pub struct JobView {
     /// The ClockifyAddon generation that created it.
     pub generation: i64,
     pub state: JobState,
+    pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// `ttlSecondsAfterFinished`: when the Job controller deletes it after it finished.
+    pub ttl: Option<i32>,
+    /// The retry-migration annotation value the Job was created under.
+    pub retry: Option<String>,
 }
 
 pub fn job_view(job: &Job) -> JobView {
@@ -67,6 +73,13 @@ pub fn job_view(job: &Job) -> JobView {
             .and_then(|g| g.parse().ok())
             .unwrap_or(0),
         state,
+        started_at: job
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string()),
         finished_at,
+        ttl: job.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished),
+        retry: ann.get(RETRY_MIGRATION_ANNOTATION).cloned(),
     }
 }

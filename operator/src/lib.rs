@@ -1,17 +1,26 @@
 //! The clockify-operator: the `ClockifyAddon` API ([`crd`]), tier profiles ([`tier`]), pure
-//! builders ([`build`], [`plan`]), status ([`status`]), the reconcile pipeline
-//! ([`reconcile`]), and the runtime ([`controller`], [`leader`], [`admin`]).
+//! builders ([`build`], [`plan`]), decisions ([`upgrade`], [`restore`], [`backups`],
+//! [`drift`]), status ([`status`], [`rollout`]), the reconcile pipeline ([`reconcile`] over
+//! [`cache`], [`converge`], [`apply`], [`events`], [`pods`]), and the runtime
+//! ([`controller`], [`leader`], [`admin`]).
 
 pub mod admin;
+pub mod apply;
 pub mod backups;
 pub mod build;
+pub mod cache;
+pub mod capabilities;
 pub mod controller;
+pub mod converge;
 pub mod crd;
+pub mod drift;
+pub mod events;
 pub mod jobs;
 pub mod leader;
 pub mod meta;
 pub mod metrics;
 pub mod plan;
+pub mod pods;
 pub mod rbac;
 pub mod reconcile;
 pub mod reference;
@@ -20,7 +29,6 @@ pub mod restore;
 pub mod rollout;
 pub mod settings;
 pub mod status;
-pub mod subset;
 pub mod tier;
 pub mod upgrade;
 

@@ -13,6 +13,13 @@ use crate::crd::ClockifyAddon;
 
 /// The field manager of every server-side apply, and the `managed-by` label value.
 pub const MANAGER: &str = "clockify-operator";
+/// The field manager that holds a Deployment's `spec.replicas` between the operator letting go
+/// of it and an autoscaler taking it (see [`crate::apply::hand_over_replicas`]).
+pub const HANDOVER_MANAGER: &str = "clockify-operator-handover";
+/// Child annotation: a hash of the desired object the operator last applied ([`crate::drift`]).
+pub const APPLIED_ANNOTATION: &str = "clockify-addons.io/applied";
+/// Child annotation: a hash of the fields the API server assigned to the operator's apply.
+pub const OWNED_FIELDS_ANNOTATION: &str = "clockify-addons.io/owned-fields";
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";

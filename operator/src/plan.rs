@@ -160,9 +160,6 @@ pub struct Plan {
     pub service_monitor_missing: bool,
     /// What the cluster serves (kinds it does not serve are neither applied nor looked up).
     pub capabilities: Capabilities,
-    /// Kinds applied even when the cluster already holds everything the plan says: applying
-    /// releases fields the operator owned and no longer sets (a restore's zero replicas).
-    pub force_apply: Vec<Kind>,
 }
 
 pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> {
@@ -200,6 +197,5 @@ pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> 
         children,
         absent,
         capabilities: caps,
-        force_apply: Vec::new(),
     })
 }

@@ -74,13 +74,13 @@ pub const RULES: &[Rule] = &[
         group: "",
         resources: &["pods"],
         verbs: &["list"],
-        why: "read a finished backup or restore Job's termination message",
+        why: "read a finished backup or restore Job's termination message; see that no pod of an add-on is left before a restore",
     },
     Rule {
         group: "monitoring.coreos.com",
         resources: &["servicemonitors"],
-        verbs: &["get", "create", "patch", "delete"],
-        why: "optional child (not cached: the API may not be served)",
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        why: "optional child, cached once the API is served (read directly until then)",
     },
     Rule {
         group: "events.k8s.io",

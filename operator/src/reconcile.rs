@@ -1,43 +1,42 @@
-//! The reconcile pipeline: observe (cached children) -> plan (pure) -> apply (server-side
-//! apply, only what differs) -> prune (children no longer desired) -> status (only when it
-//! changed) -> events (only on transitions).
+//! The reconcile pipeline, one step a module: observe ([`crate::cache`]) -> plan
+//! ([`crate::plan`], [`crate::upgrade`], [`crate::restore`]) -> apply and prune
+//! ([`crate::converge`], [`crate::drift`], [`crate::apply`]) -> Jobs (migrations, backups,
+//! restores) -> status ([`crate::status`], written only when it changed) -> events
+//! ([`crate::events`], only on transitions).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use kube::runtime::events::EventType;
 
+use crate::events::Recorder;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::apply;
 use crate::backups;
 use crate::build::backup::{COMPONENT as BACKUP_COMPONENT, RESTORE_COMPONENT};
-use crate::build::service_monitor;
+use crate::cache::{Stores, Written};
+pub use crate::capabilities::CapabilityCache;
+use crate::converge::{self, Changes};
 use crate::crd::{ClockifyAddon, ClockifyAddonStatus, OnDemandBackup, PAUSED_ANNOTATION};
+use crate::jobs::{JobState, JobView};
 use crate::meta::MANAGER;
 use crate::metrics::Metrics;
-use crate::plan::{Capabilities, Child, Kind, Plan, plan};
+use crate::plan::{Child, Kind, Plan, plan};
 use crate::status::{self, Outcome, keep_transition_times};
-use crate::subset::is_subset;
 use crate::upgrade::{self, Decision, DeploymentPlan, JobDeletion, Phase};
 
-/// How often a healthy object is looked at again (drift on objects no watch covers).
+/// How often a healthy object is looked at again (a safety net: every child kind is watched).
 pub const RESYNC: Duration = Duration::from_secs(300);
-/// How long a discovery answer about ServiceMonitor is trusted.
-pub const CAPABILITY_TTL: Duration = Duration::from_secs(60);
+/// How often a restore waiting for the add-on's pods to stop looks again.
+pub const SCALING_DOWN_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -84,168 +83,6 @@ impl Error {
     }
 }
 
-/// The cached children, from watches filtered on the managed-by label.
-#[derive(Clone)]
-pub struct Stores {
-    pub service_accounts: Store<ServiceAccount>,
-    pub config_maps: Store<ConfigMap>,
-    pub network_policies: Store<NetworkPolicy>,
-    pub services: Store<Service>,
-    pub deployments: Store<Deployment>,
-    pub hpas: Store<HorizontalPodAutoscaler>,
-    pub pdbs: Store<PodDisruptionBudget>,
-    pub jobs: Store<Job>,
-    pub cron_jobs: Store<CronJob>,
-    pub pvcs: Store<PersistentVolumeClaim>,
-}
-
-fn cached<K>(store: &Store<K>, ns: &str, name: &str) -> Option<Value>
-where
-    K: Resource<DynamicType = ()> + Clone + Serialize + 'static,
-{
-    store
-        .get(&ObjectRef::new(name).within(ns))
-        .and_then(|o| serde_json::to_value(&*o).ok())
-}
-
-impl Stores {
-    /// The cached object of `kind` named `name`, as JSON.
-    pub fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
-        match kind {
-            Kind::ServiceAccount => cached(&self.service_accounts, ns, name),
-            Kind::ConfigMap => cached(&self.config_maps, ns, name),
-            Kind::NetworkPolicy => cached(&self.network_policies, ns, name),
-            Kind::Service => cached(&self.services, ns, name),
-            Kind::Deployment => cached(&self.deployments, ns, name),
-            Kind::HorizontalPodAutoscaler => cached(&self.hpas, ns, name),
-            Kind::PodDisruptionBudget => cached(&self.pdbs, ns, name),
-            Kind::ServiceMonitor => None,
-            Kind::PersistentVolumeClaim => cached(&self.pvcs, ns, name),
-            Kind::CronJob => cached(&self.cron_jobs, ns, name),
-            Kind::Job => cached(&self.jobs, ns, name),
-        }
-    }
-
-    /// This ClockifyAddon's Jobs of `component` (backup or restore): its own, and for backups
-    /// those its CronJob started.
-    pub fn component_jobs(&self, addon: &ClockifyAddon, component: &str) -> Vec<Arc<Job>> {
-        let uid = addon.meta().uid.clone();
-        let cron = crate::build::backup::cron_job_name(addon);
-        let selector = crate::build::backup::selector(addon, component);
-        self.jobs
-            .state()
-            .into_iter()
-            .filter(|j| j.namespace() == addon.namespace())
-            .filter(|j| selector.iter().all(|(k, v)| j.labels().get(k) == Some(v)))
-            .filter(|j| {
-                j.owner_references().iter().any(|o| {
-                    (uid.is_some() && Some(&o.uid) == uid.as_ref())
-                        || (o.kind == "CronJob" && o.name == cron)
-                })
-            })
-            .collect()
-    }
-
-    /// This ClockifyAddon's migration Jobs.
-    pub fn migration_jobs(&self, addon: &ClockifyAddon) -> Vec<upgrade::JobView> {
-        let uid = addon.meta().uid.clone();
-        let selector = crate::build::job::job_selector(addon);
-        self.jobs
-            .state()
-            .iter()
-            .filter(|j| j.namespace() == addon.namespace())
-            .filter(|j| selector.iter().all(|(k, v)| j.labels().get(k) == Some(v)))
-            .filter(|j| {
-                uid.is_some()
-                    && j.owner_references()
-                        .iter()
-                        .any(|o| Some(&o.uid) == uid.as_ref())
-            })
-            .map(|j| crate::jobs::job_view(j))
-            .collect()
-    }
-
-    pub fn deployment(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
-        self.deployments.get(&ObjectRef::new(name).within(ns))
-    }
-
-    /// Waits until every cache has its first full list.
-    pub async fn wait_until_ready(&self) -> bool {
-        synced(&self.service_accounts).await
-            && synced(&self.config_maps).await
-            && synced(&self.network_policies).await
-            && synced(&self.services).await
-            && synced(&self.deployments).await
-            && synced(&self.hpas).await
-            && synced(&self.pdbs).await
-            && synced(&self.jobs).await
-            && synced(&self.cron_jobs).await
-            && synced(&self.pvcs).await
-    }
-}
-
-/// Waits for a store's first full list. The store's readiness signal wakes only one waiter (the
-/// controller's own runner also waits on the main store), so this re-polls rather than rely on
-/// being woken.
-pub async fn synced<K>(store: &Store<K>) -> bool
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
-            Ok(result) => return result.is_ok(),
-            Err(_) => continue,
-        }
-    }
-}
-
-/// Whether the cluster serves ServiceMonitor, asked at most once per [`CAPABILITY_TTL`].
-#[derive(Default)]
-pub struct CapabilityCache {
-    answer: Mutex<Option<(Instant, bool)>>,
-    /// A fixed answer (tests and benchmarks): never asks the API server.
-    pinned: Option<bool>,
-}
-
-impl CapabilityCache {
-    pub fn known(service_monitor: bool) -> Self {
-        Self {
-            answer: Mutex::new(None),
-            pinned: Some(service_monitor),
-        }
-    }
-
-    pub async fn get(&self, client: &Client) -> Result<Capabilities, Error> {
-        if let Some(served) = self.pinned {
-            return Ok(Capabilities {
-                service_monitor: served,
-            });
-        }
-        let mut answer = self.answer.lock().await;
-        if let Some((at, served)) = *answer
-            && at.elapsed() < CAPABILITY_TTL
-        {
-            return Ok(Capabilities {
-                service_monitor: served,
-            });
-        }
-        let served = match client
-            .list_api_group_resources("monitoring.coreos.com/v1")
-            .await
-        {
-            Ok(list) => list.resources.iter().any(|r| r.name == "servicemonitors"),
-            // Not served: no ServiceMonitor, and never an error.
-            Err(kube::Error::Api(s)) if s.code == 404 => false,
-            Err(e) => return Err(Error::Discovery(e)),
-        };
-        *answer = Some((Instant::now(), served));
-        Ok(Capabilities {
-            service_monitor: served,
-        })
-    }
-}
-
 /// Shared by every reconcile.
 pub struct Context {
     /// Talks to the API server.
@@ -255,7 +92,7 @@ pub struct Context {
     /// The children the operator manages, cached by its watches.
     pub stores: Stores,
     /// Whether the cluster serves ServiceMonitor.
-    pub capabilities: CapabilityCache,
+    pub capabilities: Arc<CapabilityCache>,
     /// Reconcile counts, durations, errors and writes.
     pub metrics: Metrics,
     /// Consecutive failures per object, for exponential backoff (reset on success).
@@ -265,6 +102,8 @@ pub struct Context {
     /// Whether the child caches hold their first full list. Until then a reconcile would see
     /// existing children as missing and apply them again, so it waits.
     pub caches_synced: std::sync::atomic::AtomicBool,
+    /// What this replica wrote, until its watches show it.
+    pub written: Written,
 }
 
 impl Context {
@@ -272,7 +111,7 @@ impl Context {
         client: Client,
         recorder: Recorder,
         stores: Stores,
-        capabilities: CapabilityCache,
+        capabilities: Arc<CapabilityCache>,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -284,6 +123,7 @@ impl Context {
             failures: Default::default(),
             reported_invalid: Default::default(),
             caches_synced: std::sync::atomic::AtomicBool::new(true),
+            written: Written::default(),
         }
     }
 }
@@ -363,33 +203,13 @@ pub fn backoff(failures: u32) -> Duration {
     base + Duration::from_secs_f64(jitter)
 }
 
-/// What a converge pass changed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Changes {
-    pub created: Vec<String>,
-    pub updated: Vec<String>,
-    pub pruned: Vec<String>,
-    /// Migration Jobs started, superseded or retried: (event reason, note).
-    pub migration: Vec<(&'static str, String)>,
-    /// Backups and restores: (warning, event reason, note).
-    pub backup: Vec<(bool, &'static str, String)>,
-}
-
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.created.is_empty()
-            && self.updated.is_empty()
-            && self.pruned.is_empty()
-            && self.migration.is_empty()
-            && self.backup.is_empty()
-    }
-}
-
-async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action, Error> {
-    if addon.metadata.deletion_timestamp.is_some() {
+async fn reconcile_addon(cached: &ClockifyAddon, ctx: &Context) -> Result<Action, Error> {
+    if cached.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children.
         return Ok(Action::await_change());
     }
+    // The status this replica last wrote, should the cache not show it yet.
+    let addon = &ctx.written.addon(cached);
     let ns = addon.namespace().ok_or(Error::MissingNamespace)?;
     let name = addon.name_any();
     let paused = addon
@@ -397,10 +217,10 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
         .get(PAUSED_ANNOTATION)
         .is_some_and(|v| v == "true");
     let caps = ctx.capabilities.get(&ctx.client).await?;
-
-    let deployment = ctx.stores.deployment(&ns, &name);
-    let jobs = ctx.stores.migration_jobs(addon);
     let now = Time(k8s_openapi::jiff::Timestamp::now());
+
+    let deployment = converge::deployment(ctx, &ns, &name);
+    let jobs = migration_jobs(ctx, addon, &ns);
     let mut upgrade_decision = None;
     let mut restore_decision = None;
     let mut backup_state = None;
@@ -411,7 +231,7 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
             let restore = if paused {
                 None
             } else {
-                decide_restore(addon, &plan, deployment.as_deref(), ctx, &ns, &now).await
+                decide_restore(addon, &plan, deployment.as_deref(), ctx, &ns, &now).await?
             };
             if restore.as_ref().is_some_and(|r| r.holds_upgrades()) {
                 decision.create_job = false;
@@ -422,25 +242,13 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
                 let suspend = !r.status.phase.is_final()
                     || plan.settings.backup.as_ref().is_some_and(|b| b.suspend);
                 suspend_backups(&mut plan, suspend);
-            }
-            match &restore {
-                Some(r) if r.scale_to_zero => scale_to_zero(&mut plan),
-                // Scaling back: apply the Deployment even if it looks in sync, so the zero
-                // replicas the restore set are released (an autoscaler then takes over).
-                Some(_)
-                    if deployment
-                        .as_ref()
-                        .and_then(|d| d.spec.as_ref())
-                        .and_then(|s| s.replicas)
-                        == Some(0) =>
-                {
-                    plan.force_apply.push(Kind::Deployment)
+                if r.scale_to_zero {
+                    scale_to_zero(&mut plan);
                 }
-                _ => {}
             }
             let missing = plan.service_monitor_missing;
             let result = if paused {
-                let drift = drifted(&plan, ctx, &ns).await?;
+                let drift = converge::out_of_sync(&plan, ctx, &ns).await?;
                 (
                     Outcome::Paused {
                         in_sync: drift.is_empty() && decision.phase == Phase::Current,
@@ -449,60 +257,9 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
                     missing,
                 )
             } else {
-                // The other children first: the Job's pod runs as the ServiceAccount and inside the NetworkPolicy.
-                let converged = match converge(addon, &plan, ctx, &ns).await {
-                    Ok(changes) => migrate(addon, &plan, &decision, ctx, &ns)
-                        .await
-                        .map(|()| changes),
-                    Err(e) => Err(e),
-                };
-                let converged = match converged {
-                    Ok(mut changes) => {
-                        match run_backups(addon, &plan, restore.as_ref(), ctx, &ns).await {
-                            Ok((state, notes)) => {
-                                backup_state = state;
-                                changes.backup = notes;
-                                Ok(changes)
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Err(e) => Err(e),
-                };
-                match converged {
-                    Ok(mut changes) => {
-                        changes.migration = migration_changes(&decision);
-                        if restore.is_some() {
-                            // The restore's own Events say why these changed.
-                            let own = [
-                                format!("Deployment {name}"),
-                                format!("CronJob {}", crate::build::backup::cron_job_name(addon)),
-                            ];
-                            changes.updated.retain(|c| !own.contains(c));
-                        }
-                        if let Some(r) = &restore
-                            && let Some((kind, reason, note)) = &r.event
-                        {
-                            changes.backup.push((
-                                *kind == EventType::Warning,
-                                reason,
-                                note.clone(),
-                            ));
-                        }
-                        // The Deployment moving to a freshly migrated image is the upgrade, not drift.
-                        if let Phase::Migrated { job } = &decision.phase {
-                            let label = format!("Deployment {name}");
-                            if changes.updated.contains(&label) {
-                                changes.updated.retain(|c| *c != label);
-                                changes.migration.push((
-                                    "RolloutStarted",
-                                    format!(
-                                        "rolling out version {} after migration Job {job}",
-                                        addon.spec.version
-                                    ),
-                                ));
-                            }
-                        }
+                match act(addon, &plan, &decision, restore.as_ref(), ctx, &ns).await {
+                    Ok((changes, backups)) => {
+                        backup_state = backups;
                         (Outcome::Applied, changes, missing)
                     }
                     Err(Error::Apply {
@@ -528,7 +285,11 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
         }
     };
 
-    let rollout = status::rollout(deployment.as_deref());
+    // The Deployment as this pass left it: a rollout the pass started is not complete.
+    let floor = crate::settings::resolve(addon)
+        .map(|s| s.min_replicas)
+        .unwrap_or(1);
+    let rollout = status::rollout(converge::deployment(ctx, &ns, &name).as_deref(), floor);
     let next = keep_transition_times(
         addon.status.as_ref(),
         status::desired_status(
@@ -547,14 +308,99 @@ async fn reconcile_addon(addon: &ClockifyAddon, ctx: &Context) -> Result<Action,
 
     ctx.metrics
         .observe_addon(&ns, &name, &snapshot(addon, &next));
-    publish_events(addon, ctx, &changes, addon.status.as_ref(), &next, &outcome).await;
+    crate::events::publish_events(addon, ctx, &changes, addon.status.as_ref(), &next, &outcome)
+        .await;
     if addon.status.as_ref() != Some(&next) {
-        write_status(ctx, &ns, &name, &next).await?;
+        apply::write_status(ctx, addon, &next).await?;
     }
     Ok(match outcome {
         Outcome::Invalid(_) | Outcome::Rejected(_) => Action::await_change(),
+        // Pods going away are not watched: look again soon.
+        _ if restore_decision
+            .as_ref()
+            .is_some_and(|r| r.status.phase == crate::crd::RestorePhase::ScalingDown) =>
+        {
+            Action::requeue(SCALING_DOWN_POLL)
+        }
         _ => Action::requeue(RESYNC),
     })
+}
+
+/// Everything a pass does to the cluster: the children (first: a Job's pod runs as the
+/// ServiceAccount and inside the NetworkPolicy), the migration Jobs, the restore and backup
+/// Jobs; and what the backups did.
+async fn act(
+    addon: &ClockifyAddon,
+    plan: &Plan,
+    decision: &Decision,
+    restore: Option<&crate::restore::Decision>,
+    ctx: &Context,
+    ns: &str,
+) -> Result<(Changes, Option<backups::State>), Error> {
+    let name = addon.name_any();
+    let mut changes = converge::converge(addon, plan, ctx, ns).await?;
+    migrate(addon, plan, decision, ctx, ns).await?;
+    let (state, notes) = run_backups(addon, plan, restore, ctx, ns).await?;
+    changes.backup = notes;
+    changes.migration = migration_changes(decision);
+    if restore.is_some() {
+        // The restore's own Events say why these changed.
+        let own = [
+            format!("Deployment {name}"),
+            format!("CronJob {}", crate::build::backup::cron_job_name(addon)),
+        ];
+        changes.updated.retain(|c| !own.contains(c));
+    }
+    if let Some(r) = restore
+        && let Some((kind, reason, note)) = &r.event
+    {
+        changes
+            .backup
+            .push((*kind == EventType::Warning, reason, note.clone()));
+    }
+    // The Deployment moving to a freshly migrated image is the upgrade, not a spec change.
+    if let Phase::Migrated { job } = &decision.phase {
+        let label = format!("Deployment {name}");
+        if changes.updated.contains(&label) {
+            changes.updated.retain(|c| *c != label);
+            changes.migration.push((
+                "RolloutStarted",
+                format!(
+                    "rolling out version {} after migration Job {job}",
+                    addon.spec.version
+                ),
+            ));
+        }
+    }
+    Ok((changes, state))
+}
+
+/// This ClockifyAddon's migration Jobs, with this replica's own recent writes.
+fn migration_jobs(ctx: &Context, addon: &ClockifyAddon, ns: &str) -> Vec<JobView> {
+    let selector = crate::build::job::job_selector(addon);
+    let uid = addon.metadata.uid.clone();
+    ctx.written
+        .jobs(ns, ctx.stores.jobs_of(addon, &selector, None), |j| {
+            selector.iter().all(|(k, v)| j.labels().get(k) == Some(v))
+                && j.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == uid.as_ref())
+        })
+}
+
+/// This ClockifyAddon's Jobs of `component` (backup or restore): its own, and for backups
+/// those its CronJob started; with this replica's own recent writes.
+fn component_jobs(ctx: &Context, addon: &ClockifyAddon, ns: &str, component: &str) -> Vec<JobView> {
+    let selector = crate::build::backup::selector(addon, component);
+    let cron = crate::build::backup::cron_job_name(addon);
+    let uid = addon.metadata.uid.clone();
+    ctx.written
+        .jobs(ns, ctx.stores.jobs_of(addon, &selector, Some(&cron)), |j| {
+            selector.iter().all(|(k, v)| j.labels().get(k) == Some(v))
+                && j.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == uid.as_ref())
+        })
 }
 
 /// The plan with the upgrade decision applied to its Deployment.
@@ -647,68 +493,8 @@ fn scale_to_zero(plan: &mut Plan) {
     }
 }
 
-/// The termination message of a finished Job's pod (what the backup or restore reported).
-/// Reading pods is best effort: without it, status falls back to the Job's own reason.
-async fn termination_message(ctx: &Context, ns: &str, job: &str) -> Option<String> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let lp = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}"));
-    match pods.list(&lp).await {
-        Ok(list) => {
-            let mut messages: Vec<(String, String)> = list
-                .items
-                .iter()
-                .flat_map(|p| {
-                    let started = p
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.start_time.as_ref())
-                        .map(|t| t.0.to_string())
-                        .unwrap_or_default();
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.container_statuses.clone())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(move |c| {
-                            c.state
-                                .and_then(|s| s.terminated)
-                                .and_then(|t| t.message)
-                                .map(|m| (started.clone(), m.trim().to_owned()))
-                        })
-                })
-                .filter(|(_, m)| !m.is_empty())
-                .collect();
-            messages.sort();
-            messages.pop().map(|(_, m)| last_line(&m))
-        }
-        Err(e) => {
-            tracing::warn!(job, error = %e, "cannot read the Job's pods for its termination message");
-            None
-        }
-    }
-}
-
-/// A termination message may be the tail of a log (FallbackToLogsOnError): its last line, and
-/// from a JSON log line, its error or message.
-fn last_line(m: &str) -> String {
-    let line = m
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(m)
-        .trim();
-    match serde_json::from_str::<Value>(line) {
-        Ok(v) => v
-            .get("error")
-            .or_else(|| v.get("message"))
-            .and_then(Value::as_str)
-            .unwrap_or(line)
-            .to_owned(),
-        Err(_) => line.chars().take(1000).collect(),
-    }
-}
-
-/// The restore decision, reading the termination messages of restore Jobs that failed.
+/// The restore decision: the restore Jobs, their termination messages once they finished, and
+/// (before a restore Job may start) the add-on's pods still there, terminating ones included.
 async fn decide_restore(
     addon: &ClockifyAddon,
     plan: &Plan,
@@ -716,32 +502,54 @@ async fn decide_restore(
     ctx: &Context,
     ns: &str,
     now: &Time,
-) -> Option<crate::restore::Decision> {
+) -> Result<Option<crate::restore::Decision>, Error> {
     if !crate::restore::active(addon) {
-        return None;
+        return Ok(None);
     }
-    let jobs: Vec<upgrade::JobView> = ctx
-        .stores
-        .component_jobs(addon, RESTORE_COMPONENT)
-        .iter()
-        .map(|j| crate::jobs::job_view(j))
-        .collect();
-    let mut messages = std::collections::BTreeMap::new();
+    let jobs = component_jobs(ctx, addon, ns, RESTORE_COMPONENT);
+    let previous = addon
+        .status
+        .as_ref()
+        .and_then(|s| s.restore.as_ref())
+        .filter(|r| {
+            addon
+                .spec
+                .restore
+                .as_ref()
+                .is_some_and(|q| q.request_id == r.request_id)
+        });
+    let restore_job = addon
+        .spec
+        .restore
+        .as_ref()
+        .map(|q| crate::build::backup::restore_job_name(addon, &q.request_id));
+    let mut messages = BTreeMap::new();
     for j in &jobs {
-        if matches!(j.state, upgrade::JobState::Failed { .. })
-            && let Some(m) = termination_message(ctx, ns, &j.name).await
+        let failed = matches!(j.state, JobState::Failed { .. });
+        // A restore that succeeded reports what it restored, read once.
+        let restored = j.state == JobState::Succeeded
+            && Some(&j.name) == restore_job.as_ref()
+            && previous.is_none_or(|p| p.report.is_none());
+        if (failed || restored)
+            && let Some(m) = crate::pods::termination_message(ctx, ns, &j.name).await
         {
             messages.insert(j.name.clone(), m);
         }
     }
-    crate::restore::decide(
+    let pods = if jobs.is_empty() && crate::restore::scaled_down(deployment) {
+        Some(crate::pods::pods_left(ctx, addon, ns).await?)
+    } else {
+        None
+    };
+    Ok(crate::restore::decide(
         addon,
         &plan.settings,
         deployment,
         &jobs,
         &messages,
+        pods,
         &now.0.to_string(),
-    )
+    ))
 }
 
 /// Restore Jobs to create, the on-demand backup, and what the backup Jobs did.
@@ -755,20 +563,21 @@ async fn run_backups(
     let mut notes = Vec::new();
     if let Some(r) = restore {
         for job in &r.create {
-            apply(ctx, &Child::Job(Box::new(job.clone())), ns).await?;
+            apply::create_job(ctx, job, ns).await?;
         }
     }
     let Some(b) = &plan.settings.backup else {
         return Ok((None, notes));
     };
+    let backup_jobs = component_jobs(ctx, addon, ns, BACKUP_COMPONENT);
     let mut on_demand = None;
     // Not while a restore replaces the database: the request waits (it is not recorded yet).
     if restore.is_none()
         && let Some((request, job)) = backups::on_demand_request(addon)
     {
-        if ctx.stores.get(Kind::Job, ns, &job).is_none() {
+        if !backup_jobs.iter().any(|j| j.name == job) {
             let j = crate::build::backup::on_demand_job(addon, &plan.settings, b, &request);
-            apply(ctx, &Child::Job(Box::new(j)), ns).await?;
+            apply::create_job(ctx, &j, ns).await?;
             notes.push((
                 false,
                 "BackupStarted",
@@ -780,15 +589,13 @@ async fn run_backups(
         }
         on_demand = Some(OnDemandBackup { request, job });
     }
-    let jobs: Vec<backups::BackupJob> = ctx
-        .stores
-        .component_jobs(addon, BACKUP_COMPONENT)
-        .iter()
-        .map(|j| backups::backup_job(j))
+    let jobs: Vec<backups::BackupJob> = backup_jobs
+        .into_iter()
+        .map(backups::BackupJob::from)
         .collect();
-    let mut messages = std::collections::BTreeMap::new();
+    let mut messages = BTreeMap::new();
     for name in backups::unrecorded(addon, &jobs) {
-        if let Some(m) = termination_message(ctx, ns, &name).await {
+        if let Some(m) = crate::pods::termination_message(ctx, ns, &name).await {
             messages.insert(name, m);
         }
     }
@@ -816,7 +623,8 @@ async fn run_backups(
     Ok((Some(state), notes))
 }
 
-/// Deletes superseded and retried migration Jobs, then creates the one this image needs.
+/// Deletes superseded and retried migration Jobs, creates the one this image needs, and keeps
+/// the finished ones' TTLs as the upgrade flow wants them.
 async fn migrate(
     addon: &ClockifyAddon,
     plan: &Plan,
@@ -826,28 +634,21 @@ async fn migrate(
 ) -> Result<(), Error> {
     for deletion in &decision.delete_jobs {
         let (JobDeletion::Superseded(name) | JobDeletion::Retried(name)) = deletion;
-        match Api::<Job>::namespaced(ctx.client.clone(), ns)
-            .delete(name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Prune {
-                    kind: "Job",
-                    name: name.clone(),
-                    source,
-                });
-            }
-        }
-        ctx.metrics
-            .writes
-            .with_label_values(&["Job", "delete"])
-            .inc();
+        let uid = ctx.stores.meta(Kind::Job, ns, name).and_then(|m| m.uid);
+        apply::delete(ctx, Kind::Job, ns, name, uid).await?;
     }
     if decision.create_job {
         let job = crate::build::migration_job(addon, &plan.settings);
-        apply(ctx, &Child::Job(Box::new(job)), ns).await?;
+        apply::create_job(ctx, &job, ns).await?;
+    }
+    for (job, ttl) in &decision.set_ttl {
+        if decision.delete_jobs.iter().any(|d| {
+            let (JobDeletion::Superseded(n) | JobDeletion::Retried(n)) = d;
+            n == job
+        }) {
+            continue;
+        }
+        apply::set_job_ttl(ctx, ns, job, *ttl).await?;
     }
     Ok(())
 }
@@ -877,442 +678,6 @@ fn migration_changes(decision: &Decision) -> Vec<(&'static str, String)> {
 /// 4xx answers other than conflicts and throttling mean the object itself is wrong.
 fn is_rejection(code: u16) -> bool {
     (400..500).contains(&code) && code != 409 && code != 429 && code != 401 && code != 403
-}
-
-async fn observed(ctx: &Context, kind: Kind, ns: &str, name: &str) -> Result<Option<Value>, Error> {
-    if kind != Kind::ServiceMonitor {
-        return Ok(ctx.stores.get(kind, ns, name));
-    }
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), ns, &service_monitor::api_resource());
-    match api.get_opt(name).await {
-        Ok(o) => Ok(o.and_then(|o| serde_json::to_value(o).ok())),
-        Err(source) => Err(Error::Read {
-            kind: kind.as_str(),
-            name: name.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// Children whose cluster state differs from the plan (for paused objects).
-async fn drifted(plan: &Plan, ctx: &Context, ns: &str) -> Result<Vec<String>, Error> {
-    let mut drift = Vec::new();
-    for child in &plan.children {
-        let current = observed(ctx, child.kind(), ns, &child.name()).await?;
-        if !current
-            .as_ref()
-            .is_some_and(|o| is_subset(&child.to_json(), o))
-        {
-            drift.push(format!("{} {}", child.kind().as_str(), child.name()));
-        }
-    }
-    Ok(drift)
-}
-
-/// Applies what differs and prunes what is no longer desired.
-pub async fn converge(
-    addon: &ClockifyAddon,
-    plan: &Plan,
-    ctx: &Context,
-    ns: &str,
-) -> Result<Changes, Error> {
-    let mut changes = Changes::default();
-    for child in &plan.children {
-        let name = child.name();
-        let desired = child.to_json();
-        let current = observed(ctx, child.kind(), ns, &name).await?;
-        if !plan.force_apply.contains(&child.kind())
-            && current.as_ref().is_some_and(|o| is_subset(&desired, o))
-        {
-            continue;
-        }
-        tracing::debug!(kind = child.kind().as_str(), name = %name, exists = current.is_some(), "applying");
-        apply(ctx, child, ns).await?;
-        let label = format!("{} {}", child.kind().as_str(), name);
-        if current.is_some() {
-            changes.updated.push(label)
-        } else {
-            changes.created.push(label)
-        }
-    }
-    for kind in &plan.absent {
-        if *kind == Kind::ServiceMonitor && !plan.capabilities.service_monitor {
-            continue; // the API is not served: there is nothing to look up
-        }
-        let name = crate::plan::optional_name(addon, *kind);
-        let present = match observed(ctx, *kind, ns, &name).await? {
-            Some(obj) => {
-                let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
-                    serde_json::from_value(obj["metadata"].clone()).unwrap_or_default();
-
-                addon.meta().uid.as_deref().is_some_and(|uid| {
-                    meta.owner_references
-                        .iter()
-                        .flatten()
-                        .any(|o| o.uid == uid && o.controller == Some(true))
-                })
-            }
-            None => false,
-        };
-        if present {
-            delete(ctx, *kind, ns, &name).await?;
-            changes.pruned.push(format!("{} {}", kind.as_str(), name));
-        }
-    }
-    Ok(changes)
-}
-
-async fn apply(ctx: &Context, child: &Child, ns: &str) -> Result<(), Error> {
-    let pp = PatchParams::apply(MANAGER).force();
-    let name = child.name();
-    let client = ctx.client.clone();
-    let err = |source| Error::Apply {
-        kind: child.kind().as_str(),
-        name: name.clone(),
-        source,
-    };
-    match child {
-        Child::ServiceAccount(o) => Api::<ServiceAccount>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::ConfigMap(o) => Api::<ConfigMap>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::NetworkPolicy(o) => Api::<NetworkPolicy>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::Service(o) => Api::<Service>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::Deployment(o) => Api::<Deployment>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::HorizontalPodAutoscaler(o) => Api::<HorizontalPodAutoscaler>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::PodDisruptionBudget(o) => Api::<PodDisruptionBudget>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::Job(o) => Api::<Job>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::CronJob(o) => Api::<CronJob>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::PersistentVolumeClaim(o) => Api::<PersistentVolumeClaim>::namespaced(client, ns)
-            .patch(&name, &pp, &Patch::Apply(o))
-            .await
-            .map(drop),
-        Child::ServiceMonitor(o) => {
-            Api::<DynamicObject>::namespaced_with(client, ns, &service_monitor::api_resource())
-                .patch(&name, &pp, &Patch::Apply(o))
-                .await
-                .map(drop)
-        }
-    }
-    .map_err(err)?;
-    ctx.metrics
-        .writes
-        .with_label_values(&[child.kind().as_str(), "apply"])
-        .inc();
-    Ok(())
-}
-
-async fn delete(ctx: &Context, kind: Kind, ns: &str, name: &str) -> Result<(), Error> {
-    let dp = DeleteParams::background();
-    let client = ctx.client.clone();
-    let result = match kind {
-        Kind::NetworkPolicy => Api::<NetworkPolicy>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::HorizontalPodAutoscaler => Api::<HorizontalPodAutoscaler>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::PodDisruptionBudget => Api::<PodDisruptionBudget>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        Kind::ServiceMonitor => {
-            Api::<DynamicObject>::namespaced_with(client, ns, &service_monitor::api_resource())
-                .delete(name, &dp)
-                .await
-                .map(drop)
-        }
-        Kind::CronJob => Api::<CronJob>::namespaced(client, ns)
-            .delete(name, &dp)
-            .await
-            .map(drop),
-        // Never pruned: always desired, or (the backup volume) holding data.
-        Kind::ServiceAccount
-        | Kind::ConfigMap
-        | Kind::Service
-        | Kind::Deployment
-        | Kind::PersistentVolumeClaim
-        | Kind::Job => Ok(()),
-    };
-    match result {
-        Ok(()) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(source) => {
-            return Err(Error::Prune {
-                kind: kind.as_str(),
-                name: name.to_owned(),
-                source,
-            });
-        }
-    }
-    ctx.metrics
-        .writes
-        .with_label_values(&[kind.as_str(), "delete"])
-        .inc();
-    Ok(())
-}
-
-async fn write_status(
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-    status: &ClockifyAddonStatus,
-) -> Result<(), Error> {
-    let api: Api<ClockifyAddon> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = json!({"apiVersion": "clockify-addons.io/v1alpha1", "kind": "ClockifyAddon", "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
-    ctx.metrics
-        .writes
-        .with_label_values(&["ClockifyAddon", "status"])
-        .inc();
-    Ok(())
-}
-
-async fn publish(
-    ctx: &Context,
-    addon_ref: &k8s_openapi::api::core::v1::ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let ev = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: action.to_owned(),
-        secondary: None,
-    };
-    match ctx.recorder.publish(&ev, addon_ref).await {
-        Ok(()) => ctx
-            .metrics
-            .writes
-            .with_label_values(&["Event", "create"])
-            .inc(),
-        // An Event that cannot be written must not fail the reconcile.
-        Err(e) => tracing::warn!(error = %e, reason, "cannot publish an event"),
-    }
-}
-
-/// Events on every meaningful transition: children created, changed back, pruned; Ready,
-/// Stalled and Paused flipping.
-async fn publish_events(
-    addon: &ClockifyAddon,
-    ctx: &Context,
-    changes: &Changes,
-    before: Option<&ClockifyAddonStatus>,
-    after: &ClockifyAddonStatus,
-    outcome: &Outcome,
-) {
-    let r = addon.object_ref(&());
-    let spec_changed = before.and_then(|s| s.observed_generation) != addon.metadata.generation;
-    if !changes.created.is_empty() {
-        publish(
-            ctx,
-            &r,
-            EventType::Normal,
-            "Created",
-            "Apply",
-            format!("created {}", changes.created.join(", ")),
-        )
-        .await;
-    }
-    if !changes.updated.is_empty() {
-        let (reason, note) = if spec_changed {
-            (
-                "Updated",
-                format!("applied the new spec to {}", changes.updated.join(", ")),
-            )
-        } else {
-            (
-                "DriftCorrected",
-                format!(
-                    "restored {} (changed outside the operator)",
-                    changes.updated.join(", ")
-                ),
-            )
-        };
-        publish(ctx, &r, EventType::Normal, reason, "Apply", note).await;
-    }
-    if status::condition_status(Some(after), status::DATABASE_MIGRATED) == Some("True")
-        && status::condition_status(before, status::DATABASE_MIGRATED) == Some("False")
-    {
-        let job = after
-            .last_migration
-            .as_ref()
-            .map(|m| m.job.clone())
-            .unwrap_or_default();
-        publish(
-            ctx,
-            &r,
-            EventType::Normal,
-            "MigrationSucceeded",
-            "Migrate",
-            format!(
-                "migration Job {job} succeeded; rolling out version {}",
-                addon.spec.version
-            ),
-        )
-        .await;
-    }
-    for (reason, note) in &changes.migration {
-        publish(ctx, &r, EventType::Normal, reason, "Migrate", note.clone()).await;
-    }
-    for (warning, reason, note) in &changes.backup {
-        let kind = if *warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        let action = if reason.starts_with("Restore") {
-            "Restore"
-        } else {
-            "Backup"
-        };
-        publish(ctx, &r, kind, reason, action, note.clone()).await;
-    }
-    if !changes.pruned.is_empty() {
-        publish(
-            ctx,
-            &r,
-            EventType::Normal,
-            "Pruned",
-            "Delete",
-            format!("deleted {} (no longer desired)", changes.pruned.join(", ")),
-        )
-        .await;
-    }
-    let was = |t| status::condition_status(before, t);
-    let is = |t| status::condition_status(Some(after), t);
-    let message = |t: &str| {
-        after
-            .conditions
-            .iter()
-            .find(|c| c.type_ == t)
-            .map(|c| c.message.clone())
-            .unwrap_or_default()
-    };
-    if is(status::STALLED) == Some("True") && was(status::STALLED) != Some("True") {
-        let reason = match outcome {
-            Outcome::Invalid(_) => "InvalidSpec",
-            Outcome::Rejected(_) => "ApplyRejected",
-            _ => after
-                .conditions
-                .iter()
-                .find(|c| c.type_ == status::STALLED)
-                .map(|c| {
-                    if c.reason == "MigrationFailed" {
-                        "MigrationFailed"
-                    } else {
-                        "RolloutStuck"
-                    }
-                })
-                .unwrap_or("RolloutStuck"),
-        };
-        publish(
-            ctx,
-            &r,
-            EventType::Warning,
-            reason,
-            "Reconcile",
-            message(status::STALLED),
-        )
-        .await;
-    }
-    if is(status::READY) != was(status::READY) {
-        match is(status::READY) {
-            Some("True") => {
-                publish(
-                    ctx,
-                    &r,
-                    EventType::Normal,
-                    "Ready",
-                    "Reconcile",
-                    message(status::READY),
-                )
-                .await
-            }
-            _ if was(status::READY) == Some("True") => {
-                publish(
-                    ctx,
-                    &r,
-                    EventType::Warning,
-                    "NotReady",
-                    "Reconcile",
-                    message(status::READY),
-                )
-                .await
-            }
-            _ => {}
-        }
-    }
-    if is(status::PAUSED) == Some("True") && was(status::PAUSED) != Some("True") {
-        publish(
-            ctx,
-            &r,
-            EventType::Normal,
-            "Paused",
-            "Reconcile",
-            message(status::PAUSED),
-        )
-        .await;
-    }
-    if is(status::PAUSED).is_none() && was(status::PAUSED) == Some("True") {
-        publish(
-            ctx,
-            &r,
-            EventType::Normal,
-            "Resumed",
-            "Reconcile",
-            "reconciliation resumed".to_owned(),
-        )
-        .await;
-    }
-    if is(status::MONITORING) == Some("False") && was(status::MONITORING) != Some("False") {
-        publish(
-            ctx,
-            &r,
-            EventType::Warning,
-            "ServiceMonitorAPIMissing",
-            "Reconcile",
-            message(status::MONITORING),
-        )
-        .await;
-    }
 }
 
 /// A ClockifyAddon the API server stored but the operator cannot read: reported on the object
@@ -1346,7 +711,7 @@ async fn report_invalid(invalid: &InvalidObject, ctx: &Context) -> Result<Action
         resource_version: meta.resource_version.clone(),
         ..Default::default()
     };
-    publish(
+    crate::events::publish(
         ctx,
         &reference,
         EventType::Warning,

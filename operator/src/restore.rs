@@ -49,8 +49,17 @@ impl Decision {
     }
 }
 
-/// Whether the Deployment has no pods left (or does not exist).
-fn scaled_down(d: Option<&Deployment>) -> bool {
+/// The add-on's pods still there while scaling down (running and terminating ones alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PodsLeft {
+    pub total: usize,
+    /// Of those, the ones being deleted.
+    pub terminating: usize,
+}
+
+/// Whether the Deployment is scaled to zero and its controller says so (or it does not exist);
+/// pods may still be terminating: see [`PodsLeft`].
+pub fn scaled_down(d: Option<&Deployment>) -> bool {
     let Some(d) = d else { return true };
     let spec_zero = d.spec.as_ref().and_then(|s| s.replicas) == Some(0);
     let status = d.status.clone().unwrap_or_default();
@@ -74,6 +83,7 @@ pub fn decide(
     deployment: Option<&Deployment>,
     jobs: &[JobView],
     messages: &std::collections::BTreeMap<String, String>,
+    pods: Option<PodsLeft>,
     now: &str,
 ) -> Option<Decision> {
     let req = addon.spec.restore.as_ref()?;
@@ -92,6 +102,15 @@ pub fn decide(
     let restore = jobs.iter().find(|j| j.name == restore_name);
     let migrate = jobs.iter().find(|j| j.name == migrate_name);
     let mut create = Vec::new();
+    // What the restore Job reported (read once, when it finished), such as the backup it
+    // restored, or that this request had already been applied to the database.
+    let report = messages
+        .get(&restore_name)
+        .cloned()
+        .or_else(|| previous.as_ref().and_then(|p| p.report.clone()));
+    let restored = report
+        .clone()
+        .unwrap_or_else(|| format!("restored {}", req.from));
     let (phase, message, scale_to_zero) = match (restore, migrate) {
         (_, Some(m)) => match &m.state {
             JobState::Active => (
@@ -111,19 +130,19 @@ pub fn decide(
                 false,
             ),
             JobState::Succeeded => {
-                let r = crate::rollout::rollout(deployment);
+                let r = crate::rollout::rollout(deployment, s.min_replicas);
                 // A Deployment still at zero replicas is "complete" too: wait for pods.
                 if r.exists && r.desired > 0 && r.complete && r.available {
                     (
                         RestorePhase::Succeeded,
-                        format!("restored {} and migrated; {}", req.from, r.message),
+                        format!("{restored}; migrated; {}", r.message),
                         false,
                     )
                 } else {
                     (
                         RestorePhase::ScalingUp,
                         format!(
-                            "restored and migrated; scaling the Deployment back up: {}",
+                            "{restored}; migrated; scaling the Deployment back up: {}",
                             r.message
                         ),
                         false,
@@ -145,7 +164,7 @@ pub fn decide(
                 (
                     RestorePhase::Migrating,
                     format!(
-                        "restore Job {restore_name} succeeded; started migration Job {migrate_name}"
+                        "restore Job {restore_name} succeeded ({restored}); started migration Job {migrate_name}"
                     ),
                     true,
                 )
@@ -166,12 +185,12 @@ pub fn decide(
             ),
             false,
         ),
-        (None, None) if scaled_down(deployment) => {
+        (None, None) if scaled_down(deployment) && pods.is_some_and(|p| p.total == 0) => {
             create.push(restore_job(addon, s, backup, &req.request_id, &req.from));
             (
                 RestorePhase::Restoring,
                 format!(
-                    "the add-on is scaled to zero; started restore Job {restore_name} for backup {}",
+                    "the add-on is scaled to zero and no pod of it is left; started restore Job {restore_name} for backup {}",
                     req.from
                 ),
                 true,
@@ -179,7 +198,13 @@ pub fn decide(
         }
         (None, None) => (
             RestorePhase::ScalingDown,
-            "scaling the Deployment to zero before restoring".to_owned(),
+            match pods {
+                Some(p) if p.total > 0 => format!(
+                    "scaled the Deployment to zero; waiting for {} pod(s) to stop ({} terminating) before restoring",
+                    p.total, p.terminating
+                ),
+                _ => "scaling the Deployment to zero before restoring".to_owned(),
+            },
             true,
         ),
     };
@@ -206,6 +231,7 @@ pub fn decide(
             phase,
             job,
             message: Some(message),
+            report,
             started_at: previous
                 .as_ref()
                 .and_then(|p| p.started_at.clone())

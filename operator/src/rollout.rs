@@ -21,7 +21,10 @@ pub struct Rollout {
     pub message: String,
 }
 
-pub fn rollout(d: Option<&Deployment>) -> Rollout {
+/// The rollout of `d`. `floor` is the fewest available replicas at which the add-on serves
+/// (the spec's minimum): an autoscaler adding a replica is not a rollout, and a pod starting
+/// meanwhile does not make the add-on unavailable.
+pub fn rollout(d: Option<&Deployment>, floor: i32) -> Rollout {
     let Some(d) = d else {
         return Rollout {
             message: "the Deployment does not exist yet".into(),
@@ -43,7 +46,8 @@ pub fn rollout(d: Option<&Deployment>) -> Rollout {
     );
     let conditions = status.conditions.unwrap_or_default();
     let cond = |t: &str| conditions.iter().find(|c| c.type_ == t);
-    let available = cond("Available").is_some_and(|c| c.status == "True");
+    let needed = floor.min(desired).max(0);
+    let available = available_n >= needed && (needed > 0 || desired == 0);
     let stuck = cond("Progressing")
         .filter(|c| c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
         .map(|c| {
@@ -57,22 +61,29 @@ pub fn rollout(d: Option<&Deployment>) -> Rollout {
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(VERSION_ANNOTATION))
         .cloned();
+    // Rolled out: the controller saw this generation, and every pod runs its template (no pod of
+    // an older one left); at least one does, unless none is wanted.
     let (complete, message) = if !observed {
         (
             false,
             "waiting for the Deployment controller to observe the new spec".to_owned(),
         )
-    } else if updated < desired {
-        (false, format!("{updated} of {desired} replicas updated"))
     } else if replicas > updated {
         (
             false,
-            format!("{} old replicas pending termination", replicas - updated),
+            format!(
+                "{updated} of {desired} replicas updated, {} old replicas pending termination",
+                replicas - updated
+            ),
         )
-    } else if available_n < updated {
+    } else if updated == 0 && desired > 0 {
+        (false, format!("0 of {desired} replicas updated"))
+    } else if available_n < needed {
         (
             false,
-            format!("{available_n} of {updated} updated replicas available"),
+            format!(
+                "{available_n} of {updated} updated replicas available (at least {needed} needed)"
+            ),
         )
     } else {
         (true, format!("{ready} of {desired} replicas ready"))
@@ -88,5 +99,75 @@ pub fn rollout(d: Option<&Deployment>) -> Rollout {
         desired,
         version,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn d(generation: i64, replicas: i32, status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": "a", "generation": generation},
+            "spec": {"replicas": replicas, "selector": {}, "template": {"metadata": {"annotations": {"clockify-addons.io/version": "1"}}}},
+            "status": status}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rollout_is_done_when_every_pod_runs_the_observed_template() {
+        // Not observed yet.
+        let r = rollout(
+            Some(&d(
+                2,
+                2,
+                json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
+            )),
+            2,
+        );
+        assert!(!r.complete);
+        // Old pods left.
+        let r = rollout(
+            Some(&d(
+                2,
+                2,
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}),
+            )),
+            2,
+        );
+        assert!(!r.complete && r.available);
+        // Done.
+        let r = rollout(
+            Some(&d(
+                2,
+                2,
+                json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}),
+            )),
+            2,
+        );
+        assert!(r.complete && r.available, "{r:?}");
+        // An autoscaler added a replica that is starting: still rolled out and available.
+        let r = rollout(
+            Some(&d(
+                3,
+                3,
+                json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2, "readyReplicas": 2}),
+            )),
+            2,
+        );
+        assert!(r.complete && r.available, "{r:?}");
+        // Below the floor: not available.
+        let r = rollout(
+            Some(&d(
+                3,
+                3,
+                json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 1}),
+            )),
+            2,
+        );
+        assert!(!r.complete && !r.available);
+        // Scaled to zero (a restore): done, nothing to serve.
+        let r = rollout(Some(&d(4, 0, json!({"observedGeneration": 4}))), 2);
+        assert!(r.complete && r.available);
     }
 }

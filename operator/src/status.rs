@@ -11,7 +11,9 @@ use kube::ResourceExt;
 
 use crate::backups;
 use crate::build::service;
-use crate::crd::{ClockifyAddon, ClockifyAddonStatus, RestorePhase, RestoreStatus};
+use crate::crd::{
+    ClockifyAddon, ClockifyAddonStatus, RETRY_MIGRATION_ANNOTATION, RestorePhase, RestoreStatus,
+};
 pub use crate::rollout::{Rollout, rollout};
 use crate::upgrade::{Decision, Phase};
 
@@ -127,7 +129,7 @@ pub fn desired_status(
                     message,
                 } => {
                     let msg = format!(
-                        "migration Job {job} failed ({reason}: {message}); {serving}. Change the spec to retry with a new Job, or delete the Job to retry this one"
+                        "migration Job {job} failed ({reason}: {message}); {serving}. It stays failed until you act: change the spec, delete the Job, or set the annotation {RETRY_MIGRATION_ANNOTATION} to a new value to retry"
                     );
                     conditions.push(c(READY, false, "MigrationFailed", &msg));
                     conditions.push(c(RECONCILING, false, "MigrationFailed", &msg));

@@ -9,8 +9,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
 use crate::build::deployment::MIGRATED_IMAGE_ANNOTATION;
-use crate::build::job::job_name;
-use crate::crd::{ClockifyAddon, MigrationRecord};
+use crate::build::job::{TTL_AFTER_SUCCESS, job_name};
+use crate::crd::{ClockifyAddon, MigrationRecord, RETRY_MIGRATION_ANNOTATION};
 pub use crate::jobs::{JobState, JobView};
 use crate::meta::VERSION_ANNOTATION;
 use crate::settings::Settings;
@@ -80,12 +80,16 @@ pub enum DeploymentPlan {
 pub enum JobDeletion {
     /// A Job for an image that is no longer wanted, still running.
     Superseded(String),
-    /// The failed Job of this image, deleted so the changed spec retries with a new one.
+    /// The failed Job of this image, deleted so a new one retries: the spec changed, or the
+    /// retry-migration annotation has a new value.
     Retried(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// Finished migration Jobs whose TTL to set (a success expires) or remove (a failure stays
+    /// until someone acts, whatever TTL an earlier release gave it).
+    pub set_ttl: Vec<(String, Option<i32>)>,
     pub phase: Phase,
     pub deployment: DeploymentPlan,
     /// Create the migration Job for the desired image.
@@ -97,6 +101,15 @@ pub struct Decision {
     pub running_version: Option<String>,
 }
 
+/// The retry the annotation asks for, if the failed Job was not created under that value.
+fn retry_asked(addon: &ClockifyAddon, j: &JobView) -> bool {
+    addon
+        .annotations()
+        .get(RETRY_MIGRATION_ANNOTATION)
+        .filter(|v| !v.trim().is_empty())
+        .is_some_and(|v| j.retry.as_ref() != Some(v))
+}
+
 pub fn decide(
     addon: &ClockifyAddon,
     s: &Settings,
@@ -104,6 +117,14 @@ pub fn decide(
     jobs: &[JobView],
 ) -> Decision {
     let want = job_name(addon, &s.image);
+    let set_ttl = jobs
+        .iter()
+        .filter_map(|j| match (&j.state, j.ttl) {
+            (JobState::Succeeded, None) => Some((j.name.clone(), Some(TTL_AFTER_SUCCESS))),
+            (JobState::Failed { .. }, Some(_)) => Some((j.name.clone(), None)),
+            _ => None,
+        })
+        .collect();
     let running = running(deployment);
     let last_migration = jobs
         .iter()
@@ -125,6 +146,7 @@ pub fn decide(
         r.image == s.image || r.migrated_image.as_deref() == Some(s.image.as_str())
     }) {
         return Decision {
+            set_ttl,
             phase: Phase::Current,
             deployment: DeploymentPlan::Desired,
             create_job: false,
@@ -147,7 +169,7 @@ pub fn decide(
                 DeploymentPlan::Desired,
                 false,
             ),
-            JobState::Failed { .. } if generation > j.generation => {
+            JobState::Failed { .. } if generation > j.generation || retry_asked(addon, j) => {
                 delete_jobs.push(JobDeletion::Retried(want.clone()));
                 (Phase::Migrating { job: want }, held, true)
             }
@@ -163,6 +185,7 @@ pub fn decide(
         },
     };
     Decision {
+        set_ttl,
         phase,
         deployment,
         create_job,

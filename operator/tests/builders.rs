@@ -528,7 +528,15 @@ fn restore_jobs_read_only_and_never_retried_blindly() {
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
         c["args"],
-        json!(["restore", "reference", "--from", "latest", "--force"])
+        json!([
+            "restore",
+            "reference",
+            "--from",
+            "latest",
+            "--request-id",
+            "incident-42",
+            "--force"
+        ])
     );
     assert_eq!(c["terminationMessagePolicy"], "FallbackToLogsOnError");
     let m =

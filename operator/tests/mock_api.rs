@@ -8,10 +8,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clockify_operator::cache::{self, Meta, ServiceMonitor, Stores};
 use clockify_operator::crd::{ClockifyAddon, ClockifyAddonStatus};
+use clockify_operator::drift;
+use clockify_operator::events::Recorder;
 use clockify_operator::metrics::Metrics;
 use clockify_operator::plan::{Capabilities, Child, Kind, plan};
-use clockify_operator::reconcile::{CapabilityCache, Context, Stores, reconcile};
+use clockify_operator::reconcile::{CapabilityCache, Context, reconcile};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -22,7 +25,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::client::Body;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
@@ -106,12 +109,18 @@ impl ApiServer {
         call
     }
 
-    /// A server-side apply of `path`: forced, by our field manager, as an apply patch.
-    async fn expect_apply(&mut self, path: &str) -> Call {
-        let call = self.expect(Method::PATCH, path, 200, None).await;
+    /// One server-side apply call of `path`: forced, by `manager`, as an apply patch; answered
+    /// with the object as the API server would store it (managedFields included).
+    async fn expect_patch(&mut self, path: &str, manager: &str, dry_run: bool) -> Call {
+        let (call, send) = self.next().await;
+        assert_eq!(
+            (&call.method, call.path.as_str()),
+            (&Method::PATCH, path),
+            "unexpected call: {call:#?}"
+        );
         assert_eq!(
             call.query.get("fieldManager").map(String::as_str),
-            Some("clockify-operator"),
+            Some(manager),
             "{path}"
         );
         assert_eq!(
@@ -120,10 +129,71 @@ impl ApiServer {
             "{path}"
         );
         assert_eq!(
+            call.query.get("dryRun").map(String::as_str),
+            dry_run.then_some("All"),
+            "{path}"
+        );
+        assert_eq!(
             call.content_type.as_deref(),
             Some("application/apply-patch+yaml"),
             "{path}"
         );
+        let answer = stored(call.body.clone(), manager);
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap(),
+        );
+        call
+    }
+
+    /// A child applied with change detection: a dry run, then the apply stamped with what the
+    /// dry run said the operator owns. Returns the apply.
+    async fn expect_apply(&mut self, path: &str) -> Call {
+        let dry = self.expect_patch(path, MANAGER, true).await;
+        let real = self.expect_patch(path, MANAGER, false).await;
+        let ann = |c: &Call, k: &str| c.body["metadata"]["annotations"][k].clone();
+        assert_eq!(
+            ann(&real, "clockify-addons.io/owned-fields"),
+            json!(drift::hash(&fields(&dry.body))),
+            "the apply records the field set of the dry run"
+        );
+        assert_eq!(
+            ann(&real, "clockify-addons.io/applied"),
+            ann(&dry, "clockify-addons.io/applied")
+        );
+        let mut unstamped = real.body.clone();
+        unstamped["metadata"]["annotations"]["clockify-addons.io/owned-fields"] = json!("");
+        assert_eq!(
+            unstamped, dry.body,
+            "the dry run and the apply send the same object"
+        );
+        real
+    }
+
+    /// A Job created (one apply, no dry run: Jobs are created once).
+    async fn expect_create_job(&mut self, path: &str) -> Call {
+        self.expect_patch(path, MANAGER, false).await
+    }
+
+    /// The hand-over of a Deployment's replicas to a field manager of their own.
+    async fn expect_handover(&mut self, replicas: i32) -> Call {
+        let call = self
+            .expect_patch(path_of(Kind::Deployment), HANDOVER, false)
+            .await;
+        assert_eq!(call.body["spec"], json!({"replicas": replicas}));
+        call
+    }
+
+    /// A Job's TTL set (or removed) by a merge patch.
+    async fn expect_ttl(&mut self, path: &str, ttl: Value, job: Value) -> Call {
+        let call = self.expect(Method::PATCH, path, 200, Some(job)).await;
+        assert_eq!(
+            call.content_type.as_deref(),
+            Some("application/merge-patch+json")
+        );
+        assert_eq!(call.body, json!({"spec": {"ttlSecondsAfterFinished": ttl}}));
         call
     }
 
@@ -204,45 +274,120 @@ fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }
 
-struct Writers {
-    sa: Writer<ServiceAccount>,
-    cm: Writer<ConfigMap>,
-    np: Writer<NetworkPolicy>,
-    svc: Writer<Service>,
-    deploy: Writer<Deployment>,
-    hpa: Writer<HorizontalPodAutoscaler>,
-    pdb: Writer<PodDisruptionBudget>,
-    job: Writer<Job>,
-    cron: Writer<CronJob>,
-    pvc: Writer<PersistentVolumeClaim>,
+const MANAGER: &str = "clockify-operator";
+const HANDOVER: &str = "clockify-operator-handover";
+
+/// The field set server-side apply would record for `obj` (the mock's version: every key path,
+/// list items by index; values never matter, as on a real server).
+fn fields(obj: &Value) -> Value {
+    fn walk(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (format!("f:{k}"), walk(v))).collect())
+            }
+            Value::Array(a) => Value::Object(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("i:{i}"), walk(v)))
+                    .collect(),
+            ),
+            _ => json!({}),
+        }
+    }
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+        m.remove("status");
+    }
+    walk(&o)
 }
 
-fn put<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>, obj: K) {
-    w.apply_watcher_event(&watcher::Event::Apply(obj));
+/// `obj` as the API server stores it after an apply by `manager`: identity, and the manager's
+/// managedFields entry.
+fn stored(mut obj: Value, manager: &str) -> Value {
+    let f = fields(&obj);
+    let name = obj["metadata"]["name"].as_str().unwrap_or("x").to_owned();
+    let kind = obj["kind"].as_str().unwrap_or("X").to_owned();
+    let m = &mut obj["metadata"];
+    m["uid"] = json!(format!("uid-{kind}-{name}"));
+    m["resourceVersion"] = json!("7");
+    m["generation"] = json!(1);
+    m["managedFields"] = json!([
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}},
+        {"manager": manager, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": f}
+    ]);
+    obj
+}
+
+/// A desired child as the operator leaves it in the cluster: stamped, applied, stored.
+fn applied(child: &Child) -> Value {
+    let mut v = child.to_json();
+    let h = drift::desired_hash(&v);
+    drift::stamp(&mut v, &h, "");
+    let owned = drift::hash(&fields(&v));
+    drift::stamp(&mut v, &h, &owned);
+    stored(v, MANAGER)
+}
+
+struct Writers {
+    sa: Writer<Meta<ServiceAccount>>,
+    cm: Writer<Meta<ConfigMap>>,
+    np: Writer<Meta<NetworkPolicy>>,
+    svc: Writer<Meta<Service>>,
+    deploy: Writer<Deployment>,
+    hpa: Writer<Meta<HorizontalPodAutoscaler>>,
+    pdb: Writer<Meta<PodDisruptionBudget>>,
+    job: Writer<Job>,
+    cron: Writer<Meta<CronJob>>,
+    pvc: Writer<Meta<PersistentVolumeClaim>>,
+    sm: Writer<Meta<ServiceMonitor>>,
+}
+
+fn ready<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>) {
+    w.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+/// Caches one object as the operator's watch would: metadata only, trimmed.
+fn put_meta<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<Meta<K>>, obj: Value) {
+    let mut o: Meta<K> = serde_json::from_value(obj).unwrap();
+    cache::trim_meta(&mut o);
+    w.apply_watcher_event(&watcher::Event::Apply(o));
 }
 
 impl Writers {
     /// Puts an object in the cache as the API server would return it.
     fn insert(&mut self, kind: Kind, obj: Value) {
         match kind {
-            Kind::ServiceAccount => put(&mut self.sa, serde_json::from_value(obj).unwrap()),
-            Kind::ConfigMap => put(&mut self.cm, serde_json::from_value(obj).unwrap()),
-            Kind::NetworkPolicy => put(&mut self.np, serde_json::from_value(obj).unwrap()),
-            Kind::Service => put(&mut self.svc, serde_json::from_value(obj).unwrap()),
-            Kind::Deployment => put(&mut self.deploy, serde_json::from_value(obj).unwrap()),
-            Kind::HorizontalPodAutoscaler => {
-                put(&mut self.hpa, serde_json::from_value(obj).unwrap())
+            Kind::ServiceAccount => put_meta(&mut self.sa, obj),
+            Kind::ConfigMap => put_meta(&mut self.cm, obj),
+            Kind::NetworkPolicy => put_meta(&mut self.np, obj),
+            Kind::Service => put_meta(&mut self.svc, obj),
+            Kind::Deployment => {
+                let mut d: Deployment = serde_json::from_value(obj).unwrap();
+                cache::trim_deployment(&mut d);
+                self.deploy.apply_watcher_event(&watcher::Event::Apply(d));
             }
-            Kind::PodDisruptionBudget => put(&mut self.pdb, serde_json::from_value(obj).unwrap()),
-            Kind::Job => put(&mut self.job, serde_json::from_value(obj).unwrap()),
-            Kind::CronJob => put(&mut self.cron, serde_json::from_value(obj).unwrap()),
-            Kind::PersistentVolumeClaim => put(&mut self.pvc, serde_json::from_value(obj).unwrap()),
-            Kind::ServiceMonitor => {}
+            Kind::HorizontalPodAutoscaler => put_meta(&mut self.hpa, obj),
+            Kind::PodDisruptionBudget => put_meta(&mut self.pdb, obj),
+            Kind::Job => {
+                let mut j: Job = serde_json::from_value(obj).unwrap();
+                cache::trim_job(&mut j);
+                self.job.apply_watcher_event(&watcher::Event::Apply(j));
+            }
+            Kind::CronJob => put_meta(&mut self.cron, obj),
+            Kind::PersistentVolumeClaim => put_meta(&mut self.pvc, obj),
+            Kind::ServiceMonitor => put_meta(&mut self.sm, obj),
         }
     }
 }
 
-fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) {
+/// A context over a mocked API server, its caches synced (the ServiceMonitor cache too,
+/// unless `sm_cached` is false: the operator then reads ServiceMonitors from the API server).
+fn harness_with(
+    capabilities: CapabilityCache,
+    sm_cached: bool,
+) -> (Arc<Context>, ApiServer, Writers) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let (sa_r, sa) = reflector::store();
@@ -255,6 +400,7 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
     let (job_r, job) = reflector::store();
     let (cron_r, cron) = reflector::store();
     let (pvc_r, pvc) = reflector::store();
+    let (sm_r, sm) = reflector::store();
     let stores = Stores {
         service_accounts: sa_r,
         config_maps: cm_r,
@@ -266,6 +412,7 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
         jobs: job_r,
         cron_jobs: cron_r,
         pvcs: pvc_r,
+        service_monitors: sm_r,
     };
     let recorder = Recorder::new(
         client.clone(),
@@ -278,27 +425,46 @@ fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) 
         client,
         recorder,
         stores,
-        capabilities,
+        Arc::new(capabilities),
         Metrics::new(),
     ));
+    let mut w = Writers {
+        sa,
+        cm,
+        np,
+        svc,
+        deploy,
+        hpa,
+        pdb,
+        job,
+        cron,
+        pvc,
+        sm,
+    };
+    ready(&mut w.sa);
+    ready(&mut w.cm);
+    ready(&mut w.np);
+    ready(&mut w.svc);
+    ready(&mut w.deploy);
+    ready(&mut w.hpa);
+    ready(&mut w.pdb);
+    ready(&mut w.job);
+    ready(&mut w.cron);
+    ready(&mut w.pvc);
+    if sm_cached {
+        ready(&mut w.sm);
+    }
     (
         ctx,
         ApiServer {
             handle: Box::pin(handle),
         },
-        Writers {
-            sa,
-            cm,
-            np,
-            svc,
-            deploy,
-            hpa,
-            pdb,
-            job,
-            cron,
-            pvc,
-        },
+        w,
     )
+}
+
+fn harness(capabilities: CapabilityCache) -> (Arc<Context>, ApiServer, Writers) {
+    harness_with(capabilities, true)
 }
 
 fn addon() -> ClockifyAddon {
@@ -349,17 +515,15 @@ async fn finish(
     );
 }
 
-/// The children as the API server stores them: what we applied, plus server defaults.
+/// The children as the operator left them in the cluster: what it applied, stamped, plus server
+/// defaults and (for the Deployment) a status.
 fn stored_children(a: &ClockifyAddon, ready: bool) -> Vec<(Kind, Value)> {
     plan(a, Capabilities { service_monitor: true })
         .unwrap()
         .children
         .iter()
         .map(|c| {
-            let mut v = c.to_json();
-            v["metadata"]["uid"] = json!(format!("uid-{}", c.kind().as_str()));
-            v["metadata"]["resourceVersion"] = json!("7");
-            v["metadata"]["generation"] = json!(1);
+            let mut v = applied(c);
             if c.kind() == Kind::Deployment {
                 v["spec"]["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
                 v["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = json!("/dev/termination-log");
@@ -385,14 +549,6 @@ fn fill(w: &mut Writers, children: &[(Kind, Value)]) {
     for (kind, v) in children {
         w.insert(*kind, v.clone());
     }
-}
-
-fn service_monitor_of(children: &[(Kind, Value)]) -> Value {
-    children
-        .iter()
-        .find(|(k, _)| *k == Kind::ServiceMonitor)
-        .map(|(_, v)| v.clone())
-        .unwrap()
 }
 
 const NS_PATHS: [(&str, Kind); 10] = [
@@ -471,16 +627,23 @@ fn status_of(call: &Call) -> ClockifyAddonStatus {
 
 #[tokio::test]
 async fn first_creation_applies_every_child_then_migrates_first() {
-    let (ctx, mut api, _w) = harness(CapabilityCache::default());
+    // ServiceMonitors not cached yet: the operator asks the API server.
+    let (ctx, mut api, _w) = harness_with(CapabilityCache::default(), false);
     let a = addon();
     let task = start(&ctx, a.clone());
     api.expect_discovery(true).await;
+    let sm = api
+        .expect(
+            Method::GET,
+            path_of(Kind::ServiceMonitor),
+            404,
+            Some(not_found()),
+        )
+        .await;
+    assert!(sm.query.is_empty(), "a plain GET of one object: {sm:#?}");
     for (path, kind) in NS_PATHS {
         if kind == Kind::Deployment {
             continue; // not before the database is migrated
-        }
-        if kind == Kind::ServiceMonitor {
-            api.expect(Method::GET, path, 404, Some(not_found())).await;
         }
         let call = api.expect_apply(path).await;
         if kind == Kind::PersistentVolumeClaim {
@@ -519,7 +682,7 @@ async fn first_creation_applies_every_child_then_migrates_first() {
             assert_eq!(keep["value"], "14");
         }
     }
-    let job = api.expect_apply(&job_path(&a)).await;
+    let job = api.expect_create_job(&job_path(&a)).await;
     assert_eq!(
         job.body["spec"]["template"]["spec"]["containers"][0]["args"],
         json!(["migrate", "api-studio"])
@@ -529,7 +692,10 @@ async fn first_creation_applies_every_child_then_migrates_first() {
         "ghcr.io/clockify-addons/clockify-addons:0.1.0"
     );
     assert_eq!(job.body["spec"]["activeDeadlineSeconds"], 600);
-    assert_eq!(job.body["spec"]["ttlSecondsAfterFinished"], 3600);
+    assert!(
+        job.body["spec"].get("ttlSecondsAfterFinished").is_none(),
+        "no TTL until it succeeded: a failed migration Job stays"
+    );
     assert_eq!(
         job.body["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
         true
@@ -593,13 +759,6 @@ async fn settled_status(a: &ClockifyAddon) -> ClockifyAddonStatus {
     let children = stored_children(a, true);
     fill(&mut w, &children);
     let task = start(&ctx, a.clone());
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(&children)),
-    )
-    .await;
     api.expect_event("Ready").await;
     let s = status_of(&api.expect_status().await);
     finish(task, &mut api).await;
@@ -615,13 +774,6 @@ async fn a_no_op_pass_writes_nothing() {
     fill(&mut w, &children);
     let task = start(&ctx, a.clone());
     // One read (ServiceMonitors are not cached) and not a single write.
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(&children)),
-    )
-    .await;
     finish(task, &mut api).await;
     assert!(
         !ctx.metrics
@@ -639,13 +791,6 @@ async fn a_rollout_completing_patches_only_the_status() {
     let children = stored_children(&a, false);
     fill(&mut w, &children);
     let task = start(&ctx, a.clone());
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(&children)),
-    )
-    .await;
     let progressing = status_of(&api.expect_status().await);
     finish(task, &mut api).await;
     assert_eq!(
@@ -664,13 +809,6 @@ async fn a_rollout_completing_patches_only_the_status() {
     let children = stored_children(&a, true);
     fill(&mut w, &children);
     let task = start(&ctx, a.clone());
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(&children)),
-    )
-    .await;
     api.expect_event("Ready").await;
     let ready = api.expect_status().await;
     finish(task, &mut api).await;
@@ -700,16 +838,42 @@ async fn drift_is_put_back() {
     a.status = Some(settled_status(&a).await);
     let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
     let mut children = stored_children(&a, true);
-    // Someone edited the Deployment's image and deleted the Service by hand.
     for (kind, v) in &mut children {
         if *kind == Kind::Deployment {
+            // `kubectl edit` of the image: the value changes and the API server moves the
+            // field to the editor's managedFields entry.
             v["spec"]["template"]["spec"]["containers"][0]["image"] =
                 json!("attacker/image:latest");
+            take(
+                v,
+                "/f:spec/f:template/f:spec/f:containers/i:0/f:image",
+                "kubectl-edit",
+            );
+        }
+        if *kind == Kind::NetworkPolicy {
+            // A field removed by a merge patch: gone from the object and from every entry.
+            v["spec"].as_object_mut().unwrap().remove("egress");
+            take(v, "/f:spec/f:egress", "");
+        }
+        if *kind == Kind::ConfigMap {
+            // A key the operator does not set: not the operator's business.
+            v["data"]["EXTRA"] = json!("added by hand");
+            v["metadata"]["managedFields"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:data": {"f:EXTRA": {}}}}));
         }
     }
+    // And someone deleted the Service.
     children.retain(|(k, _)| *k != Kind::Service);
     fill(&mut w, &children);
     let task = start(&ctx, a.clone());
+    let np = api.expect_apply(path_of(Kind::NetworkPolicy)).await;
+    assert!(
+        np.body["spec"]["egress"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    );
     let svc = api.expect_apply(path_of(Kind::Service)).await;
     assert_eq!(
         svc.body["spec"]["selector"]["app.kubernetes.io/instance"],
@@ -720,21 +884,77 @@ async fn drift_is_put_back() {
         deploy.body["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/clockify-addons/clockify-addons:0.1.0"
     );
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(&children)),
-    )
-    .await;
     api.expect_event("Created").await;
     let restored = api.expect_event("DriftCorrected").await;
+    let note = restored.body["note"].as_str().unwrap();
     assert!(
-        restored.body["note"]
-            .as_str()
-            .unwrap()
-            .contains("Deployment api-studio")
+        note.contains("NetworkPolicy api-studio") && note.contains("Deployment api-studio"),
+        "{note}"
     );
+    assert!(!note.contains("ConfigMap"), "{note}");
+    finish(task, &mut api).await;
+}
+
+/// What the API server does to the operator's managedFields entry when someone else changes
+/// (`by` a manager) or removes (`by` "") a field the operator set.
+fn take(v: &mut Value, fields_path: &str, by: &str) {
+    let (parent, leaf) = fields_path.rsplit_once('/').unwrap();
+    let entries = v["metadata"]["managedFields"].as_array_mut().unwrap();
+    for e in entries.iter_mut() {
+        if e["manager"] == MANAGER
+            && let Some(p) = e["fieldsV1"].pointer_mut(parent)
+        {
+            p.as_object_mut().unwrap().remove(leaf);
+        }
+    }
+    if !by.is_empty() {
+        let mut set = json!({});
+        let mut at = &mut set;
+        for seg in fields_path.trim_start_matches('/').split('/') {
+            at[seg] = json!({});
+            at = &mut at[seg];
+        }
+        entries.push(json!({"manager": by, "operation": "Update", "fieldsV1": set}));
+    }
+}
+
+#[tokio::test]
+async fn a_spec_change_is_an_update_and_a_removed_field_goes() {
+    let mut a = addon();
+    a.spec.pod_overrides = Some(clockify_operator::crd::PodOverrides {
+        node_selector: [("disk".to_owned(), "ssd".to_owned())].into(),
+        ..Default::default()
+    });
+    a.status = Some(settled_status(&a).await);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    fill(&mut w, &stored_children(&a, true));
+    // The override removed from the spec: the Deployment is applied without it.
+    let mut b = a.clone();
+    b.spec.pod_overrides = None;
+    b.metadata.generation = Some(2);
+    let task = start(&ctx, b.clone());
+    let d = api.expect_apply(path_of(Kind::Deployment)).await;
+    assert!(
+        d.body["spec"]["template"]["spec"]
+            .get("nodeSelector")
+            .is_none(),
+        "{:#?}",
+        d.body["spec"]["template"]["spec"]
+    );
+    // The backup pods take the overrides too.
+    let c = api.expect_apply(path_of(Kind::CronJob)).await;
+    assert!(
+        c.body["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            .get("nodeSelector")
+            .is_none()
+    );
+    let ev = api.expect_event("Updated").await;
+    let note = ev.body["note"].as_str().unwrap();
+    assert!(
+        note.contains("Deployment api-studio") && note.contains("CronJob api-studio-backup"),
+        "{note}"
+    );
+    api.expect_status().await;
     finish(task, &mut api).await;
 }
 
@@ -771,13 +991,6 @@ async fn children_no_longer_desired_are_pruned() {
         deploy.body["spec"]["replicas"], 2,
         "the Deployment owns its replicas again"
     );
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(&children)),
-    )
-    .await;
     let del = api
         .expect(
             Method::DELETE,
@@ -811,7 +1024,7 @@ async fn without_the_service_monitor_api_nothing_fails() {
             api.expect_apply(path).await;
         }
     }
-    api.expect_apply(&job_path(&a)).await;
+    api.expect_create_job(&job_path(&a)).await;
     api.expect_event("Created").await;
     api.expect_event("MigrationStarted").await;
     let status = api.expect_status().await;
@@ -834,7 +1047,7 @@ async fn without_the_service_monitor_api_nothing_fails() {
             api.expect_apply(path).await;
         }
     }
-    api.expect_apply(&job_path(&addon())).await;
+    api.expect_create_job(&job_path(&addon())).await;
     api.expect_event("Created").await;
     api.expect_event("MigrationStarted").await;
     let warning = api.expect_event("ServiceMonitorAPIMissing").await;
@@ -859,13 +1072,6 @@ async fn paused_changes_nothing_and_says_so() {
     a.spec.version = "0.2.0".into();
     a.metadata.generation = Some(2);
     let task = start(&ctx, a.clone());
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(&children)),
-    )
-    .await;
     api.expect_event("NotReady").await;
     api.expect_event("Paused").await;
     let status = api.expect_status().await;
@@ -1031,18 +1237,6 @@ async fn reconcile_in(
     finish(task, &mut api).await;
 }
 
-fn sm_get<'a>(
-    api: &'a mut ApiServer,
-    children: &'a [(Kind, Value)],
-) -> impl std::future::Future<Output = Call> + 'a {
-    api.expect(
-        Method::GET,
-        path_of(Kind::ServiceMonitor),
-        200,
-        Some(service_monitor_of(children)),
-    )
-}
-
 #[tokio::test]
 async fn an_upgrade_starts_the_migration_job_and_holds_the_deployment() {
     let (children, v1_status) = v1_world().await;
@@ -1051,8 +1245,7 @@ async fn an_upgrade_starts_the_migration_job_and_holds_the_deployment() {
     let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
     let out = status.clone();
     reconcile_in(&a, &children, &[], async |api| {
-        sm_get(api, &children).await; // every child, the Deployment included, is already as wanted
-        let job = api.expect_apply(&job_path(&a)).await;
+        let job = api.expect_create_job(&job_path(&a)).await;
         assert_eq!(
             job.body["spec"]["template"]["spec"]["containers"][0]["image"],
             "ghcr.io/clockify-addons/clockify-addons:0.2.0"
@@ -1093,7 +1286,6 @@ async fn migrating_status() -> ClockifyAddonStatus {
     fill(&mut w, &children);
     w.insert(Kind::Job, stored_job(&a, JobPhase::Active));
     let task = start(&ctx, a.clone());
-    sm_get(&mut api, &children).await;
     api.expect_event("NotReady").await;
     let s = status_of(&api.expect_status().await);
     finish(task, &mut api).await;
@@ -1107,10 +1299,7 @@ async fn a_restart_mid_migration_resumes_without_writes() {
     a.status = Some(migrating_status().await);
     // A fresh operator (new context, caches filled from the cluster): the Job still runs.
     let job = stored_job(&a, JobPhase::Active);
-    reconcile_in(&a, &children, &[job], async |api| {
-        sm_get(api, &children).await;
-    })
-    .await;
+    reconcile_in(&a, &children, &[job], async |_api| {}).await;
 }
 
 #[tokio::test]
@@ -1135,7 +1324,10 @@ async fn a_successful_migration_rolls_the_deployment_then_reports_ready() {
             d.body["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
             0
         );
-        sm_get(api, &children).await;
+        // The Job succeeded: it may now expire.
+        let mut expiring = job.clone();
+        expiring["spec"]["ttlSecondsAfterFinished"] = json!(3600);
+        api.expect_ttl(&job_path(&a), json!(3600), expiring).await;
         api.expect_event("MigrationSucceeded").await;
         let rollout = api.expect_event("RolloutStarted").await;
         assert!(rollout.body["note"].as_str().unwrap().contains("0.2.0"));
@@ -1172,8 +1364,9 @@ async fn a_successful_migration_rolls_the_deployment_then_reports_ready() {
     a.status = Some(serde_json::from_value(s).unwrap());
     let rolled = stored_children(&a, true);
     let out2 = status.clone();
+    let mut job = job.clone();
+    job["spec"]["ttlSecondsAfterFinished"] = json!(3600);
     reconcile_in(&a, &rolled, &[job], async |api| {
-        sm_get(api, &rolled).await;
         api.expect_event("Ready").await;
         *out2.lock().unwrap() = api.expect_status().await.body["status"].clone();
     })
@@ -1192,7 +1385,6 @@ async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
     let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
     let out = status.clone();
     reconcile_in(&a, &children, std::slice::from_ref(&failed), async |api| {
-        sm_get(api, &children).await; // the Deployment is not touched
         let ev = api.expect_event("MigrationFailed").await;
         assert_eq!(ev.body["type"], "Warning");
         assert!(
@@ -1227,9 +1419,7 @@ async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
         &same,
         &children,
         std::slice::from_ref(&failed),
-        async |api| {
-            sm_get(api, &children).await;
-        },
+        async |_api| {},
     )
     .await;
 
@@ -1245,7 +1435,6 @@ async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
         &children,
         std::slice::from_ref(&failed),
         async |api| {
-            sm_get(api, &children).await;
             let del = api
                 .expect(
                     Method::DELETE,
@@ -1255,7 +1444,7 @@ async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
                 )
                 .await;
             assert_eq!(del.body["propagationPolicy"], "Background");
-            let job = api.expect_apply(&job_path(&retry)).await;
+            let job = api.expect_create_job(&job_path(&retry)).await;
             assert_eq!(job.body["spec"]["activeDeadlineSeconds"], 1200);
             assert_eq!(
                 job.body["metadata"]["annotations"]["clockify-addons.io/generation"],
@@ -1282,8 +1471,7 @@ async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
         &children,
         std::slice::from_ref(&failed),
         async |api| {
-            sm_get(api, &children).await;
-            let job = api.expect_apply(&job_path(&newer)).await;
+            let job = api.expect_create_job(&job_path(&newer)).await;
             assert_eq!(
                 job.body["spec"]["template"]["spec"]["containers"][0]["image"],
                 "ghcr.io/clockify-addons/clockify-addons:0.2.1"
@@ -1303,7 +1491,6 @@ async fn an_image_change_mid_migration_replaces_the_stale_job() {
     let mut a = addon_at("0.2.1", 3);
     a.status = Some(migrating);
     reconcile_in(&a, &children, &[running], async |api| {
-        sm_get(api, &children).await;
         let stale = job_path(&addon_at("0.2.0", 2));
         api.expect(
             Method::DELETE,
@@ -1312,7 +1499,7 @@ async fn an_image_change_mid_migration_replaces_the_stale_job() {
             Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
         )
         .await;
-        let job = api.expect_apply(&job_path(&a)).await;
+        let job = api.expect_create_job(&job_path(&a)).await;
         assert_eq!(
             job.body["spec"]["template"]["spec"]["containers"][0]["image"],
             "ghcr.io/clockify-addons/clockify-addons:0.2.1"
@@ -1423,7 +1610,6 @@ async fn a_finished_backup_is_recorded_once_with_its_id_and_an_event() {
     let out = status.clone();
     let message = format!("backup {id} stored: 52311 bytes");
     reconcile_in(&a, &children, std::slice::from_ref(&job), async |api| {
-        sm_get(api, &children).await;
         expect_pods(api, name, pods_with(name, &message), 200).await;
         let ev = api.expect_event("BackupSucceeded").await;
         assert_eq!(ev.body["type"], "Normal");
@@ -1453,16 +1639,16 @@ async fn a_finished_backup_is_recorded_once_with_its_id_and_an_event() {
     // Recorded: the next pass reads no pods and writes nothing.
     let mut again = a.clone();
     again.status = Some(serde_json::from_value(s.clone()).unwrap());
-    reconcile_in(&again, &children, std::slice::from_ref(&job), async |api| {
-        sm_get(api, &children).await;
-    })
+    reconcile_in(
+        &again,
+        &children,
+        std::slice::from_ref(&job),
+        async |_api| {},
+    )
     .await;
 
     // The CronJob's history limit removed the Job: status still remembers it.
-    reconcile_in(&again, &children, &[], async |api| {
-        sm_get(api, &children).await;
-    })
-    .await;
+    reconcile_in(&again, &children, &[], async |_api| {}).await;
 }
 
 #[tokio::test]
@@ -1488,7 +1674,6 @@ async fn a_failed_backup_turns_the_condition_false_with_the_reason() {
     let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
     let out = status.clone();
     reconcile_in(&a, &children, std::slice::from_ref(&failed), async |api| {
-        sm_get(api, &children).await;
         expect_pods(api, name, pods_with(name, reason), 200).await;
         let ev = api.expect_event("BackupFailed").await;
         assert_eq!(ev.body["type"], "Warning");
@@ -1535,7 +1720,6 @@ async fn a_failed_backup_turns_the_condition_false_with_the_reason() {
     let failed2 = backup_job(name2, JobPhase::Failed, "2026-11-24T02:03:00Z");
     let out = status.clone();
     reconcile_in(&later, &children, &[failed.clone(), failed2], async |api| {
-        sm_get(api, &children).await;
         let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods is forbidden"});
         expect_pods(api, name2, forbidden, 403).await;
         api.expect_event("BackupFailed").await;
@@ -1570,9 +1754,8 @@ async fn the_backup_now_annotation_runs_one_backup_per_value() {
     let applied = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
     let job_out = applied.clone();
     reconcile_in(&a, &children, &[], async |api| {
-        sm_get(api, &children).await;
         let job = api
-            .expect_apply(&format!("/apis/batch/v1/namespaces/addons/jobs/{job_name}"))
+            .expect_create_job(&format!("/apis/batch/v1/namespaces/addons/jobs/{job_name}"))
             .await;
         *job_out.lock().unwrap() = job.body.clone();
         let ev = api.expect_event("BackupStarted").await;
@@ -1619,9 +1802,7 @@ async fn the_backup_now_annotation_runs_one_backup_per_value() {
         &same,
         &children,
         std::slice::from_ref(&running),
-        async |api| {
-            sm_get(api, &children).await;
-        },
+        async |_api| {},
     )
     .await;
 
@@ -1641,8 +1822,7 @@ async fn the_backup_now_annotation_runs_one_backup_per_value() {
         &children,
         std::slice::from_ref(&running),
         async |api| {
-            sm_get(api, &children).await;
-            api.expect_apply(&format!("/apis/batch/v1/namespaces/addons/jobs/{next_job}"))
+            api.expect_create_job(&format!("/apis/batch/v1/namespaces/addons/jobs/{next_job}"))
                 .await;
             api.expect_event("BackupStarted").await;
             let st = api.expect_status().await;
@@ -1680,24 +1860,70 @@ fn restore_job_stored(a: &ClockifyAddon, id: &str, migrate: bool, phase: JobPhas
     v
 }
 
-/// The world with the Deployment scaled to zero and its pods gone.
-fn scaled_to_zero(children: &[(Kind, Value)]) -> Vec<(Kind, Value)> {
+/// The world as a restore's first pass left it (the Deployment applied at zero replicas, the
+/// backup CronJob suspended), with the Deployment's pods gone.
+fn scaled_to_zero(a: &ClockifyAddon, children: &[(Kind, Value)]) -> Vec<(Kind, Value)> {
+    let desired = plan(
+        a,
+        Capabilities {
+            service_monitor: true,
+        },
+    )
+    .unwrap()
+    .children;
     children
         .iter()
         .map(|(k, v)| {
             let mut v = v.clone();
+            let child = desired.iter().find(|c| c.kind() == *k).unwrap();
             if *k == Kind::Deployment {
-                v["spec"]["replicas"] = json!(0);
+                let mut d = child.clone();
+                if let Child::Deployment(d) = &mut d {
+                    d.spec.as_mut().unwrap().replicas = Some(0);
+                }
+                let status = v["status"].clone();
+                v = applied(&d);
                 v["metadata"]["generation"] = json!(2);
+                v["status"] = status;
                 v["status"] = json!({"observedGeneration": 2, "replicas": 0, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0,
                     "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]});
             }
             if *k == Kind::CronJob {
-                v["spec"]["suspend"] = json!(true);
+                let mut c = child.clone();
+                if let Child::CronJob(c) = &mut c {
+                    c.spec.as_mut().unwrap().suspend = Some(true);
+                }
+                v = applied(&c);
             }
             (*k, v)
         })
         .collect()
+}
+
+/// The pods of the add-on that are left (`total`, of which `terminating`).
+fn addon_pods(total: usize, terminating: usize) -> Value {
+    let items: Vec<Value> = (0..total)
+        .map(|i| {
+            let mut m = json!({"name": format!("api-studio-5d9c-{i}"), "namespace": "addons"});
+            if i < terminating {
+                m["deletionTimestamp"] = json!("2026-11-22T09:00:00Z");
+            }
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": m})
+        })
+        .collect();
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {"resourceVersion": "30"}, "items": items})
+}
+
+/// The pods list a restore makes before it starts: the add-on's own, as metadata.
+async fn expect_addon_pods(api: &mut ApiServer, answer: Value) {
+    let call = api.expect(Method::GET, PODS, 200, Some(answer)).await;
+    assert_eq!(
+        call.query.get("labelSelector").map(String::as_str),
+        Some(
+            "app.kubernetes.io%2Fcomponent%3Daddon%2Capp.kubernetes.io%2Finstance%3Dapi-studio%2Capp.kubernetes.io%2Fname%3Dapi-studio"
+        ),
+        "{call:#?}"
+    );
 }
 
 /// A settled ClockifyAddon, its healthy children, and the same scaled to zero.
@@ -1705,7 +1931,7 @@ async fn restore_world() -> (ClockifyAddon, Vec<(Kind, Value)>, Vec<(Kind, Value
     let mut settled = addon();
     settled.status = Some(settled_status(&settled).await);
     let healthy = stored_children(&settled, true);
-    let down = scaled_to_zero(&healthy);
+    let down = scaled_to_zero(&settled, &healthy);
     (settled, healthy, down)
 }
 
@@ -1739,7 +1965,6 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
     reconcile_in(&a, &healthy, &[], async |api| {
         let d = api.expect_apply(path_of(Kind::Deployment)).await;
         assert_eq!(d.body["spec"]["replicas"], 0);
-        sm_get(api, &healthy).await;
         let cron = api.expect_apply(path_of(Kind::CronJob)).await;
         assert_eq!(cron.body["spec"]["suspend"], true);
         let ev = api.expect_event("RestoreScalingDown").await;
@@ -1760,12 +1985,20 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
     let a2 = with_status(&a, &s);
     let out = status.clone();
     reconcile_in(&a2, &down, &[], async |api| {
-        sm_get(api, &down).await;
-        let job = api.expect_apply(&restore_path).await;
+        expect_addon_pods(api, addon_pods(0, 0)).await;
+        let job = api.expect_create_job(&restore_path).await;
         let c = &job.body["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(
             c["args"],
-            json!(["restore", "api-studio", "--from", "latest", "--force"])
+            json!([
+                "restore",
+                "api-studio",
+                "--from",
+                "latest",
+                "--request-id",
+                "incident-42",
+                "--force"
+            ])
         );
         assert_eq!(job.body["spec"]["backoffLimit"], 0);
         assert_eq!(
@@ -1790,9 +2023,12 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
     let a3 = with_status(&a, &s);
     let restored = restore_job_stored(&a, "incident-42", false, JobPhase::Succeeded);
     let out = status.clone();
+    let restore_job = clockify_operator::build::backup::restore_job_name(&a, "incident-42");
+    let report = "restored backup 20261122T020000.512Z-api-studio-x (12 tables) into app";
     reconcile_in(&a3, &down, std::slice::from_ref(&restored), async |api| {
-        sm_get(api, &down).await;
-        let job = api.expect_apply(&migrate_path).await;
+        // What the restore reported, read once.
+        expect_pods(api, &restore_job, pods_with(&restore_job, report), 200).await;
+        let job = api.expect_create_job(&migrate_path).await;
         assert_eq!(
             job.body["spec"]["template"]["spec"]["containers"][0]["args"],
             json!(["migrate", "api-studio"])
@@ -1803,6 +2039,7 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
     .await;
     let s = status.lock().unwrap().clone();
     assert_eq!(s["restore"]["phase"], "Migrating");
+    assert_eq!(s["restore"]["report"], report);
 
     // 4. Migrated: the Deployment is applied again, releasing the zero replicas (the
     //    autoscaler takes over).
@@ -1814,13 +2051,15 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
         &down,
         &[restored.clone(), migrated.clone()],
         async |api| {
+            // The count goes to a hand-over manager at the minimum before the operator lets
+            // go of it: never reset to 1 while the autoscaler catches up.
+            api.expect_handover(2).await;
             let d = api.expect_apply(path_of(Kind::Deployment)).await;
             assert!(
                 d.body["spec"].get("replicas").is_none(),
                 "{:#?}",
                 d.body["spec"]
             );
-            sm_get(api, &down).await;
             api.expect_event("RestoreScalingUp").await;
             *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
         },
@@ -1831,7 +2070,7 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
 
     // 5. Available again: succeeded, and backups resume on the next pass.
     let a5 = with_status(&a, &s);
-    let up = scaled_to_zero(&healthy)
+    let up = scaled_to_zero(&settled, &healthy)
         .into_iter()
         .zip(healthy.iter())
         .map(|((k, suspended), (_, fine))| {
@@ -1851,7 +2090,6 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
         &up,
         &[restored.clone(), migrated.clone()],
         async |api| {
-            sm_get(api, &up).await;
             // Backups resume with the outcome.
             let cron = api.expect_apply(path_of(Kind::CronJob)).await;
             assert_eq!(cron.body["spec"]["suspend"], false);
@@ -1875,15 +2113,10 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
         &a6,
         &healthy,
         &[restored.clone(), migrated.clone()],
-        async |api| {
-            sm_get(api, &healthy).await;
-        },
+        async |_api| {},
     )
     .await;
-    reconcile_in(&a6, &healthy, &[], async |api| {
-        sm_get(api, &healthy).await;
-    })
-    .await;
+    reconcile_in(&a6, &healthy, &[], async |_api| {}).await;
 }
 
 #[tokio::test]
@@ -1905,6 +2138,7 @@ async fn a_failed_restore_scales_back_and_reports_why() {
             "bad-backup",
         )),
         message: None,
+        report: None,
         started_at: Some("2026-11-22T09:00:00Z".into()),
         finished_at: None,
     });
@@ -1916,9 +2150,9 @@ async fn a_failed_restore_scales_back_and_reports_why() {
     let out = status.clone();
     reconcile_in(&a, &down, std::slice::from_ref(&failed), async |api| {
         expect_pods(api, &job_name, pods_with(&job_name, why), 200).await;
+        api.expect_handover(2).await;
         let d = api.expect_apply(path_of(Kind::Deployment)).await;
         assert!(d.body["spec"].get("replicas").is_none());
-        sm_get(api, &down).await;
         let cron = api.expect_apply(path_of(Kind::CronJob)).await;
         assert_eq!(cron.body["spec"]["suspend"], false);
         let ev = api.expect_event("RestoreFailed").await;
@@ -1948,7 +2182,6 @@ async fn a_failed_restore_scales_back_and_reports_why() {
         &healthy,
         std::slice::from_ref(&failed),
         async |api| {
-            sm_get(api, &healthy).await;
             let st = api.expect_status().await;
             assert_eq!(st.body["status"]["restore"], recorded);
             assert_eq!(st.body["status"]["readyReplicas"], 2);

@@ -358,6 +358,8 @@ pub fn restore_job(
                         addon.spec.addon.slug().into(),
                         "--from".into(),
                         from.to_owned(),
+                        "--request-id".into(),
+                        request_id.to_owned(),
                         "--force".into(),
                     ],
                     env: vec![env("BACKUP_WORK_DIR", WORK_PATH)],

@@ -12,15 +12,17 @@ use sha2::{Digest, Sha256};
 use super::deployment::{
     container_security, pod_security, pull_policy, pull_secrets, resources, secret_envs, tmp_volume,
 };
-use crate::crd::ClockifyAddon;
+use crate::crd::{ClockifyAddon, RETRY_MIGRATION_ANNOTATION};
 use crate::meta::{LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME, child_meta, labels, with_version};
 use crate::settings::Settings;
 
 pub const COMPONENT: &str = "migration";
 pub const IMAGE_ANNOTATION: &str = "clockify-addons.io/image";
 pub const GENERATION_ANNOTATION: &str = "clockify-addons.io/generation";
-/// Finished Jobs are deleted after this long.
-pub const TTL_AFTER_FINISHED: i32 = 3600;
+/// A migration Job that succeeded is deleted this long after (set by the operator once it saw
+/// the success). A failed one has no TTL: it stays, and the upgrade stays stopped, until someone
+/// acts (see docs/upgrades.md).
+pub const TTL_AFTER_SUCCESS: i32 = 3600;
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 600;
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
 
@@ -52,7 +54,7 @@ pub fn migration_job(addon: &ClockifyAddon, s: &Settings) -> Job {
     let overrides = addon.spec.pod_overrides.clone().unwrap_or_default();
     let mut meta = child_meta(addon, &job_name(addon, &s.image));
     meta.labels = Some(job_labels(addon));
-    meta.annotations = Some(BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (
             crate::meta::VERSION_ANNOTATION.to_owned(),
             addon.spec.version.clone(),
@@ -62,7 +64,11 @@ pub fn migration_job(addon: &ClockifyAddon, s: &Settings) -> Job {
             GENERATION_ANNOTATION.to_owned(),
             addon.metadata.generation.unwrap_or(0).to_string(),
         ),
-    ]));
+    ]);
+    if let Some(retry) = addon.annotations().get(RETRY_MIGRATION_ANNOTATION) {
+        annotations.insert(RETRY_MIGRATION_ANNOTATION.to_owned(), retry.clone());
+    }
+    meta.annotations = Some(annotations);
     let mut env = secret_envs(addon);
     env.retain(|e| e.name == "DATABASE_URL");
     env.push(EnvVar {
@@ -81,7 +87,6 @@ pub fn migration_job(addon: &ClockifyAddon, s: &Settings) -> Job {
                     .timeout_seconds
                     .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
             ),
-            ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(job_labels(addon)),

@@ -232,6 +232,10 @@ async fn prune(o: &BackupOptions<'_>, report: &mut BackupReport) -> Result<(), E
 
 pub struct RestoreOptions<'a> {
     pub database_url: &'a str,
+    /// Names this restore. A restore with a request id records it in the database (in the same
+    /// transaction), and a later restore with the same id finds the record and changes
+    /// nothing: a request is applied once, whatever the caller remembers.
+    pub request_id: Option<&'a str>,
     pub addon: &'a str,
     /// Where `from` is looked up when it is `latest` or an id.
     pub destination: Option<&'a Destination>,
@@ -258,6 +262,111 @@ pub struct RestoreReport {
     pub schema_version: Option<i64>,
     pub download: Duration,
     pub apply: Duration,
+}
+
+/// A restore this database already holds (see [`RestoreOptions::request_id`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorRestore {
+    pub request_id: String,
+    pub backup_id: String,
+    /// When it was applied (RFC 3339).
+    pub restored_at: String,
+}
+
+/// What [`restore`] did.
+#[derive(Debug)]
+pub enum RestoreOutcome {
+    Restored(Box<RestoreReport>),
+    /// The request had been applied already: nothing was changed.
+    AlreadyApplied(PriorRestore),
+}
+
+/// The table a restore with a request id leaves its record in (spelled out in the statements,
+/// which must be static).
+pub const RESTORE_LOG: &str = "public.clockify_restore_log";
+
+/// Whether a restore request id is one the record can hold (letters, digits, '-', '_', '.';
+/// at most 63; starting with a letter or digit).
+pub fn is_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The database's record of restore `request_id`, if it holds one.
+pub async fn prior_restore(
+    database_url: &str,
+    request_id: &str,
+) -> Result<Option<PriorRestore>, Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(database_url)
+        .await
+        .map_err(|e| {
+            Error::Database(format!(
+                "cannot connect to the database: {}",
+                pg::redact(&e.to_string(), database_url)
+            ))
+        })?;
+    let q = |e: sqlx::Error| Error::Database(format!("reading the restore record: {e}"));
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public.clockify_restore_log') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(q)?;
+    let row: Option<(String, String)> = if exists {
+        sqlx::query_as(
+            "SELECT backup_id, to_char(restored_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+             FROM public.clockify_restore_log WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(q)?
+    } else {
+        None
+    };
+    let _ = conn.close().await;
+    Ok(row.map(|(backup_id, restored_at)| PriorRestore {
+        request_id: request_id.to_owned(),
+        backup_id,
+        restored_at,
+    }))
+}
+
+/// Run first in a restore's transaction: the records already in the database are kept aside
+/// (in a temporary table, which the wipe of `--force` does not touch), so replacing the
+/// contents never forgets which requests were applied.
+const KEEP_RESTORE_LOG: &str = "CREATE TEMP TABLE clockify_restore_log_kept (request_id text, backup_id text, restored_at timestamptz) ON COMMIT DROP;
+DO $keep$ BEGIN
+  IF to_regclass('public.clockify_restore_log') IS NOT NULL THEN
+    INSERT INTO pg_temp.clockify_restore_log_kept SELECT request_id, backup_id, restored_at FROM public.clockify_restore_log;
+  END IF;
+END $keep$;
+";
+
+/// Run last, before the COMMIT: the kept records back, and this restore's own (both values
+/// checked by [`is_request_id`] and [`manifest::is_backup_id`]: plain characters only).
+fn record_sql(request_id: Option<&str>, backup_id: &str) -> String {
+    let new = request_id
+        .map(|id| {
+            format!(
+                "INSERT INTO public.clockify_restore_log (request_id, backup_id) VALUES ('{id}', '{backup_id}') ON CONFLICT (request_id) DO NOTHING;\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "DO $record$ BEGIN
+  IF {wanted} OR EXISTS (SELECT 1 FROM pg_temp.clockify_restore_log_kept) THEN
+    CREATE TABLE IF NOT EXISTS public.clockify_restore_log (request_id text PRIMARY KEY, backup_id text NOT NULL, restored_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO public.clockify_restore_log SELECT * FROM pg_temp.clockify_restore_log_kept ON CONFLICT (request_id) DO NOTHING;
+  END IF;
+END $record$;
+{new}",
+        wanted = request_id.is_some()
+    )
 }
 
 /// Finds the manifest `from` names.
@@ -305,8 +414,19 @@ pub async fn resolve(
     Ok((dest.clone(), m))
 }
 
-pub async fn restore(o: RestoreOptions<'_>) -> Result<RestoreReport, Error> {
+pub async fn restore(o: RestoreOptions<'_>) -> Result<RestoreOutcome, Error> {
     let target = pg::Target::parse(o.database_url)?;
+    if let Some(id) = o.request_id {
+        if !is_request_id(id) {
+            return Err(Error::Refused(format!(
+                "request id {id:?} must be letters, digits, '-', '_' or '.', at most 63, starting with a letter or digit"
+            )));
+        }
+        // Applied once: before anything else, even before looking for the backup.
+        if let Some(prior) = prior_restore(o.database_url, id).await? {
+            return Ok(RestoreOutcome::AlreadyApplied(prior));
+        }
+    }
     o.tools.version("pg_restore").await?;
     o.tools.version("psql").await?;
     let (dest, m) = resolve(o.from, o.addon, o.destination, o.s3).await?;
@@ -369,17 +489,19 @@ pub async fn restore(o: RestoreOptions<'_>) -> Result<RestoreReport, Error> {
     let download = clock.elapsed();
 
     let clock = Instant::now();
+    let record = record_sql(o.request_id, &m.id);
     apply(
         &target,
         o.tools,
         staged.path(),
         before.relations > 0,
+        &record,
         o.database_url,
     )
     .await?;
     let apply = clock.elapsed();
     let after = pg::facts(o.database_url).await?;
-    Ok(RestoreReport {
+    Ok(RestoreOutcome::Restored(Box::new(RestoreReport {
         source: format!("{dest}/{}", m.dump),
         database: target.database,
         tables,
@@ -388,18 +510,20 @@ pub async fn restore(o: RestoreOptions<'_>) -> Result<RestoreReport, Error> {
         manifest: m,
         download,
         apply,
-    })
+    })))
 }
 
 /// `pg_restore --file=-` (the archive as SQL) into `psql`, framed by BEGIN and a COMMIT written
 /// only after pg_restore finished cleanly: an error anywhere leaves the transaction uncommitted,
 /// so PostgreSQL rolls it back. With `wipe`, the database's own objects are dropped first, in
-/// the same transaction.
+/// the same transaction. The records of earlier restores are kept across it, and `record` (with
+/// this restore's own) runs after the archive, before the COMMIT.
 async fn apply(
     target: &pg::Target,
     tools: &Tools,
     archive: &std::path::Path,
     wipe: bool,
+    record: &str,
     database_url: &str,
 ) -> Result<(), Error> {
     let mut restore = tokio::process::Command::new(tools.program("pg_restore"));
@@ -437,6 +561,7 @@ async fn apply(
 
     let fed: Result<(), std::io::Error> = async {
         sql_in.write_all(b"BEGIN;\n").await?;
+        sql_in.write_all(KEEP_RESTORE_LOG.as_bytes()).await?;
         if wipe {
             sql_in.write_all(pg::WIPE_SQL.as_bytes()).await?;
         }
@@ -447,7 +572,8 @@ async fn apply(
     let restored = restore.wait().await.map_err(io("waiting for pg_restore"))?;
     let restore_stderr = restore_err.await.unwrap_or_default();
     if fed.is_ok() && restored.success() {
-        // Only now may the transaction commit.
+        // Only now may the transaction commit, with the restore's record.
+        let _ = sql_in.write_all(record.as_bytes()).await;
         let _ = sql_in.write_all(b"COMMIT;\n").await;
     }
     drop(sql_in);

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use addon_backup::{
-    BackupOptions, Destination, Policy, RestoreOptions, S3Options, Tools, throughput,
+    BackupOptions, Destination, Policy, RestoreOptions, RestoreOutcome, S3Options, Tools,
+    throughput,
 };
 use addon_core::config::LogFormat;
 use addon_core::telemetry;
@@ -51,6 +52,10 @@ pub struct RestoreArgs {
     /// Replace the contents of a database that is not empty.
     #[arg(long)]
     pub force: bool,
+    /// Names this restore: the database records it (in the restore's own transaction), and a
+    /// restore with the same id later changes nothing and says when it was applied.
+    #[arg(long)]
+    pub request_id: Option<String>,
     /// Where the dump is staged while it is verified.
     #[arg(long, env = "BACKUP_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
@@ -202,6 +207,7 @@ async fn restore(a: RestoreArgs) -> ExitCode {
         };
         addon_backup::restore(RestoreOptions {
             database_url: &url,
+            request_id: a.request_id.as_deref(),
             addon: def.slug,
             destination: destination.as_ref(),
             from: &a.from,
@@ -214,7 +220,17 @@ async fn restore(a: RestoreArgs) -> ExitCode {
     }
     .await;
     match result {
-        Ok(r) => {
+        Ok(RestoreOutcome::AlreadyApplied(p)) => {
+            let message = format!(
+                "restore {} was already applied to this database at {} (backup {}); nothing was restored",
+                p.request_id, p.restored_at, p.backup_id
+            );
+            tracing::info!(outcome = "already-applied", addon = def.slug, request_id = %p.request_id, backup = %p.backup_id, restored_at = %p.restored_at, "restore skipped");
+            println!("{message}");
+            termination_message(&message);
+            ExitCode::SUCCESS
+        }
+        Ok(RestoreOutcome::Restored(r)) => {
             let m = &r.manifest;
             tracing::info!(
                 outcome = "succeeded",
@@ -260,7 +276,16 @@ async fn restore(a: RestoreArgs) -> ExitCode {
                     def.slug
                 );
             }
-            termination_message(&format!("restored backup {} into {}", m.id, r.database));
+            termination_message(&format!(
+                "restored backup {} ({} tables) into {}{}",
+                m.id,
+                r.tables,
+                r.database,
+                a.request_id
+                    .as_deref()
+                    .map(|id| format!("; recorded as restore {id}"))
+                    .unwrap_or_default()
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -410,6 +410,143 @@ async fn a_backup_restores_to_the_same_data_from_a_directory_and_from_s3() {
     }
 }
 
+/// The restore requests a database holds.
+async fn restore_log(url: &str) -> Vec<(String, String)> {
+    let mut conn = addon_core::db::connect_one(url).await.unwrap();
+    sqlx::query_as(
+        "SELECT request_id, backup_id FROM public.clockify_restore_log ORDER BY request_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_request_is_applied_once_whatever_the_caller_remembers() {
+    let app = TestApp::start(&universal_webhook::DEFINITION, Backend::Postgres).await;
+    put_data(&app).await;
+    let before = served(&app).await;
+    let db = app.stop().await;
+    let url = db.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("backups");
+    let out = run(
+        &[
+            "backup",
+            "universal-webhook",
+            "--to",
+            dest.to_str().unwrap(),
+        ],
+        &[("DATABASE_URL", &url)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let id = manifests(&dest)[0]["id"].as_str().unwrap().to_owned();
+    let restore = |request: &'static str| {
+        let dest = dest.clone();
+        let url = url.clone();
+        move || {
+            run(
+                &[
+                    "restore",
+                    "universal-webhook",
+                    "--from",
+                    "latest",
+                    "--destination",
+                    dest.to_str().unwrap(),
+                    "--request-id",
+                    request,
+                    "--force",
+                ],
+                &[("DATABASE_URL", &url)],
+            )
+        }
+    };
+
+    // Restore request incident-1: applied, and recorded in the same transaction.
+    let out = restore("incident-1")();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("restored backup {id}")));
+    assert_eq!(
+        restore_log(&url).await,
+        vec![("incident-1".to_owned(), id.clone())]
+    );
+
+    // Work goes on: a flow created after the restore.
+    let app = TestApp::builder(&universal_webhook::DEFINITION, Backend::Postgres)
+        .database(db)
+        .start()
+        .await;
+    assert_eq!(served(&app).await, before);
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows",
+            Some(json!({"name": "after the restore", "triggerEvents": ["NEW_TAG"], "actions": [{"type": "CLOCKIFY_API", "name": "read", "method": "GET", "path": "/v1/workspaces/{{workspaceId}}/tags"}]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let after_work = served(&app).await;
+    assert_ne!(after_work, before);
+    let db = app.stop().await;
+
+    // The same request again (the operator lost its record, the ClockifyAddon came back from
+    // Git): nothing is restored, the new flow stays, and it says when the request was applied.
+    let out = restore("incident-1")();
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        printed.contains("restore incident-1 was already applied to this database at 20")
+            && printed.contains(&format!("(backup {id}); nothing was restored")),
+        "{printed}"
+    );
+    let app = TestApp::builder(&universal_webhook::DEFINITION, Backend::Postgres)
+        .database(db)
+        .start()
+        .await;
+    assert_eq!(
+        served(&app).await,
+        after_work,
+        "the database was not touched"
+    );
+    let db = app.stop().await;
+
+    // A new request restores (the flow goes); both are recorded.
+    let out = restore("incident-2")();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        restore_log(&url).await,
+        vec![
+            ("incident-1".to_owned(), id.clone()),
+            ("incident-2".to_owned(), id.clone())
+        ]
+    );
+    let app = TestApp::builder(&universal_webhook::DEFINITION, Backend::Postgres)
+        .database(db)
+        .start()
+        .await;
+    assert_eq!(served(&app).await, before);
+    app.stop().await;
+
+    // A request id the record cannot hold is refused before anything happens.
+    let out = run(
+        &[
+            "restore",
+            "universal-webhook",
+            "--from",
+            "latest",
+            "--destination",
+            dest.to_str().unwrap(),
+            "--request-id",
+            "x'; DROP TABLE flows; --",
+            "--force",
+        ],
+        &[("DATABASE_URL", &url)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("request id"), "{}", text(&out));
+}
+
 /// A backup to `dest` of a small database; returns the manifest.
 fn backup_to(dest: &Path, url: &str, extra: &[&str]) -> Output {
     let mut args = vec!["backup", "reference", "--to", dest.to_str().unwrap()];
