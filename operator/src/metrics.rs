@@ -1,11 +1,31 @@
 //! Operator metrics on the admin port. Operator-wide series take fixed label values (kinds,
-//! categories); per-ClockifyAddon series (`namespace`, `name`) exist while the object does, for
-//! the alerts in the Helm chart.
+//! categories); per-ClockifyAddon series (`addon_namespace`, `addon`) exist while the object
+//! does, for the alerts in the Helm chart.
+//!
+//! No series carries a label Prometheus sets on every scraped target (`namespace`, `pod`,
+//! `service`, `job`, `instance`, `container`, `endpoint`): through a ServiceMonitor such a label
+//! would be renamed `exported_namespace` and the target's (the operator's own namespace) would
+//! take its place, so every alert would group by the operator's namespace.
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+
+/// The labels of per-ClockifyAddon series: its namespace and name.
+pub const ADDON_LABELS: [&str; 2] = ["addon_namespace", "addon"];
+
+/// Labels Prometheus attaches to every target it scrapes (through a ServiceMonitor); a series
+/// must not carry them (see the module's documentation).
+pub const TARGET_LABELS: [&str; 7] = [
+    "namespace",
+    "pod",
+    "service",
+    "job",
+    "instance",
+    "container",
+    "endpoint",
+];
 
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -95,7 +115,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let per_addon = |name: &str, help: &str| {
-            IntGaugeVec::new(Opts::new(name, help), &["namespace", "name"]).expect("valid metric")
+            IntGaugeVec::new(Opts::new(name, help), &ADDON_LABELS).expect("valid metric")
         };
         let addon_ready = per_addon(
             "clockify_operator_addon_ready",
@@ -114,7 +134,7 @@ impl Metrics {
                 "clockify_operator_backup_last_success_timestamp_seconds",
                 "When the newest successful backup finished (the ClockifyAddon's creation time until one has).",
             ),
-            &["namespace", "name"],
+            &ADDON_LABELS,
         )
         .expect("valid metric");
         let backup_interval = GaugeVec::new(
@@ -122,7 +142,7 @@ impl Metrics {
                 "clockify_operator_backup_interval_seconds",
                 "The longest gap between two scheduled backups.",
             ),
-            &["namespace", "name"],
+            &ADDON_LABELS,
         )
         .expect("valid metric");
         for c in [

@@ -1,6 +1,7 @@
 //! The Helm chart's alerts and dashboard against the operator's real metrics: every expression
 //! parses as PromQL, every clockify_operator_* series it reads is one the operator exports,
-//! and every alert has a runbook entry.
+//! every label it groups by is one those series carry (or a scrape target's), no exported
+//! series carries a label Prometheus reserves for targets, and every alert has a runbook entry.
 #![cfg(test)]
 
 use clockify_operator::metrics::{AddonSnapshot, Metrics};
@@ -60,6 +61,159 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
+/// The label names of each exported family (from the exposition text).
+fn exported_labels() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let m = Metrics::new();
+    m.observe_addon(
+        "ns",
+        "a",
+        &AddonSnapshot {
+            ready: true,
+            migration_failed: false,
+            backup: Some((false, 1.0, Some(86_400.0))),
+        },
+    );
+    m.reconciles.with_label_values(&["success"]).inc();
+    m.reconcile_duration
+        .with_label_values(&["success"])
+        .observe(0.01);
+    m.writes.with_label_values(&["Job", "apply"]).inc();
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for line in m.render().lines().filter(|l| !l.starts_with('#')) {
+        let (series, _) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        let set = out.entry(family.to_owned()).or_default();
+        for pair in labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|p| !p.is_empty())
+        {
+            // Histogram buckets' `le` included.
+            set.insert(pair.split_once('=').unwrap().0.to_owned());
+        }
+    }
+    out
+}
+
+/// Every `by (...)` of an expression with the metric families it aggregates.
+fn groupings(expr: &promql_parser::parser::Expr, out: &mut Vec<(Vec<String>, Vec<String>)>) {
+    use promql_parser::parser::{Expr, LabelModifier};
+    fn metrics(e: &Expr, names: &mut Vec<String>) {
+        match e {
+            Expr::VectorSelector(v) => names.extend(v.name.clone()),
+            Expr::MatrixSelector(m) => names.extend(m.vs.name.clone()),
+            Expr::Aggregate(a) => metrics(&a.expr, names),
+            Expr::Unary(u) => metrics(&u.expr, names),
+            Expr::Binary(b) => {
+                metrics(&b.lhs, names);
+                metrics(&b.rhs, names);
+            }
+            Expr::Paren(p) => metrics(&p.expr, names),
+            Expr::Subquery(s) => metrics(&s.expr, names),
+            Expr::Call(c) => c.args.args.iter().for_each(|a| metrics(a, names)),
+            _ => {}
+        }
+    }
+    match expr {
+        Expr::Aggregate(a) => {
+            if let Some(LabelModifier::Include(labels)) = &a.modifier {
+                let mut names = Vec::new();
+                metrics(&a.expr, &mut names);
+                out.push((labels.labels.clone(), names));
+            }
+            groupings(&a.expr, out);
+        }
+        Expr::Unary(u) => groupings(&u.expr, out),
+        Expr::Binary(b) => {
+            groupings(&b.lhs, out);
+            groupings(&b.rhs, out);
+        }
+        Expr::Paren(p) => groupings(&p.expr, out),
+        Expr::Subquery(s) => groupings(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| groupings(a, out)),
+        _ => {}
+    }
+}
+
+/// Asserts each `by (...)` of `expr` groups by labels its series have: those the operator
+/// exports on them, or (for the operator's own series, never per ClockifyAddon) the labels a
+/// scrape gives every target.
+fn assert_groupings(what: &str, expr: &str) {
+    let exported = exported_labels();
+    let parsed = promql_parser::parser::parse(expr).unwrap();
+    let mut found = Vec::new();
+    groupings(&parsed, &mut found);
+    for (labels, metrics) in found {
+        for metric in metrics
+            .iter()
+            .filter(|m| m.starts_with("clockify_operator_"))
+        {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| metric.strip_suffix(s))
+                .unwrap_or(metric);
+            let own = &exported[family];
+            let per_addon = own.contains("addon");
+            for label in &labels {
+                let from_target =
+                    clockify_operator::metrics::TARGET_LABELS.contains(&label.as_str());
+                assert!(
+                    own.contains(label) || (from_target && !per_addon),
+                    "{what}: groups {family} by {label:?}, which its series do not carry ({own:?}){}",
+                    if from_target {
+                        " - a scrape sets it to the operator's own target"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_series_carries_a_label_prometheus_reserves_for_targets() {
+    for (family, labels) in exported_labels() {
+        for label in labels {
+            assert!(
+                !clockify_operator::metrics::TARGET_LABELS.contains(&label.as_str()),
+                "{family} carries {label:?}: a ServiceMonitor scrape would rename it exported_{label} and put the operator's own {label} in its place"
+            );
+        }
+    }
+    // The per-ClockifyAddon series carry the add-on's namespace and name.
+    let labels = exported_labels();
+    assert_eq!(
+        labels["clockify_operator_addon_ready"],
+        ["addon", "addon_namespace"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    // And the check would catch the old labels.
+    let parsed =
+        promql_parser::parser::parse("max by (namespace, name) (clockify_operator_addon_ready)")
+            .unwrap();
+    let mut found = Vec::new();
+    groupings(&parsed, &mut found);
+    assert_eq!(found[0].0, vec!["namespace".to_owned(), "name".to_owned()]);
+    let caught = std::panic::catch_unwind(|| {
+        assert_groupings(
+            "old",
+            "max by (namespace, name) (clockify_operator_addon_ready)",
+        )
+    });
+    assert!(
+        caught.is_err(),
+        "grouping per-add-on series by namespace passes"
+    );
+}
+
 fn runbook() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/runbook.md")).unwrap()
 }
@@ -81,6 +235,14 @@ fn alerts_parse_and_read_exported_metrics() {
             let expr = rule["expr"].as_str().unwrap();
             if let Err(e) = promql_parser::parser::parse(expr) {
                 panic!("{name}: {expr} does not parse: {e}");
+            }
+            assert_groupings(name, expr);
+            // Per-ClockifyAddon alerts are routed by the add-on's namespace.
+            if expr.contains("addon_namespace") {
+                assert_eq!(
+                    rule["labels"]["namespace"], "{{ $labels.addon_namespace }}",
+                    "{name}"
+                );
             }
             for metric in metric_names(expr) {
                 assert!(
@@ -121,6 +283,7 @@ fn the_dashboard_reads_exported_metrics() {
             if let Err(e) = promql_parser::parser::parse(expr) {
                 panic!("{}: {expr} does not parse: {e}", panel["title"]);
             }
+            assert_groupings(panel["title"].as_str().unwrap_or_default(), expr);
             for metric in metric_names(expr) {
                 assert!(exported.contains(&metric), "{metric} is not exported");
             }

@@ -741,10 +741,10 @@ async fn first_creation_applies_every_child_then_migrates_first() {
     );
     // Per-ClockifyAddon series for the chart's alerts.
     for series in [
-        r#"clockify_operator_addon_ready{name="api-studio",namespace="addons"} 0"#,
-        r#"clockify_operator_addon_migration_failed{name="api-studio",namespace="addons"} 0"#,
-        r#"clockify_operator_backup_failed{name="api-studio",namespace="addons"} 0"#,
-        r#"clockify_operator_backup_interval_seconds{name="api-studio",namespace="addons"} 86400"#,
+        r#"clockify_operator_addon_ready{addon="api-studio",addon_namespace="addons"} 0"#,
+        r#"clockify_operator_addon_migration_failed{addon="api-studio",addon_namespace="addons"} 0"#,
+        r#"clockify_operator_backup_failed{addon="api-studio",addon_namespace="addons"} 0"#,
+        r#"clockify_operator_backup_interval_seconds{addon="api-studio",addon_namespace="addons"} 86400"#,
     ] {
         assert!(writes.contains(series), "{series}\n{writes}");
     }
