@@ -1,5 +1,6 @@
-//! Leader election against a mocked API server: create, renew, stand by, take over an expired
-//! lease, lose a race, release. And the admin port's endpoints.
+//! Leader election against a mocked API server: create, renew, stand by, take over a lease
+//! nobody renewed (judged on the local clock, whatever the holder's clock wrote), lose a race,
+//! release. And the admin port's endpoints.
 #![cfg(test)]
 
 use std::pin::Pin;
@@ -127,11 +128,45 @@ async fn stands_by_while_another_replica_holds_a_fresh_lease() {
     assert!(!matches!(next, Ok(Some(_))), "no write");
 }
 
-#[tokio::test]
-async fn takes_over_an_expired_lease() {
+/// A Lease renewed `renewed_ago` seconds before now on its holder's clock, with a renewTime
+/// that differs per `round` (each renewal writes a new one).
+fn renewed(holder: &str, renewed_ago: i64, round: i64) -> Value {
+    let mut l = lease(holder, renewed_ago, 4);
+    l["metadata"]["resourceVersion"] = json!(format!("{}", 42 + round));
+    let t = Timestamp::now() - SignedDuration::from_secs(renewed_ago)
+        + SignedDuration::from_millis(round);
+    l["spec"]["renewTime"] = json!(t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+    l
+}
+
+#[tokio::test(start_paused = true)]
+async fn takes_over_a_lease_nobody_renewed_for_a_lease_duration_on_its_own_clock() {
     let (e, mut h) = elector();
-    let task = tokio::spawn(async move { e.acquire_or_renew().await });
-    answer(&mut h, Method::GET, PATH, 200, lease("pod-b", 60, 4)).await;
+    let e = Arc::new(e);
+    // The holder's clock is a minute behind: its renewTime looks a minute old. Seen for the
+    // first time, that says nothing: the lease is not taken.
+    let stale = renewed("pod-b", 60, 0);
+    let task = tokio::spawn({
+        let e = e.clone();
+        async move { e.acquire_or_renew().await }
+    });
+    answer(&mut h, Method::GET, PATH, 200, stale.clone()).await;
+    assert!(!task.await.unwrap().unwrap(), "taken on a skewed renewTime");
+    // Still the same record 10 s later (on this replica's clock): not yet.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let task = tokio::spawn({
+        let e = e.clone();
+        async move { e.acquire_or_renew().await }
+    });
+    answer(&mut h, Method::GET, PATH, 200, stale.clone()).await;
+    assert!(!task.await.unwrap().unwrap());
+    // A full lease duration without a change: expired, taken over.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let task = tokio::spawn({
+        let e = e.clone();
+        async move { e.acquire_or_renew().await }
+    });
+    answer(&mut h, Method::GET, PATH, 200, stale).await;
     let put = answer(&mut h, Method::PUT, PATH, 200, Value::Null).await;
     assert_eq!(put["spec"]["holderIdentity"], "pod-a");
     assert_eq!(put["spec"]["leaseTransitions"], 5);
@@ -139,11 +174,53 @@ async fn takes_over_an_expired_lease() {
     assert!(task.await.unwrap().unwrap());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_keeps_renewing_is_never_displaced_whatever_its_clock_says() {
+    let (e, mut h) = elector();
+    let e = Arc::new(e);
+    // Its clock is a minute behind, but it renews every 5 s: the record keeps changing.
+    for round in 0..8 {
+        let task = tokio::spawn({
+            let e = e.clone();
+            async move { e.acquire_or_renew().await }
+        });
+        answer(&mut h, Method::GET, PATH, 200, renewed("pod-b", 60, round)).await;
+        assert!(!task.await.unwrap().unwrap(), "round {round}");
+        tokio::time::advance(Duration::from_secs(5)).await;
+    }
+    // Its clock a minute ahead and it stopped renewing: expired after a lease duration here,
+    // not a minute later.
+    let ahead = renewed("pod-b", -60, 99);
+    let task = tokio::spawn({
+        let e = e.clone();
+        async move { e.acquire_or_renew().await }
+    });
+    answer(&mut h, Method::GET, PATH, 200, ahead.clone()).await;
+    assert!(!task.await.unwrap().unwrap());
+    tokio::time::advance(Duration::from_secs(15)).await;
+    let task = tokio::spawn({
+        let e = e.clone();
+        async move { e.acquire_or_renew().await }
+    });
+    answer(&mut h, Method::GET, PATH, 200, ahead).await;
+    answer(&mut h, Method::PUT, PATH, 200, Value::Null).await;
+    assert!(task.await.unwrap().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
 async fn loses_a_race_without_error() {
     let (e, mut h) = elector();
+    let e = Arc::new(e);
+    let stale = renewed("pod-b", 60, 0);
+    let task = tokio::spawn({
+        let e = e.clone();
+        async move { e.acquire_or_renew().await }
+    });
+    answer(&mut h, Method::GET, PATH, 200, stale.clone()).await;
+    assert!(!task.await.unwrap().unwrap());
+    tokio::time::advance(Duration::from_secs(16)).await;
     let task = tokio::spawn(async move { e.acquire_or_renew().await });
-    answer(&mut h, Method::GET, PATH, 200, lease("pod-b", 60, 4)).await;
+    answer(&mut h, Method::GET, PATH, 200, stale).await;
     let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "the object has been modified"});
     answer(&mut h, Method::PUT, PATH, 409, conflict).await;
     assert!(!task.await.unwrap().unwrap());
