@@ -25,6 +25,7 @@ use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use clockify_operator::crd::ClockifyAddon;
+use clockify_operator::drift;
 use clockify_operator::plan::{Capabilities, Child as PlanChild, Kind, plan};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -38,6 +39,7 @@ const NS: &str = "bench";
 struct Counters {
     status_writes: AtomicU64,
     child_applies: AtomicU64,
+    dry_runs: AtomicU64,
     deletes: AtomicU64,
     events: AtomicU64,
     reads: AtomicU64,
@@ -81,18 +83,65 @@ fn addon_json(a: &ClockifyAddon) -> Value {
     v
 }
 
-/// A child as the API server stores it (with server defaults and, for Deployments, a ready status).
+/// The field set server-side apply records for `obj` (every key path; values never matter).
+fn fields(obj: &Value) -> Value {
+    fn walk(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (format!("f:{k}"), walk(v))).collect())
+            }
+            Value::Array(a) => Value::Object(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("i:{i}"), walk(v)))
+                    .collect(),
+            ),
+            _ => json!({}),
+        }
+    }
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+        m.remove("status");
+    }
+    walk(&o)
+}
+
+/// `obj` as the API server answers an apply of it by `manager`.
+fn answer_apply(mut obj: Value, manager: &str, rv: u64) -> Value {
+    let f = fields(&obj);
+    let name = obj["metadata"]["name"].as_str().unwrap_or("x").to_owned();
+    let m = &mut obj["metadata"];
+    m["uid"] = json!(format!("uid-{name}"));
+    m["resourceVersion"] = json!(rv.to_string());
+    m["generation"] = json!(1);
+    m["managedFields"] = json!([{"manager": manager, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": f}]);
+    obj
+}
+
+/// A child as the operator leaves it in the cluster: stamped with its change-detection
+/// annotations, with the operator's managedFields entry, server defaults and (for Deployments)
+/// a ready status.
 fn stored(c: &PlanChild) -> Value {
     let mut v = c.to_json();
+    let h = drift::desired_hash(&v);
+    drift::stamp(&mut v, &h, "");
+    let owned = drift::hash(&fields(&v));
+    drift::stamp(&mut v, &h, &owned);
+    let mut v = answer_apply(v, "clockify-operator", 1);
     v["metadata"]["uid"] = json!(format!("{}-{}", c.kind().as_str(), c.name()));
-    v["metadata"]["resourceVersion"] = json!("1");
-    v["metadata"]["generation"] = json!(1);
     if c.kind() == Kind::Deployment {
         v["spec"]["replicas"] = json!(2);
         v["status"] = json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
             "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]});
     }
     v
+}
+
+/// An object as a metadata-only request sees it.
+fn partial(v: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": v["metadata"]})
 }
 
 fn plural(kind: Kind) -> &'static str {
@@ -109,6 +158,16 @@ fn plural(kind: Kind) -> &'static str {
         Kind::CronJob => "cronjobs",
         Kind::Job => "jobs",
     }
+}
+
+/// A list response with a continue token (the offset of the next page).
+async fn paged(resp: Response, next: usize) -> Response {
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("benchmark setup");
+    let mut v: Value = serde_json::from_slice(&bytes).expect("benchmark setup");
+    v["metadata"]["continue"] = json!(next.to_string());
+    axum::Json(v).into_response()
 }
 
 fn list(items: Vec<Value>, rv: u64) -> Response {
@@ -155,10 +214,16 @@ async fn handle(
     State(fake): State<Arc<Fake>>,
     method: Method,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    // Metadata-only lists and watches, as kube asks for them.
+    let metadata_only = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let rv = fake.resource_version.load(Ordering::Relaxed);
     if method == Method::GET {
@@ -178,7 +243,24 @@ async fn handle(
             if watching {
                 return watch_stream(None);
             }
-            return list(items.clone(), rv);
+            // Pages, as an API server serves them (kube asks for 500 at a time).
+            let start: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let limit: usize = q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(usize::MAX);
+            let end = start.saturating_add(limit).min(items.len());
+            let page = items[start.min(end)..end].iter();
+            let page: Vec<Value> = if metadata_only {
+                page.map(partial).collect()
+            } else {
+                page.cloned().collect()
+            };
+            let mut resp = list(page, rv);
+            if end < items.len() {
+                resp = paged(resp, end).await;
+            }
+            return resp;
         }
         return (StatusCode::NOT_FOUND, axum::Json(json!({"kind": "Status", "apiVersion": "v1", "code": 404, "status": "Failure", "reason": "NotFound", "message": "not found"}))).into_response();
     }
@@ -206,19 +288,29 @@ async fn handle(
         return axum::Json(updated).into_response();
     }
     if method == Method::PATCH {
+        let manager = q.get("fieldManager").cloned().unwrap_or_default();
+        let rv = fake.resource_version.fetch_add(1, Ordering::Relaxed) + 1;
+        let answer = answer_apply(sent.clone(), &manager, rv);
+        if q.contains_key("dryRun") {
+            fake.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
+            return axum::Json(answer).into_response();
+        }
         fake.counters.child_applies.fetch_add(1, Ordering::Relaxed);
         if std::env::var_os("BENCH_DEBUG").is_some() {
             eprintln!("apply {path}");
         }
-        let owner = sent["metadata"]["ownerReferences"][0]["name"]
+        // The ClockifyAddon it belongs to (the backup volume has no owner, but its label).
+        let owner = sent["metadata"]["labels"]["app.kubernetes.io/instance"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if let Some(entry) = fake.applied.lock().get_mut(&owner) {
+        if manager == "clockify-operator"
+            && let Some(entry) = fake.applied.lock().get_mut(&owner)
+        {
             entry.1 = Some(Instant::now());
             entry.2 += 1;
         }
-        return axum::Json(sent).into_response();
+        return axum::Json(answer).into_response();
     }
     if method == Method::DELETE {
         fake.counters.deletes.fetch_add(1, Ordering::Relaxed);
@@ -361,7 +453,18 @@ async fn main() {
         .expect("benchmark setup")
         .to_string();
     let started = Instant::now();
-    let child = Command::new(BIN)
+    // BENCH_WRAP runs the operator under a profiler (e.g. "heaptrack -o /tmp/op").
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let child = command
         .args([
             "run",
             "--no-leader-election",
@@ -486,8 +589,9 @@ async fn main() {
         pct(0.99)
     );
     println!(
-        "  reads during the run: {}, events: {}",
+        "  reads during the run: {}, dry-run applies: {}, events: {}",
         fake.counters.reads.load(Ordering::Relaxed),
+        fake.counters.dry_runs.load(Ordering::Relaxed),
         fake.counters.events.load(Ordering::Relaxed)
     );
     drop(op);

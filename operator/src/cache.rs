@@ -30,9 +30,13 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::build::deployment::MIGRATED_IMAGE_ANNOTATION;
 use crate::crd::{ClockifyAddon, ClockifyAddonStatus};
 use crate::drift::trim_managed_fields;
 use crate::jobs::{self, JobView};
+use crate::meta::{
+    APPLIED_ANNOTATION, LABEL_INSTANCE, OWNED_FIELDS_ANNOTATION, VERSION_ANNOTATION,
+};
 use crate::plan::Kind;
 
 /// How long a write is remembered if its watch event never shows up.
@@ -98,22 +102,52 @@ where
         .map(|o| o.meta().clone())
 }
 
-/// Metadata cached for a child whose kind is watched as metadata: managedFields trimmed.
-pub fn trim_meta<K>(o: &mut Meta<K>) {
-    trim_managed_fields(&mut o.metadata);
+/// Cuts a child's metadata to what the operator reads: identity, owner, deletion, the instance
+/// label (how Jobs and the backup volume find their ClockifyAddon), the annotations in `keep`
+/// and the hash of the operator's own managedFields entry. A thousand ClockifyAddons' children
+/// then fit in a few megabytes.
+pub fn slim(meta: &mut ObjectMeta, keep: &[&str]) {
+    trim_managed_fields(meta);
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.retain(|k, _| k == LABEL_INSTANCE);
+    }
+    if let Some(a) = meta.annotations.as_mut() {
+        a.retain(|k, _| keep.contains(&k.as_str()));
+    }
+    meta.creation_timestamp = None;
+    meta.finalizers = None;
 }
 
-/// A Deployment cut to what decisions read: metadata, replicas, the pod template's annotations
-/// and containers' names and images, and status.
+/// The annotations decisions read on every child.
+const CHILD_ANNOTATIONS: [&str; 2] = [APPLIED_ANNOTATION, OWNED_FIELDS_ANNOTATION];
+
+/// A child watched as metadata, cut by [`slim`].
+pub fn trim_meta<K>(o: &mut Meta<K>) {
+    o.types = None;
+    slim(&mut o.metadata, &CHILD_ANNOTATIONS);
+}
+
+/// A Deployment cut to what decisions read: slim metadata (with the migrated image), replicas,
+/// the pod template's annotations and containers' names and images, and status.
 pub fn trim_deployment(d: &mut Deployment) {
-    trim_managed_fields(&mut d.metadata);
+    slim(
+        &mut d.metadata,
+        &[
+            APPLIED_ANNOTATION,
+            OWNED_FIELDS_ANNOTATION,
+            MIGRATED_IMAGE_ANNOTATION,
+        ],
+    );
     if let Some(spec) = d.spec.as_mut() {
         let template = std::mem::take(&mut spec.template);
         spec.selector = LabelSelector::default();
         spec.strategy = None;
         spec.template = PodTemplateSpec {
             metadata: template.metadata.map(|m| ObjectMeta {
-                annotations: m.annotations,
+                annotations: m.annotations.map(|mut a| {
+                    a.retain(|k, _| k == VERSION_ANNOTATION);
+                    a
+                }),
                 ..ObjectMeta::default()
             }),
             spec: template.spec.map(|s| PodSpec {
@@ -271,6 +305,19 @@ pub struct Written {
 type StatusWrite = (Instant, String, ClockifyAddonStatus);
 
 impl Written {
+    /// Forgets writes older than [`WRITE_MEMORY`] (their watch events have long arrived).
+    fn sweep(&self) {
+        if let Ok(mut m) = self.applied.lock() {
+            m.retain(|_, e| e.at.elapsed() < WRITE_MEMORY);
+        }
+        if let Ok(mut m) = self.deleted.lock() {
+            m.retain(|_, d| d.at.elapsed() < WRITE_MEMORY);
+        }
+        if let Ok(mut m) = self.statuses.lock() {
+            m.retain(|_, s| s.0.elapsed() < WRITE_MEMORY);
+        }
+    }
+
     /// An apply's answer (its metadata trimmed like the cache's).
     pub fn applied(
         &self,
@@ -281,6 +328,7 @@ impl Written {
         deployment: Option<Deployment>,
         job: Option<Job>,
     ) {
+        self.sweep();
         trim_managed_fields(&mut meta);
         let k = key(kind, ns, name);
         if let Ok(mut d) = self.deleted.lock() {
@@ -324,6 +372,7 @@ impl Written {
 
     /// A status write and the resourceVersion the API server answered with.
     pub fn status(&self, ns: &str, name: &str, resource_version: String, s: ClockifyAddonStatus) {
+        self.sweep();
         if let Ok(mut m) = self.statuses.lock() {
             m.insert(
                 (ns.to_owned(), name.to_owned()),

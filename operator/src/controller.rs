@@ -33,6 +33,10 @@ use crate::meta::{MANAGED_SELECTOR, MANAGER};
 use crate::metrics::Metrics;
 use crate::reconcile::{CapabilityCache, Context, error_policy, reconcile};
 
+/// Objects per page of a watch's initial list: small pages keep the transient memory of a
+/// start-up (every object of a page decoded at once, managedFields included) low.
+const PAGE_SIZE: u32 = 100;
+
 /// Where the operator looks.
 #[derive(Debug, Clone)]
 pub enum Scope {
@@ -82,11 +86,16 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
-        .default_backoff()
-        .modify(trim)
-        .reflect(writer)
-        .touched_objects();
+    let stream = watcher(
+        api,
+        watcher::Config::default()
+            .labels(MANAGED_SELECTOR)
+            .page_size(PAGE_SIZE),
+    )
+    .default_backoff()
+    .modify(trim)
+    .reflect(writer)
+    .touched_objects();
     (reader, stream)
 }
 
@@ -132,11 +141,16 @@ fn service_monitor_watch(
             }
             tokio::time::sleep(crate::capabilities::CAPABILITY_TTL).await;
         }
-        watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
-            .default_backoff()
-            .modify(trim_meta::<ServiceMonitor>)
-            .reflect(writer)
-            .touched_objects()
+        watcher(
+            api,
+            watcher::Config::default()
+                .labels(MANAGED_SELECTOR)
+                .page_size(PAGE_SIZE),
+        )
+        .default_backoff()
+        .modify(trim_meta::<ServiceMonitor>)
+        .reflect(writer)
+        .touched_objects()
     })
     .flatten();
     (reader, stream)
@@ -209,7 +223,7 @@ pub async fn run_controller(
     let addons = watcher(
         opts.scope
             .api::<DeserializeGuard<ClockifyAddon>>(client.clone()),
-        watcher::Config::default(),
+        watcher::Config::default().page_size(PAGE_SIZE),
     )
     .default_backoff()
     .modify(|a| a.managed_fields_mut().clear())

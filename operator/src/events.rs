@@ -91,9 +91,15 @@ impl Recorder {
             note: note.clone(),
         };
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
-        let mut sent = self.sent.lock().await;
-        sent.retain(|_, s| now.duration_since(s.last).as_secs_f64() < SERIES_WINDOW.as_secs_f64());
-        if let Some(s) = sent.get_mut(&key) {
+        // The lock is never held across a request: reconciles publish concurrently.
+        let repeat = {
+            let mut sent = self.sent.lock().await;
+            sent.retain(|_, s| {
+                now.duration_since(s.last).as_secs_f64() < SERIES_WINDOW.as_secs_f64()
+            });
+            sent.get(&key).cloned()
+        };
+        if let Some(s) = repeat {
             let series = json!({"series": EventSeries {
                 count: s.count + 1,
                 last_observed_time: MicroTime(now),
@@ -103,8 +109,10 @@ impl Recorder {
                 .await
             {
                 Ok(_) => {
-                    s.count += 1;
-                    s.last = now;
+                    if let Some(s) = self.sent.lock().await.get_mut(&key) {
+                        s.count += 1;
+                        s.last = now;
+                    }
                     return Ok(());
                 }
                 // Gone (expired, deleted): a new Event.
@@ -143,7 +151,7 @@ impl Recorder {
             ..K8sEvent::default()
         };
         api.create(&PostParams::default(), &event).await?;
-        sent.insert(
+        self.sent.lock().await.insert(
             key,
             Sent {
                 name,

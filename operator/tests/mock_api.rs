@@ -1462,7 +1462,7 @@ async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
     )
     .await;
 
-    // Or a new version: a Job of its own; the failed one is left to its TTL.
+    // Or a new version: a Job of its own; the failed one stays (it has no TTL).
     let mut newer = same.clone();
     newer.spec.version = "0.2.1".into();
     newer.metadata.generation = Some(3);
@@ -1481,6 +1481,87 @@ async fn a_failed_migration_keeps_the_old_version_until_the_spec_changes() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_failed_migration_outlives_any_ttl_and_the_retry_annotation_retries_it_once() {
+    let (children, _) = v1_world().await;
+    let mut a = addon_at("0.2.0", 2);
+    a.status = Some(migrating_status().await);
+    // A failed Job an earlier release created with a TTL: the TTL goes, so the Job controller
+    // never deletes it (which would have started a silent retry).
+    let mut failed = stored_job(&a, JobPhase::Failed);
+    failed["spec"]["ttlSecondsAfterFinished"] = json!(3600);
+    let mut kept = failed.clone();
+    kept["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ttlSecondsAfterFinished");
+    let status = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let out = status.clone();
+    reconcile_in(&a, &children, std::slice::from_ref(&failed), async |api| {
+        api.expect_ttl(&job_path(&a), Value::Null, kept.clone())
+            .await;
+        api.expect_event("MigrationFailed").await;
+        *out.lock().unwrap() = api.expect_status().await.body["status"].clone();
+    })
+    .await;
+    let s = status.lock().unwrap().clone();
+    let msg = condition(&s, "Stalled")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.contains("stays failed until you act")
+            && msg.contains("clockify-addons.io/retry-migration"),
+        "{msg}"
+    );
+
+    // Same spec, the annotation set: the failed Job goes, a new one carries the value.
+    let mut retry = a.clone();
+    retry.status = Some(serde_json::from_value(s.clone()).unwrap());
+    retry.metadata.annotations = Some(
+        [(
+            "clockify-addons.io/retry-migration".to_owned(),
+            "lock-fixed".to_owned(),
+        )]
+        .into(),
+    );
+    let created = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let job_out = created.clone();
+    reconcile_in(
+        &retry,
+        &children,
+        std::slice::from_ref(&kept),
+        async |api| {
+            api.expect(
+                Method::DELETE,
+                &job_path(&retry),
+                200,
+                Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+            )
+            .await;
+            let job = api.expect_create_job(&job_path(&retry)).await;
+            *job_out.lock().unwrap() = job.body.clone();
+            api.expect_event("MigrationRetried").await;
+            api.expect_event("MigrationStarted").await;
+            api.expect_status().await;
+        },
+    )
+    .await;
+    let job = created.lock().unwrap().clone();
+    assert_eq!(
+        job["metadata"]["annotations"]["clockify-addons.io/retry-migration"],
+        "lock-fixed"
+    );
+
+    // That value acted on: when the new Job fails too, nothing retries it.
+    let mut failed_again: Value = stored_job(&retry, JobPhase::Failed);
+    failed_again["metadata"]["annotations"]["clockify-addons.io/retry-migration"] =
+        json!("lock-fixed");
+    let mut settled = retry.clone();
+    settled.status = Some(serde_json::from_value(s).unwrap());
+    reconcile_in(&settled, &children, &[failed_again], async |_api| {}).await;
 }
 
 #[tokio::test]
@@ -1981,8 +2062,36 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
     assert_eq!(condition(&s, "Reconciling")["status"], "True");
     let started_at = s["restore"]["startedAt"].clone();
 
-    // 2. The pods are gone: the restore Job starts.
+    // 2. Scaled to zero, but a pod is still terminating (in its grace period it still
+    //    writes): the restore waits, and looks again soon.
     let a2 = with_status(&a, &s);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    fill(&mut w, &down);
+    let task = start(&ctx, a2.clone());
+    expect_addon_pods(&mut api, addon_pods(1, 1)).await;
+    let st = api.expect_status().await;
+    let action = tokio::time::timeout(TIMEOUT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(2)),
+        "pods going away are not watched: the restore looks again"
+    );
+    let waiting = &st.body["status"]["restore"];
+    assert_eq!(waiting["phase"], "ScalingDown");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for 1 pod(s) to stop (1 terminating)"),
+        "{waiting}"
+    );
+    assert!(waiting.get("job").is_none());
+
+    // 3. The pods are gone: the restore Job starts.
     let out = status.clone();
     reconcile_in(&a2, &down, &[], async |api| {
         expect_addon_pods(api, addon_pods(0, 0)).await;
