@@ -109,7 +109,7 @@ if [ "${1:-}" != "--quick" ]; then
 fi
 
 say "cargo test"
-cargo test --workspace --locked -- --skip operator_on_a_live_cluster
+cargo test --workspace --locked -- --skip e2e_
 
 say "e2e (runs against KUBECONFIG's cluster, skips without one)"
 cargo test --workspace --locked --test live -- --nocapture

@@ -52,8 +52,11 @@ where
 pub enum Mode {
     /// API server and etcd only.
     Bare,
-    /// With kube-controller-manager (no kubelet).
+    /// With kube-controller-manager, no kubelet: the suite plays the kubelet.
     Controllers,
+    /// A cluster with nodes: pods really run (`E2E_IMAGE`, `E2E_DATABASE_URL`); outcomes
+    /// cannot be forced.
+    Full,
 }
 
 /// How the suite ends a Job (as the Job controller would on a bare control plane, or as the
@@ -201,6 +204,20 @@ impl World {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+            .list(&ListParams::default().limit(1))
+            .await
+            .map(|l| !l.items.is_empty())
+            .unwrap_or(false);
+        if nodes {
+            mode = Mode::Full;
+            if std::env::var_os("E2E_IMAGE").is_none() {
+                eprintln!(
+                    "skipped: this cluster has nodes, so its Jobs and pods really run: set E2E_IMAGE and E2E_DATABASE_URL (see e2e/README.md)"
+                );
+                return None;
+            }
         }
         eprintln!("[{name}] namespace {ns}, control plane: {mode:?}");
 
@@ -373,6 +390,8 @@ impl World {
     /// controllers by ending its pods (the kubelet stand-in), so the Job controller decides.
     pub async fn finish_job(&self, name: &str, outcome: Outcome) {
         match self.mode {
+            // The Job really runs.
+            Mode::Full => {}
             Mode::Bare => {
                 write_job_status(&self.api(), name, outcome.succeeded).await;
             }
@@ -431,6 +450,11 @@ impl World {
 
     /// Plays the Deployment controller where none runs (bare): every replica of the current
     /// generation updated and available. With controllers this is the kubelet stand-in's job.
+    /// Whether the suite decides how Jobs end and when pods are ready.
+    pub fn controls_pods(&self) -> bool {
+        self.mode != Mode::Full
+    }
+
     pub async fn settle(&self, name: &str) {
         if self.mode == Mode::Bare {
             write_deployment_status(&self.api(), name, true, true).await;
