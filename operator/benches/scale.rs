@@ -127,7 +127,7 @@ fn stored(c: &PlanChild) -> Value {
     let mut v = c.to_json();
     let h = drift::desired_hash(&v);
     drift::stamp(&mut v, &h, "");
-    let owned = drift::hash(&fields(&v));
+    let owned = drift::fields_hash(&fields(&v));
     drift::stamp(&mut v, &h, &owned);
     let mut v = answer_apply(v, "clockify-operator", 1);
     v["metadata"]["uid"] = json!(format!("{}-{}", c.kind().as_str(), c.name()));

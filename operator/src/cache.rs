@@ -16,13 +16,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, PersistentVolumeClaim, PodSpec, PodTemplateSpec, Service, ServiceAccount,
-};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Resource;
 use kube::ResourceExt;
@@ -75,22 +70,397 @@ impl Resource for ServiceMonitor {
 
 pub type Meta<K> = PartialObjectMeta<K>;
 
-/// The cached children, from watches filtered on the managed-by label.
+/// What the operator keeps of a child it watches as metadata: its identity, owner, deletion,
+/// and its change-detection stamps ([`crate::drift`]). A few hundred bytes, where the same
+/// metadata as `ObjectMeta` (label and annotation maps, owner and managedFields entries) takes
+/// over two kilobytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    deleting: bool,
+    /// The controlling ClockifyAddon: (name, uid).
+    controller: Option<(String, String)>,
+    /// The instance label (how the backup volume, which has no owner, finds its ClockifyAddon).
+    instance: Option<String>,
+    applied: Option<String>,
+    owned: Option<String>,
+    /// The hash of the operator's own managedFields entry.
+    live: Option<String>,
+}
+
+impl Record {
+    pub fn of(meta: &ObjectMeta) -> Self {
+        let ann = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k)).cloned();
+        Self {
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            generation: meta.generation,
+            deleting: meta.deletion_timestamp.is_some(),
+            controller: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true) && o.kind == "ClockifyAddon")
+                .map(|o| (o.name.clone(), o.uid.clone())),
+            instance: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_INSTANCE))
+                .cloned(),
+            applied: ann(APPLIED_ANNOTATION),
+            owned: ann(OWNED_FIELDS_ANNOTATION),
+            live: crate::drift::owned_fields(meta),
+        }
+    }
+
+    /// The metadata decisions read, rebuilt (see [`Record::of`]).
+    pub fn to_meta(&self, ns: &str, name: &str) -> ObjectMeta {
+        let annotations: std::collections::BTreeMap<String, String> = [
+            (APPLIED_ANNOTATION, &self.applied),
+            (OWNED_FIELDS_ANNOTATION, &self.owned),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+        .collect();
+        let mut meta = ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(ns.to_owned()),
+            uid: self.uid.clone(),
+            resource_version: self.resource_version.clone(),
+            generation: self.generation,
+            deletion_timestamp: self.deleting.then_some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+            ),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            labels: self
+                .instance
+                .clone()
+                .map(|i| [(LABEL_INSTANCE.to_owned(), i)].into()),
+            owner_references: self.controller.clone().map(|(name, uid)| {
+                vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        api_version: "clockify-addons.io/v1alpha1".to_owned(),
+                        kind: "ClockifyAddon".to_owned(),
+                        name,
+                        uid,
+                        controller: Some(true),
+                        block_owner_deletion: Some(true),
+                    },
+                ]
+            }),
+            ..ObjectMeta::default()
+        };
+        if let Some(live) = &self.live {
+            meta.managed_fields = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                    manager: Some(crate::meta::MANAGER.to_owned()),
+                    operation: Some("Apply".to_owned()),
+                    fields_v1: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                        serde_json::Value::String(live.clone()),
+                    )),
+                    ..Default::default()
+                },
+            ]);
+        }
+        meta
+    }
+
+    /// The ClockifyAddon to reconcile when this child changes.
+    pub fn addon(&self) -> Option<&str> {
+        self.controller
+            .as_ref()
+            .map(|(name, _)| name.as_str())
+            .or(self.instance.as_deref())
+    }
+}
+
+/// A child as its metadata-only watch delivers it, decoded straight into a [`Record`]: labels,
+/// annotations and owners are read for what the record keeps, and the operator's managedFields
+/// entry is hashed while it streams in ([`crate::drift::Hashed`]), so a page of a start-up's
+/// list never holds field-set trees. Its `metadata` keeps what the watch itself needs (name,
+/// namespace, resourceVersion).
+#[derive(Debug)]
+pub struct Slim<K> {
+    pub metadata: ObjectMeta,
+    pub record: Record,
+    kind: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Slim<K> {
+    fn clone(&self) -> Self {
+        Self {
+            metadata: self.metadata.clone(),
+            record: self.record.clone(),
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: Resource> Resource for Slim<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn metadata_api() -> bool {
+        true
+    }
+    fn kind(dt: &K::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &K::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &K::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &K::DynamicType) -> std::borrow::Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The parts of a managedFields entry [`Slim`] reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimEntry {
+    manager: Option<String>,
+    operation: Option<String>,
+    subresource: Option<String>,
+    #[serde(rename = "fieldsV1")]
+    fields: Option<crate::drift::Hashed>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimOwner {
+    kind: String,
+    name: String,
+    uid: String,
+    controller: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    deletion_timestamp: Option<serde::de::IgnoredAny>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+    owner_references: Option<Vec<SlimOwner>>,
+    managed_fields: Option<Vec<SlimEntry>>,
+}
+
+impl<'de, K> Deserialize<'de> for Slim<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Object {
+            metadata: SlimMeta,
+        }
+        let Object { metadata: m } = Object::deserialize(d)?;
+        let mut annotations = m.annotations.unwrap_or_default();
+        let record = Record {
+            uid: m.uid,
+            resource_version: m.resource_version.clone(),
+            generation: m.generation,
+            deleting: m.deletion_timestamp.is_some(),
+            controller: m
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true) && o.kind == "ClockifyAddon")
+                .map(|o| (o.name, o.uid)),
+            instance: m.labels.and_then(|mut l| l.remove(LABEL_INSTANCE)),
+            applied: annotations.remove(APPLIED_ANNOTATION),
+            owned: annotations.remove(OWNED_FIELDS_ANNOTATION),
+            live: m
+                .managed_fields
+                .unwrap_or_default()
+                .into_iter()
+                .find(|e| {
+                    e.manager.as_deref() == Some(crate::meta::MANAGER)
+                        && e.operation.as_deref() == Some("Apply")
+                        && e.subresource.as_deref().unwrap_or_default().is_empty()
+                })
+                .and_then(|e| e.fields)
+                .map(|h| h.hex()),
+        };
+        Ok(Slim {
+            metadata: ObjectMeta {
+                name: m.name,
+                namespace: m.namespace,
+                resource_version: m.resource_version,
+                ..ObjectMeta::default()
+            },
+            record,
+            kind: std::marker::PhantomData,
+        })
+    }
+}
+
+type Records = HashMap<(String, String), Record>;
+
+/// The [`Record`]s of one kind, fed by its metadata watch ([`Feeder`]).
+#[derive(Clone, Default)]
+pub struct MetaStore {
+    records: Arc<std::sync::RwLock<Records>>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl MetaStore {
+    pub fn get(&self, ns: &str, name: &str) -> Option<ObjectMeta> {
+        let records = self.records.read().ok()?;
+        records
+            .get(&(ns.to_owned(), name.to_owned()))
+            .map(|r| r.to_meta(ns, name))
+    }
+
+    /// Whether the store holds its watch's first full list.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.read().map(|r| r.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Puts an object in (as its watch would).
+    pub fn insert(&self, meta: &ObjectMeta) {
+        let key = (
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        if let Ok(mut r) = self.records.write() {
+            r.insert(key, Record::of(meta));
+        }
+    }
+
+    /// Marks the first full list as held.
+    pub fn mark_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Waits for the first full list.
+    pub async fn wait_until_ready(&self) {
+        while !self.is_ready() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Applies a metadata watch's events to a [`MetaStore`] (as kube's reflector does, relists
+/// included) and says which ClockifyAddons the touched children belong to.
+pub struct Feeder {
+    store: MetaStore,
+    relist: Option<Records>,
+}
+
+impl Feeder {
+    pub fn new(store: MetaStore) -> Self {
+        Self {
+            store,
+            relist: None,
+        }
+    }
+
+    /// The (namespace, ClockifyAddon) of each child the event touched.
+    pub fn apply<K>(
+        &mut self,
+        event: kube::runtime::watcher::Event<Slim<K>>,
+    ) -> Vec<(String, String)> {
+        use kube::runtime::watcher::Event;
+        let key = |o: &Slim<K>| {
+            (
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        let owner = |o: &Slim<K>| {
+            o.record.addon().map(|a| {
+                (
+                    o.metadata.namespace.clone().unwrap_or_default(),
+                    a.to_owned(),
+                )
+            })
+        };
+        match event {
+            Event::Init => {
+                self.relist = Some(Records::new());
+                Vec::new()
+            }
+            Event::InitApply(o) => {
+                let touched = owner(&o);
+                if let Some(relist) = self.relist.as_mut() {
+                    relist.insert(key(&o), o.record);
+                }
+                touched.into_iter().collect()
+            }
+            Event::InitDone => {
+                if let (Some(relist), Ok(mut records)) =
+                    (self.relist.take(), self.store.records.write())
+                {
+                    *records = relist;
+                }
+                self.store.mark_ready();
+                Vec::new()
+            }
+            Event::Apply(o) => {
+                let touched = owner(&o);
+                if let Ok(mut records) = self.store.records.write() {
+                    records.insert(key(&o), o.record);
+                }
+                touched.into_iter().collect()
+            }
+            Event::Delete(o) => {
+                if let Ok(mut records) = self.store.records.write() {
+                    records.remove(&key(&o));
+                }
+                owner(&o).into_iter().collect()
+            }
+        }
+    }
+}
+
+/// The cached children: every kind but Deployments and Jobs as [`Record`]s from metadata
+/// watches (filtered on the managed-by label); Deployments and Jobs trimmed.
 #[derive(Clone)]
 pub struct Stores {
-    pub service_accounts: Store<Meta<ServiceAccount>>,
-    pub config_maps: Store<Meta<ConfigMap>>,
-    pub network_policies: Store<Meta<NetworkPolicy>>,
-    pub services: Store<Meta<Service>>,
+    pub service_accounts: MetaStore,
+    pub config_maps: MetaStore,
+    pub network_policies: MetaStore,
+    pub services: MetaStore,
     pub deployments: Store<Deployment>,
-    pub hpas: Store<Meta<HorizontalPodAutoscaler>>,
-    pub pdbs: Store<Meta<PodDisruptionBudget>>,
+    pub hpas: MetaStore,
+    pub pdbs: MetaStore,
     pub jobs: Store<Job>,
-    pub cron_jobs: Store<Meta<CronJob>>,
-    pub pvcs: Store<Meta<PersistentVolumeClaim>>,
+    pub cron_jobs: MetaStore,
+    pub pvcs: MetaStore,
     /// Watched once the cluster serves the API (see [`crate::controller`]); until this store is
     /// ready a reconcile reads ServiceMonitors from the API server.
-    pub service_monitors: Store<Meta<ServiceMonitor>>,
+    pub service_monitors: MetaStore,
 }
 
 fn meta_of<K>(store: &Store<K>, ns: &str, name: &str) -> Option<ObjectMeta>
@@ -116,15 +486,6 @@ pub fn slim(meta: &mut ObjectMeta, keep: &[&str]) {
     }
     meta.creation_timestamp = None;
     meta.finalizers = None;
-}
-
-/// The annotations decisions read on every child.
-const CHILD_ANNOTATIONS: [&str; 2] = [APPLIED_ANNOTATION, OWNED_FIELDS_ANNOTATION];
-
-/// A child watched as metadata, cut by [`slim`].
-pub fn trim_meta<K>(o: &mut Meta<K>) {
-    o.types = None;
-    slim(&mut o.metadata, &CHILD_ANNOTATIONS);
 }
 
 /// A Deployment cut to what decisions read: slim metadata (with the migrated image), replicas,
@@ -180,27 +541,23 @@ impl Stores {
     /// ServiceMonitor also when its store is not ready, see [`Stores::service_monitors_ready`]).
     pub fn meta(&self, kind: Kind, ns: &str, name: &str) -> Option<ObjectMeta> {
         match kind {
-            Kind::ServiceAccount => meta_of(&self.service_accounts, ns, name),
-            Kind::ConfigMap => meta_of(&self.config_maps, ns, name),
-            Kind::NetworkPolicy => meta_of(&self.network_policies, ns, name),
-            Kind::Service => meta_of(&self.services, ns, name),
+            Kind::ServiceAccount => self.service_accounts.get(ns, name),
+            Kind::ConfigMap => self.config_maps.get(ns, name),
+            Kind::NetworkPolicy => self.network_policies.get(ns, name),
+            Kind::Service => self.services.get(ns, name),
             Kind::Deployment => meta_of(&self.deployments, ns, name),
-            Kind::HorizontalPodAutoscaler => meta_of(&self.hpas, ns, name),
-            Kind::PodDisruptionBudget => meta_of(&self.pdbs, ns, name),
-            Kind::ServiceMonitor => meta_of(&self.service_monitors, ns, name),
-            Kind::PersistentVolumeClaim => meta_of(&self.pvcs, ns, name),
-            Kind::CronJob => meta_of(&self.cron_jobs, ns, name),
+            Kind::HorizontalPodAutoscaler => self.hpas.get(ns, name),
+            Kind::PodDisruptionBudget => self.pdbs.get(ns, name),
+            Kind::ServiceMonitor => self.service_monitors.get(ns, name),
+            Kind::PersistentVolumeClaim => self.pvcs.get(ns, name),
+            Kind::CronJob => self.cron_jobs.get(ns, name),
             Kind::Job => meta_of(&self.jobs, ns, name),
         }
     }
 
     /// Whether the ServiceMonitor cache holds its first full list.
     pub fn service_monitors_ready(&self) -> bool {
-        use futures::FutureExt;
-        self.service_monitors
-            .wait_until_ready()
-            .now_or_never()
-            .is_some_and(|r| r.is_ok())
+        self.service_monitors.is_ready()
     }
 
     pub fn deployment(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
@@ -232,16 +589,19 @@ impl Stores {
 
     /// Waits until every cache but the ServiceMonitors' has its first full list.
     pub async fn wait_until_ready(&self) -> bool {
-        synced(&self.service_accounts).await
-            && synced(&self.config_maps).await
-            && synced(&self.network_policies).await
-            && synced(&self.services).await
-            && synced(&self.deployments).await
-            && synced(&self.hpas).await
-            && synced(&self.pdbs).await
-            && synced(&self.jobs).await
-            && synced(&self.cron_jobs).await
-            && synced(&self.pvcs).await
+        for s in [
+            &self.service_accounts,
+            &self.config_maps,
+            &self.network_policies,
+            &self.services,
+            &self.hpas,
+            &self.pdbs,
+            &self.cron_jobs,
+            &self.pvcs,
+        ] {
+            s.wait_until_ready().await;
+        }
+        synced(&self.deployments).await && synced(&self.jobs).await
     }
 }
 
@@ -577,6 +937,39 @@ mod tests {
                 .resource_version
                 .as_deref(),
             Some("10")
+        );
+    }
+
+    #[test]
+    fn a_streamed_child_becomes_the_same_record_as_its_metadata() {
+        let text = r#"{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {
+            "name": "x-backups", "namespace": "ns", "uid": "u-1", "resourceVersion": "42", "generation": 3,
+            "deletionTimestamp": "2026-12-02T00:00:00Z", "finalizers": ["kubernetes.io/pvc-protection"],
+            "labels": {"app.kubernetes.io/instance": "x", "app.kubernetes.io/name": "api-studio"},
+            "annotations": {"clockify-addons.io/applied": "a1", "clockify-addons.io/owned-fields": "o1", "other": "y"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "z", "uid": "u-z"},
+                                {"apiVersion": "clockify-addons.io/v1alpha1", "kind": "ClockifyAddon", "name": "x", "uid": "u-x", "controller": true}],
+            "managedFields": [
+                {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "fieldsV1": {"f:status": {}}},
+                {"manager": "clockify-operator", "operation": "Update", "fieldsV1": {"f:spec": {}}},
+                {"manager": "clockify-operator", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:b": {}, "f:a": {"k:{\"name\":\"c\"}": {".": {}}}}}}
+            ]}}"#;
+        let slim: Slim<k8s_openapi::api::core::v1::ConfigMap> = serde_json::from_str(text).unwrap();
+        let meta: ObjectMeta = serde_json::from_value(
+            serde_json::from_str::<serde_json::Value>(text).unwrap()["metadata"].clone(),
+        )
+        .unwrap();
+        assert_eq!(slim.record, Record::of(&meta));
+        assert_eq!(slim.record.addon(), Some("x"));
+        assert_eq!(slim.record.live, crate::drift::owned_fields(&meta));
+        assert!(slim.record.live.is_some());
+        assert_eq!(slim.metadata.resource_version.as_deref(), Some("42"));
+        // Rebuilt, it reads the same to the change detection.
+        let rebuilt = slim.record.to_meta("ns", "x-backups");
+        assert_eq!(Record::of(&rebuilt), slim.record);
+        assert_eq!(
+            crate::drift::verdict("a1", Some(&rebuilt)),
+            crate::drift::verdict("a1", Some(&meta))
         );
     }
 

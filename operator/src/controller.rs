@@ -26,7 +26,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{Meta, ServiceMonitor, Stores, trim_deployment, trim_job, trim_meta};
+use crate::cache::{Feeder, MetaStore, ServiceMonitor, Slim, Stores, trim_deployment, trim_job};
 use crate::crd::ClockifyAddon;
 use crate::leader::{LeaderElector, Tenure};
 use crate::meta::{MANAGED_SELECTOR, MANAGER};
@@ -99,13 +99,16 @@ where
     (reader, stream)
 }
 
-/// A metadata-only watch of a child kind.
+/// A ClockifyAddon to reconcile.
+type AddonRef = ObjectRef<DeserializeGuard<ClockifyAddon>>;
+
+/// A metadata-only watch of a child kind into a [`MetaStore`]; yields the ClockifyAddons whose
+/// children it touched (deletions included).
 fn meta_watch<K>(
-    client: &Client,
-    scope: &Scope,
+    api: Api<Slim<K>>,
 ) -> (
-    Store<Meta<K>>,
-    impl futures::Stream<Item = Result<Meta<K>, watcher::Error>> + Send + 'static,
+    MetaStore,
+    impl futures::Stream<Item = AddonRef> + Send + 'static,
 )
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -116,7 +119,30 @@ where
         + Sync
         + 'static,
 {
-    child_watch(scope.api::<Meta<K>>(client.clone()), trim_meta::<K>)
+    let store = MetaStore::default();
+    let mut feeder = Feeder::new(store.clone());
+    let stream = watcher(
+        api,
+        watcher::Config::default()
+            .labels(MANAGED_SELECTOR)
+            .page_size(PAGE_SIZE),
+    )
+    .default_backoff()
+    .map(move |event| match event {
+        Ok(event) => feeder.apply(event),
+        Err(e) => {
+            tracing::debug!(kind = K::kind(&()).as_ref(), error = %e, "child watch");
+            Vec::new()
+        }
+    })
+    .flat_map(|touched| {
+        futures::stream::iter(
+            touched
+                .into_iter()
+                .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
+        )
+    });
+    (store, stream)
 }
 
 /// The ServiceMonitor watch, started once the cluster serves the API (looked up every minute
@@ -126,11 +152,11 @@ fn service_monitor_watch(
     scope: &Scope,
     capabilities: Arc<CapabilityCache>,
 ) -> (
-    Store<Meta<ServiceMonitor>>,
-    impl futures::Stream<Item = Result<Meta<ServiceMonitor>, watcher::Error>> + Send + 'static,
+    MetaStore,
+    impl futures::Stream<Item = AddonRef> + Send + 'static,
 ) {
-    let (reader, writer) = reflector::store();
-    let api = scope.api::<Meta<ServiceMonitor>>(client.clone());
+    let api = scope.api::<Slim<ServiceMonitor>>(client.clone());
+    let (store, stream) = meta_watch::<ServiceMonitor>(api);
     let client = client.clone();
     let stream = futures::stream::once(async move {
         loop {
@@ -141,19 +167,10 @@ fn service_monitor_watch(
             }
             tokio::time::sleep(crate::capabilities::CAPABILITY_TTL).await;
         }
-        watcher(
-            api,
-            watcher::Config::default()
-                .labels(MANAGED_SELECTOR)
-                .page_size(PAGE_SIZE),
-        )
-        .default_backoff()
-        .modify(trim_meta::<ServiceMonitor>)
-        .reflect(writer)
-        .touched_objects()
+        stream
     })
     .flatten();
-    (reader, stream)
+    (store, stream)
 }
 
 /// The ClockifyAddon a child belongs to, by its instance label (children carry the managed-by
@@ -173,21 +190,33 @@ pub async fn run_controller(
     stop: CancellationToken,
 ) {
     let capabilities = Arc::new(CapabilityCache::default());
-    let (service_accounts, sa_stream) = meta_watch::<ServiceAccount>(&client, &opts.scope);
-    let (config_maps, cm_stream) = meta_watch::<ConfigMap>(&client, &opts.scope);
-    let (network_policies, np_stream) = meta_watch::<NetworkPolicy>(&client, &opts.scope);
-    let (services, svc_stream) = meta_watch::<Service>(&client, &opts.scope);
+    let (service_accounts, sa_stream) =
+        meta_watch::<ServiceAccount>(opts.scope.api(client.clone()));
+    let (config_maps, cm_stream) = meta_watch::<ConfigMap>(opts.scope.api(client.clone()));
+    let (network_policies, np_stream) = meta_watch::<NetworkPolicy>(opts.scope.api(client.clone()));
+    let (services, svc_stream) = meta_watch::<Service>(opts.scope.api(client.clone()));
     let (deployments, deploy_stream) = child_watch(
         opts.scope.api::<Deployment>(client.clone()),
         trim_deployment,
     );
-    let (hpas, hpa_stream) = meta_watch::<HorizontalPodAutoscaler>(&client, &opts.scope);
-    let (pdbs, pdb_stream) = meta_watch::<PodDisruptionBudget>(&client, &opts.scope);
+    let (hpas, hpa_stream) = meta_watch::<HorizontalPodAutoscaler>(opts.scope.api(client.clone()));
+    let (pdbs, pdb_stream) = meta_watch::<PodDisruptionBudget>(opts.scope.api(client.clone()));
     let (jobs, job_stream) = child_watch(opts.scope.api::<Job>(client.clone()), trim_job);
-    let (cron_jobs, cron_stream) = meta_watch::<CronJob>(&client, &opts.scope);
-    let (pvcs, pvc_stream) = meta_watch::<PersistentVolumeClaim>(&client, &opts.scope);
+    let (cron_jobs, cron_stream) = meta_watch::<CronJob>(opts.scope.api(client.clone()));
+    let (pvcs, pvc_stream) = meta_watch::<PersistentVolumeClaim>(opts.scope.api(client.clone()));
     let (service_monitors, sm_stream) =
         service_monitor_watch(&client, &opts.scope, capabilities.clone());
+    let children = futures::stream::select_all([
+        sa_stream.boxed(),
+        cm_stream.boxed(),
+        np_stream.boxed(),
+        svc_stream.boxed(),
+        hpa_stream.boxed(),
+        pdb_stream.boxed(),
+        cron_stream.boxed(),
+        pvc_stream.boxed(),
+        sm_stream.boxed(),
+    ]);
     let stores = Stores {
         service_accounts,
         config_maps,
@@ -230,19 +259,10 @@ pub async fn run_controller(
     .reflect(addon_writer)
     .applied_objects();
     let controller = Controller::for_stream(addons, addon_store)
-        .owns_stream(sa_stream)
-        .owns_stream(cm_stream)
-        .owns_stream(np_stream)
-        .owns_stream(svc_stream)
+        .reconcile_on(children)
         .owns_stream(deploy_stream)
-        .owns_stream(hpa_stream)
-        .owns_stream(pdb_stream)
         // Jobs by instance label: the CronJob, not the ClockifyAddon, owns scheduled backups.
         .watches_stream(job_stream, by_instance)
-        .owns_stream(cron_stream)
-        // The backup volume has no owner (it outlives the ClockifyAddon).
-        .watches_stream(pvc_stream, by_instance)
-        .owns_stream(sm_stream)
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))
         .graceful_shutdown_on({
             let stop = stop.clone();

@@ -37,6 +37,126 @@ pub enum Verdict {
     Drifted,
 }
 
+/// A canonical hash of a JSON value: object members in key order, whatever order they came
+/// in. [`Hashed`] computes the same while deserializing, without building the value: a
+/// managedFields field set (a tree of kilobytes) is hashed as it streams in, so the caches
+/// never hold it.
+pub fn fields_hash(v: &Value) -> String {
+    hex::encode(&canonical(v)[..8])
+}
+
+fn leaf(tag: u8, text: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([tag]);
+    h.update(text);
+    h.finalize().into()
+}
+
+fn node(tag: u8, parts: impl Iterator<Item = (Option<String>, [u8; 32])>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([tag]);
+    for (key, child) in parts {
+        if let Some(k) = key {
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k.as_bytes());
+        }
+        h.update(child);
+    }
+    h.finalize().into()
+}
+
+fn canonical(v: &Value) -> [u8; 32] {
+    match v {
+        Value::Null => leaf(b'z', b""),
+        Value::Bool(b) => leaf(b'b', if *b { b"1" } else { b"0" }),
+        Value::Number(n) => leaf(b'n', n.to_string().as_bytes()),
+        Value::String(s) => leaf(b's', s.as_bytes()),
+        Value::Array(a) => node(b'a', a.iter().map(|x| (None, canonical(x)))),
+        Value::Object(m) => {
+            let mut members: Vec<(&String, [u8; 32])> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            members.sort_by(|a, b| a.0.cmp(b.0));
+            node(b'o', members.into_iter().map(|(k, h)| (Some(k.clone()), h)))
+        }
+    }
+}
+
+/// The [`fields_hash`] of a JSON value, computed while it is deserialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed(pub [u8; 32]);
+
+impl Hashed {
+    pub fn hex(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hashed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Hashed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Hashed, E> {
+                Ok(Hashed(leaf(b'z', b"")))
+            }
+            fn visit_none<E>(self) -> Result<Hashed, E> {
+                Ok(Hashed(leaf(b'z', b"")))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Hashed, E> {
+                Ok(Hashed(leaf(b'b', if b { b"1" } else { b"0" })))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Hashed, E> {
+                Ok(Hashed(leaf(
+                    b'n',
+                    serde_json::Number::from(n).to_string().as_bytes(),
+                )))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Hashed, E> {
+                Ok(Hashed(leaf(
+                    b'n',
+                    serde_json::Number::from(n).to_string().as_bytes(),
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Hashed, E> {
+                let n = serde_json::Number::from_f64(n)
+                    .ok_or_else(|| E::custom("a number that is not finite"))?;
+                Ok(Hashed(leaf(b'n', n.to_string().as_bytes())))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Hashed, E> {
+                Ok(Hashed(leaf(b's', s.as_bytes())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Hashed, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Hashed(h)) = seq.next_element::<Hashed>()? {
+                    items.push((None, h));
+                }
+                Ok(Hashed(node(b'a', items.into_iter())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Hashed, A::Error> {
+                let mut members: Vec<(String, [u8; 32])> = Vec::new();
+                while let Some((k, Hashed(h))) = map.next_entry::<String, Hashed>()? {
+                    members.push((k, h));
+                }
+                members.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(Hashed(node(
+                    b'o',
+                    members.into_iter().map(|(k, h)| (Some(k), h)),
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A short, stable hash of a JSON value (serde_json keeps object keys sorted).
 pub fn hash(v: &Value) -> String {
     let text = serde_json::to_vec(v).unwrap_or_default();
@@ -102,7 +222,7 @@ pub fn owned_fields(meta: &ObjectMeta) -> Option<String> {
     match &entry.fields_v1.as_ref()?.0 {
         // Already trimmed by the cache.
         Value::String(h) => Some(h.clone()),
-        fields => Some(hash(fields)),
+        fields => Some(fields_hash(fields)),
     }
 }
 
@@ -188,7 +308,7 @@ mod tests {
     #[test]
     fn verdicts() {
         let fields = json!({"f:spec": {"f:replicas": {}}});
-        let owned = hash(&fields);
+        let owned = fields_hash(&fields);
         assert_eq!(verdict("d1", None), Verdict::Create);
         assert_eq!(
             verdict("d1", Some(&meta("d1", &owned, fields.clone()))),
@@ -214,20 +334,37 @@ mod tests {
     }
 
     #[test]
+    fn the_streamed_hash_is_the_canonical_one_whatever_the_member_order() {
+        let text = r#"{"f:spec":{"f:replicas":{},"f:template":{"k:{\"name\":\"a\"}":{".":{},"f:image":{}}}},"f:metadata":{"f:labels":{"f:b":{},"f:a":{}}},"n":[1,2.5,"x",true,null]}"#;
+        let streamed: Hashed = serde_json::from_str(text).unwrap();
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(streamed.hex(), fields_hash(&value));
+        let reordered = r#"{"n":[1,2.5,"x",true,null],"f:metadata":{"f:labels":{"f:a":{},"f:b":{}}},"f:spec":{"f:template":{"k:{\"name\":\"a\"}":{"f:image":{},".":{}}},"f:replicas":{}}}"#;
+        let again: Hashed = serde_json::from_str(reordered).unwrap();
+        assert_eq!(again, streamed);
+        let other: Hashed = serde_json::from_str(r#"{"f:spec":{}}"#).unwrap();
+        assert_ne!(other, streamed);
+        // Lists keep their order.
+        let a: Hashed = serde_json::from_str("[1,2]").unwrap();
+        let b: Hashed = serde_json::from_str("[2,1]").unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
     fn trimming_keeps_only_the_hash_of_our_entry() {
         let fields = json!({"f:metadata": {"f:labels": {"f:a": {}}}});
-        let mut m = meta("d", &hash(&fields), fields.clone());
+        let mut m = meta("d", &fields_hash(&fields), fields.clone());
         trim_managed_fields(&mut m);
         let entries = m.managed_fields.clone().unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(
             entries[0].fields_v1.as_ref().unwrap().0,
-            Value::String(hash(&fields))
+            Value::String(fields_hash(&fields))
         );
-        assert_eq!(owned_fields(&m), Some(hash(&fields)));
+        assert_eq!(owned_fields(&m), Some(fields_hash(&fields)));
         assert_eq!(verdict("d", Some(&m)), Verdict::InSync);
         // Trimming twice changes nothing.
         trim_managed_fields(&mut m);
-        assert_eq!(owned_fields(&m), Some(hash(&fields)));
+        assert_eq!(owned_fields(&m), Some(fields_hash(&fields)));
     }
 }

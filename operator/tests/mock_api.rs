@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clockify_operator::cache::{self, Meta, ServiceMonitor, Stores};
+use clockify_operator::cache::{self, MetaStore, Stores};
 use clockify_operator::crd::{ClockifyAddon, ClockifyAddonStatus};
 use clockify_operator::drift;
 use clockify_operator::events::Recorder;
@@ -17,11 +17,7 @@ use clockify_operator::plan::{Capabilities, Child, Kind, plan};
 use clockify_operator::reconcile::{CapabilityCache, Context, reconcile};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::batch::v1::Job;
 use kube::client::Body;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
@@ -156,7 +152,7 @@ impl ApiServer {
         let ann = |c: &Call, k: &str| c.body["metadata"]["annotations"][k].clone();
         assert_eq!(
             ann(&real, "clockify-addons.io/owned-fields"),
-            json!(drift::hash(&fields(&dry.body))),
+            json!(drift::fields_hash(&fields(&dry.body))),
             "the apply records the field set of the dry run"
         );
         assert_eq!(
@@ -325,59 +321,47 @@ fn applied(child: &Child) -> Value {
     let mut v = child.to_json();
     let h = drift::desired_hash(&v);
     drift::stamp(&mut v, &h, "");
-    let owned = drift::hash(&fields(&v));
+    let owned = drift::fields_hash(&fields(&v));
     drift::stamp(&mut v, &h, &owned);
     stored(v, MANAGER)
 }
 
 struct Writers {
-    sa: Writer<Meta<ServiceAccount>>,
-    cm: Writer<Meta<ConfigMap>>,
-    np: Writer<Meta<NetworkPolicy>>,
-    svc: Writer<Meta<Service>>,
+    stores: Stores,
     deploy: Writer<Deployment>,
-    hpa: Writer<Meta<HorizontalPodAutoscaler>>,
-    pdb: Writer<Meta<PodDisruptionBudget>>,
     job: Writer<Job>,
-    cron: Writer<Meta<CronJob>>,
-    pvc: Writer<Meta<PersistentVolumeClaim>>,
-    sm: Writer<Meta<ServiceMonitor>>,
 }
 
 fn ready<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>) {
     w.apply_watcher_event(&watcher::Event::InitDone);
 }
 
-/// Caches one object as the operator's watch would: metadata only, trimmed.
-fn put_meta<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<Meta<K>>, obj: Value) {
-    let mut o: Meta<K> = serde_json::from_value(obj).unwrap();
-    cache::trim_meta(&mut o);
-    w.apply_watcher_event(&watcher::Event::Apply(o));
-}
-
 impl Writers {
-    /// Puts an object in the cache as the API server would return it.
+    /// Puts an object in the cache as the operator's watch would.
     fn insert(&mut self, kind: Kind, obj: Value) {
+        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(obj["metadata"].clone()).unwrap();
+        let s = &self.stores;
         match kind {
-            Kind::ServiceAccount => put_meta(&mut self.sa, obj),
-            Kind::ConfigMap => put_meta(&mut self.cm, obj),
-            Kind::NetworkPolicy => put_meta(&mut self.np, obj),
-            Kind::Service => put_meta(&mut self.svc, obj),
+            Kind::ServiceAccount => s.service_accounts.insert(&meta),
+            Kind::ConfigMap => s.config_maps.insert(&meta),
+            Kind::NetworkPolicy => s.network_policies.insert(&meta),
+            Kind::Service => s.services.insert(&meta),
             Kind::Deployment => {
                 let mut d: Deployment = serde_json::from_value(obj).unwrap();
                 cache::trim_deployment(&mut d);
                 self.deploy.apply_watcher_event(&watcher::Event::Apply(d));
             }
-            Kind::HorizontalPodAutoscaler => put_meta(&mut self.hpa, obj),
-            Kind::PodDisruptionBudget => put_meta(&mut self.pdb, obj),
+            Kind::HorizontalPodAutoscaler => s.hpas.insert(&meta),
+            Kind::PodDisruptionBudget => s.pdbs.insert(&meta),
             Kind::Job => {
                 let mut j: Job = serde_json::from_value(obj).unwrap();
                 cache::trim_job(&mut j);
                 self.job.apply_watcher_event(&watcher::Event::Apply(j));
             }
-            Kind::CronJob => put_meta(&mut self.cron, obj),
-            Kind::PersistentVolumeClaim => put_meta(&mut self.pvc, obj),
-            Kind::ServiceMonitor => put_meta(&mut self.sm, obj),
+            Kind::CronJob => s.cron_jobs.insert(&meta),
+            Kind::PersistentVolumeClaim => s.pvcs.insert(&meta),
+            Kind::ServiceMonitor => s.service_monitors.insert(&meta),
         }
     }
 }
@@ -390,30 +374,36 @@ fn harness_with(
 ) -> (Arc<Context>, ApiServer, Writers) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let (sa_r, sa) = reflector::store();
-    let (cm_r, cm) = reflector::store();
-    let (np_r, np) = reflector::store();
-    let (svc_r, svc) = reflector::store();
     let (deploy_r, deploy) = reflector::store();
-    let (hpa_r, hpa) = reflector::store();
-    let (pdb_r, pdb) = reflector::store();
     let (job_r, job) = reflector::store();
-    let (cron_r, cron) = reflector::store();
-    let (pvc_r, pvc) = reflector::store();
-    let (sm_r, sm) = reflector::store();
     let stores = Stores {
-        service_accounts: sa_r,
-        config_maps: cm_r,
-        network_policies: np_r,
-        services: svc_r,
+        service_accounts: MetaStore::default(),
+        config_maps: MetaStore::default(),
+        network_policies: MetaStore::default(),
+        services: MetaStore::default(),
         deployments: deploy_r,
-        hpas: hpa_r,
-        pdbs: pdb_r,
+        hpas: MetaStore::default(),
+        pdbs: MetaStore::default(),
         jobs: job_r,
-        cron_jobs: cron_r,
-        pvcs: pvc_r,
-        service_monitors: sm_r,
+        cron_jobs: MetaStore::default(),
+        pvcs: MetaStore::default(),
+        service_monitors: MetaStore::default(),
     };
+    for s in [
+        &stores.service_accounts,
+        &stores.config_maps,
+        &stores.network_policies,
+        &stores.services,
+        &stores.hpas,
+        &stores.pdbs,
+        &stores.cron_jobs,
+        &stores.pvcs,
+    ] {
+        s.mark_ready();
+    }
+    if sm_cached {
+        stores.service_monitors.mark_ready();
+    }
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -424,36 +414,17 @@ fn harness_with(
     let ctx = Arc::new(Context::new(
         client,
         recorder,
-        stores,
+        stores.clone(),
         Arc::new(capabilities),
         Metrics::new(),
     ));
     let mut w = Writers {
-        sa,
-        cm,
-        np,
-        svc,
+        stores,
         deploy,
-        hpa,
-        pdb,
         job,
-        cron,
-        pvc,
-        sm,
     };
-    ready(&mut w.sa);
-    ready(&mut w.cm);
-    ready(&mut w.np);
-    ready(&mut w.svc);
     ready(&mut w.deploy);
-    ready(&mut w.hpa);
-    ready(&mut w.pdb);
     ready(&mut w.job);
-    ready(&mut w.cron);
-    ready(&mut w.pvc);
-    if sm_cached {
-        ready(&mut w.sm);
-    }
     (
         ctx,
         ApiServer {
