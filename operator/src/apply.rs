@@ -48,8 +48,6 @@ fn count(ctx: &Context, kind: &str, verb: &str) {
 #[derive(Debug, Clone)]
 pub struct Applied {
     pub meta: ObjectMeta,
-    /// The Deployment as the API server stored it (for Deployments).
-    pub deployment: Option<Deployment>,
 }
 
 /// Server-side apply of a desired child, stamped for change detection ([`drift`]): a dry run
@@ -87,21 +85,13 @@ pub async fn apply_child(ctx: &Context, child: &Child, ns: &str) -> Result<Appli
         .await
         .map_err(err)?;
     count(ctx, kind.as_str(), "apply");
-    let deployment = (kind == Kind::Deployment)
-        .then(|| obj.clone().try_parse::<Deployment>().ok())
-        .flatten();
     ctx.written.applied(
         kind,
         ns,
         &name,
-        obj.metadata.clone(),
-        deployment.clone(),
-        None,
+        &serde_json::to_value(&obj).unwrap_or_default(),
     );
-    Ok(Applied {
-        meta: obj.metadata,
-        deployment,
-    })
+    Ok(Applied { meta: obj.metadata })
 }
 
 /// Creates a Job (server-side apply; a Job is created once and never changed but for its TTL).
@@ -124,9 +114,7 @@ pub async fn create_job(ctx: &Context, job: &Job, ns: &str) -> Result<(), Error>
         Kind::Job,
         ns,
         &name,
-        created.metadata.clone(),
-        None,
-        Some(created),
+        &serde_json::to_value(&created).unwrap_or_default(),
     );
     Ok(())
 }
@@ -152,8 +140,12 @@ pub async fn set_job_ttl(
     match job {
         Ok(job) => {
             count(ctx, "Job", "patch");
-            ctx.written
-                .applied(Kind::Job, ns, name, job.metadata.clone(), None, Some(job));
+            ctx.written.applied(
+                Kind::Job,
+                ns,
+                name,
+                &serde_json::to_value(&job).unwrap_or_default(),
+            );
             Ok(())
         }
         // Gone meanwhile: nothing to keep or to expire.
@@ -196,9 +188,7 @@ pub async fn hand_over_replicas(
         Kind::Deployment,
         ns,
         name,
-        d.metadata.clone(),
-        Some(d),
-        None,
+        &serde_json::to_value(&d).unwrap_or_default(),
     );
     Ok(())
 }

@@ -15,24 +15,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::build::deployment::MIGRATED_IMAGE_ANNOTATION;
 use crate::crd::{ClockifyAddon, ClockifyAddonStatus};
 use crate::drift::trim_managed_fields;
-use crate::jobs::{self, JobView};
-use crate::meta::{
-    APPLIED_ANNOTATION, LABEL_INSTANCE, OWNED_FIELDS_ANNOTATION, VERSION_ANNOTATION,
-};
+use crate::jobs::JobView;
+use crate::meta::{APPLIED_ANNOTATION, LABEL_INSTANCE, OWNED_FIELDS_ANNOTATION};
 use crate::plan::Kind;
+use crate::views::{DeploymentState, JobRecord};
 
 /// How long a write is remembered if its watch event never shows up.
 pub const WRITE_MEMORY: Duration = Duration::from_secs(60);
@@ -169,6 +164,15 @@ impl Record {
         meta
     }
 
+    pub fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
+    /// The uid of the controlling ClockifyAddon.
+    pub fn controller_uid(&self) -> Option<&str> {
+        self.controller.as_ref().map(|(_, uid)| uid.as_str())
+    }
+
     /// The ClockifyAddon to reconcile when this child changes.
     pub fn addon(&self) -> Option<&str> {
         self.controller
@@ -230,7 +234,7 @@ impl<K: Resource> Resource for Slim<K> {
 /// The parts of a managedFields entry [`Slim`] reads.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SlimEntry {
+pub struct SlimEntry {
     manager: Option<String>,
     operation: Option<String>,
     subresource: Option<String>,
@@ -240,16 +244,18 @@ struct SlimEntry {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SlimOwner {
+pub struct SlimOwner {
     kind: String,
     name: String,
     uid: String,
     controller: Option<bool>,
 }
 
+/// Metadata as the caches read it off the wire: the operator's managedFields entry hashed as it
+/// streams in, the other entries skipped.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SlimMeta {
+pub struct SlimMeta {
     name: Option<String>,
     namespace: Option<String>,
     uid: Option<String>,
@@ -262,26 +268,34 @@ struct SlimMeta {
     managed_fields: Option<Vec<SlimEntry>>,
 }
 
-impl<'de, K> Deserialize<'de> for Slim<K> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Object {
-            metadata: SlimMeta,
-        }
-        let Object { metadata: m } = Object::deserialize(d)?;
+/// [`SlimMeta`] taken apart.
+pub struct MetaParts {
+    /// What a watch needs of `metadata`: name, namespace, resourceVersion.
+    pub metadata: ObjectMeta,
+    pub record: Record,
+    /// The labels and annotations not taken into the record.
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// The name of a CronJob that owns the object.
+    pub cron_owner: Option<String>,
+}
+
+impl SlimMeta {
+    pub fn into_parts(self) -> MetaParts {
+        let m = self;
         let mut annotations = m.annotations.unwrap_or_default();
+        let mut labels = m.labels.unwrap_or_default();
+        let owners = m.owner_references.unwrap_or_default();
         let record = Record {
             uid: m.uid,
             resource_version: m.resource_version.clone(),
             generation: m.generation,
             deleting: m.deletion_timestamp.is_some(),
-            controller: m
-                .owner_references
-                .unwrap_or_default()
-                .into_iter()
+            controller: owners
+                .iter()
                 .find(|o| o.controller == Some(true) && o.kind == "ClockifyAddon")
-                .map(|o| (o.name, o.uid)),
-            instance: m.labels.and_then(|mut l| l.remove(LABEL_INSTANCE)),
+                .map(|o| (o.name.clone(), o.uid.clone())),
+            instance: labels.remove(LABEL_INSTANCE),
             applied: annotations.remove(APPLIED_ANNOTATION),
             owned: annotations.remove(OWNED_FIELDS_ANNOTATION),
             live: m
@@ -296,14 +310,39 @@ impl<'de, K> Deserialize<'de> for Slim<K> {
                 .and_then(|e| e.fields)
                 .map(|h| h.hex()),
         };
-        Ok(Slim {
+        MetaParts {
             metadata: ObjectMeta {
                 name: m.name,
                 namespace: m.namespace,
                 resource_version: m.resource_version,
+                generation: m.generation,
                 ..ObjectMeta::default()
             },
             record,
+            labels,
+            annotations,
+            cron_owner: owners
+                .into_iter()
+                .find(|o| o.kind == "CronJob")
+                .map(|o| o.name),
+        }
+    }
+}
+
+impl<'de, K> Deserialize<'de> for Slim<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Object {
+            metadata: SlimMeta,
+        }
+        let Object { metadata } = Object::deserialize(d)?;
+        let parts = metadata.into_parts();
+        Ok(Slim {
+            metadata: ObjectMeta {
+                generation: None,
+                ..parts.metadata
+            },
+            record: parts.record,
             kind: std::marker::PhantomData,
         })
     }
@@ -452,88 +491,15 @@ pub struct Stores {
     pub config_maps: MetaStore,
     pub network_policies: MetaStore,
     pub services: MetaStore,
-    pub deployments: Store<Deployment>,
+    pub deployments: Store<DeploymentState>,
     pub hpas: MetaStore,
     pub pdbs: MetaStore,
-    pub jobs: Store<Job>,
+    pub jobs: Store<JobRecord>,
     pub cron_jobs: MetaStore,
     pub pvcs: MetaStore,
     /// Watched once the cluster serves the API (see [`crate::controller`]); until this store is
     /// ready a reconcile reads ServiceMonitors from the API server.
     pub service_monitors: MetaStore,
-}
-
-fn meta_of<K>(store: &Store<K>, ns: &str, name: &str) -> Option<ObjectMeta>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    store
-        .get(&ObjectRef::new(name).within(ns))
-        .map(|o| o.meta().clone())
-}
-
-/// Cuts a child's metadata to what the operator reads: identity, owner, deletion, the instance
-/// label (how Jobs and the backup volume find their ClockifyAddon), the annotations in `keep`
-/// and the hash of the operator's own managedFields entry. A thousand ClockifyAddons' children
-/// then fit in a few megabytes.
-pub fn slim(meta: &mut ObjectMeta, keep: &[&str]) {
-    trim_managed_fields(meta);
-    if let Some(labels) = meta.labels.as_mut() {
-        labels.retain(|k, _| k == LABEL_INSTANCE);
-    }
-    if let Some(a) = meta.annotations.as_mut() {
-        a.retain(|k, _| keep.contains(&k.as_str()));
-    }
-    meta.creation_timestamp = None;
-    meta.finalizers = None;
-}
-
-/// A Deployment cut to what decisions read: slim metadata (with the migrated image), replicas,
-/// the pod template's annotations and containers' names and images, and status.
-pub fn trim_deployment(d: &mut Deployment) {
-    slim(
-        &mut d.metadata,
-        &[
-            APPLIED_ANNOTATION,
-            OWNED_FIELDS_ANNOTATION,
-            MIGRATED_IMAGE_ANNOTATION,
-        ],
-    );
-    if let Some(spec) = d.spec.as_mut() {
-        let template = std::mem::take(&mut spec.template);
-        spec.selector = LabelSelector::default();
-        spec.strategy = None;
-        spec.template = PodTemplateSpec {
-            metadata: template.metadata.map(|m| ObjectMeta {
-                annotations: m.annotations.map(|mut a| {
-                    a.retain(|k, _| k == VERSION_ANNOTATION);
-                    a
-                }),
-                ..ObjectMeta::default()
-            }),
-            spec: template.spec.map(|s| PodSpec {
-                containers: s
-                    .containers
-                    .into_iter()
-                    .map(|c| Container {
-                        name: c.name,
-                        image: c.image,
-                        ..Container::default()
-                    })
-                    .collect(),
-                ..PodSpec::default()
-            }),
-        };
-    }
-}
-
-/// A Job cut to its metadata, TTL and status.
-pub fn trim_job(j: &mut Job) {
-    trim_managed_fields(&mut j.metadata);
-    if let Some(spec) = j.spec.as_mut() {
-        spec.template = PodTemplateSpec::default();
-        spec.selector = None;
-    }
 }
 
 impl Stores {
@@ -545,13 +511,18 @@ impl Stores {
             Kind::ConfigMap => self.config_maps.get(ns, name),
             Kind::NetworkPolicy => self.network_policies.get(ns, name),
             Kind::Service => self.services.get(ns, name),
-            Kind::Deployment => meta_of(&self.deployments, ns, name),
+            Kind::Deployment => self
+                .deployment(ns, name)
+                .map(|d| d.record.to_meta(ns, name)),
             Kind::HorizontalPodAutoscaler => self.hpas.get(ns, name),
             Kind::PodDisruptionBudget => self.pdbs.get(ns, name),
             Kind::ServiceMonitor => self.service_monitors.get(ns, name),
             Kind::PersistentVolumeClaim => self.pvcs.get(ns, name),
             Kind::CronJob => self.cron_jobs.get(ns, name),
-            Kind::Job => meta_of(&self.jobs, ns, name),
+            Kind::Job => self
+                .jobs
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|j| j.record.to_meta(ns, name)),
         }
     }
 
@@ -560,30 +531,23 @@ impl Stores {
         self.service_monitors.is_ready()
     }
 
-    pub fn deployment(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
+    pub fn deployment(&self, ns: &str, name: &str) -> Option<Arc<DeploymentState>> {
         self.deployments.get(&ObjectRef::new(name).within(ns))
     }
 
-    /// This ClockifyAddon's Jobs matching `selector` and owned by it (or, for backups, by its
-    /// CronJob `via_cron`).
+    /// This ClockifyAddon's Jobs of `component` (migration, backup, restore), owned by it or,
+    /// for scheduled backups, by its CronJob `via_cron`.
     pub fn jobs_of(
         &self,
         addon: &ClockifyAddon,
-        selector: &std::collections::BTreeMap<String, String>,
+        component: &str,
         via_cron: Option<&str>,
-    ) -> Vec<Arc<Job>> {
-        let uid = addon.meta().uid.clone();
+    ) -> Vec<Arc<JobRecord>> {
+        let ns = addon.namespace();
         self.jobs
             .state()
             .into_iter()
-            .filter(|j| j.namespace() == addon.namespace())
-            .filter(|j| selector.iter().all(|(k, v)| j.labels().get(k) == Some(v)))
-            .filter(|j| {
-                j.owner_references().iter().any(|o| {
-                    (uid.is_some() && Some(&o.uid) == uid.as_ref())
-                        || via_cron.is_some_and(|c| o.kind == "CronJob" && o.name == c)
-                })
-            })
+            .filter(|j| j.metadata.namespace == ns && job_of(j, addon, component, via_cron))
             .collect()
     }
 
@@ -621,6 +585,21 @@ where
     }
 }
 
+/// Whether a Job is `addon`'s, of `component` (see [`Stores::jobs_of`]).
+pub fn job_of(
+    j: &JobRecord,
+    addon: &ClockifyAddon,
+    component: &str,
+    via_cron: Option<&str>,
+) -> bool {
+    let uid = addon.metadata.uid.as_deref();
+    j.name_label.as_deref() == Some(addon.spec.addon.slug())
+        && j.record.addon() == Some(addon.name_any().as_str())
+        && j.component.as_deref() == Some(component)
+        && (j.record.controller_uid().is_some_and(|u| Some(u) == uid)
+            || via_cron.is_some_and(|c| j.cron_owner.as_deref() == Some(c)))
+}
+
 type Key = (Kind, String, String);
 
 fn key(kind: Kind, ns: &str, name: &str) -> Key {
@@ -643,8 +622,8 @@ fn older(cached: Option<&str>, written: &str) -> bool {
 struct Entry {
     at: Instant,
     meta: ObjectMeta,
-    deployment: Option<Arc<Deployment>>,
-    job: Option<Arc<Job>>,
+    deployment: Option<Arc<DeploymentState>>,
+    job: Option<Arc<JobRecord>>,
 }
 
 #[derive(Debug, Clone)]
@@ -678,38 +657,29 @@ impl Written {
         }
     }
 
-    /// An apply's answer (its metadata trimmed like the cache's).
-    pub fn applied(
-        &self,
-        kind: Kind,
-        ns: &str,
-        name: &str,
-        mut meta: ObjectMeta,
-        deployment: Option<Deployment>,
-        job: Option<Job>,
-    ) {
+    /// An apply's answer: the object as the API server stored it.
+    pub fn applied(&self, kind: Kind, ns: &str, name: &str, answer: &serde_json::Value) {
         self.sweep();
+        let Ok(mut meta) = serde_json::from_value::<ObjectMeta>(answer["metadata"].clone()) else {
+            return;
+        };
         trim_managed_fields(&mut meta);
         let k = key(kind, ns, name);
         if let Ok(mut d) = self.deleted.lock() {
             d.remove(&k);
         }
+        let entry = Entry {
+            at: Instant::now(),
+            meta,
+            deployment: (kind == Kind::Deployment)
+                .then(|| DeploymentState::from_json(answer).map(Arc::new))
+                .flatten(),
+            job: (kind == Kind::Job)
+                .then(|| JobRecord::from_json(answer).map(Arc::new))
+                .flatten(),
+        };
         if let Ok(mut a) = self.applied.lock() {
-            a.insert(
-                k,
-                Entry {
-                    at: Instant::now(),
-                    meta,
-                    deployment: deployment.map(|mut d| {
-                        trim_deployment(&mut d);
-                        Arc::new(d)
-                    }),
-                    job: job.map(|mut j| {
-                        trim_job(&mut j);
-                        Arc::new(j)
-                    }),
-                },
-            );
+            a.insert(k, entry);
         }
     }
 
@@ -800,8 +770,8 @@ impl Written {
         &self,
         ns: &str,
         name: &str,
-        cached: Option<Arc<Deployment>>,
-    ) -> Option<Arc<Deployment>> {
+        cached: Option<Arc<DeploymentState>>,
+    ) -> Option<Arc<DeploymentState>> {
         let k = key(Kind::Deployment, ns, name);
         let rv = cached
             .as_ref()
@@ -819,15 +789,15 @@ impl Written {
     pub fn jobs(
         &self,
         ns: &str,
-        cached: Vec<Arc<Job>>,
-        wanted: impl Fn(&Job) -> bool,
+        cached: Vec<Arc<JobRecord>>,
+        wanted: impl Fn(&JobRecord) -> bool,
     ) -> Vec<JobView> {
-        let mut out: Vec<Arc<Job>> = Vec::new();
+        let mut out: Vec<Arc<JobRecord>> = Vec::new();
         let mut names = std::collections::BTreeSet::new();
         for j in cached {
-            let name = j.name_any();
+            let name = j.metadata.name.clone().unwrap_or_default();
             let k = key(Kind::Job, ns, &name);
-            if self.gone(&k, j.metadata.uid.as_deref()) {
+            if self.gone(&k, j.record.uid()) {
                 continue;
             }
             names.insert(name);
@@ -849,7 +819,7 @@ impl Written {
                 }
             }
         }
-        out.iter().map(|j| jobs::job_view(j)).collect()
+        out.iter().map(|j| j.view.clone()).collect()
     }
 
     /// The ClockifyAddon with the status this replica last wrote, if the cached object is older.
@@ -907,7 +877,12 @@ mod tests {
     #[test]
     fn a_write_is_read_until_the_cache_catches_up() {
         let w = Written::default();
-        w.applied(Kind::Service, "ns", "x", meta("12", "u"), None, None);
+        w.applied(
+            Kind::Service,
+            "ns",
+            "x",
+            &serde_json::json!({"metadata": meta("12", "u")}),
+        );
         // The cache is older (or empty): the write is what counts.
         assert_eq!(
             w.meta(Kind::Service, "ns", "x", Some(meta("10", "u")))
@@ -986,32 +961,5 @@ mod tests {
             w.meta(Kind::CronJob, "ns", "x", Some(meta("11", "v")))
                 .is_some()
         );
-    }
-
-    #[test]
-    fn trimmed_deployments_keep_what_decisions_read() {
-        let mut d: Deployment = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "a", "annotations": {"k": "v"}},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}},
-                     "template": {"metadata": {"labels": {"a": "b"}, "annotations": {"clockify-addons.io/version": "1"}},
-                                  "spec": {"containers": [{"name": "addon", "image": "i:1", "env": [{"name": "A", "value": "B"}]}]}}},
-            "status": {"observedGeneration": 1}
-        }))
-        .unwrap();
-        trim_deployment(&mut d);
-        let spec = d.spec.as_ref().unwrap();
-        assert_eq!(spec.replicas, Some(3));
-        let t = &spec.template;
-        assert_eq!(
-            t.spec.as_ref().unwrap().containers[0].image.as_deref(),
-            Some("i:1")
-        );
-        assert!(t.spec.as_ref().unwrap().containers[0].env.is_none());
-        assert!(t.metadata.as_ref().unwrap().labels.is_none());
-        assert_eq!(
-            t.metadata.as_ref().unwrap().annotations.as_ref().unwrap()["clockify-addons.io/version"],
-            "1"
-        );
-        assert_eq!(d.status.unwrap().observed_generation, Some(1));
     }
 }

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -26,12 +25,13 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{Feeder, MetaStore, ServiceMonitor, Slim, Stores, trim_deployment, trim_job};
+use crate::cache::{Feeder, MetaStore, ServiceMonitor, Slim, Stores};
 use crate::crd::ClockifyAddon;
 use crate::leader::{LeaderElector, Tenure};
 use crate::meta::{MANAGED_SELECTOR, MANAGER};
 use crate::metrics::Metrics;
 use crate::reconcile::{CapabilityCache, Context, error_policy, reconcile};
+use crate::views::{DeploymentState, JobRecord};
 
 /// Objects per page of a watch's initial list: small pages keep the transient memory of a
 /// start-up (every object of a page decoded at once, managedFields included) low.
@@ -71,7 +71,6 @@ pub struct Options {
 /// child deleted by hand is back at once.
 fn child_watch<K>(
     api: Api<K>,
-    trim: fn(&mut K),
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -93,7 +92,6 @@ where
             .page_size(PAGE_SIZE),
     )
     .default_backoff()
-    .modify(trim)
     .reflect(writer)
     .touched_objects();
     (reader, stream)
@@ -173,12 +171,16 @@ fn service_monitor_watch(
     (store, stream)
 }
 
-/// The ClockifyAddon a child belongs to, by its instance label (children carry the managed-by
-/// label, so only the operator's own objects arrive here).
-fn by_instance<K: Resource>(obj: K) -> Option<ObjectRef<DeserializeGuard<ClockifyAddon>>> {
-    let name = obj.labels().get(crate::meta::LABEL_INSTANCE)?.clone();
-    let ns = obj.meta().namespace.clone()?;
-    Some(ObjectRef::new(&name).within(&ns))
+/// The ClockifyAddon a Deployment or Job belongs to: its controller, or (a scheduled backup's
+/// Job, owned by the CronJob) its instance label.
+fn addon_of_deployment(d: DeploymentState) -> Option<AddonRef> {
+    let ns = d.metadata.namespace.clone()?;
+    Some(ObjectRef::new(d.record.addon()?).within(&ns))
+}
+
+fn addon_of_job(j: JobRecord) -> Option<AddonRef> {
+    let ns = j.metadata.namespace.clone()?;
+    Some(ObjectRef::new(j.record.addon()?).within(&ns))
 }
 
 /// Runs the controller until `stop` is cancelled; marks `ready` once every cache is synced.
@@ -195,13 +197,11 @@ pub async fn run_controller(
     let (config_maps, cm_stream) = meta_watch::<ConfigMap>(opts.scope.api(client.clone()));
     let (network_policies, np_stream) = meta_watch::<NetworkPolicy>(opts.scope.api(client.clone()));
     let (services, svc_stream) = meta_watch::<Service>(opts.scope.api(client.clone()));
-    let (deployments, deploy_stream) = child_watch(
-        opts.scope.api::<Deployment>(client.clone()),
-        trim_deployment,
-    );
+    let (deployments, deploy_stream) =
+        child_watch(opts.scope.api::<DeploymentState>(client.clone()));
     let (hpas, hpa_stream) = meta_watch::<HorizontalPodAutoscaler>(opts.scope.api(client.clone()));
     let (pdbs, pdb_stream) = meta_watch::<PodDisruptionBudget>(opts.scope.api(client.clone()));
-    let (jobs, job_stream) = child_watch(opts.scope.api::<Job>(client.clone()), trim_job);
+    let (jobs, job_stream) = child_watch(opts.scope.api::<JobRecord>(client.clone()));
     let (cron_jobs, cron_stream) = meta_watch::<CronJob>(opts.scope.api(client.clone()));
     let (pvcs, pvc_stream) = meta_watch::<PersistentVolumeClaim>(opts.scope.api(client.clone()));
     let (service_monitors, sm_stream) =
@@ -260,9 +260,8 @@ pub async fn run_controller(
     .applied_objects();
     let controller = Controller::for_stream(addons, addon_store)
         .reconcile_on(children)
-        .owns_stream(deploy_stream)
-        // Jobs by instance label: the CronJob, not the ClockifyAddon, owns scheduled backups.
-        .watches_stream(job_stream, by_instance)
+        .watches_stream(deploy_stream, addon_of_deployment)
+        .watches_stream(job_stream, addon_of_job)
         .with_config(ControllerConfig::default().concurrency(opts.concurrency))
         .graceful_shutdown_on({
             let stop = stop.clone();

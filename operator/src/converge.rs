@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use crate::views::DeploymentState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 
@@ -68,7 +68,7 @@ pub async fn observed(
 }
 
 /// The Deployment as the operator knows it (its cache, or its own newer write).
-pub fn deployment(ctx: &Context, ns: &str, name: &str) -> Option<Arc<Deployment>> {
+pub fn deployment(ctx: &Context, ns: &str, name: &str) -> Option<Arc<DeploymentState>> {
     ctx.written
         .deployment(ns, name, ctx.stores.deployment(ns, name))
 }
@@ -160,9 +160,7 @@ async fn apply_autoscaled(
     let (min, max) = (plan.settings.min_replicas, plan.settings.max_replicas);
     let live = deployment(ctx, ns, &name);
     let hpa = observed(ctx, Kind::HorizontalPodAutoscaler, ns, &name).await?;
-    let live_replicas = live
-        .as_ref()
-        .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
+    let live_replicas = live.as_ref().map(|d| d.replicas.unwrap_or(1));
     match live_replicas {
         Some(n) if hpa.is_none() || n < min => {
             apply::hand_over_replicas(ctx, ns, &name, n.clamp(min, max)).await?;

@@ -31,6 +31,7 @@ pub mod settings;
 pub mod status;
 pub mod tier;
 pub mod upgrade;
+pub mod views;
 
 pub use crd::{ClockifyAddon, ClockifyAddonSpec, ClockifyAddonStatus};
 

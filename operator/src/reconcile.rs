@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use crate::views::DeploymentState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
@@ -377,29 +377,20 @@ async fn act(
 
 /// This ClockifyAddon's migration Jobs, with this replica's own recent writes.
 fn migration_jobs(ctx: &Context, addon: &ClockifyAddon, ns: &str) -> Vec<JobView> {
-    let selector = crate::build::job::job_selector(addon);
-    let uid = addon.metadata.uid.clone();
+    let component = crate::build::job::COMPONENT;
     ctx.written
-        .jobs(ns, ctx.stores.jobs_of(addon, &selector, None), |j| {
-            selector.iter().all(|(k, v)| j.labels().get(k) == Some(v))
-                && j.owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == uid.as_ref())
+        .jobs(ns, ctx.stores.jobs_of(addon, component, None), |j| {
+            crate::cache::job_of(j, addon, component, None)
         })
 }
 
 /// This ClockifyAddon's Jobs of `component` (backup or restore): its own, and for backups
 /// those its CronJob started; with this replica's own recent writes.
 fn component_jobs(ctx: &Context, addon: &ClockifyAddon, ns: &str, component: &str) -> Vec<JobView> {
-    let selector = crate::build::backup::selector(addon, component);
     let cron = crate::build::backup::cron_job_name(addon);
-    let uid = addon.metadata.uid.clone();
     ctx.written
-        .jobs(ns, ctx.stores.jobs_of(addon, &selector, Some(&cron)), |j| {
-            selector.iter().all(|(k, v)| j.labels().get(k) == Some(v))
-                && j.owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == uid.as_ref())
+        .jobs(ns, ctx.stores.jobs_of(addon, component, Some(&cron)), |j| {
+            crate::cache::job_of(j, addon, component, Some(&cron))
         })
 }
 
@@ -498,7 +489,7 @@ fn scale_to_zero(plan: &mut Plan) {
 async fn decide_restore(
     addon: &ClockifyAddon,
     plan: &Plan,
-    deployment: Option<&Deployment>,
+    deployment: Option<&DeploymentState>,
     ctx: &Context,
     ns: &str,
     now: &Time,

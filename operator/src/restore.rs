@@ -5,7 +5,6 @@
 //! at the step the cluster shows. The phase never goes back: a restore Job that vanished after
 //! it was started fails the request rather than running a second restore.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::EventType;
 
@@ -15,6 +14,7 @@ use crate::build::backup::{
 use crate::crd::{ClockifyAddon, RestorePhase, RestoreStatus};
 use crate::jobs::{JobState, JobView};
 use crate::settings::Settings;
+use crate::views::DeploymentState;
 
 /// Whether a restore request is under way (not yet recorded as finished).
 pub fn active(addon: &ClockifyAddon) -> bool {
@@ -59,9 +59,9 @@ pub struct PodsLeft {
 
 /// Whether the Deployment is scaled to zero and its controller says so (or it does not exist);
 /// pods may still be terminating: see [`PodsLeft`].
-pub fn scaled_down(d: Option<&Deployment>) -> bool {
+pub fn scaled_down(d: Option<&DeploymentState>) -> bool {
     let Some(d) = d else { return true };
-    let spec_zero = d.spec.as_ref().and_then(|s| s.replicas) == Some(0);
+    let spec_zero = d.replicas == Some(0);
     let status = d.status.clone().unwrap_or_default();
     let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
     spec_zero && observed && status.replicas.unwrap_or(0) == 0
@@ -80,7 +80,7 @@ fn failure(j: &JobView, message: Option<&str>) -> String {
 pub fn decide(
     addon: &ClockifyAddon,
     s: &Settings,
-    deployment: Option<&Deployment>,
+    deployment: Option<&DeploymentState>,
     jobs: &[JobView],
     messages: &std::collections::BTreeMap<String, String>,
     pods: Option<PodsLeft>,

@@ -1,8 +1,6 @@
 //! The Deployment's rollout as `kubectl rollout status` sees it.
 
-use k8s_openapi::api::apps::v1::Deployment;
-
-use crate::meta::VERSION_ANNOTATION;
+use crate::views::DeploymentState;
 
 /// The Deployment's rollout as `kubectl rollout status` sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,16 +22,15 @@ pub struct Rollout {
 /// The rollout of `d`. `floor` is the fewest available replicas at which the add-on serves
 /// (the spec's minimum): an autoscaler adding a replica is not a rollout, and a pod starting
 /// meanwhile does not make the add-on unavailable.
-pub fn rollout(d: Option<&Deployment>, floor: i32) -> Rollout {
+pub fn rollout(d: Option<&DeploymentState>, floor: i32) -> Rollout {
     let Some(d) = d else {
         return Rollout {
             message: "the Deployment does not exist yet".into(),
             ..Rollout::default()
         };
     };
-    let spec = d.spec.as_ref();
     let status = d.status.clone().unwrap_or_default();
-    let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let desired = d.replicas.unwrap_or(1);
     let generation = d.metadata.generation.unwrap_or(0);
     let observed = status.observed_generation.unwrap_or(0) >= generation;
     let (updated, replicas) = (
@@ -56,11 +53,7 @@ pub fn rollout(d: Option<&Deployment>, floor: i32) -> Rollout {
                 c.message.clone().unwrap_or_default()
             )
         });
-    let version = spec
-        .and_then(|s| s.template.metadata.as_ref())
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a| a.get(VERSION_ANNOTATION))
-        .cloned();
+    let version = d.version.clone();
     // Rolled out: the controller saw this generation, and every pod runs its template (no pod of
     // an older one left); at least one does, unless none is wanted.
     let (complete, message) = if !observed {
@@ -107,7 +100,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn d(generation: i64, replicas: i32, status: serde_json::Value) -> Deployment {
+    fn d(generation: i64, replicas: i32, status: serde_json::Value) -> DeploymentState {
         serde_json::from_value(json!({"metadata": {"name": "a", "generation": generation},
             "spec": {"replicas": replicas, "selector": {}, "template": {"metadata": {"annotations": {"clockify-addons.io/version": "1"}}}},
             "status": status}))

@@ -5,15 +5,13 @@
 //! pod template and the migration Jobs (never from memory or from status), so an operator
 //! restarted at any moment resumes correctly.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
-use crate::build::deployment::MIGRATED_IMAGE_ANNOTATION;
 use crate::build::job::{TTL_AFTER_SUCCESS, job_name};
 use crate::crd::{ClockifyAddon, MigrationRecord, RETRY_MIGRATION_ANNOTATION};
 pub use crate::jobs::{JobState, JobView};
-use crate::meta::VERSION_ANNOTATION;
 use crate::settings::Settings;
+use crate::views::DeploymentState;
 
 /// The image and version the Deployment's pod template runs, and the image it records as
 /// migrated.
@@ -24,28 +22,12 @@ pub struct Running {
     pub migrated_image: Option<String>,
 }
 
-pub fn running(d: Option<&Deployment>) -> Option<Running> {
+pub fn running(d: Option<&DeploymentState>) -> Option<Running> {
     let d = d?;
-    let template = &d.spec.as_ref()?.template;
-    let image = template
-        .spec
-        .as_ref()?
-        .containers
-        .iter()
-        .find(|c| c.name == "addon")?
-        .image
-        .clone()?;
-    let version = template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a| a.get(VERSION_ANNOTATION))
-        .cloned();
-    let migrated_image = d.annotations().get(MIGRATED_IMAGE_ANNOTATION).cloned();
     Some(Running {
-        image,
-        version,
-        migrated_image,
+        image: d.image.clone()?,
+        version: d.version.clone(),
+        migrated_image: d.migrated_image.clone(),
     })
 }
 
@@ -113,7 +95,7 @@ fn retry_asked(addon: &ClockifyAddon, j: &JobView) -> bool {
 pub fn decide(
     addon: &ClockifyAddon,
     s: &Settings,
-    deployment: Option<&Deployment>,
+    deployment: Option<&DeploymentState>,
     jobs: &[JobView],
 ) -> Decision {
     let want = job_name(addon, &s.image);

@@ -8,16 +8,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clockify_operator::cache::{self, MetaStore, Stores};
+use clockify_operator::cache::{MetaStore, Stores};
 use clockify_operator::crd::{ClockifyAddon, ClockifyAddonStatus};
 use clockify_operator::drift;
 use clockify_operator::events::Recorder;
 use clockify_operator::metrics::Metrics;
 use clockify_operator::plan::{Capabilities, Child, Kind, plan};
 use clockify_operator::reconcile::{CapabilityCache, Context, reconcile};
+use clockify_operator::views::{DeploymentState, JobRecord};
 use http::{Method, Request, Response};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use kube::client::Body;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
@@ -328,8 +327,8 @@ fn applied(child: &Child) -> Value {
 
 struct Writers {
     stores: Stores,
-    deploy: Writer<Deployment>,
-    job: Writer<Job>,
+    deploy: Writer<DeploymentState>,
+    job: Writer<JobRecord>,
 }
 
 fn ready<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>) {
@@ -348,15 +347,13 @@ impl Writers {
             Kind::NetworkPolicy => s.network_policies.insert(&meta),
             Kind::Service => s.services.insert(&meta),
             Kind::Deployment => {
-                let mut d: Deployment = serde_json::from_value(obj).unwrap();
-                cache::trim_deployment(&mut d);
+                let d: DeploymentState = serde_json::from_value(obj).unwrap();
                 self.deploy.apply_watcher_event(&watcher::Event::Apply(d));
             }
             Kind::HorizontalPodAutoscaler => s.hpas.insert(&meta),
             Kind::PodDisruptionBudget => s.pdbs.insert(&meta),
             Kind::Job => {
-                let mut j: Job = serde_json::from_value(obj).unwrap();
-                cache::trim_job(&mut j);
+                let j: JobRecord = serde_json::from_value(obj).unwrap();
                 self.job.apply_watcher_event(&watcher::Event::Apply(j));
             }
             Kind::CronJob => s.cron_jobs.insert(&meta),
