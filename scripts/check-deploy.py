@@ -153,7 +153,7 @@ def chart_checks():
     check(set(alerts) == {"ClockifyOperatorDown", "ClockifyOperatorReconcileErrors", "ClockifyAddonNotReady",
                           "ClockifyAddonMigrationFailed", "ClockifyAddonBackupFailed", "ClockifyAddonBackupTooOld"}, f"alerts {sorted(alerts)}")
     check(alerts["ClockifyAddonNotReady"]["for"] == "30m", "notReadyFor reaches the alert")
-    check("{{ $labels.name }}" in alerts["ClockifyAddonNotReady"]["annotations"]["summary"], "Prometheus templates survive Helm")
+    check("{{ $labels.addon }}" in alerts["ClockifyAddonNotReady"]["annotations"]["summary"], "Prometheus templates survive Helm")
     dash = json.loads(by_kind(docs, "ConfigMap")[0]["data"]["clockify-operator.json"])
     check(dash["uid"] == "clockify-operator" and len(dash["panels"]) >= 8, "dashboard JSON")
     check(by_kind(docs, "ConfigMap")[0]["metadata"]["labels"].get("grafana_dashboard") == "1", "dashboard label")
