@@ -71,26 +71,34 @@ pub type Meta<K> = PartialObjectMeta<K>;
 /// over two kilobytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
-    uid: Option<String>,
-    resource_version: Option<String>,
+    uid: Option<Box<str>>,
+    resource_version: Option<Box<str>>,
     generation: Option<i64>,
     deleting: bool,
     /// The controlling ClockifyAddon: (name, uid).
-    controller: Option<(String, String)>,
+    controller: Option<Box<(Box<str>, Box<str>)>>,
     /// The instance label (how the backup volume, which has no owner, finds its ClockifyAddon).
-    instance: Option<String>,
-    applied: Option<String>,
-    owned: Option<String>,
+    instance: Option<Box<str>>,
+    applied: Option<Box<str>>,
+    owned: Option<Box<str>>,
     /// The hash of the operator's own managedFields entry.
-    live: Option<String>,
+    live: Option<Box<str>>,
+}
+
+fn boxed(s: Option<String>) -> Option<Box<str>> {
+    s.map(String::into_boxed_str)
+}
+
+fn unboxed(s: &Option<Box<str>>) -> Option<String> {
+    s.as_deref().map(str::to_owned)
 }
 
 impl Record {
     pub fn of(meta: &ObjectMeta) -> Self {
         let ann = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k)).cloned();
         Self {
-            uid: meta.uid.clone(),
-            resource_version: meta.resource_version.clone(),
+            uid: boxed(meta.uid.clone()),
+            resource_version: boxed(meta.resource_version.clone()),
             generation: meta.generation,
             deleting: meta.deletion_timestamp.is_some(),
             controller: meta
@@ -98,15 +106,16 @@ impl Record {
                 .iter()
                 .flatten()
                 .find(|o| o.controller == Some(true) && o.kind == "ClockifyAddon")
-                .map(|o| (o.name.clone(), o.uid.clone())),
-            instance: meta
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_INSTANCE))
-                .cloned(),
-            applied: ann(APPLIED_ANNOTATION),
-            owned: ann(OWNED_FIELDS_ANNOTATION),
-            live: crate::drift::owned_fields(meta),
+                .map(|o| Box::new((o.name.as_str().into(), o.uid.as_str().into()))),
+            instance: boxed(
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_INSTANCE))
+                    .cloned(),
+            ),
+            applied: boxed(ann(APPLIED_ANNOTATION)),
+            owned: boxed(ann(OWNED_FIELDS_ANNOTATION)),
+            live: boxed(crate::drift::owned_fields(meta)),
         }
     }
 
@@ -117,13 +126,13 @@ impl Record {
             (OWNED_FIELDS_ANNOTATION, &self.owned),
         ]
         .into_iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+        .filter_map(|(k, v)| unboxed(v).map(|v| (k.to_owned(), v)))
         .collect();
         let mut meta = ObjectMeta {
             name: Some(name.to_owned()),
             namespace: Some(ns.to_owned()),
-            uid: self.uid.clone(),
-            resource_version: self.resource_version.clone(),
+            uid: unboxed(&self.uid),
+            resource_version: unboxed(&self.resource_version),
             generation: self.generation,
             deletion_timestamp: self.deleting.then_some(
                 k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
@@ -131,17 +140,14 @@ impl Record {
                 ),
             ),
             annotations: (!annotations.is_empty()).then_some(annotations),
-            labels: self
-                .instance
-                .clone()
-                .map(|i| [(LABEL_INSTANCE.to_owned(), i)].into()),
-            owner_references: self.controller.clone().map(|(name, uid)| {
+            labels: unboxed(&self.instance).map(|i| [(LABEL_INSTANCE.to_owned(), i)].into()),
+            owner_references: self.controller.as_deref().map(|(name, uid)| {
                 vec![
                     k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
                         api_version: "clockify-addons.io/v1alpha1".to_owned(),
                         kind: "ClockifyAddon".to_owned(),
-                        name,
-                        uid,
+                        name: name.to_string(),
+                        uid: uid.to_string(),
                         controller: Some(true),
                         block_owner_deletion: Some(true),
                     },
@@ -155,7 +161,7 @@ impl Record {
                     manager: Some(crate::meta::MANAGER.to_owned()),
                     operation: Some("Apply".to_owned()),
                     fields_v1: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
-                        serde_json::Value::String(live.clone()),
+                        serde_json::Value::String(live.to_string()),
                     )),
                     ..Default::default()
                 },
@@ -170,14 +176,14 @@ impl Record {
 
     /// The uid of the controlling ClockifyAddon.
     pub fn controller_uid(&self) -> Option<&str> {
-        self.controller.as_ref().map(|(_, uid)| uid.as_str())
+        self.controller.as_deref().map(|(_, uid)| &**uid)
     }
 
     /// The ClockifyAddon to reconcile when this child changes.
     pub fn addon(&self) -> Option<&str> {
         self.controller
-            .as_ref()
-            .map(|(name, _)| name.as_str())
+            .as_deref()
+            .map(|(name, _)| &**name)
             .or(self.instance.as_deref())
     }
 }
@@ -287,17 +293,17 @@ impl SlimMeta {
         let mut labels = m.labels.unwrap_or_default();
         let owners = m.owner_references.unwrap_or_default();
         let record = Record {
-            uid: m.uid,
-            resource_version: m.resource_version.clone(),
+            uid: boxed(m.uid),
+            resource_version: boxed(m.resource_version.clone()),
             generation: m.generation,
             deleting: m.deletion_timestamp.is_some(),
             controller: owners
                 .iter()
                 .find(|o| o.controller == Some(true) && o.kind == "ClockifyAddon")
-                .map(|o| (o.name.clone(), o.uid.clone())),
-            instance: labels.remove(LABEL_INSTANCE),
-            applied: annotations.remove(APPLIED_ANNOTATION),
-            owned: annotations.remove(OWNED_FIELDS_ANNOTATION),
+                .map(|o| Box::new((o.name.as_str().into(), o.uid.as_str().into()))),
+            instance: boxed(labels.remove(LABEL_INSTANCE)),
+            applied: boxed(annotations.remove(APPLIED_ANNOTATION)),
+            owned: boxed(annotations.remove(OWNED_FIELDS_ANNOTATION)),
             live: m
                 .managed_fields
                 .unwrap_or_default()
@@ -308,7 +314,7 @@ impl SlimMeta {
                         && e.subresource.as_deref().unwrap_or_default().is_empty()
                 })
                 .and_then(|e| e.fields)
-                .map(|h| h.hex()),
+                .map(|h| h.hex().into_boxed_str()),
         };
         MetaParts {
             metadata: ObjectMeta {
@@ -348,7 +354,8 @@ impl<'de, K> Deserialize<'de> for Slim<K> {
     }
 }
 
-type Records = HashMap<(String, String), Record>;
+/// Keyed by (namespace, name); records boxed so that a table's empty slots stay small.
+type Records = HashMap<(Box<str>, Box<str>), Box<Record>>;
 
 /// The [`Record`]s of one kind, fed by its metadata watch ([`Feeder`]).
 #[derive(Clone, Default)]
@@ -369,7 +376,7 @@ impl MetaStore {
     pub fn get(&self, ns: &str, name: &str) -> Option<ObjectMeta> {
         let records = self.records.read().ok()?;
         records
-            .get(&(ns.to_owned(), name.to_owned()))
+            .get(&(Box::from(ns), Box::from(name)))
             .map(|r| r.to_meta(ns, name))
     }
 
@@ -389,11 +396,11 @@ impl MetaStore {
     /// Puts an object in (as its watch would).
     pub fn insert(&self, meta: &ObjectMeta) {
         let key = (
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
+            Box::from(meta.namespace.as_deref().unwrap_or_default()),
+            Box::from(meta.name.as_deref().unwrap_or_default()),
         );
         if let Ok(mut r) = self.records.write() {
-            r.insert(key, Record::of(meta));
+            r.insert(key, Box::new(Record::of(meta)));
         }
     }
 
@@ -433,8 +440,8 @@ impl Feeder {
         use kube::runtime::watcher::Event;
         let key = |o: &Slim<K>| {
             (
-                o.metadata.namespace.clone().unwrap_or_default(),
-                o.metadata.name.clone().unwrap_or_default(),
+                Box::from(o.metadata.namespace.as_deref().unwrap_or_default()),
+                Box::from(o.metadata.name.as_deref().unwrap_or_default()),
             )
         };
         let owner = |o: &Slim<K>| {
@@ -453,7 +460,7 @@ impl Feeder {
             Event::InitApply(o) => {
                 let touched = owner(&o);
                 if let Some(relist) = self.relist.as_mut() {
-                    relist.insert(key(&o), o.record);
+                    relist.insert(key(&o), Box::new(o.record));
                 }
                 touched.into_iter().collect()
             }
@@ -469,7 +476,7 @@ impl Feeder {
             Event::Apply(o) => {
                 let touched = owner(&o);
                 if let Ok(mut records) = self.store.records.write() {
-                    records.insert(key(&o), o.record);
+                    records.insert(key(&o), Box::new(o.record));
                 }
                 touched.into_iter().collect()
             }
@@ -936,7 +943,10 @@ mod tests {
         .unwrap();
         assert_eq!(slim.record, Record::of(&meta));
         assert_eq!(slim.record.addon(), Some("x"));
-        assert_eq!(slim.record.live, crate::drift::owned_fields(&meta));
+        assert_eq!(
+            unboxed(&slim.record.live),
+            crate::drift::owned_fields(&meta)
+        );
         assert!(slim.record.live.is_some());
         assert_eq!(slim.metadata.resource_version.as_deref(), Some("42"));
         // Rebuilt, it reads the same to the change detection.
