@@ -7,9 +7,13 @@
 //! would be renamed `exported_namespace` and the target's (the operator's own namespace) would
 //! take its place, so every alert would group by the operator's namespace.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// The labels of per-ClockifyAddon series: its namespace and name.
@@ -36,19 +40,8 @@ pub struct Metrics {
     pub writes: IntCounterVec,
     pub managed: IntGauge,
     pub leader: IntGauge,
-    /// Per ClockifyAddon: 1 while its Ready condition is True.
-    pub addon_ready: IntGaugeVec,
-    /// Per ClockifyAddon: 1 while its database migration has failed.
-    pub migration_failed: IntGaugeVec,
-    /// Per ClockifyAddon with backups: 1 while the newest backup failed.
-    pub backup_failed: IntGaugeVec,
-    /// Per ClockifyAddon with backups: when the newest successful backup finished (Unix
-    /// seconds), or when the ClockifyAddon was created if none has.
-    pub backup_last_success: GaugeVec,
-    /// Per ClockifyAddon with backups: the longest gap between two scheduled runs, in seconds.
-    pub backup_interval: GaugeVec,
-    /// The ClockifyAddons that have series.
-    addons: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+    /// The per-ClockifyAddon series ([`AddonSeries`]).
+    addons: AddonSeries,
 }
 
 /// Per-ClockifyAddon values, as the last reconcile saw them.
@@ -114,37 +107,7 @@ impl Metrics {
             "1 while this replica holds the leader lease.",
         )
         .expect("valid metric");
-        let per_addon = |name: &str, help: &str| {
-            IntGaugeVec::new(Opts::new(name, help), &ADDON_LABELS).expect("valid metric")
-        };
-        let addon_ready = per_addon(
-            "clockify_operator_addon_ready",
-            "1 while the ClockifyAddon's Ready condition is True.",
-        );
-        let migration_failed = per_addon(
-            "clockify_operator_addon_migration_failed",
-            "1 while the ClockifyAddon's database migration Job has failed.",
-        );
-        let backup_failed = per_addon(
-            "clockify_operator_backup_failed",
-            "1 while the ClockifyAddon's newest backup failed.",
-        );
-        let backup_last_success = GaugeVec::new(
-            Opts::new(
-                "clockify_operator_backup_last_success_timestamp_seconds",
-                "When the newest successful backup finished (the ClockifyAddon's creation time until one has).",
-            ),
-            &ADDON_LABELS,
-        )
-        .expect("valid metric");
-        let backup_interval = GaugeVec::new(
-            Opts::new(
-                "clockify_operator_backup_interval_seconds",
-                "The longest gap between two scheduled backups.",
-            ),
-            &ADDON_LABELS,
-        )
-        .expect("valid metric");
+        let addons = AddonSeries::new();
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
@@ -152,11 +115,7 @@ impl Metrics {
             Box::new(writes.clone()),
             Box::new(managed.clone()),
             Box::new(leader.clone()),
-            Box::new(addon_ready.clone()),
-            Box::new(migration_failed.clone()),
-            Box::new(backup_failed.clone()),
-            Box::new(backup_last_success.clone()),
-            Box::new(backup_interval.clone()),
+            Box::new(addons.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -171,71 +130,192 @@ impl Metrics {
             writes,
             managed,
             leader,
-            addon_ready,
-            migration_failed,
-            backup_failed,
-            backup_last_success,
-            backup_interval,
-            addons: Default::default(),
+            addons,
         }
     }
 
     /// Records what a reconcile saw of one ClockifyAddon.
     pub fn observe_addon(&self, ns: &str, name: &str, snap: &AddonSnapshot) {
-        let l = [ns, name];
-        self.addon_ready
-            .with_label_values(&l)
-            .set(i64::from(snap.ready));
-        self.migration_failed
-            .with_label_values(&l)
-            .set(i64::from(snap.migration_failed));
-        match snap.backup {
-            Some((failed, last, interval)) => {
-                self.backup_failed
-                    .with_label_values(&l)
-                    .set(i64::from(failed));
-                self.backup_last_success.with_label_values(&l).set(last);
-                match interval {
-                    Some(i) => self.backup_interval.with_label_values(&l).set(i),
-                    None => {
-                        let _ = self.backup_interval.remove_label_values(&l);
-                    }
+        if let Ok(mut a) = self.addons.values.lock() {
+            match a.get_mut(&(ns, name) as &dyn AddonKey) {
+                Some(v) => *v = snap.clone(),
+                None => {
+                    a.insert((ns.into(), name.into()), snap.clone());
                 }
             }
-            None => {
-                let _ = self.backup_failed.remove_label_values(&l);
-                let _ = self.backup_last_success.remove_label_values(&l);
-                let _ = self.backup_interval.remove_label_values(&l);
-            }
-        }
-        if let Ok(mut a) = self.addons.lock() {
-            a.insert((ns.to_owned(), name.to_owned()));
         }
     }
 
     /// Drops the series of ClockifyAddons that no longer exist.
     pub fn retain_addons(&self, present: &std::collections::HashSet<(String, String)>) {
-        let Ok(mut known) = self.addons.lock() else {
-            return;
-        };
-        known.retain(|key| {
-            if present.contains(key) {
-                return true;
-            }
-            let l = [key.0.as_str(), key.1.as_str()];
-            let _ = self.addon_ready.remove_label_values(&l);
-            let _ = self.migration_failed.remove_label_values(&l);
-            let _ = self.backup_failed.remove_label_values(&l);
-            let _ = self.backup_last_success.remove_label_values(&l);
-            let _ = self.backup_interval.remove_label_values(&l);
-            false
-        });
+        if let Ok(mut a) = self.addons.values.lock() {
+            a.retain(|(ns, name), _| present.contains(&(ns.to_string(), name.to_string())));
+        }
     }
 
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// (namespace, name), borrowed or owned, so that the map is searched without allocating.
+trait AddonKey {
+    fn key(&self) -> (&str, &str);
+}
+
+impl AddonKey for (Box<str>, Box<str>) {
+    fn key(&self) -> (&str, &str) {
+        (&self.0, &self.1)
+    }
+}
+
+impl AddonKey for (&str, &str) {
+    fn key(&self) -> (&str, &str) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn AddonKey + 'a> for (Box<str>, Box<str>) {
+    fn borrow(&self) -> &(dyn AddonKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn AddonKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn AddonKey + '_ {}
+
+impl PartialOrd for dyn AddonKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn AddonKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The last snapshot of each ClockifyAddon, by (namespace, name).
+type Snapshots = BTreeMap<(Box<str>, Box<str>), AddonSnapshot>;
+
+/// The per-ClockifyAddon series, kept as one small snapshot per ClockifyAddon and turned into
+/// series when Prometheus scrapes (as kube-state-metrics does), not as five metric vectors
+/// whose every child carries its own copy of names, help and label pairs.
+#[derive(Clone)]
+struct AddonSeries {
+    descs: Arc<[Desc; 5]>,
+    values: Arc<Mutex<Snapshots>>,
+}
+
+/// Name, help and type of each per-ClockifyAddon series, in [`AddonSeries::descs`] order.
+const ADDON_SERIES: [(&str, &str); 5] = [
+    (
+        "clockify_operator_addon_ready",
+        "1 while the ClockifyAddon's Ready condition is True.",
+    ),
+    (
+        "clockify_operator_addon_migration_failed",
+        "1 while the ClockifyAddon's database migration Job has failed.",
+    ),
+    (
+        "clockify_operator_backup_failed",
+        "1 while the ClockifyAddon's newest backup failed.",
+    ),
+    (
+        "clockify_operator_backup_last_success_timestamp_seconds",
+        "When the newest successful backup finished (the ClockifyAddon's creation time until one has).",
+    ),
+    (
+        "clockify_operator_backup_interval_seconds",
+        "The longest gap between two scheduled backups.",
+    ),
+];
+
+impl AddonSeries {
+    fn new() -> Self {
+        let desc = |(name, help): (&str, &str)| {
+            Desc::new(
+                name.to_owned(),
+                help.to_owned(),
+                ADDON_LABELS.iter().map(|l| (*l).to_owned()).collect(),
+                Default::default(),
+            )
+            .expect("valid metric")
+        };
+        Self {
+            descs: Arc::new(ADDON_SERIES.map(desc)),
+            values: Default::default(),
+        }
+    }
+
+    /// The five values of a snapshot (None: no series).
+    fn values(snap: &AddonSnapshot) -> [Option<f64>; 5] {
+        let flag = |b: bool| f64::from(u8::from(b));
+        let backup = snap.backup;
+        [
+            Some(flag(snap.ready)),
+            Some(flag(snap.migration_failed)),
+            backup.map(|(failed, _, _)| flag(failed)),
+            backup.map(|(_, last, _)| last),
+            backup.and_then(|(_, _, interval)| interval),
+        ]
+    }
+}
+
+impl std::fmt::Debug for AddonSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.values.lock().map(|v| v.len()).unwrap_or_default();
+        f.debug_struct("AddonSeries").field("addons", &len).finish()
+    }
+}
+
+impl Collector for AddonSeries {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let Ok(values) = self.values.lock() else {
+            return Vec::new();
+        };
+        let mut families: Vec<MetricFamily> = ADDON_SERIES
+            .iter()
+            .map(|(name, help)| {
+                let mut f = MetricFamily::default();
+                f.set_name((*name).to_owned());
+                f.set_help((*help).to_owned());
+                f.set_field_type(MetricType::GAUGE);
+                f
+            })
+            .collect();
+        for ((ns, name), snap) in values.iter() {
+            for (family, value) in families.iter_mut().zip(Self::values(snap)) {
+                let Some(value) = value else { continue };
+                let mut m = Metric::default();
+                let label = |n: &str, v: &str| {
+                    let mut l = LabelPair::default();
+                    l.set_name(n.to_owned());
+                    l.set_value(v.to_owned());
+                    l
+                };
+                // Label pairs sorted by name, as the encoder expects.
+                m.set_label(vec![label("addon", name), label("addon_namespace", ns)]);
+                let mut g = Gauge::default();
+                g.set_value(value);
+                m.set_gauge(g);
+                family.mut_metric().push(m);
+            }
+        }
+        families.retain(|f| !f.get_metric().is_empty());
+        families
     }
 }
 
@@ -253,6 +333,59 @@ pub fn schedule_interval(schedule: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use super::{AddonSnapshot, Metrics};
+
+    #[test]
+    fn per_addon_series_follow_the_snapshots() {
+        let m = Metrics::new();
+        let plain = AddonSnapshot {
+            ready: true,
+            migration_failed: false,
+            backup: None,
+        };
+        m.observe_addon("team-a", "studio", &plain);
+        m.observe_addon(
+            "team-b",
+            "hooks",
+            &AddonSnapshot {
+                ready: false,
+                migration_failed: true,
+                backup: Some((true, 1_700_000_000.0, Some(86_400.0))),
+            },
+        );
+        let text = m.render();
+        for line in [
+            "# TYPE clockify_operator_addon_ready gauge",
+            r#"clockify_operator_addon_ready{addon="studio",addon_namespace="team-a"} 1"#,
+            r#"clockify_operator_addon_ready{addon="hooks",addon_namespace="team-b"} 0"#,
+            r#"clockify_operator_addon_migration_failed{addon="hooks",addon_namespace="team-b"} 1"#,
+            r#"clockify_operator_backup_failed{addon="hooks",addon_namespace="team-b"} 1"#,
+            r#"clockify_operator_backup_last_success_timestamp_seconds{addon="hooks",addon_namespace="team-b"} 1700000000"#,
+            r#"clockify_operator_backup_interval_seconds{addon="hooks",addon_namespace="team-b"} 86400"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        // No backups: no backup series for that add-on.
+        assert!(!text.contains(r#"clockify_operator_backup_failed{addon="studio""#));
+        // A new snapshot replaces the old one; a vanished add-on loses its series.
+        m.observe_addon(
+            "team-a",
+            "studio",
+            &AddonSnapshot {
+                ready: false,
+                ..plain
+            },
+        );
+        m.retain_addons(&[("team-a".to_owned(), "studio".to_owned())].into());
+        let text = m.render();
+        assert!(text.contains(
+            r#"clockify_operator_addon_ready{addon="studio",addon_namespace="team-a"} 0"#
+        ));
+        assert!(!text.contains("team-b"), "{text}");
+        m.retain_addons(&Default::default());
+        assert!(!m.render().contains("clockify_operator_addon_ready"));
+    }
+
     #[test]
     fn schedule_intervals() {
         let i = |s| super::schedule_interval(s);
