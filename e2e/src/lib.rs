@@ -288,11 +288,11 @@ impl World {
                 if let Ok(image) = std::env::var("E2E_IMAGE") {
                     let (repository, tag) =
                         image.rsplit_once(':').unwrap_or((image.as_str(), "latest"));
-                    a.spec.image = Some(ImageSpec {
+                    a.spec.image = Some(Box::new(ImageSpec {
                         repository: Some(repository.into()),
                         tag: Some(tag.into()),
                         ..Default::default()
-                    });
+                    }));
                 }
                 a
             })

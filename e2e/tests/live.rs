@@ -1401,10 +1401,10 @@ async fn e2e_backups_and_restores_run_once() {
     })
     .await;
     let mut again = w.example("api-studio");
-    again.spec.restore = Some(clockify_operator::crd::RestoreSpec {
+    again.spec.restore = Some(Box::new(clockify_operator::crd::RestoreSpec {
         request_id: "e2e-restore".into(),
         from: "latest".into(),
-    });
+    }));
     w.addons()
         .create(&PostParams::default(), &again)
         .await

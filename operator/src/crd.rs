@@ -80,7 +80,7 @@ pub struct ClockifyAddonSpec {
 
     /// Image to run instead of the default ghcr.io/clockify-addons/clockify-addons:<version>.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<ImageSpec>,
+    pub image: Option<Box<ImageSpec>>,
 
     /// Public https URL at which Clockify reaches this add-on (the manifest's baseUrl), such as
     /// https://api-studio.example.com.
@@ -101,7 +101,7 @@ pub struct ClockifyAddonSpec {
 
     /// Scheduled backups of the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup: Option<BackupSpec>,
+    pub backup: Option<Box<BackupSpec>>,
 
     /// A one-shot restore of the database from a backup. The operator scales the add-on to
     /// zero, waits until none of its pods is left, restores, migrates, and scales back, once per
@@ -109,15 +109,15 @@ pub struct ClockifyAddonSpec {
     /// created again with the same request (from Git, say) never restores twice. Set a new
     /// requestId to restore again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restore: Option<RestoreSpec>,
+    pub restore: Option<Box<RestoreSpec>>,
 
     /// Prometheus monitoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monitoring: Option<MonitoringSpec>,
+    pub monitoring: Option<Box<MonitoringSpec>>,
 
     /// The NetworkPolicy around the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_policy: Option<NetworkPolicySpec>,
+    pub network_policy: Option<Box<NetworkPolicySpec>>,
 
     /// Log filter of the add-on, such as "info" or "info,addon_core=debug". Defaults to "info".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,7 +126,7 @@ pub struct ClockifyAddonSpec {
 
     /// Pod-level settings merged into the pods the operator creates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_overrides: Option<PodOverrides>,
+    pub pod_overrides: Option<Box<PodOverrides>>,
 }
 
 /// The add-on a ClockifyAddon serves.

@@ -889,10 +889,10 @@ fn take(v: &mut Value, fields_path: &str, by: &str) {
 #[tokio::test]
 async fn a_spec_change_is_an_update_and_a_removed_field_goes() {
     let mut a = addon();
-    a.spec.pod_overrides = Some(clockify_operator::crd::PodOverrides {
+    a.spec.pod_overrides = Some(Box::new(clockify_operator::crd::PodOverrides {
         node_selector: [("disk".to_owned(), "ssd".to_owned())].into(),
         ..Default::default()
-    });
+    }));
     a.status = Some(settled_status(&a).await);
     let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
     fill(&mut w, &stored_children(&a, true));
@@ -1004,10 +1004,10 @@ async fn without_the_service_monitor_api_nothing_fails() {
 
     // Enabled: reported as a condition and an Event, still no error.
     let mut enabled = addon();
-    enabled.spec.monitoring = Some(clockify_operator::crd::MonitoringSpec {
+    enabled.spec.monitoring = Some(Box::new(clockify_operator::crd::MonitoringSpec {
         service_monitor: Some(clockify_operator::crd::ServiceMonitorMode::Enabled),
         interval: None,
-    });
+    }));
     let (ctx, mut api, _w) = harness(CapabilityCache::known(false));
     let task = start(&ctx, enabled);
     for (path, kind) in NS_PATHS {
@@ -1995,10 +1995,10 @@ async fn a_restore_scales_down_restores_migrates_scales_up_and_never_repeats() {
     let (settled, healthy, down) = restore_world().await;
     let mut a = settled.clone();
     a.metadata.generation = Some(2);
-    a.spec.restore = Some(clockify_operator::crd::RestoreSpec {
+    a.spec.restore = Some(Box::new(clockify_operator::crd::RestoreSpec {
         request_id: "incident-42".into(),
         from: "latest".into(),
-    });
+    }));
     let restore_path = format!(
         "/apis/batch/v1/namespaces/addons/jobs/{}",
         clockify_operator::build::backup::restore_job_name(&a, "incident-42")
@@ -2201,10 +2201,10 @@ async fn a_failed_restore_scales_back_and_reports_why() {
     let (settled, healthy, down) = restore_world().await;
     let mut a = settled.clone();
     a.metadata.generation = Some(2);
-    a.spec.restore = Some(clockify_operator::crd::RestoreSpec {
+    a.spec.restore = Some(Box::new(clockify_operator::crd::RestoreSpec {
         request_id: "bad-backup".into(),
         from: "20261101T000000.000Z-api-studio".into(),
-    });
+    }));
     let mut s = settled.status.clone().unwrap();
     s.restore = Some(clockify_operator::crd::RestoreStatus {
         request_id: "bad-backup".into(),
