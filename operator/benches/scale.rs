@@ -11,6 +11,11 @@
 //! - API writes per no-op reconcile (the pass the status watch events trigger; target 0);
 //! - the operator's resident memory with everything in its caches;
 //! - time from a new ClockifyAddon (a watch ADDED event) to all its children applied, p50 and p99.
+//!
+//! BENCH_OPERATOR_BIN runs another build of the operator, e.g. the static (musl) binary the
+//! images ship: `./scripts/build-static.sh` with `PROFILE=release`, then
+//! `BENCH_OPERATOR_BIN=$PWD/target/x86_64-unknown-linux-musl/release/clockify-operator` (an
+//! absolute path: benchmarks run in the package directory).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -455,14 +460,16 @@ async fn main() {
     let started = Instant::now();
     // BENCH_WRAP runs the operator under a profiler (e.g. "heaptrack -o /tmp/op").
     let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let bin = std::env::var("BENCH_OPERATOR_BIN").unwrap_or_else(|_| BIN.to_owned());
+    println!("  operator binary: {bin}");
     let mut words = wrap.split_whitespace();
     let mut command = match words.next() {
         Some(tool) => {
             let mut c = Command::new(tool);
-            c.args(words).arg(BIN);
+            c.args(words).arg(&bin);
             c
         }
-        None => Command::new(BIN),
+        None => Command::new(&bin),
     };
     let child = command
         .args([
