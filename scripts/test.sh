@@ -112,4 +112,5 @@ say "cargo test"
 cargo test --workspace --locked -- --skip e2e_
 
 say "e2e (runs against KUBECONFIG's cluster, skips without one)"
-cargo test --workspace --locked --test live -- --nocapture
+# The same targets and features as above (so nothing is rebuilt), filtered to the e2e tests.
+cargo test --workspace --locked -- e2e_ --nocapture
