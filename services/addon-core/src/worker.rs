@@ -84,6 +84,8 @@ pub struct FanOut {
     pub queued: usize,
     /// Executions recorded SKIPPED (conditions not met, add-on inactive).
     pub skipped: usize,
+    /// Executions recorded FAILED at once (a condition the engine cannot evaluate).
+    pub failed: usize,
 }
 
 /// Per workspace: its enabled flows, and why they cannot run (add-on not active).
@@ -133,25 +135,33 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
         }
         let body: Value = serde_json::from_str(&w.body).unwrap_or(Value::Null);
         for flow in matching {
-            let skipped = match &ws.inactive {
-                Some(reason) => Some(reason.clone()),
-                None if !conditions_match(&flow.definition, &body) => {
-                    Some("conditions not met".to_owned())
-                }
-                None => None,
+            let settled = match &ws.inactive {
+                Some(reason) => Some((ExecutionStatus::Skipped, reason.clone())),
+                None => match conditions_match(&flow.definition, &body) {
+                    Ok(true) => None,
+                    Ok(false) => Some((ExecutionStatus::Skipped, "conditions not met".to_owned())),
+                    Err(reason) => Some((ExecutionStatus::Failed, reason)),
+                },
             };
-            let is_skip = skipped.is_some();
+            let is_skip = settled
+                .as_ref()
+                .is_some_and(|(s, _)| *s == ExecutionStatus::Skipped);
+            let is_failed = settled
+                .as_ref()
+                .is_some_and(|(s, _)| *s == ExecutionStatus::Failed);
             let new = NewExecution {
                 workspace_id: &w.workspace_id,
                 flow_id: &flow.id,
                 webhook_id: &w.id,
                 event_type: &w.event_type,
                 flow_version: flow.version,
-                skipped,
+                settled,
             };
             if executions::queue(&mut tx, &new, now).await? {
                 if is_skip {
                     out.skipped += 1;
+                } else if is_failed {
+                    out.failed += 1;
                 } else {
                     out.queued += 1;
                 }
@@ -166,11 +176,19 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
             .with_label_values(&[ExecutionStatus::Skipped.as_str()])
             .inc_by(out.skipped as u64);
     }
+    if out.failed > 0 {
+        state
+            .metrics
+            .flows_executed
+            .with_label_values(&[ExecutionStatus::Failed.as_str()])
+            .inc_by(out.failed as u64);
+    }
     if out.deliveries > 0 {
         tracing::debug!(
             deliveries = out.deliveries,
             queued = out.queued,
             skipped = out.skipped,
+            failed = out.failed,
             "deliveries fanned out"
         );
     }
@@ -417,9 +435,15 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
         );
         return finish(ExecutionStatus::Failed, steps, c.next_step, Some(msg)).await;
     }
-    if changed && !conditions_match(&flow.definition, &body) {
-        let msg = "conditions not met (the flow was edited before it ran)";
-        return finish(ExecutionStatus::Skipped, steps, 0, Some(msg.into())).await;
+    if changed {
+        match conditions_match(&flow.definition, &body) {
+            Ok(true) => {}
+            Ok(false) => {
+                let msg = "conditions not met (the flow was edited before it ran)";
+                return finish(ExecutionStatus::Skipped, steps, 0, Some(msg.into())).await;
+            }
+            Err(reason) => return finish(ExecutionStatus::Failed, steps, 0, Some(reason)).await,
+        }
     }
     let installation = installations::get(&state.db, &c.workspace_id).await?;
     let target: ApiTarget = match &installation {

@@ -260,7 +260,103 @@ async fn flow_crud_validates_and_isolates_workspaces(backend: Backend) {
     app.stop().await;
 }
 
+/// A JSONPath nested a thousand deep once overflowed the parser's stack and aborted the process;
+/// fifty thousand `{{$}}` placeholders took RSS to gigabytes. Saving such a flow is refused
+/// with the limit named; one stored before the limits existed fails its execution, with the
+/// reason, and the add-on keeps serving.
+async fn flows_beyond_the_limits_are_refused_and_never_take_the_process_down(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    let deep = format!("$[?{}@.a == 1{}]", "(".repeat(1000), ")".repeat(1000));
+    let nested = format!("$[?{}@.a == 1{}]", "(".repeat(40), ")".repeat(40));
+    let mut flow = tag_flow("deep", "NEW_TIME_ENTRY", "");
+    let cases = [
+        (
+            json!([{"path": deep, "op": "exists"}]),
+            None,
+            "the limit is 512",
+        ),
+        (
+            json!([{"path": nested, "op": "exists"}]),
+            None,
+            "the limit is 16",
+        ),
+        (
+            json!([]),
+            Some(json!({"d": "{{$}}".repeat(4_000)})),
+            "the limit is 16384",
+        ),
+        (
+            json!([]),
+            Some(json!({"d": "{{$}}".repeat(50_000)})),
+            "larger than 65536 bytes",
+        ),
+        (
+            json!([]),
+            Some(json!({"d": "{{$}}".repeat(33)})),
+            "more than 32 placeholders",
+        ),
+        (
+            json!([]),
+            Some(Value::Array(vec![json!("{{$.a}} {{$.b}}"); 40])),
+            "81 JSONPath placeholders; the limit is 64 per action",
+        ),
+    ];
+    for (conditions, body, limit) in cases {
+        flow["conditions"] = conditions;
+        if let Some(b) = body {
+            flow["actions"][0]["body"] = b;
+        }
+        let (s, b) = app
+            .ui("ws1", Method::POST, "/ui/flows", Some(flow.clone()))
+            .await;
+        assert_eq!(s, 422, "{b}");
+        assert!(b.to_string().contains(limit), "{limit} not named in {b}");
+        flow = tag_flow("deep", "NEW_TIME_ENTRY", "");
+    }
+
+    // Stored without validation, as an earlier release could have.
+    let stored: addon_core::flows::FlowDefinition = serde_json::from_value(json!({
+        "name": "stored deep condition",
+        "triggerEvents": ["NEW_TIME_ENTRY"],
+        "conditions": [{"path": format!("$[?{}@.a == 1{}]", "(".repeat(100), ")".repeat(100)), "op": "exists"}],
+        "actions": [{"method": "GET", "path": "/v1/user"}]
+    }))
+    .unwrap();
+    addon_core::store::flows::create(&app.state.db, "ws1", &stored)
+        .await
+        .unwrap();
+    let bomb: addon_core::flows::FlowDefinition = serde_json::from_value(json!({
+        "name": "stored template bomb",
+        "triggerEvents": ["NEW_TIME_ENTRY"],
+        "actions": [{"method": "POST", "path": "/v1/workspaces/{{workspaceId}}/x",
+                     "body": Value::Array(vec![json!("{{$}}"); 50_000])}]
+    }))
+    .unwrap();
+    addon_core::store::flows::create(&app.state.db, "ws1", &bomb)
+        .await
+        .unwrap();
+    app.fake.clear();
+    let body = json!({"id": "te1", "workspaceId": "ws1", "billable": true, "description": "x".repeat(8 * 1024)});
+    let (s, _) = app.webhook(&token, "NEW_TIME_ENTRY", &body).await;
+    assert_eq!(s, 200);
+    let runs = executions(&app, "ws1", 2).await;
+    let all = format!("{runs:#?}");
+    assert!(runs.iter().all(|r| r["status"] == "FAILED"), "{all}");
+    assert!(all.contains("nested 101 deep; the limit is 16"), "{all}");
+    assert!(
+        all.contains("JSONPath placeholders in one action")
+            || all.contains("would exceed 1048576 bytes"),
+        "{all}"
+    );
+    assert!(app.fake.requests().is_empty(), "nothing was sent");
+    let (s, _) = app.ui("ws1", Method::GET, "/ui/flows", None).await;
+    assert_eq!(s, 200, "the add-on still serves");
+    app.stop().await;
+}
+
 backend_tests!(
+    flows_beyond_the_limits_are_refused_and_never_take_the_process_down,
     every_matching_flow_runs_with_values_from_the_webhook,
     conditions_all_and_any,
     actions_run_in_order_and_stop_at_a_failure,

@@ -3,11 +3,11 @@
 
 use reqwest::Method;
 use serde_json::Value;
-use serde_json_path::JsonPath;
 
+use super::limits::parse_path;
 use super::model::{Action, Condition, ConditionMode, ConditionOp, FlowDefinition};
 use super::template::{
-    Template, TemplateContext, TemplateError, encode_segment, render_json, scalar_text,
+    Budget, Template, TemplateContext, TemplateError, encode_segment, render_json, scalar_text,
 };
 use crate::clockify::ApiRequest;
 
@@ -33,31 +33,34 @@ fn contains(node: &Value, expected: &Value) -> bool {
     }
 }
 
-/// One condition. `!=` holds when no matched node equals the value (including when nothing matched).
-pub fn condition_holds(c: &Condition, body: &Value) -> bool {
-    let Ok(path) = JsonPath::parse(&c.path) else {
-        return false;
-    };
+/// One condition. `!=` holds when no matched node equals the value (including when nothing
+/// matched). A path the engine refuses (stored before a limit existed, say) is an error naming
+/// the limit, never a silent "does not hold".
+pub fn condition_holds(c: &Condition, body: &Value) -> Result<bool, String> {
+    let path = parse_path(&c.path).map_err(|e| format!("condition path {:?}: {e}", c.path))?;
     let nodes = path.query(body).all();
     let null = Value::Null;
     let expected = c.value.as_ref().unwrap_or(&null);
-    match c.op {
+    Ok(match c.op {
         ConditionOp::Exists => nodes.iter().any(|n| !n.is_null()),
         ConditionOp::Equals => nodes.iter().any(|n| loosely_equal(n, expected)),
         ConditionOp::NotEquals => !nodes.iter().any(|n| loosely_equal(n, expected)),
         ConditionOp::Contains => nodes.iter().any(|n| contains(n, expected)),
-    }
+    })
 }
 
-/// Whether the flow's conditions hold (no conditions: always).
-pub fn conditions_match(flow: &FlowDefinition, body: &Value) -> bool {
-    if flow.conditions.is_empty() {
-        return true;
+/// Whether the flow's conditions hold (no conditions: always); an error when one cannot be
+/// evaluated.
+pub fn conditions_match(flow: &FlowDefinition, body: &Value) -> Result<bool, String> {
+    for c in &flow.conditions {
+        let holds = condition_holds(c, body)?;
+        match flow.condition_mode {
+            ConditionMode::All if !holds => return Ok(false),
+            ConditionMode::Any if holds => return Ok(true),
+            _ => {}
+        }
     }
-    match flow.condition_mode {
-        ConditionMode::All => flow.conditions.iter().all(|c| condition_holds(c, body)),
-        ConditionMode::Any => flow.conditions.iter().any(|c| condition_holds(c, body)),
-    }
+    Ok(flow.conditions.is_empty() || flow.condition_mode == ConditionMode::All)
 }
 
 /// An outbound HTTP request a GENERIC_HTTP action makes for this delivery.
@@ -83,8 +86,9 @@ pub enum RenderError {
 /// The outbound request of a GENERIC_HTTP action. Values substituted into the URL are
 /// percent-encoded; header values may not contain line breaks.
 pub fn render_http(action: &Action, ctx: &TemplateContext<'_>) -> Result<HttpCall, RenderError> {
+    let budget = &mut Budget::default();
     let template = action.url.as_deref().unwrap_or_default();
-    let text = Template::parse(template)?.render(ctx, encode_segment)?;
+    let text = Template::parse(template)?.render(ctx, encode_segment, budget)?;
     let mut url = url::Url::parse(&text).map_err(|e| RenderError::Url(e.to_string()))?;
     if !action.query.is_empty() {
         let pairs = action
@@ -93,7 +97,7 @@ pub fn render_http(action: &Action, ctx: &TemplateContext<'_>) -> Result<HttpCal
             .map(|(k, v)| {
                 Ok((
                     k.clone(),
-                    Template::parse(v)?.render(ctx, |s| s.to_owned())?,
+                    Template::parse(v)?.render(ctx, |s| s.to_owned(), budget)?,
                 ))
             })
             .collect::<Result<Vec<_>, TemplateError>>()?;
@@ -101,7 +105,7 @@ pub fn render_http(action: &Action, ctx: &TemplateContext<'_>) -> Result<HttpCal
     }
     let mut headers = Vec::with_capacity(action.headers.len());
     for (name, value) in &action.headers {
-        let rendered = Template::parse(value)?.render(ctx, |s| s.to_owned())?;
+        let rendered = Template::parse(value)?.render(ctx, |s| s.to_owned(), budget)?;
         let name_h = http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| RenderError::Header(name.clone()))?;
         let mut value_h = http::HeaderValue::from_str(&rendered)
@@ -112,7 +116,7 @@ pub fn render_http(action: &Action, ctx: &TemplateContext<'_>) -> Result<HttpCal
     let body = action
         .body
         .as_ref()
-        .map(|b| render_json(b, ctx))
+        .map(|b| render_json(b, ctx, budget))
         .transpose()?;
     Ok(HttpCall {
         method: Method::from_bytes(action.method.as_bytes()).unwrap_or(Method::POST),
@@ -130,21 +134,22 @@ pub fn render_action(
     action: &Action,
     ctx: &TemplateContext<'_>,
 ) -> Result<ApiRequest, TemplateError> {
-    let path = Template::parse(&action.path)?.render(ctx, encode_segment)?;
+    let budget = &mut Budget::default();
+    let path = Template::parse(&action.path)?.render(ctx, encode_segment, budget)?;
     let query = action
         .query
         .iter()
         .map(|(k, v)| {
             Ok((
                 k.clone(),
-                Template::parse(v)?.render(ctx, |s| s.to_owned())?,
+                Template::parse(v)?.render(ctx, |s| s.to_owned(), budget)?,
             ))
         })
         .collect::<Result<Vec<_>, TemplateError>>()?;
     let body = action
         .body
         .as_ref()
-        .map(|b| render_json(b, ctx))
+        .map(|b| render_json(b, ctx, budget))
         .transpose()?;
     let method = Method::from_bytes(action.method.as_bytes()).unwrap_or(Method::GET);
     Ok(ApiRequest {
@@ -158,6 +163,14 @@ pub fn render_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn holds(c: &Condition, body: &Value) -> bool {
+        condition_holds(c, body).unwrap()
+    }
+
+    fn matches(flow: &FlowDefinition, body: &Value) -> bool {
+        conditions_match(flow, body).unwrap()
+    }
     use crate::flows::model::{ActionKind, FlowFeatures, TriggerSource};
     use serde_json::json;
 
@@ -185,23 +198,23 @@ mod tests {
     #[test]
     fn operators() {
         let body = json!({"billable": true, "description": "Client call", "tagIds": ["a", "b"], "hourlyRate": null, "project": {"name": "Apollo", "n": 5}});
-        assert!(condition_holds(
+        assert!(holds(
             &cond("$.billable", ConditionOp::Equals, Some(json!(true))),
             &body
         ));
-        assert!(condition_holds(
+        assert!(holds(
             &cond("$.billable", ConditionOp::Equals, Some(json!("true"))),
             &body
         ));
-        assert!(condition_holds(
+        assert!(holds(
             &cond("$.project.n", ConditionOp::Equals, Some(json!("5"))),
             &body
         ));
-        assert!(!condition_holds(
+        assert!(!holds(
             &cond("$.project.name", ConditionOp::Equals, Some(json!("apollo"))),
             &body
         ));
-        assert!(condition_holds(
+        assert!(holds(
             &cond(
                 "$.project.name",
                 ConditionOp::NotEquals,
@@ -209,34 +222,28 @@ mod tests {
             ),
             &body
         ));
-        assert!(condition_holds(
+        assert!(holds(
             &cond("$.nothing", ConditionOp::NotEquals, Some(json!("Zeus"))),
             &body
         ));
-        assert!(condition_holds(
+        assert!(holds(
             &cond("$.description", ConditionOp::Contains, Some(json!("call"))),
             &body
         ));
-        assert!(condition_holds(
+        assert!(holds(
             &cond("$.tagIds", ConditionOp::Contains, Some(json!("b"))),
             &body
         ));
-        assert!(!condition_holds(
+        assert!(!holds(
             &cond("$.tagIds", ConditionOp::Contains, Some(json!("c"))),
             &body
         ));
-        assert!(condition_holds(
-            &cond("$.project", ConditionOp::Exists, None),
-            &body
-        ));
-        assert!(!condition_holds(
+        assert!(holds(&cond("$.project", ConditionOp::Exists, None), &body));
+        assert!(!holds(
             &cond("$.hourlyRate", ConditionOp::Exists, None),
             &body
         ));
-        assert!(!condition_holds(
-            &cond("$.missing", ConditionOp::Exists, None),
-            &body
-        ));
+        assert!(!holds(&cond("$.missing", ConditionOp::Exists, None), &body));
     }
 
     #[test]
@@ -244,19 +251,16 @@ mod tests {
         let body = json!({"a": 1, "b": 2});
         let yes = cond("$.a", ConditionOp::Equals, Some(json!(1)));
         let no = cond("$.b", ConditionOp::Equals, Some(json!(3)));
-        assert!(!conditions_match(
+        assert!(!matches(
             &flow(ConditionMode::All, vec![yes.clone(), no.clone()]),
             &body
         ));
-        assert!(conditions_match(
+        assert!(matches(
             &flow(ConditionMode::Any, vec![yes.clone(), no.clone()]),
             &body
         ));
-        assert!(!conditions_match(
-            &flow(ConditionMode::Any, vec![no]),
-            &body
-        ));
-        assert!(conditions_match(&flow(ConditionMode::All, vec![]), &body));
+        assert!(!matches(&flow(ConditionMode::Any, vec![no]), &body));
+        assert!(matches(&flow(ConditionMode::All, vec![]), &body));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Flows: webhook-triggered automations over the Clockify API and outbound HTTP.
 
 pub mod eval;
+pub mod limits;
 pub mod model;
 pub mod template;
 

@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json_path::JsonPath;
 
+use super::limits::{
+    MAX_BODY_TEMPLATE_BYTES, MAX_BODY_TEMPLATE_DEPTH, MAX_PLACEHOLDERS_PER_ACTION, json_depth,
+    json_size, parse_path,
+};
 use super::template::Template;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -267,8 +270,8 @@ impl FlowDefinition {
             problems.push(format!("conditions: at most {MAX_CONDITIONS}"));
         }
         for (i, c) in self.conditions.iter().enumerate() {
-            if let Err(e) = JsonPath::parse(&c.path) {
-                problems.push(format!("conditions[{i}].path: not a JSONPath: {e}"));
+            if let Err(e) = parse_path(&c.path) {
+                problems.push(format!("conditions[{i}].path: {e}"));
             }
             match (c.op, &c.value) {
                 (ConditionOp::Exists, _) => {}
@@ -378,12 +381,31 @@ fn validate_action(i: usize, a: &Action, features: FlowFeatures, problems: &mut 
             .map(|(k, v)| (format!("actions[{i}].query.{k}"), v.clone())),
     );
     if let Some(body) = &a.body {
-        collect_strings(body, &format!("actions[{i}].body"), &mut templates);
-    }
-    for (field, text) in templates {
-        if let Err(e) = Template::parse(&text) {
-            problems.push(format!("{field}: {e}"));
+        let size = json_size(body, MAX_BODY_TEMPLATE_BYTES);
+        let depth = json_depth(body, MAX_BODY_TEMPLATE_DEPTH);
+        if size > MAX_BODY_TEMPLATE_BYTES {
+            problems.push(format!(
+                "actions[{i}].body: larger than {MAX_BODY_TEMPLATE_BYTES} bytes as JSON; that is the limit"
+            ));
+        } else if depth > MAX_BODY_TEMPLATE_DEPTH {
+            problems.push(format!(
+                "actions[{i}].body: nested more than {MAX_BODY_TEMPLATE_DEPTH} deep; that is the limit"
+            ));
+        } else {
+            collect_strings(body, &format!("actions[{i}].body"), &mut templates);
         }
+    }
+    let mut lookups = 0;
+    for (field, text) in templates {
+        match Template::parse(&text) {
+            Ok(t) => lookups += t.lookups(),
+            Err(e) => problems.push(format!("{field}: {e}")),
+        }
+    }
+    if lookups > MAX_PLACEHOLDERS_PER_ACTION {
+        problems.push(format!(
+            "actions[{i}]: {lookups} JSONPath placeholders; the limit is {MAX_PLACEHOLDERS_PER_ACTION} per action"
+        ));
     }
 }
 

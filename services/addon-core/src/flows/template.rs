@@ -4,6 +4,11 @@
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
+use super::limits::{
+    MAX_PLACEHOLDERS_PER_ACTION, MAX_PLACEHOLDERS_PER_TEMPLATE, MAX_RENDERED_BYTES,
+    MAX_TEMPLATE_CHARS, json_size, parse_path,
+};
+
 #[derive(Debug, Clone)]
 enum Part {
     Text(String),
@@ -35,10 +40,58 @@ pub enum TemplateError {
     BadPath(String, String),
     #[error("placeholder {{{{{0}}}}} matched nothing in the webhook body")]
     NoMatch(String),
+    #[error("{0} characters long; the limit is {MAX_TEMPLATE_CHARS}")]
+    TooLong(usize),
+    #[error("more than {MAX_PLACEHOLDERS_PER_TEMPLATE} placeholders in one template")]
+    TooManyPlaceholders,
+    #[error("more than {MAX_PLACEHOLDERS_PER_ACTION} JSONPath placeholders in one action")]
+    TooManyLookups,
+    #[error("the rendered request would exceed {MAX_RENDERED_BYTES} bytes")]
+    TooLarge,
+}
+
+/// What one action's rendering may still spend: bytes of output and JSONPath lookups. Every
+/// template of an action draws on the same budget, so no flow can render more than
+/// [`MAX_RENDERED_BYTES`] or look up more than [`MAX_PLACEHOLDERS_PER_ACTION`] paths per action.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    bytes: usize,
+    lookups: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            bytes: MAX_RENDERED_BYTES,
+            lookups: MAX_PLACEHOLDERS_PER_ACTION,
+        }
+    }
+}
+
+impl Budget {
+    fn spend(&mut self, bytes: usize) -> Result<(), TemplateError> {
+        self.bytes = self
+            .bytes
+            .checked_sub(bytes)
+            .ok_or(TemplateError::TooLarge)?;
+        Ok(())
+    }
+
+    fn lookup(&mut self) -> Result<(), TemplateError> {
+        self.lookups = self
+            .lookups
+            .checked_sub(1)
+            .ok_or(TemplateError::TooManyLookups)?;
+        Ok(())
+    }
 }
 
 impl Template {
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let chars = text.chars().count();
+        if chars > MAX_TEMPLATE_CHARS {
+            return Err(TemplateError::TooLong(chars));
+        }
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -48,11 +101,16 @@ impl Template {
             let after = &rest[start + 2..];
             let end = after.find("}}").ok_or(TemplateError::Unclosed)?;
             let expr = after[..end].trim();
+            if parts.iter().filter(|p| !matches!(p, Part::Text(_))).count()
+                >= MAX_PLACEHOLDERS_PER_TEMPLATE
+            {
+                return Err(TemplateError::TooManyPlaceholders);
+            }
             parts.push(match expr {
                 "workspaceId" => Part::WorkspaceId,
                 "eventType" => Part::EventType,
                 e if e.starts_with('$') => {
-                    let p = JsonPath::parse(e)
+                    let p = parse_path(e)
                         .map_err(|err| TemplateError::BadPath(e.to_owned(), err.to_string()))?;
                     Part::Path(p, e.to_owned())
                 }
@@ -66,43 +124,73 @@ impl Template {
         Ok(Self { parts })
     }
 
+    /// The number of JSONPath placeholders.
+    pub fn lookups(&self) -> usize {
+        self.parts
+            .iter()
+            .filter(|p| matches!(p, Part::Path(..)))
+            .count()
+    }
+
     fn lookup<'v>(
         ctx: &TemplateContext<'v>,
         path: &JsonPath,
         shown: &str,
+        budget: &mut Budget,
     ) -> Result<&'v Value, TemplateError> {
+        budget.lookup()?;
         path.query(ctx.body)
             .first()
             .ok_or_else(|| TemplateError::NoMatch(shown.to_owned()))
     }
 
     /// Renders to text; `encode` escapes each substituted value (for URL path segments).
+    /// Each part is charged to `budget` before it is written.
     pub fn render(
         &self,
         ctx: &TemplateContext<'_>,
         encode: fn(&str) -> String,
+        budget: &mut Budget,
     ) -> Result<String, TemplateError> {
         let mut out = String::new();
         for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::WorkspaceId => out.push_str(&encode(ctx.workspace_id)),
-                Part::EventType => out.push_str(&encode(ctx.event_type)),
-                Part::Path(p, shown) => {
-                    out.push_str(&encode(&scalar_text(Self::lookup(ctx, p, shown)?)))
+            let piece = match part {
+                Part::Text(t) => {
+                    budget.spend(t.len())?;
+                    out.push_str(t);
+                    continue;
                 }
-            }
+                Part::WorkspaceId => encode(ctx.workspace_id),
+                Part::EventType => encode(ctx.event_type),
+                Part::Path(p, shown) => {
+                    let value = Self::lookup(ctx, p, shown, budget)?;
+                    // Measured (cheaply, never past the budget) before it is copied.
+                    if json_size(value, budget.bytes) > budget.bytes {
+                        return Err(TemplateError::TooLarge);
+                    }
+                    encode(&scalar_text(value))
+                }
+            };
+            budget.spend(piece.len())?;
+            out.push_str(&piece);
         }
         Ok(out)
     }
 
     /// A template that is exactly one JSONPath placeholder yields the matched JSON value itself
     /// (numbers stay numbers, objects stay objects); anything else renders to a string.
-    pub fn render_value(&self, ctx: &TemplateContext<'_>) -> Result<Value, TemplateError> {
+    pub fn render_value(
+        &self,
+        ctx: &TemplateContext<'_>,
+        budget: &mut Budget,
+    ) -> Result<Value, TemplateError> {
         if let [Part::Path(p, shown)] = self.parts.as_slice() {
-            return Ok(Self::lookup(ctx, p, shown)?.clone());
+            let value = Self::lookup(ctx, p, shown, budget)?;
+            budget.spend(json_size(value, budget.bytes))?;
+            return Ok(value.clone());
         }
-        self.render(ctx, |s| s.to_owned()).map(Value::String)
+        self.render(ctx, |s| s.to_owned(), budget)
+            .map(Value::String)
     }
 }
 
@@ -123,21 +211,31 @@ pub fn encode_segment(s: &str) -> String {
 }
 
 /// Renders every string inside a JSON body template.
-pub fn render_json(v: &Value, ctx: &TemplateContext<'_>) -> Result<Value, TemplateError> {
+pub fn render_json(
+    v: &Value,
+    ctx: &TemplateContext<'_>,
+    budget: &mut Budget,
+) -> Result<Value, TemplateError> {
     Ok(match v {
-        Value::String(s) => Template::parse(s)?.render_value(ctx)?,
+        Value::String(s) => Template::parse(s)?.render_value(ctx, budget)?,
         Value::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|i| render_json(i, ctx))
+                .map(|i| render_json(i, ctx, budget))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, i)| Ok((k.clone(), render_json(i, ctx)?)))
+                .map(|(k, i)| {
+                    budget.spend(k.len())?;
+                    Ok((k.clone(), render_json(i, ctx, budget)?))
+                })
                 .collect::<Result<_, TemplateError>>()?,
         ),
-        other => other.clone(),
+        other => {
+            budget.spend(json_size(other, budget.bytes))?;
+            other.clone()
+        }
     })
 }
 
@@ -160,7 +258,8 @@ mod tests {
         let t = Template::parse("/v1/workspaces/{{workspaceId}}/time-entries/{{ $.id }}?{{$.n}}")
             .unwrap();
         assert_eq!(
-            t.render(&ctx(&body), encode_segment).unwrap(),
+            t.render(&ctx(&body), encode_segment, &mut Budget::default())
+                .unwrap(),
             "/v1/workspaces/ws%201/time-entries/a%2Fb?3"
         );
     }
@@ -168,7 +267,7 @@ mod tests {
     #[test]
     fn whole_placeholder_keeps_json_type() {
         let body = json!({"tagIds": ["t1", "t2"], "billable": true, "name": "X"});
-        let rendered = render_json(&json!({"tagIds": "{{$.tagIds}}", "b": "{{$.billable}}", "d": "Hello {{$.name}}", "k": 1}), &ctx(&body)).unwrap();
+        let rendered = render_json(&json!({"tagIds": "{{$.tagIds}}", "b": "{{$.billable}}", "d": "Hello {{$.name}}", "k": 1}), &ctx(&body), &mut Budget::default()).unwrap();
         assert_eq!(
             rendered,
             json!({"tagIds": ["t1", "t2"], "b": true, "d": "Hello X", "k": 1})
@@ -192,8 +291,59 @@ mod tests {
         let body = json!({});
         let t = Template::parse("{{$.missing}}").unwrap();
         assert_eq!(
-            t.render(&ctx(&body), encode_segment).unwrap_err(),
+            t.render(&ctx(&body), encode_segment, &mut Budget::default())
+                .unwrap_err(),
             TemplateError::NoMatch("$.missing".into())
+        );
+    }
+
+    #[test]
+    fn placeholders_and_lengths_are_bounded_when_parsed() {
+        let many = "{{$}}".repeat(MAX_PLACEHOLDERS_PER_TEMPLATE + 1);
+        assert_eq!(
+            Template::parse(&many).unwrap_err(),
+            TemplateError::TooManyPlaceholders
+        );
+        assert!(Template::parse(&"{{$}}".repeat(MAX_PLACEHOLDERS_PER_TEMPLATE)).is_ok());
+        let long = "x".repeat(MAX_TEMPLATE_CHARS + 1);
+        assert_eq!(
+            Template::parse(&long).unwrap_err(),
+            TemplateError::TooLong(MAX_TEMPLATE_CHARS + 1)
+        );
+        let deep = format!("{{{{$[?{}@.a{}]}}}}", "(".repeat(1000), ")".repeat(1000));
+        let err = Template::parse(&deep).unwrap_err().to_string();
+        assert!(err.contains("the limit is"), "{err}");
+    }
+
+    #[test]
+    fn rendering_stops_at_the_budget_before_copying() {
+        // One 600 KB string; the second copy would pass the 1 MiB budget.
+        let body = json!({"big": "x".repeat(600 * 1024)});
+        let mut budget = Budget::default();
+        let t = Template::parse("{{$.big}}").unwrap();
+        assert!(t.render_value(&ctx(&body), &mut budget).is_ok());
+        assert_eq!(
+            t.render_value(&ctx(&body), &mut budget).unwrap_err(),
+            TemplateError::TooLarge
+        );
+        // Whole-body placeholders in a body template draw on the same budget.
+        let template = json!({"a": "{{$}}", "b": "{{$}}"});
+        assert_eq!(
+            render_json(&template, &ctx(&body), &mut Budget::default()).unwrap_err(),
+            TemplateError::TooLarge
+        );
+        // Lookups are counted per action, whatever they match.
+        let small = json!({"a": 1});
+        let mut budget = Budget::default();
+        let t = Template::parse("{{$..*}}").unwrap();
+        for _ in 0..MAX_PLACEHOLDERS_PER_ACTION {
+            t.render(&ctx(&small), |s| s.to_owned(), &mut budget)
+                .unwrap();
+        }
+        assert_eq!(
+            t.render(&ctx(&small), |s| s.to_owned(), &mut budget)
+                .unwrap_err(),
+            TemplateError::TooManyLookups
         );
     }
 }

@@ -54,8 +54,9 @@ pub struct NewExecution<'a> {
     pub event_type: &'a str,
     /// The flow's `updated_at` (its version) when queued.
     pub flow_version: i64,
-    /// `Some(reason)`: recorded as SKIPPED at once (conditions not met, add-on inactive).
-    pub skipped: Option<String>,
+    /// `Some((status, reason))`: recorded as finished at once: SKIPPED (conditions not met,
+    /// add-on inactive) or FAILED (a condition the engine cannot evaluate).
+    pub settled: Option<(ExecutionStatus, String)>,
 }
 
 /// Queues an execution inside the fan-out transaction; `false` when the flow already has one for
@@ -65,8 +66,8 @@ pub async fn queue(
     e: &NewExecution<'_>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let (status, finished, duration, due) = match &e.skipped {
-        Some(_) => (ExecutionStatus::Skipped, Some(now), Some(0i64), None),
+    let (status, finished, duration, due) = match &e.settled {
+        Some((status, _)) => (*status, Some(now), Some(0i64), None),
         None => (ExecutionStatus::Pending, None, None, Some(now)),
     };
     let r = sqlx::query(QUEUE)
@@ -76,7 +77,7 @@ pub async fn queue(
         .bind(e.webhook_id)
         .bind(e.event_type)
         .bind(status.as_str())
-        .bind(e.skipped.as_deref())
+        .bind(e.settled.as_ref().map(|(_, reason)| reason.as_str()))
         .bind(now)
         .bind(finished)
         .bind(duration)
