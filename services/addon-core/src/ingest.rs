@@ -29,7 +29,7 @@ const ROW_OVERHEAD: usize = 300;
 /// Deliveries waiting for a writer before callers wait for room.
 const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<Result<IngestOutcome, String>>;
+type Reply = oneshot::Sender<Result<IngestOutcome, IngestError>>;
 
 struct Job {
     item: IncomingWebhook,
@@ -50,12 +50,30 @@ impl std::fmt::Debug for Ingest {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     #[error("the ingest writers have stopped")]
     Stopped,
+    /// The database cannot be reached or serve now (worth a retry: 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The delivery holds text the database cannot store (a NUL character: 400).
+    #[error("the delivery holds a NUL character (\\u0000), which cannot be stored")]
+    Unstorable,
     #[error("database: {0}")]
     Database(String),
+}
+
+impl From<sqlx::Error> for IngestError {
+    fn from(e: sqlx::Error) -> Self {
+        if crate::http::error::unstorable_input(&e) {
+            Self::Unstorable
+        } else if crate::http::error::database_unavailable(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Database(e.to_string())
+        }
+    }
 }
 
 impl Ingest {
@@ -88,10 +106,7 @@ impl Ingest {
             })
             .await
             .map_err(|_| IngestError::Stopped)?;
-        answer
-            .await
-            .map_err(|_| IngestError::Stopped)?
-            .map_err(IngestError::Database)
+        answer.await.map_err(|_| IngestError::Stopped)?
     }
 }
 
@@ -170,13 +185,14 @@ async fn write(db: &Db, batch: Vec<Job>) {
                 let _ = reply.send(
                     webhooks::ingest(db, item, token_hash)
                         .await
-                        .map_err(|e| e.to_string()),
+                        .map_err(IngestError::from),
                 );
             }
         }
         Err(e) => {
+            let e = IngestError::from(e);
             for reply in replies {
-                let _ = reply.send(Err(e.to_string()));
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }

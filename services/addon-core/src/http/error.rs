@@ -68,8 +68,44 @@ impl AppError {
     }
 }
 
+/// Whether a database error means the database cannot be reached or serve now (a refused or
+/// dropped connection, a terminated backend, a server starting or shutting down, no free
+/// connection): worth a retry, so 503, not 500.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot
+            // connect now; 53300: too many connections; 25006: read-only (a failover).
+            code.starts_with("08")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "25006")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether the client sent text the database cannot store: PostgreSQL refuses NUL characters in
+/// text (22021) and `\u0000` in JSON (22P05). The client's mistake, so 400, not 500.
+pub fn unstorable_input(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| matches!(&*c, "22021" | "22P05")))
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
+        if unstorable_input(&e) {
+            return Self::BadRequest(
+                "the request holds a NUL character (\\u0000), which cannot be stored".to_owned(),
+            );
+        }
+        if database_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return Self::Unavailable("the database is unavailable; retry shortly".to_owned());
+        }
         Self::Internal(format!("database: {e}"))
     }
 }
@@ -100,8 +136,13 @@ impl IntoResponse for AppError {
             body["error"]["details"] = json!(details);
         }
         let mut response = (status, Json(body)).into_response();
-        if let Self::RateLimited { retry_after } = self
-            && let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.to_string())
+        let retry_after = match self {
+            Self::RateLimited { retry_after } => Some(retry_after),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            _ => None,
+        };
+        if let Some(v) =
+            retry_after.and_then(|r| axum::http::HeaderValue::from_str(&r.to_string()).ok())
         {
             response
                 .headers_mut()
@@ -112,3 +153,6 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// The Retry-After of a 503.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;

@@ -153,6 +153,11 @@ async fn clockify_webhook(
         .await
         .map_err(|e| match e {
             IngestError::Stopped => AppError::Unavailable("shutting down; retry".into()),
+            IngestError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                AppError::Unavailable("the database is unavailable; retry shortly".into())
+            }
+            e @ IngestError::Unstorable => AppError::BadRequest(e.to_string()),
             IngestError::Database(cause) => {
                 AppError::Internal(format!("storing a delivery: {cause}"))
             }
