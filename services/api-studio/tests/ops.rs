@@ -286,7 +286,67 @@ async fn manifest_validates_against_clockifys_schema(backend: Backend) {
     app.stop().await;
 }
 
+/// Invented HTTP methods once each became a metric label (5,000 of them grew /metrics to 7 MB);
+/// axum's path and query rejections once answered text/plain.
+async fn metric_labels_stay_bounded_and_every_error_is_json(backend: Backend) {
+    let app = start(backend).await;
+    app.install_settled("ws1").await;
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let resp = app
+            .http
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+    }
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("INVENTED"),
+        "an invented method became a label"
+    );
+    assert!(
+        text.contains(r#"http_requests_total{method="other",route="/healthz",status="405"} 50"#),
+        "{text}"
+    );
+
+    let (s, b) = app
+        .ui("ws1", reqwest::Method::GET, "/ui/webhooks?limit=lots", None)
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "bad_request", "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("limit"),
+        "{b}"
+    );
+    let resp = app
+        .http
+        .post(app.url("/ui/flows"))
+        .bearer_auth(app.token(addon_core::auth::TokenKind::User, "ws1"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "application/json",
+        "a body rejection is JSON too"
+    );
+    app.stop().await;
+}
+
 backend_tests!(
+    metric_labels_stay_bounded_and_every_error_is_json,
     health_and_readiness,
     metrics_count_requests_and_add_on_events,
     security_headers_cors_and_request_ids,

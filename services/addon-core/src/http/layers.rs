@@ -79,7 +79,7 @@ pub fn apply(
 
 async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response<Body> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -89,36 +89,79 @@ async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Resp
     let status = res.status().as_u16().to_string();
     metrics
         .http_requests
-        .with_label_values(&[&method, &route, &status])
+        .with_label_values(&[method, &route, &status])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[&method, &route])
+        .with_label_values(&[method, &route])
         .observe(started.elapsed().as_secs_f64());
     res
 }
 
-/// Gives bodiless error responses (405, timeouts, oversized bodies) a JSON body.
+/// The method as a metric label: the methods HTTP defines, and every other as `other`, so that
+/// invented methods cannot grow the series without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The longest plain-text rejection carried into a JSON error (axum's are one short line).
+const MAX_REJECTION_TEXT: usize = 1024;
+
+/// Gives error responses without a JSON body a JSON one: bodiless ones (405, timeouts,
+/// oversized bodies) and axum's plain-text rejections of a path, query or body (their text
+/// becomes the message), so every error is JSON as documented.
 async fn json_error_bodies(res: Response<Body>) -> Response<Body> {
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || res.headers().contains_key(header::CONTENT_TYPE)
-    {
+    if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
+    let plain_text = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if res.headers().contains_key(header::CONTENT_TYPE) && !plain_text {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = if plain_text {
+        axum::body::to_bytes(body, MAX_REJECTION_TEXT)
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+            .filter(|t| !t.is_empty())
+    } else {
+        None
+    };
+    let res = Response::from_parts(parts, Body::empty());
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
         _ => "error",
     };
-    let message = match status {
-        StatusCode::SERVICE_UNAVAILABLE => {
+    let message = match (status, text) {
+        (_, Some(text)) => text,
+        (StatusCode::SERVICE_UNAVAILABLE, None) => {
             "the request took too long or the service is unavailable".to_owned()
         }
-        other => other
+        (other, None) => other
             .canonical_reason()
             .unwrap_or("error")
             .to_ascii_lowercase(),
