@@ -79,12 +79,38 @@ async fn disallowed_hosts_are_never_contacted() {
         "/v2/x",
         "/v1/x?y=1",
         "/v1/a b",
+        // Dot segments the URL parser would normalise away, however they are spelled.
+        "/v1/workspaces/ws/%2e%2e/%2e%2e/user",
+        "/v1/workspaces/ws/%2E%2E/other/projects/p1",
+        "/v1/workspaces/ws/.%2e/.%2E/.%2e/.%2e/admin",
+        "/v1/workspaces/ws/%2e/tags",
+        "/v1/workspaces/ws/tags/.",
+        // Separators and escapes hidden in a segment, and double encoding.
+        "/v1/workspaces/ws/x%2F..%2F..%2Fuser",
+        "/v1/workspaces/ws/x%5C..%5Cuser",
+        "/v1/workspaces/ws/%252e%252e/user",
+        "/v1/workspaces/ws/tags%3Fx=1",
+        "/v1/workspaces/ws/tags%00",
+        "/v1/workspaces/ws//tags",
     ] {
         let err = c
             .send(&target(&fake, "ws"), &ApiRequest::get(path))
             .await
             .unwrap_err();
         assert!(matches!(err, ApiError::BadPath(_)), "{path}: {err}");
+    }
+    for path in [
+        "/v1/workspaces/other/projects/p1",
+        "/v1/workspaces/%6Fther/projects/p1",
+    ] {
+        let err = c
+            .send(&target(&fake, "ws"), &ApiRequest::get(path))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::OtherWorkspace { .. }),
+            "{path}: {err}"
+        );
     }
     assert!(fake.requests().is_empty(), "no request reached any server");
 }

@@ -223,9 +223,8 @@ async fn api_call(
             "timestamp": timestamp,
         }))
         .into_response()),
-        Err(ApiError::BadPath(p)) => Err(AppError::BadRequest(format!(
-            "endpoint {p:?}: expected /v1/... without `..`, `//`, `?` or `#`"
-        ))),
+        Err(e @ ApiError::BadPath(_)) => Err(AppError::BadRequest(format!("endpoint: {e}"))),
+        Err(e @ ApiError::OtherWorkspace { .. }) => Err(AppError::Forbidden(e.to_string())),
         Err(e) => {
             let code = match e {
                 ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,

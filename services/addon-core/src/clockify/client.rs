@@ -84,8 +84,14 @@ impl ApiResponse {
 pub enum ApiError {
     #[error("refused before connecting: {0}")]
     NotAllowed(#[from] AllowlistError),
-    #[error("invalid API path {0:?}: expected /v1/... without `..`, `//`, `?` or `#`")]
+    #[error(
+        "invalid API path {0:?}: expected /v1/... whose segments, percent-decoded, are not empty, `.` or `..` and hold no `/`, `\\`, `?`, `#` or spaces"
+    )]
     BadPath(String),
+    #[error(
+        "API path {path:?} leaves workspace {workspace}: calls run only in the installation's own workspace"
+    )]
+    OtherWorkspace { path: String, workspace: String },
     #[error("Clockify API request timed out after {attempts} attempt(s)")]
     Timeout { attempts: u32 },
     #[error("cannot reach the Clockify API after {attempts} attempt(s): {message}")]
@@ -95,7 +101,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::NotAllowed(_) | Self::BadPath(_) => "refused",
+            Self::NotAllowed(_) | Self::BadPath(_) | Self::OtherWorkspace { .. } => "refused",
             Self::Timeout { .. } => "timeout",
             Self::Transport { .. } => "transport",
         }
@@ -161,19 +167,49 @@ impl ClockifyClient {
         self.allowlist.check_str(api_url)
     }
 
+    /// The URL of a request, checked as the server will read it: every segment is
+    /// percent-decoded before it is judged (so `%2e%2e` is the `..` it means), a path under
+    /// `/v1/workspaces/` must name the target's own workspace, and the URL the parser builds must
+    /// hold exactly the path asked for (nothing normalised away), so what is checked, sent and
+    /// logged is one path.
     fn url(&self, target: &ApiTarget, req: &ApiRequest) -> Result<Url, ApiError> {
         let p = &req.path;
-        let valid = p.starts_with("/v1/")
-            && !p.contains("..")
-            && !p.contains("//")
-            && !p.contains(['?', '#', '\\', ' '])
-            && p.chars().all(|c| c.is_ascii_graphic());
-        if !valid {
-            return Err(ApiError::BadPath(p.clone()));
+        let bad = || ApiError::BadPath(p.clone());
+        if !p.starts_with("/v1/") || !p.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(bad());
+        }
+        let mut decoded = Vec::new();
+        for segment in p[1..].split('/') {
+            let d = percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map_err(|_| bad())?;
+            if d.is_empty()
+                || d == "."
+                || d == ".."
+                || d.contains(['/', '\\', '?', '#', ' ', '%'])
+                || d.chars().any(char::is_control)
+                || segment.contains(['?', '#', '\\'])
+            {
+                return Err(bad());
+            }
+            decoded.push(d);
+        }
+        if decoded.get(1).is_some_and(|s| s == "workspaces")
+            && let Some(named) = decoded.get(2)
+            && *named != target.workspace_id
+        {
+            return Err(ApiError::OtherWorkspace {
+                path: p.clone(),
+                workspace: target.workspace_id.clone(),
+            });
         }
         let base = self.allowlist.check_str(&target.api_url)?;
+        let base_path = base.path().trim_end_matches('/').to_owned();
         let mut url = Url::parse(&format!("{}{}", base.as_str().trim_end_matches('/'), p))
-            .map_err(|_| ApiError::BadPath(p.clone()))?;
+            .map_err(|_| bad())?;
+        if url.path() != format!("{base_path}{p}") {
+            return Err(bad());
+        }
         if !req.query.is_empty() {
             url.query_pairs_mut()
                 .extend_pairs(req.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));

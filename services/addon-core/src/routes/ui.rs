@@ -187,6 +187,7 @@ async fn execute(
         .await
         .map_err(|e| match e {
             ApiError::BadPath(_) => AppError::BadRequest(e.to_string()),
+            ApiError::OtherWorkspace { .. } => AppError::Forbidden(e.to_string()),
             other => AppError::Upstream(other.to_string()),
         })?;
     Ok(Json(json!({
