@@ -473,11 +473,18 @@ impl Loader<'_> {
         v
     }
 
-    fn seconds(&mut self, name: &str, default: u64, min: u64) -> Duration {
-        let v = self.parse::<u64>(name, default, "a whole number of seconds");
-        if v < min {
-            self.problems
-                .push(format!("{name}: must be at least {min} seconds, got {v}"));
+    /// A duration in whole seconds within `min..=max` (an unbounded one could overflow the
+    /// timers that add it to the clock).
+    fn seconds(&mut self, name: &str, default: u64, min: u64, max: u64) -> Duration {
+        let v = self.parse::<u64>(
+            name,
+            default,
+            &format!("a whole number of seconds from {min} to {max}"),
+        );
+        if v < min || v > max {
+            self.problems.push(format!(
+                "{name}: expected a whole number of seconds from {min} to {max}, got {v}"
+            ));
             return Duration::from_secs(default);
         }
         Duration::from_secs(v)
@@ -648,7 +655,7 @@ impl CoreConfig {
         let api = ApiClientConfig {
             allowed_hosts,
             rate_limit_per_second: l.bounded("CLOCKIFY_API_RATE_LIMIT", 50, 1, 10_000),
-            timeout: l.seconds("CLOCKIFY_API_TIMEOUT_SECONDS", 10, 1),
+            timeout: l.seconds("CLOCKIFY_API_TIMEOUT_SECONDS", 10, 1, 300),
             max_retries: l.bounded("CLOCKIFY_API_MAX_RETRIES", 4, 0, 20),
         };
 
@@ -668,7 +675,7 @@ impl CoreConfig {
             flow_executions_days: l.bounded("RETENTION_FLOW_EXECUTIONS_DAYS", 30, 0, 36_500),
             entity_cache_days: l.bounded("RETENTION_ENTITY_CACHE_DAYS", 7, 0, 36_500),
             api_calls_days: l.bounded("RETENTION_API_CALLS_DAYS", 30, 0, 36_500),
-            interval: l.seconds("RETENTION_INTERVAL_SECONDS", 3600, 1),
+            interval: l.seconds("RETENTION_INTERVAL_SECONDS", 3600, 1, 604_800),
             batch_size: l.bounded("RETENTION_BATCH_SIZE", 1000, 1, 100_000),
         };
         let bootstrap = BootstrapConfig {
@@ -677,9 +684,9 @@ impl CoreConfig {
         };
         let flows = FlowConfig {
             concurrency: l.bounded("FLOW_CONCURRENCY", 16, 1, 1024),
-            lease: l.seconds("FLOW_LEASE_SECONDS", 60, 2),
+            lease: l.seconds("FLOW_LEASE_SECONDS", 60, 2, 3600),
             max_attempts: l.bounded("FLOW_MAX_ATTEMPTS", 5, 1, 100),
-            retry_backoff: l.seconds("FLOW_RETRY_BACKOFF_SECONDS", 10, 0),
+            retry_backoff: l.seconds("FLOW_RETRY_BACKOFF_SECONDS", 10, 0, 3600),
         };
         let outbound = crate::outbound::OutboundConfig {
             timeout: Duration::from_secs(u64::from(l.bounded(
@@ -702,8 +709,8 @@ impl CoreConfig {
             rate_limit: l.bounded("CUSTOM_WEBHOOK_RATE_LIMIT", 100, 0, 100_000),
             api_call_rate_limit: l.bounded("API_CALL_RATE_LIMIT", 50, 0, 100_000),
         };
-        let request_timeout = l.seconds("HTTP_REQUEST_TIMEOUT_SECONDS", 30, 1);
-        let shutdown_timeout = l.seconds("SHUTDOWN_TIMEOUT_SECONDS", 25, 0);
+        let request_timeout = l.seconds("HTTP_REQUEST_TIMEOUT_SECONDS", 30, 1, 600);
+        let shutdown_timeout = l.seconds("SHUTDOWN_TIMEOUT_SECONDS", 25, 0, 600);
         let log_format = match env.get("LOG_FORMAT").unwrap_or("json") {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
@@ -847,6 +854,39 @@ mod tests {
         assert_eq!(cfg.base_url.as_str(), "http://localhost:8000/");
         assert!(cfg.database_url().starts_with("sqlite://"));
         assert!(cfg.token_encryption_key.is_none());
+    }
+
+    #[test]
+    fn durations_are_bounded_and_named() {
+        for (name, value, expected) in [
+            (
+                "CLOCKIFY_API_TIMEOUT_SECONDS",
+                "18446744073709551615",
+                "from 1 to 300, got 18446744073709551615",
+            ),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "601", "from 0 to 600, got 601"),
+            ("FLOW_LEASE_SECONDS", "1", "from 2 to 3600, got 1"),
+            (
+                "RETENTION_INTERVAL_SECONDS",
+                "-5",
+                "a whole number of seconds from 1 to 604800, got \"-5\"",
+            ),
+            (
+                "HTTP_REQUEST_TIMEOUT_SECONDS",
+                "99999999999999999999",
+                "from 1 to 600, got \"99999999999999999999\"",
+            ),
+        ] {
+            let mut env = prod();
+            env.set(name, value);
+            let text = CoreConfig::from_env(&env, &DEFAULTS)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.contains(&format!("{name}: expected")) && text.contains(expected),
+                "{text}"
+            );
+        }
     }
 
     #[test]
