@@ -169,19 +169,17 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
         }
     }
     tx.commit().await?;
-    if out.skipped > 0 {
-        state
-            .metrics
-            .flows_executed
-            .with_label_values(&[ExecutionStatus::Skipped.as_str()])
-            .inc_by(out.skipped as u64);
-    }
-    if out.failed > 0 {
-        state
-            .metrics
-            .flows_executed
-            .with_label_values(&[ExecutionStatus::Failed.as_str()])
-            .inc_by(out.failed as u64);
+    for (status, n) in [
+        (ExecutionStatus::Skipped, out.skipped),
+        (ExecutionStatus::Failed, out.failed),
+    ] {
+        if n > 0 {
+            state
+                .metrics
+                .flows_executed
+                .with_label_values(&[status.as_str()])
+                .inc_by(n as u64);
+        }
     }
     if out.deliveries > 0 {
         tracing::debug!(
