@@ -52,9 +52,18 @@ pub struct ClockifyClaims {
     pub exp: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// A token id; the signer sets a fresh one so that two tokens are never the same string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 impl ClockifyClaims {
+    /// Only user tokens (the iframe's `auth_token`) carry the viewer's role, theme and
+    /// language: a token with any of them is a user token, whatever it is presented as.
+    pub fn is_user_shaped(&self) -> bool {
+        self.workspace_role.is_some() || self.theme.is_some() || self.language.is_some()
+    }
+
     /// Owners and admins may run write operations from the UI.
     pub fn is_admin(&self) -> bool {
         matches!(
@@ -89,6 +98,16 @@ pub enum AuthError {
     WorkspaceMismatch,
     #[error("a user token must expire")]
     NoExpiry,
+    #[error("the token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
+    #[error("a user token is required here (it carries workspaceRole and expires)")]
+    NotUserToken,
+    #[error("a user token is not accepted here")]
+    UserToken,
+    #[error("an installation or webhook token is not a lifecycle token")]
+    NotLifecycleToken,
+    #[error("the token was revoked when the add-on was deleted from the workspace")]
+    Revoked,
     #[error("the webhook token was not issued to this installation")]
     UnknownWebhookToken,
     #[error("the add-on is not installed in this workspace")]
@@ -111,6 +130,11 @@ impl AuthError {
             Self::NoWorkspace => "no_workspace",
             Self::WorkspaceMismatch => "workspace_mismatch",
             Self::NoExpiry => "no_expiry",
+            Self::NotYetValid => "not_yet_valid",
+            Self::NotUserToken => "not_user_token",
+            Self::UserToken => "user_token",
+            Self::NotLifecycleToken => "not_lifecycle_token",
+            Self::Revoked => "revoked",
             Self::UnknownWebhookToken => "unknown_webhook_token",
             Self::NotInstalled => "not_installed",
             Self::BadSignature => "bad_signature",
@@ -150,6 +174,7 @@ impl TokenVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = vec![Algorithm::RS256];
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.leeway = 30;
         // Webhook tokens never expire: `exp` is checked when present, required only for user tokens.
@@ -199,6 +224,7 @@ impl TokenVerifier {
             .map_err(|e| match e.kind() {
                 ErrorKind::InvalidSignature => AuthError::Signature,
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
                     AuthError::Algorithm
                 }
@@ -218,8 +244,26 @@ impl TokenVerifier {
         if claims.workspace_id.trim().is_empty() {
             return Err(AuthError::NoWorkspace);
         }
-        if kind == TokenKind::User && claims.exp.is_none() {
-            return Err(AuthError::NoExpiry);
+        if let Some(iat) = claims.iat
+            && iat > crate::time::now_secs() + self.validation.leeway as i64
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        // The kind is judged by what Clockify puts in a token, never by where it is presented.
+        match kind {
+            TokenKind::User => {
+                if claims.workspace_role.is_none() {
+                    return Err(AuthError::NotUserToken);
+                }
+                if claims.exp.is_none() {
+                    return Err(AuthError::NoExpiry);
+                }
+            }
+            TokenKind::Lifecycle | TokenKind::Webhook | TokenKind::Installation => {
+                if claims.is_user_shaped() {
+                    return Err(AuthError::UserToken);
+                }
+            }
         }
         Ok(claims)
     }
@@ -294,6 +338,7 @@ impl TokenSigner {
             workspace_role: None,
             exp: None,
             iat: Some(now),
+            jti: Some(uuid::Uuid::new_v4().simple().to_string()),
         };
         match kind {
             TokenKind::User => {

@@ -226,14 +226,17 @@ impl TestApp {
     }
 
     pub async fn lifecycle(&self, event: &str, workspace: &str, body: Value) -> (u16, Value) {
+        self.lifecycle_with(&self.token(TokenKind::Lifecycle, workspace), event, &body)
+            .await
+    }
+
+    /// A lifecycle call carrying `token`, whatever kind it is.
+    pub async fn lifecycle_with(&self, token: &str, event: &str, body: &Value) -> (u16, Value) {
         let resp = self
             .http
             .post(self.url(&format!("/lifecycle/{event}")))
-            .header(
-                "X-Addon-Lifecycle-Token",
-                self.token(TokenKind::Lifecycle, workspace),
-            )
-            .json(&body)
+            .header("X-Addon-Lifecycle-Token", token)
+            .json(body)
             .send()
             .await
             .expect("lifecycle request");

@@ -8,7 +8,7 @@ pub mod db;
 pub mod fake;
 pub mod keys;
 
-pub use app::{TestApp, TestAppBuilder};
+pub use app::{TestApp, TestAppBuilder, json_of};
 pub use db::{Backend, TestDb};
 pub use fake::{FakeClockify, FakeResponse, Recorded};
 pub use keys::{keys, signer};

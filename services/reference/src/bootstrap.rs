@@ -6,7 +6,7 @@
 use addon_core::app::AppState;
 use addon_core::bootstrap::Options;
 use addon_core::http::{AppError, AppResult};
-use addon_core::routes::ui::UiUser;
+use addon_core::routes::ui::{UiAdmin, UiUser};
 use addon_core::store::bootstrap;
 use addon_core::store::installations::InstallStatus;
 use axum::extract::{Path, State};
@@ -36,7 +36,7 @@ fn same_workspace(user: &UiUser, workspace_id: &str) -> AppResult<()> {
 async fn start(
     State(state): State<AppState>,
     Path(workspace_id): Path<String>,
-    user: UiUser,
+    UiAdmin(user): UiAdmin,
 ) -> AppResult<Response> {
     same_workspace(&user, &workspace_id)?;
     if user.installation.status != InstallStatus::Active {

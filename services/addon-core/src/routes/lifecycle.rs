@@ -3,8 +3,8 @@
 //! Each call carries a Clockify-signed token (`X-Addon-Lifecycle-Token`, or `Clockify-Signature`
 //! as in Clockify's examples) whose workspace must be the body's.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::SecretString;
@@ -16,7 +16,9 @@ use crate::auth::{AuthError, ClockifyClaims, TokenKind, lifecycle_token};
 use crate::http::extract::parse_json;
 use crate::http::{AppError, AppResult, RawBody};
 use crate::store::bootstrap;
-use crate::store::installations::{self, InstallStatus, NewInstallation, WebhookRegistration};
+use crate::store::installations::{
+    self, InstallStatus, LifecycleStanding, NewInstallation, WebhookRegistration,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,15 +37,48 @@ fn refuse(state: &AppState, e: AuthError) -> AppError {
     AppError::Unauthorized(e)
 }
 
-/// Verifies the lifecycle token (before the body is read).
-fn verify(state: &AppState, headers: &HeaderMap) -> Result<ClockifyClaims, AppError> {
-    let token = lifecycle_token(headers)
-        .ok_or(AuthError::Missing)
-        .map_err(|e| refuse(state, e))?;
-    state
-        .verifier
-        .verify(token, TokenKind::Lifecycle)
-        .map_err(|e| refuse(state, e))
+/// The caller of a lifecycle route, authenticated from the headers before the body is read.
+///
+/// The token must be a lifecycle token: signed by Clockify, not a user token (those carry the
+/// viewer's role), not the workspace's installation token or one of its webhook tokens, not
+/// revoked by a DELETED, and not issued before the workspace's last DELETED.
+#[derive(Debug)]
+pub struct LifecycleCaller {
+    claims: ClockifyClaims,
+    token_hash: String,
+}
+
+impl FromRequestParts<AppState> for LifecycleCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = lifecycle_token(&parts.headers)
+            .ok_or(AuthError::Missing)
+            .map_err(|e| refuse(state, e))?;
+        let claims = state
+            .verifier
+            .verify(token, TokenKind::Lifecycle)
+            .map_err(|e| refuse(state, e))?;
+        let token_hash = sha256_hex(token.trim());
+        match installations::lifecycle_standing(&state.db, &claims.workspace_id, &token_hash)
+            .await?
+        {
+            LifecycleStanding::Fresh => {}
+            LifecycleStanding::Revoked => return Err(refuse(state, AuthError::Revoked)),
+            LifecycleStanding::Credential => {
+                return Err(refuse(state, AuthError::NotLifecycleToken));
+            }
+        }
+        if let Some(i) = installations::get(&state.db, &claims.workspace_id).await?
+            && i.revoked_at_issue(claims.iat)
+        {
+            return Err(refuse(state, AuthError::Revoked));
+        }
+        Ok(Self { claims, token_hash })
+    }
 }
 
 /// The token must be for the body's workspace.
@@ -90,12 +125,12 @@ pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
 
 async fn installed(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: LifecycleCaller,
     RawBody(body): RawBody,
 ) -> AppResult<Json<Value>> {
-    let claims = verify(&state, &headers)?;
+    let claims = &caller.claims;
     let p: Installed = parse_json(&body)?;
-    same_workspace(&state, &claims, &p.workspace_id)?;
+    same_workspace(&state, claims, &p.workspace_id)?;
     let mut problems = Vec::new();
     if state.client.check_api_url(&p.api_url).is_err() {
         problems.push(format!(
@@ -104,19 +139,28 @@ async fn installed(
         ));
     }
     // The tokens inside the payload are Clockify's too: verify them rather than store anything.
+    // A replayed INSTALLED carries tokens a DELETED revoked: it cannot revive them.
+    let auth_token_hash = sha256_hex(p.auth_token.trim());
     match state
         .verifier
         .verify(&p.auth_token, TokenKind::Installation)
     {
+        Ok(_) if installations::is_revoked(&state.db, &auth_token_hash).await? => {
+            problems.push(format!("authToken: {}", AuthError::Revoked));
+        }
         Ok(c) if c.workspace_id == p.workspace_id => {}
         Ok(_) => problems.push("authToken: issued for another workspace".into()),
         Err(e) => problems.push(format!("authToken: {e}")),
     }
     let mut webhooks = Vec::with_capacity(p.webhooks.len());
     for (i, w) in p.webhooks.iter().enumerate() {
+        let token_hash = sha256_hex(w.auth_token.trim());
         match state.verifier.verify(&w.auth_token, TokenKind::Webhook) {
+            Ok(_) if installations::is_revoked(&state.db, &token_hash).await? => {
+                problems.push(format!("webhooks[{i}].authToken: {}", AuthError::Revoked));
+            }
             Ok(c) if c.workspace_id == p.workspace_id => webhooks.push(WebhookRegistration {
-                token_hash: sha256_hex(w.auth_token.trim()),
+                token_hash,
                 path: w.path.clone(),
                 webhook_type: w.webhook_type.clone(),
             }),
@@ -142,6 +186,7 @@ async fn installed(
             as_user: p.as_user,
             addon_user_id: p.addon_user_id,
             auth_token_enc,
+            auth_token_hash,
             webhooks,
         },
     )
@@ -184,12 +229,12 @@ struct StatusChanged {
 
 async fn status_changed(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: LifecycleCaller,
     RawBody(body): RawBody,
 ) -> AppResult<Json<Value>> {
-    let claims = verify(&state, &headers)?;
+    let claims = &caller.claims;
     let p: StatusChanged = parse_json(&body)?;
-    same_workspace(&state, &claims, &p.workspace_id)?;
+    same_workspace(&state, claims, &p.workspace_id)?;
     let status = match InstallStatus::parse(&p.status) {
         Some(s @ (InstallStatus::Active | InstallStatus::Inactive)) => s,
         _ => {
@@ -246,12 +291,12 @@ fn parse_settings(v: &Value) -> Result<Vec<Value>, AppError> {
 
 async fn settings_updated(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: LifecycleCaller,
     RawBody(body): RawBody,
 ) -> AppResult<Json<Value>> {
-    let claims = verify(&state, &headers)?;
+    let claims = &caller.claims;
     let p: SettingsUpdated = parse_json(&body)?;
-    same_workspace(&state, &claims, &p.workspace_id)?;
+    same_workspace(&state, claims, &p.workspace_id)?;
     let settings = parse_settings(&p.settings)?;
     if !installations::set_settings(&state.db, &p.workspace_id, &settings).await? {
         return Err(AppError::NotFound(format!(
@@ -278,13 +323,13 @@ struct Deleted {
 
 async fn deleted(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: LifecycleCaller,
     RawBody(body): RawBody,
 ) -> AppResult<Json<Value>> {
-    let claims = verify(&state, &headers)?;
+    let claims = &caller.claims;
     let p: Deleted = parse_json(&body)?;
-    same_workspace(&state, &claims, &p.workspace_id)?;
-    if !installations::mark_deleted(&state.db, &p.workspace_id).await? {
+    same_workspace(&state, claims, &p.workspace_id)?;
+    if !installations::mark_deleted(&state.db, &p.workspace_id, &caller.token_hash).await? {
         return Err(AppError::NotFound(format!(
             "no installation for workspace {}",
             p.workspace_id

@@ -88,6 +88,8 @@ impl FromRequestParts<AppState> for UiUser {
             .map_err(reject)?;
         let installation = installations::get(&state.db, &claims.workspace_id).await?;
         match installation {
+            // A user token issued before the add-on was last deleted stays dead after a re-install.
+            Some(i) if i.revoked_at_issue(claims.iat) => Err(reject(AuthError::Revoked)),
             Some(i) if i.status != InstallStatus::Deleted => Ok(Self {
                 claims,
                 installation: i,
@@ -96,6 +98,33 @@ impl FromRequestParts<AppState> for UiUser {
                 "the add-on is not installed in this workspace".into(),
             )),
         }
+    }
+}
+
+/// A workspace owner or admin: every write of flows, bootstrap, the allowlist and secrets
+/// needs one. Members get 403 with the reason.
+#[derive(Debug, Clone)]
+pub struct UiAdmin(pub UiUser);
+
+impl FromRequestParts<AppState> for UiAdmin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = UiUser::from_request_parts(parts, state).await?;
+        if !user.claims.is_admin() {
+            state
+                .metrics
+                .auth_failures
+                .with_label_values(&["ui", "not_admin"])
+                .inc();
+            return Err(AppError::Forbidden(
+                "only workspace owners and admins may change flows, bootstrap, the HTTP allowlist or secrets".into(),
+            ));
+        }
+        Ok(Self(user))
     }
 }
 
@@ -307,7 +336,7 @@ async fn flow_list(
 
 async fn flow_create(
     State(state): State<AppState>,
-    user: UiUser,
+    UiAdmin(user): UiAdmin,
     ApiJson(def): ApiJson<FlowDefinition>,
 ) -> AppResult<Response> {
     let def = validated(&state, def)?;
@@ -329,7 +358,7 @@ async fn flow_get(
 
 async fn flow_update(
     State(state): State<AppState>,
-    user: UiUser,
+    UiAdmin(user): UiAdmin,
     Path(id): Path<String>,
     ApiJson(def): ApiJson<FlowDefinition>,
 ) -> AppResult<Json<Value>> {
@@ -342,7 +371,7 @@ async fn flow_update(
 
 async fn flow_delete(
     State(state): State<AppState>,
-    user: UiUser,
+    UiAdmin(user): UiAdmin,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     if !flows::delete(&state.db, user.workspace_id(), &id).await? {
@@ -406,7 +435,10 @@ async fn bootstrap_status(State(state): State<AppState>, user: UiUser) -> AppRes
     Ok(Json(json!({"bootstrap": run})))
 }
 
-async fn bootstrap_start(State(state): State<AppState>, user: UiUser) -> AppResult<Response> {
+async fn bootstrap_start(
+    State(state): State<AppState>,
+    UiAdmin(user): UiAdmin,
+) -> AppResult<Response> {
     if user.installation.status != InstallStatus::Active {
         return Err(AppError::Conflict(
             "the add-on is inactive in this workspace".into(),

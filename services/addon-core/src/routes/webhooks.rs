@@ -1,7 +1,7 @@
 //! `POST /webhooks/clockify`: verified, stored, de-duplicated by delivery, then handed to the
 //! flow worker. The answer comes only after the delivery is stored.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::routing::{MethodRouter, post};
 use axum::{Json, Router};
@@ -31,8 +31,14 @@ pub fn routes() -> Router<AppState> {
 /// nothing is stored.
 pub fn receiver(events: Option<&'static [&'static str]>) -> MethodRouter<AppState> {
     post(
-        move |State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody| async move {
-            clockify_webhook(state, headers, body, events).await
+        move |State(state): State<AppState>, req: Request| async move {
+            // Authentication first, from the headers alone: a caller without a valid token is
+            // refused before a byte of its body is read or buffered.
+            let (parts, body) = req.into_parts();
+            let caller = authenticate(&state, &parts.headers, events)?;
+            let RawBody(body) =
+                RawBody::from_request(Request::from_parts(parts, body), &state).await?;
+            clockify_webhook(state, caller, body).await
         },
     )
 }
@@ -86,21 +92,36 @@ impl<'a> Peek<'a> {
     }
 }
 
-async fn clockify_webhook(
-    state: AppState,
-    headers: HeaderMap,
-    body: bytes::Bytes,
+/// A webhook caller whose token and event type were checked from the headers.
+#[derive(Debug)]
+struct WebhookCaller {
+    claims: std::sync::Arc<crate::auth::ClockifyClaims>,
+    token_hash: String,
+    event_type: String,
+}
+
+fn reject(state: &AppState, e: AuthError) -> AppError {
+    state
+        .metrics
+        .auth_failures
+        .with_label_values(&["webhook", e.reason()])
+        .inc();
+    AppError::Unauthorized(e)
+}
+
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
     events: Option<&'static [&'static str]>,
-) -> AppResult<Json<Value>> {
-    let reject = |e: AuthError| {
-        state
-            .metrics
-            .auth_failures
-            .with_label_values(&["webhook", e.reason()])
-            .inc();
-        AppError::Unauthorized(e)
-    };
-    let event_type = header_str(&headers, HEADER_EVENT_TYPE)
+) -> Result<WebhookCaller, AppError> {
+    let token = header_str(headers, HEADER_SIGNATURE)
+        .ok_or(AuthError::Missing)
+        .map_err(|e| reject(state, e))?;
+    let claims = state
+        .verifier
+        .verify_webhook(token)
+        .map_err(|e| reject(state, e))?;
+    let event_type = header_str(headers, HEADER_EVENT_TYPE)
         .ok_or_else(|| AppError::BadRequest("missing Clockify-Webhook-Event-Type header".into()))?
         .to_owned();
     if !is_event_name(&event_type) {
@@ -116,11 +137,24 @@ async fn clockify_webhook(
             events.join(", ")
         )));
     }
-    let token = header_str(&headers, HEADER_SIGNATURE)
-        .ok_or(AuthError::Missing)
-        .map_err(reject)?;
-    let claims = state.verifier.verify_webhook(token).map_err(reject)?;
+    Ok(WebhookCaller {
+        claims,
+        token_hash: sha256_hex(token),
+        event_type,
+    })
+}
 
+async fn clockify_webhook(
+    state: AppState,
+    caller: WebhookCaller,
+    body: bytes::Bytes,
+) -> AppResult<Json<Value>> {
+    let reject = |e: AuthError| reject(&state, e);
+    let WebhookCaller {
+        claims,
+        token_hash,
+        event_type,
+    } = caller;
     let peek = Peek::parse(&body)?;
     if let Some(ws) = peek.workspace_id.as_ref().and_then(Scalar::as_str)
         && ws != claims.workspace_id
@@ -131,7 +165,6 @@ async fn clockify_webhook(
     // `Peek::parse` validated the whole document, so the bytes are UTF-8 JSON.
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| AppError::BadRequest("the body is not UTF-8".into()))?;
-    let token_hash = sha256_hex(token);
     let incoming = IncomingWebhook {
         id: new_id(),
         workspace_id: claims.workspace_id.clone(),

@@ -49,9 +49,21 @@ pub struct Installation {
     pub settings: Vec<Value>,
     pub installed_at: i64,
     pub updated_at: i64,
+    /// Epoch millis of the last DELETED: tokens issued before it are refused.
+    pub tokens_revoked_before: Option<i64>,
 }
 
 impl Installation {
+    /// Whether a token issued at `iat` (epoch seconds) predates the last DELETED (by a whole
+    /// second: `iat` has no finer grain). Tokens without `iat` are judged by the revocation
+    /// list alone.
+    pub fn revoked_at_issue(&self, iat: Option<i64>) -> bool {
+        match (self.tokens_revoked_before, iat) {
+            (Some(before), Some(iat)) => iat < before.div_euclid(1000),
+            _ => false,
+        }
+    }
+
     /// The value of a setting by id.
     pub fn setting(&self, id: &str) -> Option<&Value> {
         self.settings
@@ -103,6 +115,7 @@ fn from_row(r: &AnyRow) -> Result<Installation, sqlx::Error> {
         settings: json_col(&settings, "settings")?,
         installed_at: r.try_get("installed_at")?,
         updated_at: r.try_get("updated_at")?,
+        tokens_revoked_before: r.try_get("tokens_revoked_before")?,
     })
 }
 
@@ -122,6 +135,8 @@ pub struct NewInstallation {
     pub as_user: Option<String>,
     pub addon_user_id: Option<String>,
     pub auth_token_enc: String,
+    /// SHA-256 of the installation token (recognised, and refused, as a lifecycle token).
+    pub auth_token_hash: String,
     pub webhooks: Vec<WebhookRegistration>,
 }
 
@@ -137,6 +152,7 @@ pub async fn save_installed(db: &Db, new: &NewInstallation) -> Result<(), sqlx::
         .bind(&new.addon_user_id)
         .bind(&new.auth_token_enc)
         .bind(now)
+        .bind(&new.auth_token_hash)
         .execute(&mut *tx)
         .await?;
     sqlx::query(SAVE_INSTALLED_2)
@@ -194,9 +210,34 @@ pub async fn set_settings(
     Ok(r.rows_affected() > 0)
 }
 
-/// DELETED: forgets every token of the installation at once.
-pub async fn mark_deleted(db: &Db, workspace_id: &str) -> Result<bool, sqlx::Error> {
+/// DELETED: forgets every token of the installation at once and revokes them for good: the
+/// installation token, the webhook tokens and the lifecycle token that carried DELETED go on
+/// the revocation list, and tokens issued before now are refused from here on.
+pub async fn mark_deleted(
+    db: &Db,
+    workspace_id: &str,
+    lifecycle_token_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = now_millis();
     let mut tx = db.pool().begin().await?;
+    for sql in [REVOKE_INSTALLATION, REVOKE_WEBHOOKS] {
+        sqlx::query(sql)
+            .bind(workspace_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(REVOKE_ONE)
+        .bind(lifecycle_token_hash)
+        .bind(workspace_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(MARK_REVOKED_BEFORE)
+        .bind(now)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
     let r = sqlx::query(MARK_DELETED_1)
         .bind(now_millis())
         .bind(workspace_id)
@@ -216,6 +257,49 @@ pub async fn mark_deleted(db: &Db, workspace_id: &str) -> Result<bool, sqlx::Err
     Ok(r.rows_affected() > 0)
 }
 
+/// How a token presented on a lifecycle route stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleStanding {
+    /// Neither revoked nor another kind of credential.
+    Fresh,
+    /// On the revocation list.
+    Revoked,
+    /// The workspace's installation token or one of its webhook tokens.
+    Credential,
+}
+
+/// Whether a token (by hash) may act as a lifecycle token for the workspace.
+pub async fn lifecycle_standing(
+    db: &Db,
+    workspace_id: &str,
+    token_hash: &str,
+) -> Result<LifecycleStanding, sqlx::Error> {
+    let row = sqlx::query(LIFECYCLE_STANDING)
+        .bind(token_hash)
+        .bind(workspace_id)
+        .fetch_one(db.pool())
+        .await?;
+    let revoked: i64 = row.try_get(0)?;
+    let credential: i64 = row.try_get(1)?;
+    Ok(if revoked > 0 {
+        LifecycleStanding::Revoked
+    } else if credential > 0 {
+        LifecycleStanding::Credential
+    } else {
+        LifecycleStanding::Fresh
+    })
+}
+
+/// Whether a token (by hash) was revoked by a DELETED.
+pub async fn is_revoked(db: &Db, token_hash: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query(IS_REVOKED)
+        .bind(token_hash)
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
+    Ok(n > 0)
+}
+
 /// Whether this webhook token hash was registered by the workspace's live installation.
 pub async fn webhook_token_known(
     db: &Db,
@@ -232,18 +316,35 @@ pub async fn webhook_token_known(
 }
 
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
-const SAVE_INSTALLED_1: &str = "INSERT INTO installations (workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', '[]', $7, $7)
+const SAVE_INSTALLED_1: &str = "INSERT INTO installations (workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, auth_token_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', '[]', $7, $7, $8)
          ON CONFLICT (workspace_id) DO UPDATE SET addon_id = excluded.addon_id, api_url = excluded.api_url,
              as_user = excluded.as_user, addon_user_id = excluded.addon_user_id, auth_token_enc = excluded.auth_token_enc,
+             auth_token_hash = excluded.auth_token_hash,
              status = 'ACTIVE', installed_at = excluded.installed_at, updated_at = excluded.updated_at";
 const SAVE_INSTALLED_2: &str = "DELETE FROM installation_webhooks WHERE workspace_id = $1";
 const SAVE_INSTALLED_3: &str = "INSERT INTO installation_webhooks (workspace_id, token_hash, path, webhook_type) VALUES ($1, $2, $3, $4)
              ON CONFLICT (workspace_id, token_hash) DO NOTHING";
-const GET: &str = "SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at FROM installations WHERE workspace_id = $1";
+const GET: &str = "SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, tokens_revoked_before FROM installations WHERE workspace_id = $1";
 const SET_STATUS: &str = "UPDATE installations SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'";
 const SET_SETTINGS: &str = "UPDATE installations SET settings = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'";
-const MARK_DELETED_1: &str = "UPDATE installations SET status = 'DELETED', auth_token_enc = NULL, updated_at = $1 WHERE workspace_id = $2";
+const MARK_DELETED_1: &str = "UPDATE installations SET status = 'DELETED', auth_token_enc = NULL, auth_token_hash = NULL, updated_at = $1 WHERE workspace_id = $2";
+const REVOKE_INSTALLATION: &str = "INSERT INTO revoked_tokens (token_hash, workspace_id, revoked_at)
+         SELECT auth_token_hash, workspace_id, $2 FROM installations WHERE workspace_id = $1 AND auth_token_hash IS NOT NULL
+         ON CONFLICT (token_hash) DO NOTHING";
+const REVOKE_WEBHOOKS: &str = "INSERT INTO revoked_tokens (token_hash, workspace_id, revoked_at)
+         SELECT token_hash, workspace_id, $2 FROM installation_webhooks WHERE workspace_id = $1
+         ON CONFLICT (token_hash) DO NOTHING";
+const REVOKE_ONE: &str =
+    "INSERT INTO revoked_tokens (token_hash, workspace_id, revoked_at) VALUES ($1, $2, $3)
+         ON CONFLICT (token_hash) DO NOTHING";
+const MARK_REVOKED_BEFORE: &str =
+    "UPDATE installations SET tokens_revoked_before = $1 WHERE workspace_id = $2";
+const LIFECYCLE_STANDING: &str = "SELECT
+             (SELECT COUNT(*) FROM revoked_tokens WHERE token_hash = $1),
+             (SELECT COUNT(*) FROM installation_webhooks WHERE workspace_id = $2 AND token_hash = $1)
+               + (SELECT COUNT(*) FROM installations WHERE workspace_id = $2 AND auth_token_hash = $1)";
+const IS_REVOKED: &str = "SELECT COUNT(*) FROM revoked_tokens WHERE token_hash = $1";
 const MARK_DELETED_2: &str = "DELETE FROM installation_webhooks WHERE workspace_id = $1";
 const MARK_DELETED_3: &str = "UPDATE bootstrap_runs SET state = 'FAILED', finished_at = $1, errors = $2 WHERE workspace_id = $3 AND state IN ('PENDING', 'IN_PROGRESS')";
 const WEBHOOK_TOKEN_KNOWN: &str = "SELECT COUNT(*) FROM installation_webhooks w JOIN installations i ON i.workspace_id = w.workspace_id
@@ -258,6 +359,12 @@ pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("installations::set_status", SET_STATUS),
     ("installations::set_settings", SET_SETTINGS),
     ("installations::mark_deleted_1", MARK_DELETED_1),
+    ("installations::revoke_installation", REVOKE_INSTALLATION),
+    ("installations::revoke_webhooks", REVOKE_WEBHOOKS),
+    ("installations::revoke_one", REVOKE_ONE),
+    ("installations::mark_revoked_before", MARK_REVOKED_BEFORE),
+    ("installations::lifecycle_standing", LIFECYCLE_STANDING),
+    ("installations::is_revoked", IS_REVOKED),
     ("installations::mark_deleted_2", MARK_DELETED_2),
     ("installations::mark_deleted_3", MARK_DELETED_3),
     ("installations::webhook_token_known", WEBHOOK_TOKEN_KNOWN),
