@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::addon::AddonDefinition;
 use crate::auth::TokenVerifier;
 use crate::clockify::{ApiTarget, ClockifyClient, RateLimiter};
-use crate::config::{CoreConfig, Mode};
+use crate::config::CoreConfig;
 use crate::crypto::TokenCipher;
 use crate::db::Db;
 use crate::http::{AppError, LIMIT_DEFAULT};
@@ -54,8 +54,11 @@ pub struct Inner {
     pub bootstrap_work: Notify,
     /// Stores webhook deliveries with group commit.
     pub ingest: crate::ingest::Ingest,
-    /// Cancelled on shutdown.
+    /// Cancelled when the drain delay after SIGTERM is over: the listener closes and the
+    /// background work stops.
     pub shutdown: CancellationToken,
+    /// Cancelled as SIGTERM arrives: `/ready` answers 503 while requests are still served.
+    pub draining: CancellationToken,
     /// Identifies this process as owner of claimed work.
     pub instance_id: String,
 }
@@ -171,7 +174,7 @@ impl App {
         config: CoreConfig,
     ) -> Result<Self, StartupError> {
         let db = Db::connect(config.database_url(), config.database_max_connections).await?;
-        if config.mode == Mode::Development {
+        if config.auto_migrate {
             let report = def.migrations.migrate(&db, config.database_url()).await?;
             for (v, d) in &report.applied {
                 tracing::info!(version = v, description = %d, "applied migration");
@@ -249,6 +252,7 @@ impl App {
             execution_work: Notify::new(),
             bootstrap_work: Notify::new(),
             shutdown: CancellationToken::new(),
+            draining: CancellationToken::new(),
             instance_id,
         }));
         let router = router(&state);
@@ -281,13 +285,31 @@ impl App {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let token = state.shutdown.clone();
+        let deadline = crate::http::serve::Deadline::default();
         {
+            // SIGTERM: unready at once, keep serving for the drain delay, then stop accepting;
+            // everything after the signal shares one deadline.
             let token = token.clone();
+            let draining = state.draining.clone();
+            let deadline = deadline.clone();
+            let (drain, timeout) = (state.config.shutdown_drain, state.config.shutdown_timeout);
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = shutdown => token.cancel(),
+                    _ = shutdown => {}
+                    _ = token.cancelled() => return,
+                }
+                deadline.set(tokio::time::Instant::now() + timeout);
+                draining.cancel();
+                tracing::info!(
+                    drain_secs = drain.as_secs(),
+                    deadline_secs = timeout.as_secs(),
+                    "draining: /ready answers 503, requests still served"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(drain) => {}
                     _ = token.cancelled() => {}
                 }
+                token.cancel();
             });
         }
         let tracker = tokio_util::task::TaskTracker::new();
@@ -300,18 +322,27 @@ impl App {
             mode = ?state.config.mode, "serving"
         );
         let grace = state.config.shutdown_timeout;
-        let served =
-            crate::http::serve::serve(self.listener, self.router, token.clone(), grace).await;
+        let limits = crate::http::serve::ConnectionLimits {
+            header_read_timeout: state.config.header_read_timeout,
+            max_connections: state.config.max_connections,
+        };
+        let served = crate::http::serve::serve(
+            self.listener,
+            self.router,
+            token.clone(),
+            deadline.clone(),
+            grace,
+            limits,
+        )
+        .await;
         token.cancel();
         // Requests have drained: the ingest writers finish what is queued and stop.
         self.ingest_stop.cancel();
-        let _ =
-            tokio::time::timeout(grace.max(Duration::from_secs(1)), self.ingest_tasks.wait()).await;
-        if tokio::time::timeout(grace.max(Duration::from_secs(1)), tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("background work did not stop in time");
+        // Whatever is left of the one deadline (at least a moment to write what is queued).
+        let left = || deadline.remaining(grace).max(Duration::from_millis(200));
+        let _ = tokio::time::timeout(left(), self.ingest_tasks.wait()).await;
+        if tokio::time::timeout(left(), tracker.wait()).await.is_err() {
+            tracing::warn!("background work did not stop before the shutdown deadline");
         }
         state.db.close().await;
         tracing::info!("stopped");
@@ -329,5 +360,6 @@ fn router(state: &AppState) -> Router {
         state.metrics.clone(),
         &state.config.cors_origins,
         state.config.request_timeout,
+        state.config.max_concurrent_requests,
     )
 }

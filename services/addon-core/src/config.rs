@@ -144,7 +144,37 @@ pub const VARIABLES: &[VarSpec] = &[
         "SHUTDOWN_TIMEOUT_SECONDS",
         "25",
         false,
-        "On SIGTERM, how long in-flight requests and workers get to finish."
+        "One deadline from SIGTERM to exit: the drain delay, then in-flight requests and workers finish. Keep it below the pod's termination grace period (the operator does)."
+    ),
+    var!(
+        "SHUTDOWN_DRAIN_SECONDS",
+        "5",
+        false,
+        "After SIGTERM, `/ready` answers 503 and requests are still served this long (endpoints and proxies take a few seconds to stop sending) before the listener closes. Below `SHUTDOWN_TIMEOUT_SECONDS`. The operator sets 0 and drains in the pod's preStop hook instead."
+    ),
+    var!(
+        "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+        "10",
+        false,
+        "A client must send a request's headers within this time, and an idle keep-alive connection is closed after it (slow or half-open connections cannot pile up)."
+    ),
+    var!(
+        "HTTP_MAX_CONNECTIONS",
+        "4096",
+        false,
+        "Open client connections at most; beyond, new ones wait in the kernel's backlog until one closes."
+    ),
+    var!(
+        "HTTP_MAX_CONCURRENT_REQUESTS",
+        "256",
+        false,
+        "Requests served at once at most; the next is answered 503 with `Retry-After` at once (load shedding). `/healthz`, `/ready` and `/metrics` are exempt."
+    ),
+    var!(
+        "DATABASE_AUTO_MIGRATE",
+        "true in development",
+        false,
+        "Development only: apply pending migrations at start-up. Production never migrates on its own (`clockify-addons migrate`)."
     ),
     var!(
         "CORS_ALLOWED_ORIGINS",
@@ -433,6 +463,12 @@ pub struct CoreConfig {
     pub api: ApiClientConfig,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub shutdown_drain: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_concurrent_requests: usize,
+    /// Apply pending migrations at start-up (development only).
+    pub auto_migrate: bool,
     pub cors_origins: OriginList,
     pub retention: RetentionConfig,
     pub bootstrap: BootstrapConfig,
@@ -710,7 +746,34 @@ impl CoreConfig {
             api_call_rate_limit: l.bounded("API_CALL_RATE_LIMIT", 50, 0, 100_000),
         };
         let request_timeout = l.seconds("HTTP_REQUEST_TIMEOUT_SECONDS", 30, 1, 600);
-        let shutdown_timeout = l.seconds("SHUTDOWN_TIMEOUT_SECONDS", 25, 0, 600);
+        let shutdown_timeout = l.seconds("SHUTDOWN_TIMEOUT_SECONDS", 25, 1, 600);
+        let shutdown_drain = l.seconds("SHUTDOWN_DRAIN_SECONDS", 5, 0, 120);
+        if shutdown_drain >= shutdown_timeout {
+            l.problems.push(format!(
+                "SHUTDOWN_DRAIN_SECONDS ({}) must be below SHUTDOWN_TIMEOUT_SECONDS ({}): the drain is part of the shutdown deadline",
+                shutdown_drain.as_secs(),
+                shutdown_timeout.as_secs()
+            ));
+        }
+        let header_read_timeout = l.seconds("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10, 1, 300);
+        let max_connections = l.bounded("HTTP_MAX_CONNECTIONS", 4096, 1, 1_000_000) as usize;
+        let max_concurrent_requests =
+            l.bounded("HTTP_MAX_CONCURRENT_REQUESTS", 256, 1, 100_000) as usize;
+        let auto_migrate = l.parse::<bool>("DATABASE_AUTO_MIGRATE", !production, "true or false");
+        if production && auto_migrate {
+            l.problems.push(
+                "DATABASE_AUTO_MIGRATE: production never migrates on its own; run `clockify-addons migrate`".into(),
+            );
+        }
+        if production
+            && env
+                .get("DATABASE_URL")
+                .is_some_and(|u| u.starts_with("sqlite:"))
+        {
+            l.problems.push(
+                "DATABASE_URL: production needs PostgreSQL (postgres://); sqlite: is the embedded default of development mode".into(),
+            );
+        }
         let log_format = match env.get("LOG_FORMAT").unwrap_or("json") {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
@@ -741,6 +804,11 @@ impl CoreConfig {
             api,
             request_timeout,
             shutdown_timeout,
+            shutdown_drain,
+            header_read_timeout,
+            max_connections,
+            max_concurrent_requests,
+            auto_migrate,
             cors_origins,
             retention,
             bootstrap,
@@ -857,6 +925,39 @@ mod tests {
     }
 
     #[test]
+    fn production_refuses_sqlite_self_migration_and_a_drain_past_the_deadline() {
+        for (name, value, expected) in [
+            (
+                "DATABASE_URL",
+                "sqlite://x.db?mode=rwc",
+                "production needs PostgreSQL",
+            ),
+            (
+                "DATABASE_AUTO_MIGRATE",
+                "true",
+                "production never migrates on its own",
+            ),
+            (
+                "SHUTDOWN_DRAIN_SECONDS",
+                "25",
+                "SHUTDOWN_DRAIN_SECONDS (25) must be below SHUTDOWN_TIMEOUT_SECONDS (25)",
+            ),
+        ] {
+            let mut env = prod();
+            env.set(name, value);
+            let text = CoreConfig::from_env(&env, &DEFAULTS)
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains(expected), "{name}={value}: {text}");
+        }
+        let mut env = prod();
+        env.set("ADDON_MODE", "development");
+        env.set("DATABASE_URL", "sqlite://x.db?mode=rwc");
+        let cfg = CoreConfig::from_env(&env, &DEFAULTS).unwrap();
+        assert!(cfg.auto_migrate, "development migrates by default");
+    }
+
+    #[test]
     fn durations_are_bounded_and_named() {
         for (name, value, expected) in [
             (
@@ -864,7 +965,19 @@ mod tests {
                 "18446744073709551615",
                 "from 1 to 300, got 18446744073709551615",
             ),
-            ("SHUTDOWN_TIMEOUT_SECONDS", "601", "from 0 to 600, got 601"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "601", "from 1 to 600, got 601"),
+            ("SHUTDOWN_DRAIN_SECONDS", "121", "from 0 to 120, got 121"),
+            (
+                "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+                "0",
+                "from 1 to 300, got 0",
+            ),
+            ("HTTP_MAX_CONNECTIONS", "0", "an integer from 1 to 1000000"),
+            (
+                "HTTP_MAX_CONCURRENT_REQUESTS",
+                "100001",
+                "an integer from 1 to 100000",
+            ),
             ("FLOW_LEASE_SECONDS", "1", "from 2 to 3600, got 1"),
             (
                 "RETENTION_INTERVAL_SECONDS",

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub webhooks_received: IntCounterVec,
     pub auth_failures: IntCounterVec,
+    /// Requests refused with 503 because `HTTP_MAX_CONCURRENT_REQUESTS` were in flight.
+    pub http_shed: prometheus::IntCounter,
+    /// Requests in flight (those the concurrency limit counts).
+    pub http_in_flight: prometheus::IntGauge,
     pub lifecycle_events: IntCounterVec,
     pub flows_executed: IntCounterVec,
     pub api_calls: IntCounterVec,
@@ -89,6 +93,22 @@ impl Metrics {
             "Refused tokens by route group and reason.",
             &["group", "reason"],
         );
+        let http_shed = prometheus::IntCounter::new(
+            "http_requests_shed_total",
+            "Requests answered 503 at once because the concurrency limit was reached.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(http_shed.clone()))
+            .expect("metric registered once");
+        let http_in_flight = prometheus::IntGauge::new(
+            "http_requests_in_flight",
+            "Requests being served (health and metrics excluded).",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(http_in_flight.clone()))
+            .expect("metric registered once");
         let lifecycle_events = counter(
             &registry,
             "lifecycle_events_total",
@@ -214,6 +234,8 @@ impl Metrics {
             http_duration,
             webhooks_received,
             auth_failures,
+            http_shed,
+            http_in_flight,
             lifecycle_events,
             flows_executed,
             api_calls,

@@ -69,8 +69,18 @@ impl TestAppBuilder {
         };
         // One key per database, so an app restarted on the same data can read its tokens.
         let key: [u8; 32] = sha2::Sha256::digest(db.url.as_bytes()).into();
+        // Production refuses SQLite: the embedded backend runs in development mode, migrated
+        // by the test kit like production is by `clockify-addons migrate`.
+        let mode = if db.url.starts_with("sqlite:") {
+            "development"
+        } else {
+            "production"
+        };
         let mut env = Env::from_pairs([
-            ("ADDON_MODE", "production".to_owned()),
+            ("ADDON_MODE", mode.to_owned()),
+            ("DATABASE_AUTO_MIGRATE", "false".to_owned()),
+            // Tests stop at once unless they test the drain.
+            ("SHUTDOWN_DRAIN_SECONDS", "0".to_owned()),
             ("ADDON_BASE_URL", "https://addon.test.example".to_owned()),
             ("ADDON_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
             ("DATABASE_URL", db.url.clone()),

@@ -164,11 +164,18 @@ async fn slow_requests_time_out_with_a_json_503(backend: Backend) {
     app.stop().await;
 }
 
-async fn graceful_shutdown_finishes_in_flight_requests(backend: Backend) {
-    let app = start(backend).await;
+/// SIGTERM as Kubernetes sends it: `/ready` turns 503 at once while requests are still served
+/// for the drain delay (new connections included), the request in flight completes, then the
+/// listener closes and the process stops within the one deadline.
+async fn graceful_shutdown_drains_then_finishes_in_flight_requests(backend: Backend) {
+    let app = TestApp::builder(&api_studio::DEFINITION, backend)
+        .env("SHUTDOWN_DRAIN_SECONDS", "2")
+        .env("SHUTDOWN_TIMEOUT_SECONDS", "6")
+        .start()
+        .await;
     app.install_settled("ws1").await;
     app.fake.respond(|_| {
-        FakeResponse::json(200, json!([{"id": "slow"}])).delayed(Duration::from_millis(800))
+        FakeResponse::json(200, json!([{"id": "slow"}])).delayed(Duration::from_millis(2500))
     });
     let http = app.http.clone();
     let url = app.url("/ui/explorer/execute");
@@ -183,16 +190,31 @@ async fn graceful_shutdown_finishes_in_flight_requests(backend: Backend) {
     });
     app.fake.wait_for(1, Duration::from_secs(5)).await;
     let base = app.base.clone();
+    let signalled = std::time::Instant::now();
     let stopping = tokio::spawn(app.stop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // New connections are refused while draining...
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Draining: unready, yet still serving new connections.
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503, "unready while draining");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "still served while draining");
+    // The request in flight (it outlives the drain) completes.
+    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+    // After the drain the listener is closed.
+    let waited = signalled.elapsed();
+    if waited < Duration::from_millis(2300) {
+        tokio::time::sleep(Duration::from_millis(2300) - waited).await;
+    }
     assert!(
         reqwest::get(format!("{base}/healthz")).await.is_err(),
-        "no new connections after SIGTERM"
+        "no new connections after the drain"
     );
-    // ...and the request already running completes.
-    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
     stopping.await.unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(6),
+        "stopped within SHUTDOWN_TIMEOUT_SECONDS: {:?}",
+        signalled.elapsed()
+    );
 }
 
 async fn retention_deletes_in_batches_and_zero_keeps(backend: Backend) {
@@ -351,7 +373,7 @@ backend_tests!(
     metrics_count_requests_and_add_on_events,
     security_headers_cors_and_request_ids,
     slow_requests_time_out_with_a_json_503,
-    graceful_shutdown_finishes_in_flight_requests,
+    graceful_shutdown_drains_then_finishes_in_flight_requests,
     retention_deletes_in_batches_and_zero_keeps,
     manifest_validates_against_clockifys_schema,
 );

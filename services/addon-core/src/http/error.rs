@@ -29,6 +29,8 @@ pub enum AppError {
     RateLimited { retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
+    #[error("the server is at its limit of concurrent requests; retry shortly")]
+    Overloaded,
     /// The cause is logged; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -46,7 +48,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,6 +65,7 @@ impl AppError {
             Self::Upstream(_) => "upstream_error",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded => "overloaded",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -139,6 +142,7 @@ impl IntoResponse for AppError {
         let retry_after = match self {
             Self::RateLimited { retry_after } => Some(retry_after),
             Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            Self::Overloaded => Some(1),
             _ => None,
         };
         if let Some(v) =

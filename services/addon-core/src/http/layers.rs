@@ -33,15 +33,46 @@ fn csp(origins: &OriginList) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("frame-ancestors 'self'"))
 }
 
+/// Load shedding: at most this many requests in flight; the next is answered 503 with
+/// Retry-After at once instead of queueing behind them. Health checks and metrics are exempt,
+/// so an overloaded pod is not also restarted by its liveness probe.
+#[derive(Clone)]
+struct Shed {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    metrics: Metrics,
+}
+
+const UNSHED: &[&str] = &["/healthz", "/ready", "/metrics"];
+
+async fn shed(State(shed): State<Shed>, req: Request, next: Next) -> Response<Body> {
+    if UNSHED.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let Ok(_permit) = shed.slots.clone().try_acquire_owned() else {
+        shed.metrics.http_shed.inc();
+        return super::AppError::Overloaded.into_response();
+    };
+    shed.metrics.http_in_flight.inc();
+    let res = next.run(req).await;
+    shed.metrics.http_in_flight.dec();
+    res
+}
+
 pub fn apply(
     router: Router,
     metrics: Metrics,
     cors: &OriginList,
     request_timeout: Duration,
+    max_concurrent_requests: usize,
 ) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
+    let shed_state = Shed {
+        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(max_concurrent_requests.max(1))),
+        metrics: metrics.clone(),
+    };
     router
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+        .layer(middleware::from_fn_with_state(shed_state, shed))
         .layer(middleware::map_response(json_error_bodies))
         .layer(middleware::from_fn_with_state(metrics, track))
         .layer(

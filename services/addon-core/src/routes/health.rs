@@ -30,7 +30,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response()
     };
-    if state.shutdown.is_cancelled() {
+    if state.draining.is_cancelled() || state.shutdown.is_cancelled() {
         return unready("shutting down".into());
     }
     match tokio::time::timeout(
