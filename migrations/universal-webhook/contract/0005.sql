@@ -239,7 +239,7 @@ INSERT INTO http_allowlist (workspace_id, rule, created_at) VALUES ($1, $2, $3)
          ON CONFLICT (workspace_id, rule) DO NOTHING;
 
 -- name: secrets::get
-SELECT secret_enc, previous_secret_enc, previous_valid_until, created_at, rotated_at FROM custom_webhook_secrets WHERE workspace_id = $1;
+SELECT secret_enc, previous_secret_enc, previous_valid_until, created_at, rotated_at, legacy_signatures_until FROM custom_webhook_secrets WHERE workspace_id = $1;
 
 -- name: secrets::create
 INSERT INTO custom_webhook_secrets (workspace_id, secret_enc, created_at) VALUES ($1, $2, $3)
@@ -251,6 +251,9 @@ UPDATE custom_webhook_secrets SET previous_secret_enc = secret_enc, previous_val
 
 -- name: secrets::delete
 DELETE FROM custom_webhook_secrets WHERE workspace_id = $1;
+
+-- name: secrets::set_legacy
+UPDATE custom_webhook_secrets SET legacy_signatures_until = $1 WHERE workspace_id = $2;
 
 -- name: api_calls::record
 INSERT INTO api_calls (id, workspace_id, user_id, method, endpoint, status, error, duration_ms, called_at)

@@ -112,8 +112,10 @@ pub enum AuthError {
     UnknownWebhookToken,
     #[error("the add-on is not installed in this workspace")]
     NotInstalled,
-    #[error("the HMAC-SHA256 signature does not match the workspace's custom webhook secret")]
+    #[error("the signature does not verify for this workspace and source")]
     BadSignature,
+    #[error("webhook-timestamp is outside the tolerance window (a replay, or a clock that is off)")]
+    StaleTimestamp,
 }
 
 impl AuthError {
@@ -138,6 +140,7 @@ impl AuthError {
             Self::UnknownWebhookToken => "unknown_webhook_token",
             Self::NotInstalled => "not_installed",
             Self::BadSignature => "bad_signature",
+            Self::StaleTimestamp => "stale_timestamp",
         }
     }
 }

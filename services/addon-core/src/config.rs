@@ -273,6 +273,12 @@ pub const VARIABLES: &[VarSpec] = &[
         "After a custom webhook secret is rotated, how long the previous one is still accepted."
     ),
     var!(
+        "CUSTOM_WEBHOOK_TOLERANCE_SECONDS",
+        "300",
+        false,
+        "How far a custom webhook's signed `webhook-timestamp` may be from now, either way; older (or later) deliveries are refused as replays."
+    ),
+    var!(
         "CUSTOM_WEBHOOK_RATE_LIMIT",
         "100",
         false,
@@ -432,6 +438,8 @@ pub struct CustomWebhookConfig {
     pub rate_limit: u32,
     /// `POST /api-call` calls per second per workspace; 0: unlimited.
     pub api_call_rate_limit: u32,
+    /// Largest distance of a signed `webhook-timestamp` from now.
+    pub tolerance: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -744,6 +752,7 @@ impl CoreConfig {
             ),
             rate_limit: l.bounded("CUSTOM_WEBHOOK_RATE_LIMIT", 100, 0, 100_000),
             api_call_rate_limit: l.bounded("API_CALL_RATE_LIMIT", 50, 0, 100_000),
+            tolerance: l.seconds("CUSTOM_WEBHOOK_TOLERANCE_SECONDS", 300, 30, 3600),
         };
         let request_timeout = l.seconds("HTTP_REQUEST_TIMEOUT_SECONDS", 30, 1, 600);
         let shutdown_timeout = l.seconds("SHUTDOWN_TIMEOUT_SECONDS", 25, 1, 600);

@@ -84,12 +84,18 @@
       $('bs-out').textContent = JSON.stringify(await api('GET', '/ui/bootstrap'), null, 2);
     },
     async sources() {
-      const info = await api('GET', '/ui/custom-webhooks');
-      $('cw-url').textContent = info.url;
-      $('cw-out').textContent = JSON.stringify(info, null, 2);
+      const source = $('cw-source').value.trim();
+      const info = await api('GET', '/ui/custom-webhooks' + (source ? '?source=' + encodeURIComponent(source) : ''));
+      showSources(info);
       $('al-rules').value = (await api('GET', '/ui/http-allowlist')).rules.join('\n');
     },
   };
+
+  function showSources(info) {
+    $('cw-url').textContent = info.url;
+    $('cw-legacy').textContent = info.legacySignaturesUntil ? 'accepted until ' + info.legacySignaturesUntil : 'refused';
+    $('cw-out').textContent = JSON.stringify(info, null, 2);
+  }
 
   function open(tab) {
     document.querySelectorAll('nav button').forEach((b) => b.classList.toggle('active', b.dataset.tab === tab));
@@ -106,6 +112,12 @@
     if (!confirm('Senders must switch to the new secret; the old one keeps working for a grace period. Rotate?')) return;
     try { $('cw-out').textContent = JSON.stringify(await api('POST', '/ui/custom-webhooks/rotate'), null, 2); } catch (err) { show(err); }
   };
+  $('cw-show').onclick = () => loaders.sources().catch(show);
+  const legacy = (days) => async () => {
+    try { showSources(await api('PUT', '/ui/custom-webhooks/legacy', { days })); } catch (err) { show(err); }
+  };
+  $('cw-legacy-open').onclick = legacy(7);
+  $('cw-legacy-close').onclick = legacy(0);
   $('al-save').onclick = async () => {
     try {
       const rules = $('al-rules').value.split('\n').map((r) => r.trim()).filter(Boolean);

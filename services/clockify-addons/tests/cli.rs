@@ -61,7 +61,10 @@ async fn migrate_is_idempotent_and_safe_concurrently(backend: Backend) {
     );
     assert!(again.status.success());
     assert!(
-        text(&again).contains("up to date (version 4)"),
+        text(&again).contains(&format!(
+            "up to date (version {})",
+            addon_core::db::CORE_MIGRATIONS.len()
+        )),
         "{}",
         text(&again)
     );
@@ -289,21 +292,28 @@ async fn dev_server_accepts_tokens_from_sign() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let info: serde_json::Value = http
-        .get(format!("{uw}/ui/custom-webhooks?auth_token={uw_user}"))
+        .get(format!(
+            "{uw}/ui/custom-webhooks?source=ci&auth_token={uw_user}"
+        ))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let secret = info["secret"].as_str().expect("the admin sees the secret");
-    let body = br#"{"event_type":"deploy","service":"api"}"#;
+    let secret = info["signingSecret"]
+        .as_str()
+        .expect("the admin sees the source's signing secret");
+    let body = br#"{"type":"deploy","service":"api"}"#;
+    let now = addon_core::time::now_secs();
     let r = http
         .post(format!("{uw}/webhooks/custom/ci"))
         .header("X-Workspace-Id", "ws-dev")
+        .header("webhook-id", "msg_dev_1")
+        .header("webhook-timestamp", now.to_string())
         .header(
-            "X-Signature-256",
-            addon_core::routes::custom::sign(secret, body),
+            "webhook-signature",
+            addon_core::routes::custom::sign_standard(secret, "msg_dev_1", now, body),
         )
         .body(body.to_vec())
         .send()

@@ -1,16 +1,25 @@
 //! Custom webhooks (Universal Webhook): `POST /webhooks/custom/{source}` lets any system send
-//! events into a workspace's flows. Never unauthenticated: the body must carry an HMAC-SHA256
-//! signature made with the workspace's secret (created at install, shown to admins and
-//! rotatable in the UI; the previous secret stays valid for a grace period after a rotation).
+//! events into a workspace's flows, signed the way Standard Webhooks
+//! (<https://www.standardwebhooks.com/>) sign them, so senders use its libraries unchanged:
 //!
-//! Request: the workspace in `X-Workspace-Id` (or `?workspaceId=`), the signature in
-//! `X-Signature-256: sha256=<hex>` (`X-Hub-Signature-256` is accepted too, so GitHub-style
-//! senders work unchanged), the event type in `X-Event-Type` (else the body's `event_type` or
-//! `eventType`, else `CUSTOM_EVENT`), and an optional delivery id in `X-Delivery-Id`
-//! (`X-GitHub-Delivery`, `Idempotency-Key`) that de-duplicates retries; without one, identical
-//! bodies of one source and event are one delivery. The delivery is stored before the answer.
+//! - `webhook-id`: a unique id per message (retries keep it); deliveries are de-duplicated on it.
+//! - `webhook-timestamp`: Unix seconds; refused when further than
+//!   `CUSTOM_WEBHOOK_TOLERANCE_SECONDS` from now (a captured request cannot be replayed later).
+//! - `webhook-signature`: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, several
+//!   space-separated signatures allowed (during a rotation).
+//!
+//! The key is the source's signing secret (`whsec_<base64>`), derived from the workspace's
+//! secret and the source name: a request signed for one `{source}` does not verify under
+//! another. The event type comes from the signed body (`type`, `event_type` or `eventType`);
+//! an `X-Event-Type` header must agree with it. The workspace is named in `X-Workspace-Id`
+//! (or `?workspaceId=`).
+//!
+//! The old scheme (`X-Signature-256: sha256=<hex HMAC of the body>` with the workspace secret)
+//! is accepted only while an admin keeps the workspace's migration window open; it is
+//! replayable, which is why it closes. An unknown workspace and a wrong signature get the same
+//! answer. The delivery is stored before the answer.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,6 +54,7 @@ pub fn ui_routes() -> Router<AppState> {
     Router::new()
         .route("/ui/custom-webhooks", get(show_secret))
         .route("/ui/custom-webhooks/rotate", post(rotate_secret))
+        .route("/ui/custom-webhooks/legacy", axum::routing::put(set_legacy))
         .route(
             "/ui/http-allowlist",
             get(show_allowlist).put(save_allowlist),
@@ -116,37 +126,168 @@ fn reject(state: &AppState, e: AuthError) -> AppError {
     AppError::Unauthorized(e)
 }
 
-/// The event type: header, else the body's `event_type`/`eventType`, else `CUSTOM_EVENT`.
-fn event_type(headers: &HeaderMap, body: &Value) -> Result<String, AppError> {
-    let named = header_str(headers, "x-event-type")
-        .map(str::to_owned)
-        .or_else(|| {
-            ["event_type", "eventType"]
-                .iter()
-                .find_map(|k| body.get(*k).and_then(Value::as_str).map(str::to_owned))
-        });
-    let event = named.unwrap_or_else(|| DEFAULT_EVENT.to_owned());
+/// The one answer for an unknown workspace, a deleted installation and a signature that does
+/// not verify: a sender cannot tell them apart (the metric label still does).
+fn refused(state: &AppState, reason: &'static str) -> AppError {
+    state
+        .metrics
+        .auth_failures
+        .with_label_values(&["custom_webhook", reason])
+        .inc();
+    state
+        .metrics
+        .custom_webhooks_received
+        .with_label_values(&["rejected"])
+        .inc();
+    AppError::Unauthorized(AuthError::BadSignature)
+}
+
+/// The signing secret of one source: `whsec_` and the standard base64 of
+/// HMAC-SHA256(workspace secret, "clockify-addons custom source v1\n{source}").
+pub fn source_secret(workspace_secret: &str, source: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(workspace_secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"clockify-addons custom source v1\n");
+    mac.update(source.as_bytes());
+    format!(
+        "{SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The key bytes of a `whsec_<base64>` secret.
+fn secret_key(secret: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))
+        .ok()
+}
+
+/// `v1,<base64>`: the Standard Webhooks signature of one message.
+pub fn sign_standard(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = secret_key(secret).unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Whether any `v1,` signature in the space-separated list verifies (constant time each).
+pub fn verify_standard(secret: &str, id: &str, timestamp: i64, body: &[u8], list: &str) -> bool {
+    let Some(key) = secret_key(secret) else {
+        return false;
+    };
+    list.split_ascii_whitespace().any(|sig| {
+        let Some(b64) = sig.strip_prefix("v1,") else {
+            return false;
+        };
+        let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            return false;
+        };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+            return false;
+        };
+        mac.update(format!("{id}.{timestamp}.").as_bytes());
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    })
+}
+
+/// The event type named in a body: `type` (Standard Webhooks), `event_type` or `eventType`.
+fn body_event(body: &Value) -> Option<&str> {
+    ["type", "event_type", "eventType"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_str))
+}
+
+/// The event type. Signed deliveries take it from the body (the header is not signed, so it
+/// may only repeat it); legacy deliveries may still name it in `X-Event-Type`.
+fn event_type(headers: &HeaderMap, body: &Value, signed: bool) -> Result<String, AppError> {
+    let header = header_str(headers, "x-event-type");
+    let from_body = body_event(body);
+    let event = if signed {
+        if let (Some(h), b) = (header, from_body)
+            && Some(h) != b
+        {
+            return Err(AppError::BadRequest(format!(
+                "X-Event-Type {h:?} is not signed and differs from the signed body's type {:?}: name the event type in the body (`type`)",
+                b.unwrap_or(DEFAULT_EVENT)
+            )));
+        }
+        from_body.unwrap_or(DEFAULT_EVENT).to_owned()
+    } else {
+        header.or(from_body).unwrap_or(DEFAULT_EVENT).to_owned()
+    };
     if !is_custom_event_name(&event) {
         return Err(AppError::BadRequest(format!(
-            "event type {event:?}: expected 1-64 letters, digits, `.`, `_`, `:` or `-` (X-Event-Type)"
+            "event type {event:?}: expected 1-64 letters, digits, `.`, `_`, `:` or `-`"
         )));
     }
     Ok(event)
+}
+
+/// How a delivery is signed, read from the headers before the body.
+enum Scheme {
+    Standard {
+        id: String,
+        timestamp: i64,
+        signatures: String,
+    },
+    Legacy {
+        signature: String,
+    },
+}
+
+fn scheme(state: &AppState, headers: &HeaderMap) -> Result<Scheme, AppError> {
+    if let Some(signatures) = header_str(headers, "webhook-signature") {
+        let id = header_str(headers, "webhook-id")
+            .filter(|id| id.len() <= 256)
+            .ok_or_else(|| {
+                AppError::BadRequest("webhook-id: required with webhook-signature (1-256 characters, unique per message)".into())
+            })?;
+        let timestamp = header_str(headers, "webhook-timestamp")
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(|| {
+                AppError::BadRequest(
+                    "webhook-timestamp: required with webhook-signature, in Unix seconds".into(),
+                )
+            })?;
+        let tolerance = state.config.custom_webhooks.tolerance.as_secs() as i64;
+        if (crate::time::now_secs() - timestamp).abs() > tolerance {
+            return Err(reject(state, AuthError::StaleTimestamp));
+        }
+        return Ok(Scheme::Standard {
+            id: id.to_owned(),
+            timestamp,
+            signatures: signatures.to_owned(),
+        });
+    }
+    match header_str(headers, "x-signature-256")
+        .or_else(|| header_str(headers, "x-hub-signature-256"))
+    {
+        Some(sig) => Ok(Scheme::Legacy {
+            signature: sig.to_owned(),
+        }),
+        None => Err(reject(state, AuthError::Missing)),
+    }
 }
 
 async fn receive(
     State(state): State<AppState>,
     Path(source): Path<String>,
     Query(q): Query<WorkspaceQuery>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    req: Request,
 ) -> AppResult<Json<Value>> {
     if !is_source_name(&source) || source == CLOCKIFY_SOURCE {
         return Err(AppError::BadRequest(format!(
             "source {source:?}: expected 1-64 of a-z, 0-9, `-` and `_` (and not `clockify`)"
         )));
     }
-    let workspace_id = header_str(&headers, "x-workspace-id")
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let workspace_id = header_str(headers, "x-workspace-id")
         .map(str::to_owned)
         .or(q.workspace_id)
         .filter(|w| !w.is_empty() && w.len() <= 64)
@@ -155,34 +296,50 @@ async fn receive(
                 "name the workspace in the X-Workspace-Id header (or ?workspaceId=)".into(),
             )
         })?;
-    let presented = header_str(&headers, "x-signature-256")
-        .or_else(|| header_str(&headers, "x-hub-signature-256"))
-        .ok_or_else(|| reject(&state, AuthError::Missing))?;
-    // Unknown workspace, deleted installation and wrong signature look alike to the sender.
+    // Everything that can be judged from the headers is, before the body is read.
+    let scheme = scheme(&state, headers)?;
     let stored = match installations::get(&state.db, &workspace_id).await? {
         Some(i) if i.status != InstallStatus::Deleted => {
             secrets::get(&state.db, &workspace_id).await?
         }
         _ => None,
     };
-    let Some(stored) = stored else {
-        return Err(reject(&state, AuthError::NotInstalled));
-    };
-    let mut candidates = vec![stored.secret_enc.as_str()];
-    candidates.extend(stored.previous_enc.as_deref());
-    let mut verified = false;
-    for enc in candidates {
-        let secret = state
-            .cipher
-            .decrypt(&workspace_id, enc)
-            .map_err(|e| AppError::Internal(format!("custom webhook secret: {e}")))?;
-        if verify(secret.expose_secret(), &body, presented) {
-            verified = true;
-            break;
+    let now = now_millis();
+    let stored = match (stored, &scheme) {
+        (None, _) => return Err(refused(&state, "unknown_workspace")),
+        (Some(s), Scheme::Legacy { .. }) if !s.legacy_open(now) => {
+            return Err(refused(&state, "legacy_closed"));
         }
+        (Some(s), _) => s,
+    };
+    let mut secrets_plain = Vec::with_capacity(2);
+    for enc in std::iter::once(&stored.secret_enc).chain(stored.previous_enc.as_ref()) {
+        secrets_plain.push(
+            state
+                .cipher
+                .decrypt(&workspace_id, enc)
+                .map_err(|e| AppError::Internal(format!("custom webhook secret: {e}")))?,
+        );
     }
+    let RawBody(body) =
+        RawBody::from_request(Request::from_parts(parts.clone(), body), &state).await?;
+    let headers = &parts.headers;
+    let verified = secrets_plain.iter().any(|secret| match &scheme {
+        Scheme::Standard {
+            id,
+            timestamp,
+            signatures,
+        } => verify_standard(
+            &source_secret(secret.expose_secret(), &source),
+            id,
+            *timestamp,
+            &body,
+            signatures,
+        ),
+        Scheme::Legacy { signature } => verify(secret.expose_secret(), &body, signature),
+    });
     if !verified {
-        return Err(reject(&state, AuthError::BadSignature));
+        return Err(refused(&state, "bad_signature"));
     }
     if let Err(limited) = crate::app::admit(state.custom_webhook_limiter.as_ref(), &workspace_id) {
         state
@@ -199,25 +356,40 @@ async fn receive(
             format!("invalid JSON body: {e}")
         })
     })?;
-    let event = event_type(&headers, &parsed)?;
+    let signed = matches!(scheme, Scheme::Standard { .. });
+    let event = event_type(headers, &parsed, signed)?;
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| AppError::BadRequest("the body is not UTF-8".into()))?;
-    let delivery_id = ["x-delivery-id", "x-github-delivery", "idempotency-key"]
-        .iter()
-        .find_map(|h| header_str(&headers, h))
-        .filter(|d| d.len() <= 200);
-    let identity = match delivery_id {
-        Some(d) => format!("id:{d}"),
-        None => format!("body:{}", sha256_hex(&body)),
+    let delivery_key = match &scheme {
+        // The signed id is the message: a replay under any other header is the same delivery.
+        Scheme::Standard { id, .. } => sha256_hex(format!("custom-sw\n{source}\n{id}")),
+        Scheme::Legacy { .. } => {
+            let delivery_id = ["x-delivery-id", "x-github-delivery", "idempotency-key"]
+                .iter()
+                .find_map(|h| header_str(headers, h))
+                .filter(|d| d.len() <= 200);
+            let identity = match delivery_id {
+                Some(d) => format!("id:{d}"),
+                None => format!("body:{}", sha256_hex(&body)),
+            };
+            sha256_hex(format!("custom\n{source}\n{event}\n{identity}"))
+        }
     };
+    if !signed {
+        state
+            .metrics
+            .auth_failures
+            .with_label_values(&["custom_webhook", "legacy_accepted"])
+            .inc();
+    }
     let incoming = IncomingCustom {
         id: new_id(),
         workspace_id: workspace_id.clone(),
-        delivery_key: sha256_hex(format!("custom\n{source}\n{event}\n{identity}")),
+        delivery_key,
         source: source.clone(),
         event_type: event.clone(),
         body: text,
-        received_at: now_millis(),
+        received_at: now,
     };
     match crate::store::webhooks::ingest_custom(&state.db, &incoming).await? {
         IngestOutcome::Accepted { pending } => {
@@ -229,7 +401,7 @@ async fn receive(
             if pending {
                 state.flow_work.notify_one();
             }
-            tracing::info!(workspace_id = %workspace_id, source = %source, event_type = %event, id = %incoming.id, "custom webhook stored");
+            tracing::info!(workspace_id = %workspace_id, source = %source, event_type = %event, id = %incoming.id, signed, "custom webhook stored");
             Ok(Json(json!({
                 "status": "accepted", "id": incoming.id, "source": source, "eventType": event,
             })))
@@ -244,7 +416,7 @@ async fn receive(
                 "status": "duplicate", "id": id, "source": source, "eventType": event,
             })))
         }
-        IngestOutcome::UnknownToken => Err(reject(&state, AuthError::NotInstalled)),
+        IngestOutcome::UnknownToken => Err(refused(&state, "unknown_workspace")),
     }
 }
 
@@ -258,8 +430,9 @@ fn admins_only(user: &UiUser) -> AppResult<()> {
     }
 }
 
-/// What the UI shows: the URL to send to, the headers to set and the secret (admins only).
-async fn describe(state: &AppState, workspace_id: &str) -> AppResult<Value> {
+/// What the UI shows (admins only): the URL to send to, the headers to set, the workspace
+/// secret, the signing secret of a source when one is named, and the legacy window.
+async fn describe(state: &AppState, workspace_id: &str, source: Option<&str>) -> AppResult<Value> {
     if secrets::get(&state.db, workspace_id).await?.is_none() {
         // Installed before custom webhooks existed: create the secret now.
         ensure_secret(state, workspace_id).await?;
@@ -272,24 +445,55 @@ async fn describe(state: &AppState, workspace_id: &str) -> AppResult<Value> {
         .decrypt(workspace_id, &stored.secret_enc)
         .map_err(|e| AppError::Internal(format!("custom webhook secret: {e}")))?;
     let base = state.config.base_url.as_str().trim_end_matches('/');
-    Ok(json!({
+    let mut out = json!({
         "url": format!("{base}/webhooks/custom/{{source}}"),
+        "scheme": "Standard Webhooks (https://www.standardwebhooks.com/): sign with the source's signing secret",
         "headers": {
             "X-Workspace-Id": workspace_id,
-            "X-Signature-256": "sha256=<hex HMAC-SHA256 of the raw body with the secret>",
-            "X-Event-Type": "<event type, optional>",
-            "X-Delivery-Id": "<unique id per delivery, optional: de-duplicates retries>",
+            "webhook-id": "<unique id per message; retries keep it: de-duplicates>",
+            "webhook-timestamp": "<Unix seconds>",
+            "webhook-signature": "v1,<base64 HMAC-SHA256 of \"{webhook-id}.{webhook-timestamp}.{body}\" with the source's signing secret>",
         },
+        "eventType": "the signed body's `type` (or `event_type`, `eventType`); else CUSTOM_EVENT",
+        "toleranceSeconds": state.config.custom_webhooks.tolerance.as_secs(),
         "secret": secret.expose_secret(),
         "createdAt": rfc3339(stored.created_at),
         "rotatedAt": rfc3339_opt(stored.rotated_at),
         "previousSecretValidUntil": rfc3339_opt(stored.previous_valid_until),
-    }))
+        "legacySignaturesUntil": rfc3339_opt(stored.legacy_signatures_until.filter(|t| *t > now_millis())),
+    });
+    if let Some(source) = source {
+        if !is_source_name(source) || source == CLOCKIFY_SOURCE {
+            return Err(AppError::BadRequest(format!(
+                "source {source:?}: expected 1-64 of a-z, 0-9, `-` and `_` (and not `clockify`)"
+            )));
+        }
+        out["source"] = json!(source);
+        out["signingSecret"] = json!(source_secret(secret.expose_secret(), source));
+    }
+    Ok(out)
 }
 
-async fn show_secret(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
+#[derive(Debug, Deserialize)]
+struct SourceQuery {
+    #[serde(default)]
+    source: Option<String>,
+}
+
+async fn show_secret(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<SourceQuery>,
+) -> AppResult<Json<Value>> {
     admins_only(&user)?;
-    Ok(Json(describe(&state, user.workspace_id()).await?))
+    Ok(Json(
+        describe(
+            &state,
+            user.workspace_id(),
+            q.source.as_deref().filter(|s| !s.is_empty()),
+        )
+        .await?,
+    ))
 }
 
 async fn rotate_secret(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
@@ -303,7 +507,37 @@ async fn rotate_secret(State(state): State<AppState>, user: UiUser) -> AppResult
     let until = now_millis() + state.config.custom_webhooks.secret_grace.as_millis() as i64;
     secrets::rotate(&state.db, ws, &enc, until).await?;
     tracing::info!(workspace_id = %ws, "custom webhook secret rotated");
-    Ok(Json(describe(&state, ws).await?))
+    Ok(Json(describe(&state, ws, None).await?))
+}
+
+/// The longest migration window for body-only signatures.
+pub const LEGACY_WINDOW_MAX_DAYS: u32 = 30;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyBody {
+    /// Days from now the old scheme stays accepted; 0 closes the window.
+    days: u32,
+}
+
+async fn set_legacy(
+    State(state): State<AppState>,
+    user: UiUser,
+    ApiJson(body): ApiJson<LegacyBody>,
+) -> AppResult<Json<Value>> {
+    admins_only(&user)?;
+    if body.days > LEGACY_WINDOW_MAX_DAYS {
+        return Err(AppError::Validation(vec![format!(
+            "days: at most {LEGACY_WINDOW_MAX_DAYS} (the old scheme is replayable: move senders to webhook-signature)"
+        )]));
+    }
+    let ws = user.workspace_id();
+    ensure_secret(&state, ws).await?;
+    let until =
+        (body.days > 0).then(|| now_millis() + i64::from(body.days) * crate::time::DAY_MILLIS);
+    secrets::set_legacy_window(&state.db, ws, until).await?;
+    tracing::info!(workspace_id = %ws, days = body.days, "legacy custom webhook signatures window set");
+    Ok(Json(describe(&state, ws, None).await?))
 }
 
 async fn show_allowlist(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
@@ -374,14 +608,67 @@ mod tests {
     #[test]
     fn event_types_come_from_header_then_body() {
         let mut h = HeaderMap::new();
-        assert_eq!(event_type(&h, &json!({})).unwrap(), DEFAULT_EVENT);
+        assert_eq!(event_type(&h, &json!({}), false).unwrap(), DEFAULT_EVENT);
         assert_eq!(
-            event_type(&h, &json!({"event_type": "invoice.paid"})).unwrap(),
+            event_type(&h, &json!({"event_type": "invoice.paid"}), true).unwrap(),
             "invoice.paid"
         );
         h.insert("x-event-type", "push".parse().unwrap());
-        assert_eq!(event_type(&h, &json!({"eventType": "x"})).unwrap(), "push");
+        // Legacy: the header wins. Signed: the header may only repeat the body.
+        assert_eq!(
+            event_type(&h, &json!({"eventType": "x"}), false).unwrap(),
+            "push"
+        );
+        assert!(event_type(&h, &json!({"type": "x"}), true).is_err());
+        assert_eq!(
+            event_type(&h, &json!({"type": "push"}), true).unwrap(),
+            "push"
+        );
         h.insert("x-event-type", "no spaces".parse().unwrap());
-        assert!(event_type(&h, &json!({})).is_err());
+        assert!(event_type(&h, &json!({}), false).is_err());
+    }
+
+    /// The test vector of the Standard Webhooks specification: senders using its libraries
+    /// interoperate.
+    #[test]
+    fn standard_webhooks_test_vector() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let sig = sign_standard(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn standard_signatures_bind_id_timestamp_body_and_source() {
+        let ws = "whsec_workspace";
+        let ci = source_secret(ws, "ci");
+        assert!(ci.starts_with(SECRET_PREFIX));
+        let sig = sign_standard(&ci, "msg_1", 1_700_000_000, b"{}");
+        assert!(verify_standard(&ci, "msg_1", 1_700_000_000, b"{}", &sig));
+        assert!(verify_standard(
+            &ci,
+            "msg_1",
+            1_700_000_000,
+            b"{}",
+            &format!("v1,AAAA {sig}")
+        ));
+        assert!(!verify_standard(&ci, "msg_2", 1_700_000_000, b"{}", &sig));
+        assert!(!verify_standard(&ci, "msg_1", 1_700_000_001, b"{}", &sig));
+        assert!(!verify_standard(&ci, "msg_1", 1_700_000_000, b"{ }", &sig));
+        let other = source_secret(ws, "billing");
+        assert!(!verify_standard(
+            &other,
+            "msg_1",
+            1_700_000_000,
+            b"{}",
+            &sig
+        ));
+        assert!(!verify_standard(
+            &ci,
+            "msg_1",
+            1_700_000_000,
+            b"{}",
+            "v2,abc"
+        ));
     }
 }

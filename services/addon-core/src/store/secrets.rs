@@ -16,6 +16,15 @@ pub struct StoredSecrets {
     pub previous_valid_until: Option<i64>,
     pub created_at: i64,
     pub rotated_at: Option<i64>,
+    /// Until when the old, body-only signatures are still accepted (a migration window).
+    pub legacy_signatures_until: Option<i64>,
+}
+
+impl StoredSecrets {
+    /// Whether body-only (legacy) signatures are accepted now.
+    pub fn legacy_open(&self, now: i64) -> bool {
+        self.legacy_signatures_until.is_some_and(|t| t > now)
+    }
 }
 
 pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<StoredSecrets>, sqlx::Error> {
@@ -38,6 +47,7 @@ pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<StoredSecrets>, s
         previous_valid_until: if live { previous_valid_until } else { None },
         created_at: r.try_get("created_at")?,
         rotated_at: r.try_get("rotated_at")?,
+        legacy_signatures_until: r.try_get("legacy_signatures_until")?,
     }))
 }
 
@@ -74,6 +84,21 @@ pub async fn rotate(
     Ok(r.rows_affected() > 0)
 }
 
+/// Opens (until `until`, epoch millis) or closes (`None`) the window in which body-only
+/// signatures are accepted.
+pub async fn set_legacy_window(
+    db: &Db,
+    workspace_id: &str,
+    until: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(SET_LEGACY)
+        .bind(until)
+        .bind(workspace_id)
+        .execute(db.pool())
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
 /// Forgets the secrets (the add-on was deleted in the workspace).
 pub async fn delete(db: &Db, workspace_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query(DELETE)
@@ -84,7 +109,9 @@ pub async fn delete(db: &Db, workspace_id: &str) -> Result<(), sqlx::Error> {
 }
 
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
-const GET: &str = "SELECT secret_enc, previous_secret_enc, previous_valid_until, created_at, rotated_at FROM custom_webhook_secrets WHERE workspace_id = $1";
+const GET: &str = "SELECT secret_enc, previous_secret_enc, previous_valid_until, created_at, rotated_at, legacy_signatures_until FROM custom_webhook_secrets WHERE workspace_id = $1";
+const SET_LEGACY: &str =
+    "UPDATE custom_webhook_secrets SET legacy_signatures_until = $1 WHERE workspace_id = $2";
 const CREATE: &str =
     "INSERT INTO custom_webhook_secrets (workspace_id, secret_enc, created_at) VALUES ($1, $2, $3)
          ON CONFLICT (workspace_id) DO NOTHING";
@@ -98,4 +125,5 @@ pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("secrets::create", CREATE),
     ("secrets::rotate", ROTATE),
     ("secrets::delete", DELETE),
+    ("secrets::set_legacy", SET_LEGACY),
 ];
