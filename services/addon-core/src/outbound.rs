@@ -173,6 +173,31 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// A name that resolves only to non-public addresses: a refusal, not a network failure, so it
+/// is never retried.
+#[derive(Debug)]
+struct ResolvesPrivate(String);
+
+impl std::fmt::Display for ResolvesPrivate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} resolves only to private or local addresses", self.0)
+    }
+}
+
+impl std::error::Error for ResolvesPrivate {}
+
+/// Whether the error chain holds a [`ResolvesPrivate`].
+fn resolved_private(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<ResolvesPrivate>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Resolves names and drops every non-public address (all of them: a name that resolves only
 /// inside the network fails to resolve).
 #[derive(Debug)]
@@ -186,7 +211,9 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let public: Vec<SocketAddr> = addrs.into_iter().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
-                return Err(format!("{host} resolves only to private or local addresses").into());
+                return Err(
+                    Box::new(ResolvesPrivate(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
@@ -345,6 +372,9 @@ impl OutboundClient {
                 }
                 Err(e) => e,
             };
+            if resolved_private(&err) {
+                return Err(OutboundError::PrivateAddress { host });
+            }
             if let Some(delay) = backoff.next() {
                 tokio::time::sleep(delay).await;
                 continue;

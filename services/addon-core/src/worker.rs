@@ -424,6 +424,13 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
         }
         Some(f) => f,
     };
+    let mut flow = flow;
+    if let Err(e) =
+        crate::flows::sealed::unseal(&state.cipher, &c.workspace_id, &mut flow.definition)
+    {
+        let msg = format!("the flow's header values cannot be opened: {e}");
+        return finish(ExecutionStatus::Failed, steps, c.next_step, Some(msg)).await;
+    }
     let body: Value = serde_json::from_str(&body_text).unwrap_or(Value::Null);
     let changed = c.flow_version.is_some_and(|v| v != flow.version);
     if changed && c.next_step > 0 {

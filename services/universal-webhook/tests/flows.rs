@@ -164,6 +164,35 @@ async fn private_addresses_are_refused_unless_allowed(backend: Backend) {
         "{ex}"
     );
     assert!(receiver.requests().is_empty(), "nothing left for 127.0.0.1");
+
+    // A name that resolves only to private addresses is refused as such, at once: not
+    // retried as if the network had failed.
+    let by_name = receiver.allow_entry().replace("127.0.0.1", "localhost");
+    app.ui(
+        "ws1",
+        Method::PUT,
+        "/ui/http-allowlist",
+        Some(json!({"rules": [by_name.clone()]})),
+    )
+    .await;
+    let (s, flows) = app.ui("ws1", Method::GET, "/ui/flows", None).await;
+    assert_eq!(s, 200);
+    let first = flows["items"][0]["id"].as_str().unwrap().to_owned();
+    app.ui("ws1", Method::DELETE, &format!("/ui/flows/{first}"), None)
+        .await;
+    create_flow(&app, "ws1", http_flow(&by_name)).await;
+    let id = tag(&app, &token, "t2").await;
+    let ex = final_execution(&app, "ws1", &id).await;
+    assert_eq!(ex["status"], "FAILED", "{ex}");
+    assert!(
+        ex["error"]
+            .as_str()
+            .unwrap()
+            .contains("localhost is a private or local address"),
+        "{ex}"
+    );
+    assert_eq!(ex["attempts"], 1, "refused, not retried: {ex}");
+    assert!(receiver.requests().is_empty());
     app.stop().await;
 }
 
@@ -302,7 +331,107 @@ async fn the_last_attempt_fails_with_the_reason(backend: Backend) {
     app.stop().await;
 }
 
+/// Header values are credentials: sealed at rest, never returned (shown as set), kept when a
+/// read flow is written back, and sent as written when the action runs.
+async fn header_values_are_sealed_and_write_only(backend: Backend) {
+    let app = TestApp::builder(&universal_webhook::DEFINITION, backend)
+        .env("GENERIC_HTTP_ALLOW_PRIVATE_NETWORKS", "true")
+        .start()
+        .await;
+    let receiver = FakeClockify::start().await;
+    receiver.respond(|_| FakeResponse::json(200, json!({"ok": true})));
+    let token = app.install_settled("ws1").await;
+    let (s, created) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows",
+            Some(http_flow(&receiver.allow_entry())),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let set = json!({"set": true});
+    assert_eq!(
+        created["actions"][0]["headers"]["Authorization"], set,
+        "{created}"
+    );
+    for path in ["/ui/flows".to_owned(), format!("/ui/flows/{id}")] {
+        let (_, b) = app.ui("ws1", Method::GET, &path, None).await;
+        assert!(!b.to_string().contains("s3cr3t"), "{path}: {b}");
+    }
+    let (_, member_view) = {
+        let r = app
+            .http
+            .get(app.url(&format!("/ui/flows/{id}")))
+            .bearer_auth(app.member_token("ws1"))
+            .send()
+            .await
+            .unwrap();
+        addon_testkit::json_of(r).await
+    };
+    assert_eq!(member_view["actions"][0]["headers"]["Authorization"], set);
+    let stored: String = sqlx::query_scalar("SELECT actions FROM flows WHERE id = $1")
+        .bind(&id)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert!(!stored.contains("s3cr3t"), "stored in clear: {stored}");
+    assert!(stored.contains("sealed:"), "{stored}");
+
+    // Written back as read, with X-Tag changed: Authorization is kept.
+    let (_, mut flow) = app
+        .ui("ws1", Method::GET, &format!("/ui/flows/{id}"), None)
+        .await;
+    for k in ["id", "createdAt", "updatedAt"] {
+        flow.as_object_mut().unwrap().remove(k);
+    }
+    flow["actions"][0]["headers"]["X-Tag"] = json!("fixed");
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::PUT,
+            &format!("/ui/flows/{id}"),
+            Some(flow.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    // Keeping a header that was never stored, or smuggling a sealed value, is refused.
+    flow["actions"][0]["headers"]["X-New"] = json!({"set": true});
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::PUT,
+            &format!("/ui/flows/{id}"),
+            Some(flow.clone()),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(b.to_string().contains("actions[0].headers.X-New"), "{b}");
+    flow["actions"][0]["headers"]["X-New"] = json!(format!("sealed:{stored}"));
+    let (s, _) = app
+        .ui("ws1", Method::PUT, &format!("/ui/flows/{id}"), Some(flow))
+        .await;
+    assert_eq!(s, 422);
+
+    app.ui(
+        "ws1",
+        Method::PUT,
+        "/ui/http-allowlist",
+        Some(json!({"rules": [receiver.allow_entry()]})),
+    )
+    .await;
+    let delivery = tag(&app, &token, "t9").await;
+    let ex = final_execution(&app, "ws1", &delivery).await;
+    assert_eq!(ex["status"], "SUCCEEDED", "{ex}");
+    let got = receiver.requests();
+    assert_eq!(got[0].header("authorization"), Some("Bearer s3cr3t-value"));
+    assert_eq!(got[0].header("x-tag"), Some("fixed"));
+    app.stop().await;
+}
+
 backend_tests!(
+    header_values_are_sealed_and_write_only,
     generic_http_reaches_only_allowlisted_hosts,
     private_addresses_are_refused_unless_allowed,
     the_allowlist_is_validated_and_for_admins,

@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod limits;
 pub mod model;
+pub mod sealed;
 pub mod template;
 
 pub use model::{

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::auth::{AuthError, ClockifyClaims, TokenKind, user_token};
 use crate::catalog::catalog;
 use crate::clockify::ApiError;
-use crate::flows::{FlowDefinition, TriggerSource};
+use crate::flows::{FlowDefinition, TriggerSource, sealed};
 use crate::http::{ApiJson, AppError, AppResult};
 use crate::store::executions::ExecutionFilter;
 use crate::store::installations::{InstallStatus, Installation};
@@ -330,19 +330,47 @@ async fn flow_list(
         .await?
         .into_iter()
         .filter(|f| source.is_none_or(|s| f.definition.trigger_source == s))
+        .map(|f| shown(&f))
         .collect();
     Ok(Json(json!({"items": items})))
+}
+
+/// A flow as the API shows it: header values are write-only (`{"set": true}`).
+fn shown(flow: &flows::FlowRecord) -> Value {
+    let mut v = json!(flow);
+    sealed::redact(&mut v);
+    v
+}
+
+/// A flow written through the API: `{"set": true}` header values resolved against the stored
+/// flow, validated, every header value sealed.
+fn written(
+    state: &AppState,
+    workspace_id: &str,
+    mut input: Value,
+    stored: Option<&FlowDefinition>,
+) -> AppResult<FlowDefinition> {
+    let problems = sealed::resolve_input(&mut input, stored);
+    if !problems.is_empty() {
+        return Err(AppError::Validation(problems));
+    }
+    let def: FlowDefinition = serde_json::from_value(input)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let mut def = validated(state, def)?;
+    sealed::seal(&state.cipher, workspace_id, &mut def)
+        .map_err(|e| AppError::Internal(format!("sealing flow headers: {e}")))?;
+    Ok(def)
 }
 
 async fn flow_create(
     State(state): State<AppState>,
     UiAdmin(user): UiAdmin,
-    ApiJson(def): ApiJson<FlowDefinition>,
+    ApiJson(input): ApiJson<Value>,
 ) -> AppResult<Response> {
-    let def = validated(&state, def)?;
+    let def = written(&state, user.workspace_id(), input, None)?;
     let flow = flows::create(&state.db, user.workspace_id(), &def).await?;
     tracing::info!(workspace_id = %user.workspace_id(), flow_id = %flow.id, "flow created");
-    Ok((StatusCode::CREATED, Json(flow)).into_response())
+    Ok((StatusCode::CREATED, Json(shown(&flow))).into_response())
 }
 
 async fn flow_get(
@@ -353,20 +381,23 @@ async fn flow_get(
     let flow = flows::get(&state.db, user.workspace_id(), &id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no flow {id}")))?;
-    Ok(Json(json!(flow)))
+    Ok(Json(shown(&flow)))
 }
 
 async fn flow_update(
     State(state): State<AppState>,
     UiAdmin(user): UiAdmin,
     Path(id): Path<String>,
-    ApiJson(def): ApiJson<FlowDefinition>,
+    ApiJson(input): ApiJson<Value>,
 ) -> AppResult<Json<Value>> {
-    let def = validated(&state, def)?;
+    let stored = flows::get(&state.db, user.workspace_id(), &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no flow {id}")))?;
+    let def = written(&state, user.workspace_id(), input, Some(&stored.definition))?;
     let flow = flows::update(&state.db, user.workspace_id(), &id, &def)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no flow {id}")))?;
-    Ok(Json(json!(flow)))
+    Ok(Json(shown(&flow)))
 }
 
 async fn flow_delete(
