@@ -109,8 +109,10 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
     let now = now_millis();
     for w in &claimed {
         if !by_workspace.contains_key(&w.workspace_id) {
-            let flows = flows::enabled(&state.db, &w.workspace_id).await?;
-            let inactive = match installations::get(&state.db, &w.workspace_id).await? {
+            // On the transaction's own connection: holding one connection while waiting for
+            // another deadlocks a pool of one.
+            let flows = flows::enabled_in(&mut tx, &w.workspace_id).await?;
+            let inactive = match installations::get_in(&mut tx, &w.workspace_id).await? {
                 Some(i) if i.status == InstallStatus::Active => None,
                 Some(i) if i.status == InstallStatus::Inactive => {
                     Some("the add-on is inactive in this workspace".to_owned())

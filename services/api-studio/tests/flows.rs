@@ -355,7 +355,28 @@ async fn flows_beyond_the_limits_are_refused_and_never_take_the_process_down(bac
     app.stop().await;
 }
 
+/// A pool of one database connection runs flows: nothing holds a connection while it waits
+/// for another.
+async fn one_database_connection_is_enough(backend: Backend) {
+    let app = TestApp::builder(&api_studio::DEFINITION, backend)
+        .env("DATABASE_MAX_CONNECTIONS", "1")
+        .start()
+        .await;
+    let token = app.install_settled("ws1").await;
+    create_flow(&app, "ws1", json!({"name": "f", "triggerEvents": ["NEW_CLIENT"], "actions": [{"method": "GET", "path": "/v1/workspaces/{{workspaceId}}/clients/{{$.id}}"}]})).await;
+    app.fake.clear();
+    for i in 0..3 {
+        let body = json!({"id": format!("c{i}"), "workspaceId": "ws1", "name": "Client"});
+        let (s, b) = app.webhook(&token, "NEW_CLIENT", &body).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let runs = executions(&app, "ws1", 3).await;
+    assert!(runs.iter().all(|r| r["status"] == "SUCCEEDED"), "{runs:?}");
+    app.stop().await;
+}
+
 backend_tests!(
+    one_database_connection_is_enough,
     flows_beyond_the_limits_are_refused_and_never_take_the_process_down,
     every_matching_flow_runs_with_values_from_the_webhook,
     conditions_all_and_any,

@@ -143,9 +143,19 @@ pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::
 
 /// Enabled flows of a workspace, oldest first (the order they run in).
 pub async fn enabled(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    enabled_in(&mut conn, workspace_id).await
+}
+
+/// [`enabled`] on a connection the caller holds (inside its transaction), so that a caller
+/// never waits for a second connection while holding one.
+pub async fn enabled_in(
+    conn: &mut sqlx::AnyConnection,
+    workspace_id: &str,
+) -> Result<Vec<FlowRecord>, sqlx::Error> {
     let rows = sqlx::query(ENABLED)
         .bind(workspace_id)
-        .fetch_all(db.pool())
+        .fetch_all(conn)
         .await?;
     rows.iter().map(from_row).collect()
 }

@@ -180,6 +180,19 @@ pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<Installation>, sq
         .transpose()
 }
 
+/// [`get`] on a connection the caller holds (inside its transaction).
+pub async fn get_in(
+    conn: &mut sqlx::AnyConnection,
+    workspace_id: &str,
+) -> Result<Option<Installation>, sqlx::Error> {
+    sqlx::query(GET)
+        .bind(workspace_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
 /// Sets ACTIVE or INACTIVE on a live installation; false when there is none.
 pub async fn set_status(
     db: &Db,
