@@ -290,8 +290,15 @@ pub struct MigrationsSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretsSpec {
-    /// The key holding base64 of 32 random bytes that encrypts installation tokens at rest.
+    /// The key holding base64 of 32 random bytes that encrypts installation tokens, custom
+    /// webhook secrets and flow header values at rest.
     pub token_encryption_key_ref: SecretKeyRef,
+    /// Earlier encryption keys that still decrypt while a rotation is under way: put the new
+    /// key in tokenEncryptionKeyRef and the old one here, run `clockify-addons rotate-key`,
+    /// then remove it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub previous_token_encryption_key_refs: Vec<SecretKeyRef>,
     /// The key holding a redis:// URL; when set, every replica shares one Clockify API rate
     /// limit per workspace through Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -443,7 +450,7 @@ pub struct PodOverrides {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Extra environment variables of the add-on container. Secrets (DATABASE_URL, REDIS_URL,
-    /// TOKEN_ENCRYPTION_KEY and names ending in _TOKEN, _SECRET or _PASSWORD) only through
+    /// TOKEN_ENCRYPTION_KEY(S) and names ending in _TOKEN, _SECRET, _PASSWORD, _KEY or _KEYS) only through
     /// valueFrom.secretKeyRef, never as a value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,

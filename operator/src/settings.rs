@@ -77,16 +77,25 @@ impl Settings {
 const RESERVED_ENV: &[&str] = &[
     "DATABASE_URL",
     "TOKEN_ENCRYPTION_KEY",
+    "TOKEN_ENCRYPTION_PREVIOUS_KEYS",
     "REDIS_URL",
     "ADDON_MODE",
+    "SHUTDOWN_TIMEOUT_SECONDS",
+    "SHUTDOWN_DRAIN_SECONDS",
     "ADDON_BASE_URL",
     "ADDON_LISTEN_ADDR",
 ];
 
 /// Names that carry secrets and must never appear as plain values in a spec.
 pub fn is_secret_name(name: &str) -> bool {
-    ["DATABASE_URL", "REDIS_URL", "TOKEN_ENCRYPTION_KEY"].contains(&name)
-        || ["_TOKEN", "_SECRET", "_PASSWORD", "_KEY"]
+    [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "TOKEN_ENCRYPTION_KEY",
+        "TOKEN_ENCRYPTION_PREVIOUS_KEYS",
+    ]
+    .contains(&name)
+        || ["_TOKEN", "_SECRET", "_PASSWORD", "_KEY", "_KEYS"]
             .iter()
             .any(|s| name.ends_with(s))
             && name != "ADDON_KEY"

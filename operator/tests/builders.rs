@@ -203,9 +203,68 @@ fn restricted_pod_security_probes_and_rolling_update() {
     );
     assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(pod["serviceAccountName"], "api-studio");
+    // Shutdown: the preStop sleep drains, then the add-on's own deadline; the grace period
+    // covers both.
+    assert_eq!(
+        c["lifecycle"],
+        json!({"preStop": {"sleep": {"seconds": 5}}})
+    );
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+    let cm = json_of(&p, Kind::ConfigMap);
+    assert_eq!(cm["data"]["SHUTDOWN_DRAIN_SECONDS"], "0");
+    let deadline: i64 = cm["data"]["SHUTDOWN_TIMEOUT_SECONDS"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        5 + deadline < 30,
+        "preStop + deadline within the grace period"
+    );
     assert_eq!(
         d["spec"]["template"]["metadata"]["annotations"]["clockify-addons.io/version"],
         "0.1.0"
+    );
+}
+
+/// A rotation in progress: the earlier keys come from their Secrets and are joined into one
+/// list by Kubernetes' $(VAR) expansion, never written into the spec.
+#[test]
+fn previous_encryption_keys_are_passed_by_reference() {
+    let mut a = example("api-studio-standard.yaml");
+    a.spec.secrets.previous_token_encryption_key_refs = vec![
+        clockify_operator::crd::SecretKeyRef {
+            name: "keys".into(),
+            key: "2026-06".into(),
+        },
+        clockify_operator::crd::SecretKeyRef {
+            name: "keys".into(),
+            key: "2026-01".into(),
+        },
+    ];
+    let p = plan(&a, SM).unwrap();
+    let d = json_of(&p, Kind::Deployment);
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let by_name = |n: &str| env.iter().find(|e| e["name"] == n).cloned().unwrap();
+    assert_eq!(
+        by_name("TOKEN_ENCRYPTION_PREVIOUS_KEY_1")["valueFrom"]["secretKeyRef"],
+        json!({"name": "keys", "key": "2026-06", "optional": false})
+    );
+    assert_eq!(
+        by_name("TOKEN_ENCRYPTION_PREVIOUS_KEY_2")["valueFrom"]["secretKeyRef"]["key"],
+        "2026-01"
+    );
+    assert_eq!(
+        by_name("TOKEN_ENCRYPTION_PREVIOUS_KEYS")["value"],
+        "$(TOKEN_ENCRYPTION_PREVIOUS_KEY_1),$(TOKEN_ENCRYPTION_PREVIOUS_KEY_2)"
+    );
+    let pos = |n: &str| env.iter().position(|e| e["name"] == n).unwrap();
+    assert!(
+        pos("TOKEN_ENCRYPTION_PREVIOUS_KEY_2") < pos("TOKEN_ENCRYPTION_PREVIOUS_KEYS"),
+        "$(VAR) expands only variables defined before it"
     );
 }
 
@@ -221,6 +280,12 @@ fn a_config_change_changes_the_template_hash() {
     let mut c = a.clone();
     c.spec.secrets.token_encryption_key_ref.key = "rotated".into();
     assert_ne!(h1, build::config_hash(&c, &resolve(&c).unwrap()));
+    let mut e = a.clone();
+    e.spec
+        .secrets
+        .previous_token_encryption_key_refs
+        .push(e.spec.secrets.token_encryption_key_ref.clone());
+    assert_ne!(h1, build::config_hash(&e, &resolve(&e).unwrap()));
     let mut d = a.clone();
     d.spec.log_level = Some("debug".into());
     assert_ne!(h1, build::config_hash(&d, &resolve(&d).unwrap()));

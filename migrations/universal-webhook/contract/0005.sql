@@ -55,6 +55,9 @@ SELECT
 -- name: installations::is_revoked
 SELECT COUNT(*) FROM revoked_tokens WHERE token_hash = $1;
 
+-- name: installations::key_ids
+SELECT DISTINCT substr(auth_token_enc, 1, 11) FROM installations WHERE auth_token_enc IS NOT NULL;
+
 -- name: installations::mark_deleted_2
 DELETE FROM installation_webhooks WHERE workspace_id = $1;
 
@@ -262,6 +265,27 @@ INSERT INTO api_calls (id, workspace_id, user_id, method, endpoint, status, erro
 -- name: api_calls::list
 SELECT id, user_id, method, endpoint, status, error, duration_ms, called_at FROM api_calls
          WHERE workspace_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3;
+
+-- name: rekey::installations_page
+SELECT workspace_id, auth_token_enc FROM installations
+         WHERE workspace_id > $1 AND auth_token_enc IS NOT NULL ORDER BY workspace_id LIMIT $2;
+
+-- name: rekey::installations_update
+UPDATE installations SET auth_token_enc = $1 WHERE workspace_id = $2 AND auth_token_enc = $3;
+
+-- name: rekey::secrets_page
+SELECT workspace_id, secret_enc, COALESCE(previous_secret_enc, '') FROM custom_webhook_secrets
+         WHERE workspace_id > $1 ORDER BY workspace_id LIMIT $2;
+
+-- name: rekey::secrets_update
+UPDATE custom_webhook_secrets SET secret_enc = $1, previous_secret_enc = $2
+         WHERE workspace_id = $3 AND secret_enc = $4 AND COALESCE(previous_secret_enc, '') = $5;
+
+-- name: rekey::flows_page
+SELECT id, workspace_id, actions FROM flows WHERE id > $1 ORDER BY id LIMIT $2;
+
+-- name: rekey::flows_update
+UPDATE flows SET actions = $1 WHERE id = $2 AND actions = $3;
 
 -- name: webhooks::ingest_many_1
 WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), $8)),

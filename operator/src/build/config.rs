@@ -10,9 +10,14 @@ use crate::crd::ClockifyAddon;
 use crate::meta::{HTTP_PORT, child_meta, config_map_name};
 use crate::settings::Settings;
 
-/// Seconds the add-on gets to drain on SIGTERM; the pod's grace period is longer.
+/// Shutdown as the pod lives it: the preStop hook sleeps while endpoints and proxies stop
+/// sending (the add-on serves on), then SIGTERM starts the add-on's own deadline (requests in
+/// flight and workers finish). The grace period covers both with a margin, so the kubelet's
+/// SIGKILL never cuts a shutdown short.
+pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// The add-on's deadline from SIGTERM (`SHUTDOWN_TIMEOUT_SECONDS`).
 pub const SHUTDOWN_TIMEOUT_SECONDS: i64 = 20;
-pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+pub const TERMINATION_GRACE_SECONDS: i64 = PRE_STOP_SLEEP_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 5;
 
 pub fn service_account(addon: &ClockifyAddon) -> ServiceAccount {
     ServiceAccount {
@@ -43,6 +48,8 @@ pub fn config_data(addon: &ClockifyAddon, s: &Settings) -> BTreeMap<String, Stri
             "SHUTDOWN_TIMEOUT_SECONDS".to_owned(),
             SHUTDOWN_TIMEOUT_SECONDS.to_string(),
         ),
+        // The preStop hook drains; on SIGTERM the add-on stops accepting at once.
+        ("SHUTDOWN_DRAIN_SECONDS".to_owned(), "0".to_owned()),
     ])
 }
 
@@ -62,6 +69,7 @@ pub fn config_hash(addon: &ClockifyAddon, s: &Settings) -> String {
     let refs = serde_json::json!({
         "database": addon.spec.database.url_secret_ref,
         "tokenKey": secrets.token_encryption_key_ref,
+        "previousTokenKeys": secrets.previous_token_encryption_key_refs,
         "redis": secrets.redis_url_ref,
     });
     let mut h = Sha256::new();

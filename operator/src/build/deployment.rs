@@ -9,16 +9,17 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
+    LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, SleepAction,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::config::{TERMINATION_GRACE_SECONDS, config_hash};
+use super::config::{PRE_STOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS, config_hash};
 use crate::crd::{ClockifyAddon, PullPolicy, SecretKeyRef};
 use crate::meta::{
     CONFIG_HASH_ANNOTATION, HTTP_PORT, VERSION_ANNOTATION, child_meta, config_map_name, labels,
@@ -103,6 +104,22 @@ pub fn secret_envs(addon: &ClockifyAddon) -> Vec<EnvVar> {
             &addon.spec.secrets.token_encryption_key_ref,
         ),
     ];
+    // Earlier keys, each from its Secret, joined by Kubernetes' $(VAR) expansion into the one
+    // list the add-on reads: the values never appear in the pod spec.
+    let previous = &addon.spec.secrets.previous_token_encryption_key_refs;
+    if !previous.is_empty() {
+        let mut names = Vec::with_capacity(previous.len());
+        for (i, r) in previous.iter().enumerate() {
+            let name = format!("TOKEN_ENCRYPTION_PREVIOUS_KEY_{}", i + 1);
+            env.push(secret_env(&name, r));
+            names.push(format!("$({name})"));
+        }
+        env.push(EnvVar {
+            name: "TOKEN_ENCRYPTION_PREVIOUS_KEYS".to_owned(),
+            value: Some(names.join(",")),
+            ..EnvVar::default()
+        });
+    }
     if let Some(redis) = &addon.spec.secrets.redis_url_ref {
         env.push(secret_env("REDIS_URL", redis));
     }
@@ -247,6 +264,17 @@ pub fn deployment_running(
         startup_probe: Some(http_probe("/healthz", 2, 2, 30)),
         liveness_probe: Some(http_probe("/healthz", 10, 2, 3)),
         readiness_probe: Some(http_probe("/ready", 5, 3, 2)),
+        // Endpoints and proxies take a few seconds to stop sending to a terminating pod: it
+        // keeps serving through the preStop sleep, and only then gets SIGTERM.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SLEEP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         security_context: Some(container_security()),
         volume_mounts: Some(vec![tmp_mount]),
         ..Container::default()

@@ -193,8 +193,11 @@ impl App {
         }
         let verifier = TokenVerifier::new(&config.clockify_public_key_pem, &config.addon_key)
             .map_err(StartupError::PublicKey)?;
-        let cipher = match &config.token_encryption_key {
-            Some(key) => TokenCipher::new(key),
+        let cipher = match config.keyring() {
+            Some(ring) => {
+                tracing::info!(key_ids = ?ring.key_ids(), "token encryption keys loaded (the first encrypts)");
+                ring
+            }
             None => {
                 tracing::warn!(
                     "TOKEN_ENCRYPTION_KEY is not set: using a key that lives only as long as this process (development)"
@@ -202,6 +205,22 @@ impl App {
                 TokenCipher::ephemeral()
             }
         };
+        // A stored token under a key the ring lacks cannot be used: say which key, at once.
+        if let Ok(in_use) = crate::store::installations::key_ids_in_use(&db).await {
+            let ring = cipher.key_ids();
+            let missing: Vec<&String> = in_use
+                .iter()
+                .filter(|id| *id != "v1" && !ring.contains(&id.as_str()))
+                .collect();
+            if !missing.is_empty() {
+                tracing::error!(
+                    missing = ?missing, ring = ?ring,
+                    "installation tokens are encrypted with keys this process does not have: add them to TOKEN_ENCRYPTION_PREVIOUS_KEYS (then run `clockify-addons rotate-key`)"
+                );
+            } else if in_use.iter().any(|id| id != cipher.primary_id()) {
+                tracing::info!(in_use = ?in_use, primary = cipher.primary_id(), "some stored values are under earlier keys: `clockify-addons rotate-key` moves them to the first");
+            }
+        }
         let metrics = Metrics::new(&config.addon_key, env!("CARGO_PKG_VERSION"));
         let limiter = match &config.redis_url {
             Some(url) => {

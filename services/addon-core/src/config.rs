@@ -102,7 +102,13 @@ pub const VARIABLES: &[VarSpec] = &[
         "TOKEN_ENCRYPTION_KEY",
         "",
         true,
-        "Base64 of 32 random bytes (`openssl rand -base64 32`); encrypts installation tokens at rest. Required in production."
+        "Base64 of 32 random bytes (`openssl rand -base64 32`); encrypts installation tokens, custom webhook secrets and flow header values at rest. Required in production."
+    ),
+    var!(
+        "TOKEN_ENCRYPTION_PREVIOUS_KEYS",
+        "",
+        true,
+        "Comma-separated earlier keys (base64 of 32 bytes each) that still decrypt during a key rotation; `clockify-addons rotate-key` re-encrypts everything under `TOKEN_ENCRYPTION_KEY`, after which they can go."
     ),
     var!(
         "REDIS_URL",
@@ -467,6 +473,8 @@ pub struct CoreConfig {
     pub clockify_public_key_pem: String,
     /// `None` only in development mode, where an ephemeral key is used.
     pub token_encryption_key: Option<SecretBox<[u8; 32]>>,
+    /// Earlier keys that still decrypt (a rotation in progress).
+    pub token_encryption_previous_keys: Vec<SecretBox<[u8; 32]>>,
     pub redis_url: Option<SecretString>,
     pub api: ApiClientConfig,
     pub request_timeout: Duration,
@@ -653,14 +661,20 @@ impl CoreConfig {
                 .push("CLOCKIFY_PUBLIC_KEY: not a PEM-encoded RSA public key".into());
         }
 
-        let token_encryption_key = match env.get("TOKEN_ENCRYPTION_KEY") {
-            Some(raw) => match base64::engine::general_purpose::STANDARD.decode(raw) {
+        let decode_key = |raw: &str| -> Option<SecretBox<[u8; 32]>> {
+            match base64::engine::general_purpose::STANDARD.decode(raw.trim()) {
                 Ok(bytes) if bytes.len() == 32 => {
                     let mut key = [0u8; 32];
                     key.copy_from_slice(&bytes);
                     Some(SecretBox::new(Box::new(key)))
                 }
-                _ => {
+                _ => None,
+            }
+        };
+        let token_encryption_key = match env.get("TOKEN_ENCRYPTION_KEY") {
+            Some(raw) => match decode_key(raw) {
+                Some(k) => Some(k),
+                None => {
                     l.problems.push(
                         "TOKEN_ENCRYPTION_KEY: expected base64 of exactly 32 bytes (openssl rand -base64 32)".into(),
                     );
@@ -677,6 +691,30 @@ impl CoreConfig {
                 None
             }
         };
+        let mut token_encryption_previous_keys = Vec::new();
+        for (i, raw) in env
+            .get("TOKEN_ENCRYPTION_PREVIOUS_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+        {
+            match decode_key(raw) {
+                Some(k) => token_encryption_previous_keys.push(k),
+                // Never echo a key: name its position.
+                None => l.problems.push(format!(
+                    "TOKEN_ENCRYPTION_PREVIOUS_KEYS: key {} of the list is not base64 of exactly 32 bytes",
+                    i + 1
+                )),
+            }
+        }
+        if token_encryption_key.is_none() && !token_encryption_previous_keys.is_empty() {
+            l.problems.push(
+                "TOKEN_ENCRYPTION_PREVIOUS_KEYS needs TOKEN_ENCRYPTION_KEY (the key that encrypts)"
+                    .into(),
+            );
+        }
 
         let redis_url = env.get("REDIS_URL").map(|raw| {
             if !(raw.starts_with("redis://") || raw.starts_with("rediss://")) {
@@ -809,6 +847,7 @@ impl CoreConfig {
             database_max_connections,
             clockify_public_key_pem,
             token_encryption_key,
+            token_encryption_previous_keys,
             redis_url,
             api,
             request_timeout,
@@ -826,6 +865,19 @@ impl CoreConfig {
             custom_webhooks,
             log_format,
         })
+    }
+
+    /// The keyring: `TOKEN_ENCRYPTION_KEY` first (it encrypts), then the previous keys; `None`
+    /// without a key (development: the caller uses an ephemeral one).
+    pub fn keyring(&self) -> Option<crate::crypto::TokenCipher> {
+        let primary = self.token_encryption_key.as_ref()?;
+        let mut keys = vec![SecretBox::new(Box::new(*primary.expose_secret()))];
+        keys.extend(
+            self.token_encryption_previous_keys
+                .iter()
+                .map(|k| SecretBox::new(Box::new(*k.expose_secret()))),
+        );
+        Some(crate::crypto::TokenCipher::ring(&keys))
     }
 
     pub fn database_url(&self) -> &str {

@@ -97,6 +97,17 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// List the backups in a destination, oldest first.
     Backups(backup::ListArgs),
+    /// Re-encrypt every stored credential of the add-on's database (DATABASE_URL) under
+    /// TOKEN_ENCRYPTION_KEY, reading older values with TOKEN_ENCRYPTION_PREVIOUS_KEYS; in
+    /// batches, one transaction each, safe to repeat and to run while the add-on serves. Exit
+    /// code 0: everything is under the new key (the previous keys can be removed); 1: some
+    /// values could not be opened (listed by table and row).
+    RotateKey {
+        addon: Addon,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
     /// Print the environment variable reference as a Markdown table.
     ConfigTable,
     /// Print every SQL statement the add-on issues (its SQL contract); --write stores it as
@@ -144,6 +155,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { addon } => serve(addon.definition(), Env::from_process()).await,
         Command::Migrate { addon } => migrate(addon.definition(), &Env::from_process()).await,
+        Command::RotateKey { addon, batch } => {
+            rotate_key(addon.definition(), &Env::from_process(), batch).await
+        }
         Command::Dev {
             data_dir,
             port,
@@ -274,6 +288,55 @@ async fn dev_serve(data_dir: &std::path::Path, port: u16, addons: &[Addon]) -> a
 }
 
 /// Needs only DATABASE_URL: the migration Job carries no other secret.
+async fn rotate_key(def: &'static AddonDefinition, env: &Env, batch: u32) -> anyhow::Result<()> {
+    telemetry::init(if env.get("LOG_FORMAT") == Some("json") {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    });
+    let config = addon_core::config::CoreConfig::from_env(env, &def.defaults)?;
+    let ring = config.keyring().ok_or_else(|| {
+        anyhow::anyhow!("TOKEN_ENCRYPTION_KEY is required: the key to re-encrypt under")
+    })?;
+    let db = Db::connect(config.database_url(), 2).await?;
+    let status = def.migrations.status(&db).await?;
+    if !status.is_current() {
+        anyhow::bail!(
+            "{}: the database schema is behind this release; run `clockify-addons migrate {}` first",
+            def.slug,
+            def.slug
+        );
+    }
+    let started = std::time::Instant::now();
+    let report = addon_core::store::rekey::rotate(&db, &ring, batch).await?;
+    db.close().await;
+    println!(
+        "{}: examined {} stored values, re-encrypted {} under key {} in {:.1} s",
+        def.slug,
+        report.examined,
+        report.reencrypted,
+        ring.primary_id(),
+        started.elapsed().as_secs_f64()
+    );
+    if report.failed.is_empty() {
+        println!(
+            "{}: every stored value is under key {}; TOKEN_ENCRYPTION_PREVIOUS_KEYS can be emptied",
+            def.slug,
+            ring.primary_id()
+        );
+        Ok(())
+    } else {
+        for f in &report.failed {
+            println!("{}: cannot re-encrypt {f}", def.slug);
+        }
+        anyhow::bail!(
+            "{} stored values could not be opened with keys {:?}",
+            report.failed.len(),
+            ring.key_ids()
+        )
+    }
+}
+
 async fn migrate(def: &'static AddonDefinition, env: &Env) -> anyhow::Result<()> {
     telemetry::init(if env.get("LOG_FORMAT") == Some("json") {
         LogFormat::Json

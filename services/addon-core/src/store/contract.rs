@@ -39,6 +39,7 @@ pub fn core_statements() -> Vec<Statement> {
         super::allowlist::STATEMENTS,
         super::secrets::STATEMENTS,
         super::api_calls::STATEMENTS,
+        super::rekey::STATEMENTS,
     ] {
         out.extend(list.iter().map(|(n, s)| stmt(*n, *s, None)));
     }

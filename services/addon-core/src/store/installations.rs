@@ -180,6 +180,24 @@ pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<Installation>, sq
         .transpose()
 }
 
+/// The key ids the stored installation tokens are encrypted with (`v1` for values from
+/// before key ids).
+pub async fn key_ids_in_use(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(KEY_IDS).fetch_all(db.pool()).await?;
+    let mut ids = Vec::new();
+    for r in rows {
+        let prefix: String = r.try_get(0)?;
+        let id = match prefix.strip_prefix("v2.") {
+            Some(id) => id.to_owned(),
+            None => "v1".to_owned(),
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 /// [`get`] on a connection the caller holds (inside its transaction).
 pub async fn get_in(
     conn: &mut sqlx::AnyConnection,
@@ -357,6 +375,7 @@ const LIFECYCLE_STANDING: &str = "SELECT
              (SELECT COUNT(*) FROM revoked_tokens WHERE token_hash = $1),
              (SELECT COUNT(*) FROM installation_webhooks WHERE workspace_id = $2 AND token_hash = $1)
                + (SELECT COUNT(*) FROM installations WHERE workspace_id = $2 AND auth_token_hash = $1)";
+const KEY_IDS: &str = "SELECT DISTINCT substr(auth_token_enc, 1, 11) FROM installations WHERE auth_token_enc IS NOT NULL";
 const IS_REVOKED: &str = "SELECT COUNT(*) FROM revoked_tokens WHERE token_hash = $1";
 const MARK_DELETED_2: &str = "DELETE FROM installation_webhooks WHERE workspace_id = $1";
 const MARK_DELETED_3: &str = "UPDATE bootstrap_runs SET state = 'FAILED', finished_at = $1, errors = $2 WHERE workspace_id = $3 AND state IN ('PENDING', 'IN_PROGRESS')";
@@ -378,6 +397,7 @@ pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("installations::mark_revoked_before", MARK_REVOKED_BEFORE),
     ("installations::lifecycle_standing", LIFECYCLE_STANDING),
     ("installations::is_revoked", IS_REVOKED),
+    ("installations::key_ids", KEY_IDS),
     ("installations::mark_deleted_2", MARK_DELETED_2),
     ("installations::mark_deleted_3", MARK_DELETED_3),
     ("installations::webhook_token_known", WEBHOOK_TOKEN_KNOWN),

@@ -9,6 +9,7 @@ pub mod entities;
 pub mod executions;
 pub mod flows;
 pub mod installations;
+pub mod rekey;
 pub mod secrets;
 pub mod webhooks;
 
