@@ -643,6 +643,48 @@ async fn e2e_spec_changes_are_applied_exactly() {
     w.ready("universal-webhook", "0.1.0").await;
     assert_quiet(&w, &names, 2, "s3.region \"\" settles").await;
 
+    // A key rotation under way: earlier keys by reference, joined by $(VAR) expansion; the
+    // server keeps the preStop sleep and the grace period as written.
+    w.patch_addon(
+        name,
+        json!({"spec": {"secrets": {"previousTokenEncryptionKeyRefs": [{"name": "keys", "key": "2026-06"}]}}}),
+    )
+    .await;
+    let d = eventually("the previous key in the Deployment", || async {
+        let d = deploys.get(name).await.ok()?;
+        container_env(&d)
+            .contains_key("TOKEN_ENCRYPTION_PREVIOUS_KEYS")
+            .then_some(d)
+    })
+    .await;
+    let env = container_env(&d);
+    assert_eq!(
+        env["TOKEN_ENCRYPTION_PREVIOUS_KEYS"].as_deref(),
+        Some("$(TOKEN_ENCRYPTION_PREVIOUS_KEY_1)")
+    );
+    assert_eq!(
+        env["TOKEN_ENCRYPTION_PREVIOUS_KEY_1"], None,
+        "by reference only"
+    );
+    let pod = serde_json::to_value(&d).unwrap()["spec"]["template"]["spec"].clone();
+    assert_eq!(
+        pod["containers"][0]["lifecycle"],
+        json!({"preStop": {"sleep": {"seconds": 5}}})
+    );
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+    w.patch_addon(
+        name,
+        json!({"spec": {"secrets": {"previousTokenEncryptionKeyRefs": null}}}),
+    )
+    .await;
+    eventually("the previous key gone from the Deployment", || async {
+        let d = deploys.get(name).await.ok()?;
+        (!container_env(&d).contains_key("TOKEN_ENCRYPTION_PREVIOUS_KEYS")).then_some(())
+    })
+    .await;
+    w.ready(name, "0.1.0").await;
+    assert_quiet(&w, &names, 3, "a key rotation started and finished").await;
+
     // A string is compared as written: 1.10 -> 1.1 is a change.
     w.patch_addon(
         name,
@@ -707,7 +749,7 @@ async fn e2e_spec_changes_are_applied_exactly() {
         "the tier's resources are back"
     );
     w.ready(name, "0.1.0").await;
-    assert_quiet(&w, &names, 3, "after removing the overrides").await;
+    assert_quiet(&w, &names, 4, "after removing the overrides").await;
     w.finish().await;
 }
 
