@@ -111,6 +111,11 @@ fi
 say "cargo test"
 cargo test --workspace --locked -- --skip e2e_
 
+if [ "${1:-}" != "--quick" ]; then
+    say "fuzzing (cargo-fuzz, ${FUZZ_SECONDS:-10} s per target)"
+    ./scripts/fuzz.sh
+fi
+
 say "e2e (runs against KUBECONFIG's cluster, skips without one)"
 # The same targets and features as above (so nothing is rebuilt), filtered to the e2e tests.
 cargo test --workspace --locked -- e2e_ --nocapture

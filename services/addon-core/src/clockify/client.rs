@@ -175,34 +175,7 @@ impl ClockifyClient {
     fn url(&self, target: &ApiTarget, req: &ApiRequest) -> Result<Url, ApiError> {
         let p = &req.path;
         let bad = || ApiError::BadPath(p.clone());
-        if !p.starts_with("/v1/") || !p.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(bad());
-        }
-        let mut decoded = Vec::new();
-        for segment in p[1..].split('/') {
-            let d = percent_encoding::percent_decode_str(segment)
-                .decode_utf8()
-                .map_err(|_| bad())?;
-            if d.is_empty()
-                || d == "."
-                || d == ".."
-                || d.contains(['/', '\\', '?', '#', ' ', '%'])
-                || d.chars().any(char::is_control)
-                || segment.contains(['?', '#', '\\'])
-            {
-                return Err(bad());
-            }
-            decoded.push(d);
-        }
-        if decoded.get(1).is_some_and(|s| s == "workspaces")
-            && let Some(named) = decoded.get(2)
-            && *named != target.workspace_id
-        {
-            return Err(ApiError::OtherWorkspace {
-                path: p.clone(),
-                workspace: target.workspace_id.clone(),
-            });
-        }
+        scoped_path(p, &target.workspace_id)?;
         let base = self.allowlist.check_str(&target.api_url)?;
         let base_path = base.path().trim_end_matches('/').to_owned();
         let mut url = Url::parse(&format!("{}{}", base.as_str().trim_end_matches('/'), p))
@@ -375,6 +348,43 @@ async fn read_body(mut resp: reqwest::Response) -> Value {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
+/// Judges an API path as the server will read it: `/v1/...`, printable ASCII, every segment
+/// percent-decoded and then refused when empty, `.`, `..` or holding a separator, a control
+/// character or another `%` (double encoding); a path under `/v1/workspaces/{id}` must name
+/// `workspace_id`. Returns the decoded segments.
+pub fn scoped_path(p: &str, workspace_id: &str) -> Result<Vec<String>, ApiError> {
+    let bad = || ApiError::BadPath(p.to_owned());
+    if !p.starts_with("/v1/") || !p.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    let mut decoded = Vec::new();
+    for segment in p[1..].split('/') {
+        let d = percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .map_err(|_| bad())?;
+        if d.is_empty()
+            || d == "."
+            || d == ".."
+            || d.contains(['/', '\\', '?', '#', ' ', '%'])
+            || d.chars().any(char::is_control)
+            || segment.contains(['?', '#', '\\'])
+        {
+            return Err(bad());
+        }
+        decoded.push(d.into_owned());
+    }
+    if decoded.get(1).is_some_and(|s| s == "workspaces")
+        && let Some(named) = decoded.get(2)
+        && named != workspace_id
+    {
+        return Err(ApiError::OtherWorkspace {
+            path: p.to_owned(),
+            workspace: workspace_id.to_owned(),
+        });
+    }
+    Ok(decoded)
+}
+
 pub fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     let text = value?.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
