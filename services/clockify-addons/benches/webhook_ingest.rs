@@ -115,8 +115,11 @@ async fn main() {
     let lifecycle = signer
         .sign(TokenKind::Lifecycle, WS, "https://api.clockify.me/api")
         .expect("sign");
+    let installation = signer
+        .sign(TokenKind::Installation, WS, "https://api.clockify.me/api")
+        .expect("sign");
     let installed = json!({
-        "addonId": "bench", "authToken": lifecycle, "workspaceId": WS, "apiUrl": "https://api.clockify.me/api",
+        "addonId": "bench", "authToken": installation, "workspaceId": WS, "apiUrl": "https://api.clockify.me/api",
         "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
     });
     let r = http

@@ -231,6 +231,7 @@ async fn dev_server_accepts_tokens_from_sign() {
     };
     let sign = |kind: &str| sign_for("api-studio", kind);
     let (webhook, lifecycle, user) = (sign("webhook"), sign("lifecycle"), sign("user"));
+    let installation = sign("installation");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     // All three add-ons, on consecutive ports, each with its own manifest.
@@ -328,7 +329,7 @@ async fn dev_server_accepts_tokens_from_sign() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let installed = serde_json::json!({
-        "addonId": "dev", "authToken": lifecycle, "workspaceId": "ws-dev", "apiUrl": "https://api.clockify.me/api",
+        "addonId": "dev", "authToken": installation, "workspaceId": "ws-dev", "apiUrl": "https://api.clockify.me/api",
         "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
     });
     let r = http
@@ -425,6 +426,7 @@ async fn sigterm_drains_in_flight_requests() {
         String::from_utf8(o.stdout).unwrap().trim().to_owned()
     };
     let (lifecycle, user) = (sign("lifecycle"), sign("user"));
+    let installation = sign("installation");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     for _ in 0..100 {
@@ -438,7 +440,7 @@ async fn sigterm_drains_in_flight_requests() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let installed = serde_json::json!({"addonId": "dev", "authToken": lifecycle, "workspaceId": "ws-term", "apiUrl": fake.api_url(), "webhooks": []});
+    let installed = serde_json::json!({"addonId": "dev", "authToken": installation, "workspaceId": "ws-term", "apiUrl": fake.api_url(), "webhooks": []});
     let r = http
         .post(format!("{base}/lifecycle/installed"))
         .header("X-Addon-Lifecycle-Token", &lifecycle)
