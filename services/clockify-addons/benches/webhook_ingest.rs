@@ -10,7 +10,7 @@
 //! our throughput as a ratio of pgbench's. Each level alternates the two BENCH_ROUNDS times
 //! and reports medians, since a shared machine's speed drifts. Environment: BENCH_SECONDS
 //! (default 5), BENCH_ROUNDS (3), BENCH_LEVELS ("1,16,64"), BENCH_DB_CONNECTIONS (10),
-//! TEST_POSTGRES_URL.
+//! TEST_POSTGRES_URL, BENCH_SERVER_BIN (another build of the binary, such as an earlier release).
 
 mod common;
 
@@ -22,7 +22,11 @@ use addon_core::auth::{DevKeyPair, TokenKind, TokenSigner};
 use common::{Server, body_for, drive, peak_rss_kib, psql};
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
+/// The binary measured: this build, or another (`BENCH_SERVER_BIN`, e.g. an earlier release).
+fn bin() -> String {
+    std::env::var("BENCH_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_clockify-addons").to_owned())
+}
 const WS: &str = "5f11791a4e759e12c40733ba";
 
 fn pgbench(server: &str, db: &str, clients: usize, secs: u64, script: &std::path::Path) -> f64 {
@@ -61,7 +65,8 @@ async fn main() {
         .unwrap_or(5);
     let levels = common::levels("1,16,64");
     let server = common::postgres_server();
-    let (db, url) = common::fresh_database(BIN, &server, "api-studio");
+    let bin = bin();
+    let (db, url) = common::fresh_database(&bin, &server, "api-studio");
 
     let keys = DevKeyPair::generate().expect("keys");
     let signer = TokenSigner::from_rsa_pem(&keys.private_pem, "api-studio").expect("signer");
@@ -70,7 +75,7 @@ async fn main() {
         .local_addr()
         .expect("addr")
         .port();
-    let child = Command::new(BIN)
+    let child = Command::new(&bin)
         .args(["serve", "api-studio"])
         .env("DATABASE_URL", &url)
         .env(
