@@ -54,8 +54,10 @@ fn mib(kib: u64) -> String {
 
 /// A stand-in for Clockify's API: answers 200 `{}` and counts requests and body bytes.
 async fn api_stand_in() -> (u16, Arc<AtomicUsize>, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bench setup");
+    let port = listener.local_addr().expect("bench setup").port();
     let (requests, bytes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
     let (r, b) = (requests.clone(), bytes.clone());
     tokio::spawn(async move {
@@ -84,7 +86,7 @@ async fn api_stand_in() -> (u16, Arc<AtomicUsize>, Arc<AtomicU64>) {
                                     .body(http_body_util::Full::new(bytes::Bytes::from_static(
                                         b"{}",
                                     )))
-                                    .unwrap(),
+                                    .expect("bench setup"),
                             )
                         }
                     },
@@ -147,9 +149,9 @@ async fn main() {
     let keys = DevKeyPair::generate().expect("keys");
     let signer = TokenSigner::from_rsa_pem(&keys.private_pem, "universal-webhook").expect("signer");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+        .expect("bench setup")
         .local_addr()
-        .unwrap()
+        .expect("bench setup")
         .port();
     let child = Command::new(&bin)
         .args(["serve", "universal-webhook"])
@@ -196,8 +198,8 @@ async fn main() {
         }))
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        .expect("bench setup");
+    assert_eq!(r.status(), 200, "{}", r.text().await.expect("bench setup"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let settled = api_requests.load(Ordering::Relaxed);
 
@@ -261,8 +263,8 @@ async fn main() {
             )
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            .expect("bench setup");
+        assert_eq!(r.status(), 201, "{}", r.text().await.expect("bench setup"));
     }
     // A 30,000-character description: 31 copies render to just under the 1 MiB budget.
     let description = "d".repeat(30_000);
@@ -280,7 +282,7 @@ async fn main() {
         .body(text.clone())
         .send()
         .await
-        .unwrap();
+        .expect("bench setup");
     let status = r.status();
     let answer: Value = r.json().await.unwrap_or(Value::Null);
     let mut outcome = Vec::new();
@@ -290,10 +292,10 @@ async fn main() {
             .bearer_auth(&user)
             .send()
             .await
-            .unwrap()
+            .expect("bench setup")
             .json()
             .await
-            .unwrap();
+            .expect("bench setup");
         outcome = v["items"]
             .as_array()
             .cloned()
