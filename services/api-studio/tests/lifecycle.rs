@@ -37,7 +37,7 @@ async fn install_stores_encrypted_token_and_webhook_hashes(backend: Backend) {
             .unwrap();
     let enc: String = row.get("auth_token_enc");
     assert!(!enc.contains(&install_token), "token stored in clear");
-    assert!(enc.starts_with("v1."), "stored as ciphertext: {enc}");
+    assert!(enc.starts_with("v2."), "stored as ciphertext: {enc}");
     let status: String = row.get("status");
     assert_eq!(status, "ACTIVE");
     let i = installations::get(&app.state.db, "ws1")
