@@ -91,9 +91,13 @@
     },
   };
 
+  function showLegacy(info) {
+    $('cw-legacy').textContent = info.legacySignaturesUntil ? 'accepted until ' + info.legacySignaturesUntil : 'refused';
+  }
+
   function showSources(info) {
     $('cw-url').textContent = info.url;
-    $('cw-legacy').textContent = info.legacySignaturesUntil ? 'accepted until ' + info.legacySignaturesUntil : 'refused';
+    showLegacy(info);
     $('cw-out').textContent = JSON.stringify(info, null, 2);
   }
 
@@ -114,7 +118,8 @@
   };
   $('cw-show').onclick = () => loaders.sources().catch(show);
   const legacy = (days) => async () => {
-    try { showSources(await api('PUT', '/ui/custom-webhooks/legacy', { days })); } catch (err) { show(err); }
+    // Only the window's state changes: the secrets shown stay as they are.
+    try { showLegacy(await api('PUT', '/ui/custom-webhooks/legacy', { days })); } catch (err) { show(err); }
   };
   $('cw-legacy-open').onclick = legacy(7);
   $('cw-legacy-close').onclick = legacy(0);
