@@ -16,13 +16,18 @@ if ! command -v cargo-fuzz >/dev/null; then
     cargo install --locked cargo-fuzz@0.13.2 >/dev/null 2>&1
 fi
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build -s none --dev >/dev/null 2>&1 || cargo fuzz build -s none --dev
+# The instrumented build lives outside the checkout, so a fresh clone on the same machine reuses
+# it (cargo rebuilds whatever changed); FUZZ_TARGET_DIR moves it.
+target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clockify-addons/fuzz-target}
+mkdir -p "$target_dir"
+cargo fuzz build -s none --dev --target-dir "$target_dir" >/dev/null 2>&1 \
+    || cargo fuzz build -s none --dev --target-dir "$target_dir"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for target in flow template api_path; do
     mkdir -p "$work/$target"
     log="$work/$target.log"
-    if ! cargo fuzz run -s none --dev "$target" "$work/$target" "seeds/$target" -- \
+    if ! cargo fuzz run -s none --dev --target-dir "$target_dir" "$target" "$work/$target" "seeds/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=1024 -max_len=65536 -timeout=5 >"$log" 2>&1; then
         tail -40 "$log" >&2
         echo "fuzz target $target failed; the input is in services/addon-core/fuzz/artifacts/$target/" >&2
