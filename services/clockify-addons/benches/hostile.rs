@@ -32,11 +32,6 @@ use tokio::net::TcpStream;
 const WS: &str = "5f11791a4e759e12c40733ba";
 const MB5: usize = 5 * 1024 * 1024;
 
-fn bin() -> String {
-    std::env::var("BENCH_SERVER_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_clockify-addons").to_owned())
-}
-
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -140,7 +135,7 @@ async fn forged_upload(addr: String) -> u16 {
 #[tokio::main]
 async fn main() {
     addon_core::clockify::client::install_tls_provider();
-    let bin = bin();
+    let bin = common::server_bin();
     let server = common::postgres_server();
     let (_db, url) = common::fresh_database(&bin, &server, "universal-webhook");
     let (api_port, api_requests, api_bytes) = api_stand_in().await;

@@ -22,11 +22,6 @@ use addon_core::auth::{DevKeyPair, TokenKind, TokenSigner};
 use common::{Server, body_for, drive, peak_rss_kib, psql};
 use serde_json::json;
 
-/// The binary measured: this build, or another (`BENCH_SERVER_BIN`, e.g. an earlier release).
-fn bin() -> String {
-    std::env::var("BENCH_SERVER_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_clockify-addons").to_owned())
-}
 const WS: &str = "5f11791a4e759e12c40733ba";
 
 fn pgbench(server: &str, db: &str, clients: usize, secs: u64, script: &std::path::Path) -> f64 {
@@ -65,7 +60,7 @@ async fn main() {
         .unwrap_or(5);
     let levels = common::levels("1,16,64");
     let server = common::postgres_server();
-    let bin = bin();
+    let bin = common::server_bin();
     let (db, url) = common::fresh_database(&bin, &server, "api-studio");
 
     let keys = DevKeyPair::generate().expect("keys");

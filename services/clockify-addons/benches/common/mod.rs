@@ -177,6 +177,13 @@ pub async fn drive(
     }
 }
 
+/// The binary a benchmark measures: this build, or another (`BENCH_SERVER_BIN`, such as an
+/// earlier release).
+pub fn server_bin() -> String {
+    std::env::var("BENCH_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_clockify-addons").to_owned())
+}
+
 /// The PostgreSQL server (`TEST_POSTGRES_URL`, else the local one).
 pub fn postgres_server() -> String {
     std::env::var("TEST_POSTGRES_URL")
