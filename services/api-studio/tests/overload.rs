@@ -50,13 +50,37 @@ async fn load_beyond_the_limit_is_shed(backend: Backend) {
         .start()
         .await;
     app.install_settled("ws1").await;
-    let first = stalled_request(&app).await;
-    let _second = stalled_request(&app).await;
-    // Let both reach their handlers.
+    let mut first = stalled_request(&app).await;
+    let mut second = stalled_request(&app).await;
+    // Both must hold their slots (in their handlers, waiting for the body) before a third
+    // request is sent; on a busy machine that can take a moment.
+    let held = app
+        .eventually(Duration::from_secs(15), || async {
+            let text = app
+                .http
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let in_flight: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("http_requests_in_flight "))
+                .and_then(|v| v.trim().parse().ok())?;
+            (in_flight >= 2.0).then_some(())
+        })
+        .await;
+    if held.is_none() {
+        let a = read_to_close(&mut first, Duration::from_millis(200)).await;
+        let b = read_to_close(&mut second, Duration::from_millis(200)).await;
+        panic!("the stalled requests do not hold their slots; they were answered {a:?} and {b:?}");
+    }
     let flows = app.url("/ui/flows");
     let user = app.token(TokenKind::User, "ws1");
     let shed = app
-        .eventually(Duration::from_secs(5), || {
+        .eventually(Duration::from_secs(10), || {
             let req = app.http.get(&flows).bearer_auth(&user);
             async move {
                 let r = req.send().await.ok()?;
@@ -103,6 +127,7 @@ async fn load_beyond_the_limit_is_shed(backend: Backend) {
         })
         .await;
     assert!(served.is_some(), "a freed slot serves again");
+    drop(second);
     app.stop().await;
 }
 
