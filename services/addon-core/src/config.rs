@@ -232,9 +232,9 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
     var!(
         "FLOW_CONCURRENCY",
-        "16",
+        "64",
         false,
-        "Flow executions one process runs at once."
+        "Flow executions one process runs at once (they mostly wait on the network and on each workspace's API rate limit, so this is well above the core count)."
     ),
     var!(
         "FLOW_LEASE_SECONDS",
@@ -765,7 +765,7 @@ impl CoreConfig {
             page_size: l.bounded("BOOTSTRAP_PAGE_SIZE", 50, 1, 200),
         };
         let flows = FlowConfig {
-            concurrency: l.bounded("FLOW_CONCURRENCY", 16, 1, 1024),
+            concurrency: l.bounded("FLOW_CONCURRENCY", 64, 1, 1024),
             lease: l.seconds("FLOW_LEASE_SECONDS", 60, 2, 3600),
             max_attempts: l.bounded("FLOW_MAX_ATTEMPTS", 5, 1, 100),
             retry_backoff: l.seconds("FLOW_RETRY_BACKOFF_SECONDS", 10, 0, 3600),

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub outbound_duration: Histogram,
     /// Custom webhook deliveries by outcome (the source name is input: never a label).
     pub custom_webhooks_received: IntCounterVec,
+    /// Seconds spent per pipeline stage (verify, store, fan_out, execute), summed over
+    /// concurrent work: where a delivery's time goes.
+    pub stage_seconds: prometheus::CounterVec,
     uptime: IntGauge,
 }
 
@@ -189,6 +192,20 @@ impl Metrics {
             "Custom webhook deliveries by outcome (accepted, duplicate, rejected, rate_limited).",
             &["outcome"],
         );
+        let stage_seconds = prometheus::CounterVec::new(
+            Opts::new(
+                "pipeline_stage_seconds_total",
+                "Seconds spent per stage of the webhook pipeline, summed over concurrent work: verify (token and body checks), store (waiting for the delivery's commit), fan_out (claiming deliveries and queueing executions), execute (running flow executions, API calls included).",
+            ),
+            &["stage"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(stage_seconds.clone()))
+            .expect("metric registered once");
+        for stage in ["verify", "store", "fan_out", "execute"] {
+            stage_seconds.with_label_values(&[stage]);
+        }
         let uptime = IntGauge::new(
             "addon_uptime_seconds",
             "Seconds since this process started.",
@@ -248,6 +265,7 @@ impl Metrics {
             outbound_calls,
             outbound_duration,
             custom_webhooks_received,
+            stage_seconds,
             uptime,
         }
     }

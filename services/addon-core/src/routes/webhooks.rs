@@ -35,7 +35,10 @@ pub fn receiver(events: Option<&'static [&'static str]>) -> MethodRouter<AppStat
             // Authentication first, from the headers alone: a caller without a valid token is
             // refused before a byte of its body is read or buffered.
             let (parts, body) = req.into_parts();
-            let caller = authenticate(&state, &parts.headers, events)?;
+            let begun = std::time::Instant::now();
+            let caller = authenticate(&state, &parts.headers, events);
+            stage(&state, "verify", begun);
+            let caller = caller?;
             let RawBody(body) =
                 RawBody::from_request(Request::from_parts(parts, body), &state).await?;
             clockify_webhook(state, caller, body).await
@@ -109,6 +112,15 @@ fn reject(state: &AppState, e: AuthError) -> AppError {
     AppError::Unauthorized(e)
 }
 
+/// Adds the time since `begun` to a pipeline stage.
+fn stage(state: &AppState, name: &str, begun: std::time::Instant) {
+    state
+        .metrics
+        .stage_seconds
+        .with_label_values(&[name])
+        .inc_by(begun.elapsed().as_secs_f64());
+}
+
 fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -155,7 +167,10 @@ async fn clockify_webhook(
         token_hash,
         event_type,
     } = caller;
-    let peek = Peek::parse(&body)?;
+    let begun = std::time::Instant::now();
+    let peek = Peek::parse(&body);
+    stage(&state, "verify", begun);
+    let peek = peek?;
     if let Some(ws) = peek.workspace_id.as_ref().and_then(Scalar::as_str)
         && ws != claims.workspace_id
     {
@@ -180,21 +195,18 @@ async fn clockify_webhook(
         incoming.id.clone(),
     );
     let label = event_label(&event_type);
-    let outcome = state
-        .ingest
-        .ingest(incoming, token_hash)
-        .await
-        .map_err(|e| match e {
-            IngestError::Stopped => AppError::Unavailable("shutting down; retry".into()),
-            IngestError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                AppError::Unavailable("the database is unavailable; retry shortly".into())
-            }
-            e @ IngestError::Unstorable => AppError::BadRequest(e.to_string()),
-            IngestError::Database(cause) => {
-                AppError::Internal(format!("storing a delivery: {cause}"))
-            }
-        })?;
+    let begun = std::time::Instant::now();
+    let outcome = state.ingest.ingest(incoming, token_hash).await;
+    stage(&state, "store", begun);
+    let outcome = outcome.map_err(|e| match e {
+        IngestError::Stopped => AppError::Unavailable("shutting down; retry".into()),
+        IngestError::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "database unavailable");
+            AppError::Unavailable("the database is unavailable; retry shortly".into())
+        }
+        e @ IngestError::Unstorable => AppError::BadRequest(e.to_string()),
+        IngestError::Database(cause) => AppError::Internal(format!("storing a delivery: {cause}")),
+    })?;
     match outcome {
         IngestOutcome::Accepted { pending } => {
             state

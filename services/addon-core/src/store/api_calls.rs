@@ -55,12 +55,11 @@ pub async fn list(
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<CallEntry>, sqlx::Error> {
-    let rows = sqlx::query(LIST)
-        .bind(workspace_id)
-        .bind(before.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
+    let q = match before {
+        Some(before) => sqlx::query(LIST_BEFORE).bind(workspace_id).bind(before),
+        None => sqlx::query(LIST).bind(workspace_id),
+    };
+    let rows = q.bind(limit).fetch_all(db.pool()).await?;
     rows.iter()
         .map(|r| {
             Ok(CallEntry {
@@ -82,8 +81,14 @@ const RECORD: &str = "INSERT INTO api_calls (id, workspace_id, user_id, method, 
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const LIST: &str =
     "SELECT id, user_id, method, endpoint, status, error, duration_ms, called_at FROM api_calls
-         WHERE workspace_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3";
+         WHERE workspace_id = $1 ORDER BY id DESC LIMIT $2";
+const LIST_BEFORE: &str =
+    "SELECT id, user_id, method, endpoint, status, error, duration_ms, called_at FROM api_calls
+         WHERE workspace_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
 
 /// The statements of this module, for the SQL contract.
-pub(crate) const STATEMENTS: &[(&str, &str)] =
-    &[("api_calls::record", RECORD), ("api_calls::list", LIST)];
+pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("api_calls::record", RECORD),
+    ("api_calls::list", LIST),
+    ("api_calls::list_before", LIST_BEFORE),
+];

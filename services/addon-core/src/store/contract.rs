@@ -53,6 +53,38 @@ pub fn core_statements() -> Vec<Statement> {
         super::webhooks::ingest_many_sql(2),
         None,
     ));
+    for n in [1, 2] {
+        out.push(stmt(
+            format!("executions::queue_many_{n}"),
+            super::executions::queue_many_sql(n),
+            None,
+        ));
+        out.push(stmt(
+            format!("executions::write_many_{n}"),
+            super::executions::write_many_sql(n),
+            None,
+        ));
+        for (name, template) in [
+            ("flows::enabled_many", super::flows::ENABLED_MANY),
+            ("flows::by_ids", super::flows::BY_IDS),
+            ("installations::get_many", super::installations::GET_MANY),
+            ("webhooks::bodies", super::webhooks::BODIES),
+        ] {
+            out.push(stmt(
+                format!("{name}_{n}"),
+                super::in_list_sql(template, n),
+                None,
+            ));
+        }
+    }
+    for (name, sql) in super::executions::list_statements()
+        .into_iter()
+        .chain(super::webhooks::list_statements())
+    {
+        out.push(stmt(name, sql, None));
+    }
+    let (name, sql) = crate::worker::wake::STATEMENT;
+    out.push(stmt(name, sql, Some(Backend::Postgres)));
     for (name, pg, lite) in [
         (
             "webhooks::claim_for_fan_out",

@@ -59,13 +59,14 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<CachedEntity>, sqlx::Error> {
-    let rows = sqlx::query(LIST)
-        .bind(workspace_id)
-        .bind(entity_type)
-        .bind(after.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
+    let q = match after {
+        Some(after) => sqlx::query(LIST_AFTER)
+            .bind(workspace_id)
+            .bind(entity_type)
+            .bind(after),
+        None => sqlx::query(LIST).bind(workspace_id).bind(entity_type),
+    };
+    let rows = q.bind(limit).fetch_all(db.pool()).await?;
     rows.iter()
         .map(|r| {
             let body: String = r.try_get("body")?;
@@ -84,11 +85,14 @@ const UPSERT_PAGE: &str = "INSERT INTO entity_cache (workspace_id, entity_type, 
              ON CONFLICT (workspace_id, entity_type, entity_id) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at";
 const COUNTS: &str = "SELECT entity_type, COUNT(*) AS n FROM entity_cache WHERE workspace_id = $1 GROUP BY entity_type ORDER BY entity_type";
 const LIST: &str = "SELECT entity_type, entity_id, body, fetched_at FROM entity_cache
-         WHERE workspace_id = $1 AND entity_type = $2 AND ($3 = '' OR entity_id > $3) ORDER BY entity_id LIMIT $4";
+         WHERE workspace_id = $1 AND entity_type = $2 ORDER BY entity_id LIMIT $3";
+const LIST_AFTER: &str = "SELECT entity_type, entity_id, body, fetched_at FROM entity_cache
+         WHERE workspace_id = $1 AND entity_type = $2 AND entity_id > $3 ORDER BY entity_id LIMIT $4";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("entities::upsert_page", UPSERT_PAGE),
     ("entities::counts", COUNTS),
     ("entities::list", LIST),
+    ("entities::list_after", LIST_AFTER),
 ];

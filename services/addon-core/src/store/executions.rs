@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Db, new_id};
+use super::Db;
 use crate::db::Backend;
 use crate::time::{now_millis, rfc3339, rfc3339_opt};
 
@@ -48,6 +48,7 @@ impl ExecutionStatus {
 /// One execution to queue at fan-out.
 #[derive(Debug, Clone)]
 pub struct NewExecution<'a> {
+    pub id: &'a str,
     pub workspace_id: &'a str,
     pub flow_id: &'a str,
     pub webhook_id: &'a str,
@@ -57,36 +58,218 @@ pub struct NewExecution<'a> {
     /// `Some((status, reason))`: recorded as finished at once: SKIPPED (conditions not met,
     /// add-on inactive) or FAILED (a condition the engine cannot evaluate).
     pub settled: Option<(ExecutionStatus, String)>,
+    /// `Some((owner, lease_until))`: queued already claimed by that worker (its first attempt
+    /// starts now, in the process that fanned it out); `None`: PENDING for any worker.
+    pub claim: Option<(&'a str, i64)>,
 }
 
-/// Queues an execution inside the fan-out transaction; `false` when the flow already has one for
-/// this delivery.
-pub async fn queue(
+/// Values bound per row of [`queue_many`].
+const QUEUE_COLUMNS: usize = 15;
+
+/// Queues many executions in the fan-out transaction, a multi-row statement per
+/// [`super::MANY`]; returns the ids inserted (a flow that already has an execution for the
+/// delivery inserts nothing).
+pub async fn queue_many(
     conn: &mut AnyConnection,
-    e: &NewExecution<'_>,
+    rows: &[NewExecution<'_>],
     now: i64,
-) -> Result<bool, sqlx::Error> {
-    let (status, finished, duration, due) = match &e.settled {
-        Some((status, _)) => (*status, Some(now), Some(0i64), None),
-        None => (ExecutionStatus::Pending, None, None, Some(now)),
-    };
-    let r = sqlx::query(QUEUE)
-        .bind(new_id())
-        .bind(e.workspace_id)
-        .bind(e.flow_id)
-        .bind(e.webhook_id)
-        .bind(e.event_type)
-        .bind(status.as_str())
-        .bind(e.settled.as_ref().map(|(_, reason)| reason.as_str()))
-        .bind(now)
-        .bind(finished)
-        .bind(duration)
-        .bind(due)
-        .bind(e.flow_version)
-        .execute(&mut *conn)
-        .await?;
-    Ok(r.rows_affected() > 0)
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let mut inserted = std::collections::HashSet::new();
+    for chunk in rows.chunks(super::MANY) {
+        let Some(last) = chunk.last() else { continue };
+        let n = chunk.len().next_power_of_two();
+        // Placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(queue_many_sql(n)));
+        for i in 0..n {
+            let e = chunk.get(i).unwrap_or(last);
+            let (status, finished, duration, due, attempts) = match (&e.settled, e.claim) {
+                (Some((status, _)), _) => (*status, Some(now), Some(0i64), None, 0i64),
+                (None, Some(_)) => (ExecutionStatus::Running, None, None, None, 1),
+                (None, None) => (ExecutionStatus::Pending, None, None, Some(now), 0),
+            };
+            let (owner, until) = match (&e.settled, e.claim) {
+                (None, Some((owner, until))) => (Some(owner), Some(until)),
+                _ => (None, None),
+            };
+            q = q
+                .bind(e.id)
+                .bind(e.workspace_id)
+                .bind(e.flow_id)
+                .bind(e.webhook_id)
+                .bind(e.event_type)
+                .bind(status.as_str())
+                .bind(e.settled.as_ref().map(|(_, reason)| reason.as_str()))
+                .bind(now)
+                .bind(finished)
+                .bind(duration)
+                .bind(attempts)
+                .bind(due)
+                .bind(e.flow_version)
+                .bind(owner)
+                .bind(until);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            inserted.insert(r.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(inserted)
 }
+
+/// The multi-row insert of `n` executions.
+pub(crate) fn queue_many_sql(n: usize) -> String {
+    let values = (0..n)
+        .map(|row| {
+            let p = |c: usize| format!("${}", row * QUEUE_COLUMNS + c);
+            let big = |c: usize| format!("CAST({} AS BIGINT)", p(c));
+            format!(
+                "({}, {}, {}, {}, {}, {}, '[]', CAST({} AS TEXT), {}, {}, {}, {}, 0, {}, {}, CAST({} AS TEXT), {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                big(8),
+                big(9),
+                big(10),
+                big(11),
+                big(12),
+                big(13),
+                p(14),
+                big(15)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{QUEUE_MANY_HEAD}{values}{QUEUE_MANY_TAIL}")
+}
+
+const QUEUE_MANY_HEAD: &str = "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until) VALUES ";
+const QUEUE_MANY_TAIL: &str = " ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id";
+
+/// What an execution records when it moves on: a completed step, an outcome, a later attempt
+/// or its hand-back at shutdown. Written in batches by [`write_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteKind {
+    /// A completed step; the lease is renewed until the given time.
+    Checkpoint { lease_until: i64 },
+    /// The final state: SUCCEEDED, FAILED or SKIPPED.
+    Complete { status: ExecutionStatus },
+    /// Another attempt at this time.
+    Retry { at: i64 },
+    /// Handed back at once (graceful shutdown); the attempt does not count.
+    Release,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutionWrite {
+    pub id: String,
+    pub owner: std::sync::Arc<str>,
+    pub kind: WriteKind,
+    /// The steps recorded so far, as JSON text (unused by `Release`).
+    pub steps: String,
+    pub next_step: usize,
+    pub error: Option<String>,
+}
+
+/// Values bound per row of [`write_many`].
+const WRITE_COLUMNS: usize = 11;
+
+/// Applies many executions' writes, one multi-row statement per [`super::MANY`]; each applies
+/// only while its worker still holds the lease. Returns the ids written (the others lost their
+/// lease to another worker).
+pub async fn write_many(
+    db: &Db,
+    writes: &[ExecutionWrite],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let mut written = std::collections::HashSet::new();
+    let now = now_millis();
+    let mut conn = db.pool().acquire().await?;
+    for chunk in writes.chunks(super::MANY) {
+        let Some(last) = chunk.last() else { continue };
+        let n = chunk.len().next_power_of_two();
+        // Placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(write_many_sql(n)));
+        for i in 0..n {
+            let w = chunk.get(i).unwrap_or(last);
+            // (status, next_attempt_at, lease_until, finished_at, give_back, set_error)
+            let (status, due, until, finished, give_back, set_error) = match &w.kind {
+                WriteKind::Checkpoint { lease_until } => (
+                    ExecutionStatus::Running,
+                    None,
+                    Some(*lease_until),
+                    None,
+                    0i64,
+                    0i64,
+                ),
+                WriteKind::Complete { status } => (*status, None, None, Some(now), 0, 1),
+                WriteKind::Retry { at } => (ExecutionStatus::Retry, Some(*at), None, None, 0, 1),
+                WriteKind::Release => (ExecutionStatus::Retry, Some(now), None, None, 1, 0),
+            };
+            let steps = (w.kind != WriteKind::Release).then_some(w.steps.as_str());
+            q = q
+                .bind(w.id.as_str())
+                .bind(&*w.owner)
+                .bind(status.as_str())
+                .bind(steps)
+                .bind(w.error.as_deref())
+                .bind(set_error)
+                .bind(w.next_step as i64)
+                .bind(due)
+                .bind(until)
+                .bind(finished)
+                .bind(give_back);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            written.insert(r.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(written)
+}
+
+/// The multi-row update of `n` executions (`v` holds one row per execution).
+pub(crate) fn write_many_sql(n: usize) -> String {
+    let values = (0..n)
+        .map(|row| {
+            let p = |c: usize| format!("${}", row * WRITE_COLUMNS + c);
+            let text = |c: usize| format!("CAST({} AS TEXT)", p(c));
+            let big = |c: usize| format!("CAST({} AS BIGINT)", p(c));
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                text(1),
+                text(2),
+                text(3),
+                text(4),
+                text(5),
+                big(6),
+                big(7),
+                big(8),
+                big(9),
+                big(10),
+                big(11)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{WRITE_MANY_HEAD}{values}{WRITE_MANY_TAIL}")
+}
+
+const WRITE_MANY_HEAD: &str = "WITH v (id, owner, status, steps, error, set_error, next_step, next_attempt_at, lease_until, finished_at, give_back) AS (VALUES ";
+const WRITE_MANY_TAIL: &str = ")
+         UPDATE flow_executions SET status = v.status,
+             steps = COALESCE(v.steps, flow_executions.steps),
+             error = CASE WHEN v.set_error = 1 THEN v.error ELSE flow_executions.error END,
+             next_step = CASE WHEN v.give_back = 1 THEN flow_executions.next_step ELSE v.next_step END,
+             next_attempt_at = v.next_attempt_at,
+             lease_owner = CASE WHEN v.status = 'RUNNING' THEN flow_executions.lease_owner ELSE NULL END,
+             lease_until = v.lease_until,
+             finished_at = v.finished_at,
+             duration_ms = CASE WHEN v.finished_at IS NULL THEN flow_executions.duration_ms ELSE v.finished_at - flow_executions.started_at END,
+             attempts = flow_executions.attempts - v.give_back
+         FROM v
+         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
+         RETURNING flow_executions.id";
 
 /// An execution claimed by a worker.
 #[derive(Debug, Clone)]
@@ -141,82 +324,6 @@ pub async fn claim_due(
             })
         })
         .collect()
-}
-
-/// Records a completed step and renews the lease; `false` when the lease was lost.
-pub async fn checkpoint(
-    db: &Db,
-    id: &str,
-    owner: &str,
-    next_step: usize,
-    steps: &[Value],
-    lease_until: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(CHECKPOINT)
-        .bind(next_step as i64)
-        .bind(Value::Array(steps.to_vec()).to_string())
-        .bind(lease_until)
-        .bind(id)
-        .bind(owner)
-        .execute(db.pool())
-        .await?;
-    Ok(r.rows_affected() > 0)
-}
-
-/// Final state (SUCCEEDED, FAILED or SKIPPED); `false` when the lease was lost.
-pub async fn complete(
-    db: &Db,
-    id: &str,
-    owner: &str,
-    status: ExecutionStatus,
-    steps: &[Value],
-    next_step: usize,
-    error: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(COMPLETE)
-        .bind(status.as_str())
-        .bind(Value::Array(steps.to_vec()).to_string())
-        .bind(error)
-        .bind(now_millis())
-        .bind(next_step as i64)
-        .bind(id)
-        .bind(owner)
-        .execute(db.pool())
-        .await?;
-    Ok(r.rows_affected() > 0)
-}
-
-/// Schedules another attempt at `at`, resuming at `next_step`.
-pub async fn retry_later(
-    db: &Db,
-    id: &str,
-    owner: &str,
-    steps: &[Value],
-    next_step: usize,
-    error: &str,
-    at: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(RETRY_LATER)
-        .bind(Value::Array(steps.to_vec()).to_string())
-        .bind(error)
-        .bind(next_step as i64)
-        .bind(at)
-        .bind(id)
-        .bind(owner)
-        .execute(db.pool())
-        .await?;
-    Ok(r.rows_affected() > 0)
-}
-
-/// Hands an execution back at once (graceful shutdown); the attempt does not count.
-pub async fn release(db: &Db, id: &str, owner: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(RELEASE)
-        .bind(now_millis())
-        .bind(id)
-        .bind(owner)
-        .execute(db.pool())
-        .await?;
-    Ok(r.rows_affected() > 0)
 }
 
 /// Extends the lease of every execution this worker runs; returns how many it holds.
@@ -316,15 +423,19 @@ pub async fn list(
     f: &ExecutionFilter<'_>,
     limit: i64,
 ) -> Result<Vec<ExecutionEntry>, sqlx::Error> {
-    let rows = sqlx::query(LIST)
-        .bind(workspace_id)
-        .bind(f.flow_id.unwrap_or(""))
-        .bind(f.webhook_id.unwrap_or(""))
-        .bind(f.status.unwrap_or(""))
-        .bind(f.before.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
+    let filters = [f.flow_id, f.webhook_id, f.status, f.before];
+    let present: Vec<(&str, bool)> = LIST_FILTERS
+        .iter()
+        .zip(filters)
+        .map(|((_, c), v)| (*c, v.is_some()))
+        .collect();
+    let sql = super::filtered_sql(LIST_HEAD, &present, LIST_TAIL);
+    // Placeholders only; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
+    for v in filters.into_iter().flatten() {
+        q = q.bind(v);
+    }
+    let rows = q.bind(limit).fetch_all(db.pool()).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -359,9 +470,6 @@ pub async fn counts(
 }
 
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
-const QUEUE: &str = "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version)
-         VALUES ($1, $2, $3, $4, $5, $6, '[]', $7, $8, $9, $10, 0, 0, $11, $12)
-         ON CONFLICT (flow_id, webhook_id) DO NOTHING";
 #[cfg(test)]
 const CLAIM_COLUMNS: &str =
     "id, workspace_id, flow_id, webhook_id, event_type, steps, next_step, attempts, flow_version";
@@ -381,17 +489,6 @@ pub(crate) const CLAIM_DUE_SQLITE: &str = "UPDATE flow_executions SET status = '
                       WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $3
                       ORDER BY next_attempt_at LIMIT $4)
          RETURNING id, workspace_id, flow_id, webhook_id, event_type, steps, next_step, attempts, flow_version";
-const CHECKPOINT: &str = "UPDATE flow_executions SET next_step = $1, steps = $2, lease_until = $3
-         WHERE id = $4 AND lease_owner = $5 AND status = 'RUNNING'";
-const COMPLETE: &str = "UPDATE flow_executions SET status = $1, steps = $2, error = $3, finished_at = $4, duration_ms = $4 - started_at,
-             next_step = $5, lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL
-         WHERE id = $6 AND lease_owner = $7 AND status = 'RUNNING'";
-const RETRY_LATER: &str = "UPDATE flow_executions SET status = 'RETRY', steps = $1, error = $2, next_step = $3, next_attempt_at = $4,
-             lease_owner = NULL, lease_until = NULL
-         WHERE id = $5 AND lease_owner = $6 AND status = 'RUNNING'";
-const RELEASE: &str = "UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
-             attempts = attempts - 1
-         WHERE id = $2 AND lease_owner = $3 AND status = 'RUNNING'";
 const HEARTBEAT: &str =
     "UPDATE flow_executions SET lease_until = $1 WHERE lease_owner = $2 AND status = 'RUNNING'";
 const RECLAIM_EXPIRED: &str = "UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
@@ -401,25 +498,30 @@ const FAIL_STALE_UNLEASED: &str = "UPDATE flow_executions SET status = 'FAILED',
          WHERE status = 'RUNNING' AND lease_until IS NULL AND started_at < $2";
 const NEXT_DUE: &str =
     "SELECT MIN(next_attempt_at) FROM flow_executions WHERE status IN ('PENDING', 'RETRY')";
-const LIST: &str = "SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_attempt_at FROM flow_executions
-         WHERE workspace_id = $1 AND ($2 = '' OR flow_id = $2) AND ($3 = '' OR webhook_id = $3)
-           AND ($4 = '' OR status = $4) AND ($5 = '' OR id < $5)
-         ORDER BY id DESC LIMIT $6";
+const LIST_HEAD: &str = "SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_attempt_at FROM flow_executions
+         WHERE workspace_id = $1";
+/// The optional filters of [`list`], in binding order: (name, condition).
+pub(crate) const LIST_FILTERS: &[(&str, &str)] = &[
+    ("flow", "flow_id = ?"),
+    ("webhook", "webhook_id = ?"),
+    ("status", "status = ?"),
+    ("before", "id < ?"),
+];
+const LIST_TAIL: &str = "ORDER BY id DESC LIMIT {next}";
+
+/// Every shape of [`list`], for the SQL contract.
+pub(crate) fn list_statements() -> Vec<(String, String)> {
+    super::filtered_variants("executions::list", LIST_HEAD, LIST_FILTERS, LIST_TAIL)
+}
 const GET: &str = "SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_attempt_at FROM flow_executions WHERE workspace_id = $1 AND id = $2";
 const COUNTS: &str = "SELECT status, COUNT(*) AS n FROM flow_executions WHERE workspace_id = $1 AND started_at >= $2 GROUP BY status ORDER BY status";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
-    ("executions::queue", QUEUE),
-    ("executions::checkpoint", CHECKPOINT),
-    ("executions::complete", COMPLETE),
-    ("executions::retry_later", RETRY_LATER),
-    ("executions::release", RELEASE),
     ("executions::heartbeat", HEARTBEAT),
     ("executions::reclaim_expired", RECLAIM_EXPIRED),
     ("executions::fail_stale_unleased", FAIL_STALE_UNLEASED),
     ("executions::next_due", NEXT_DUE),
-    ("executions::list", LIST),
     ("executions::get", GET),
     ("executions::counts", COUNTS),
 ];

@@ -141,23 +141,27 @@ pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::
     rows.iter().map(from_row).collect()
 }
 
-/// Enabled flows of a workspace, oldest first (the order they run in).
-pub async fn enabled(db: &Db, workspace_id: &str) -> Result<Vec<FlowRecord>, sqlx::Error> {
-    let mut conn = db.pool().acquire().await?;
-    enabled_in(&mut conn, workspace_id).await
+/// The enabled flows of many workspaces at once (fan-out), as `(workspace, flow)`.
+pub async fn enabled_for(
+    conn: &mut sqlx::AnyConnection,
+    workspace_ids: &[&str],
+) -> Result<Vec<(String, FlowRecord)>, sqlx::Error> {
+    let rows = super::fetch_in(conn, ENABLED_MANY, workspace_ids).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("workspace_id")?, from_row(r)?)))
+        .collect()
 }
 
-/// [`enabled`] on a connection the caller holds (inside its transaction), so that a caller
-/// never waits for a second connection while holding one.
-pub async fn enabled_in(
+/// Flows by id (any workspace), as `(workspace, flow)`: the executor checks each belongs to
+/// its execution's workspace.
+pub async fn by_ids(
     conn: &mut sqlx::AnyConnection,
-    workspace_id: &str,
-) -> Result<Vec<FlowRecord>, sqlx::Error> {
-    let rows = sqlx::query(ENABLED)
-        .bind(workspace_id)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(from_row).collect()
+    ids: &[&str],
+) -> Result<Vec<(String, FlowRecord)>, sqlx::Error> {
+    let rows = super::fetch_in(conn, BY_IDS, ids).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("workspace_id")?, from_row(r)?)))
+        .collect()
 }
 
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
@@ -170,7 +174,10 @@ const UPDATE: &str = "UPDATE flows SET name = $1, enabled = $2, trigger_events =
 const DELETE: &str = "DELETE FROM flows WHERE workspace_id = $1 AND id = $2";
 const GET: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND id = $2";
 const LIST: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 ORDER BY created_at, id";
-const ENABLED: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 AND enabled = 1 ORDER BY created_at, id";
+/// `{in}`: a list of workspace ids (see [`super::fetch_in`]).
+pub(crate) const ENABLED_MANY: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id IN ({in}) AND enabled = 1 ORDER BY created_at, id";
+/// `{in}`: a list of flow ids.
+pub(crate) const BY_IDS: &str = "SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE id IN ({in})";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
@@ -179,5 +186,4 @@ pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("flows::delete", DELETE),
     ("flows::get", GET),
     ("flows::list", LIST),
-    ("flows::enabled", ENABLED),
 ];

@@ -198,17 +198,13 @@ pub async fn key_ids_in_use(db: &Db) -> Result<Vec<String>, sqlx::Error> {
     Ok(ids)
 }
 
-/// [`get`] on a connection the caller holds (inside its transaction).
-pub async fn get_in(
+/// The installations of many workspaces at once.
+pub async fn get_many(
     conn: &mut sqlx::AnyConnection,
-    workspace_id: &str,
-) -> Result<Option<Installation>, sqlx::Error> {
-    sqlx::query(GET)
-        .bind(workspace_id)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| from_row(&r))
-        .transpose()
+    workspace_ids: &[&str],
+) -> Result<Vec<Installation>, sqlx::Error> {
+    let rows = super::fetch_in(conn, GET_MANY, workspace_ids).await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Sets ACTIVE or INACTIVE on a live installation; false when there is none.
@@ -356,6 +352,8 @@ const SAVE_INSTALLED_1: &str = "INSERT INTO installations (workspace_id, addon_i
 const SAVE_INSTALLED_2: &str = "DELETE FROM installation_webhooks WHERE workspace_id = $1";
 const SAVE_INSTALLED_3: &str = "INSERT INTO installation_webhooks (workspace_id, token_hash, path, webhook_type) VALUES ($1, $2, $3, $4)
              ON CONFLICT (workspace_id, token_hash) DO NOTHING";
+/// `{in}`: a list of workspace ids (see [`super::fetch_in`]).
+pub(crate) const GET_MANY: &str = "SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, tokens_revoked_before FROM installations WHERE workspace_id IN ({in})";
 const GET: &str = "SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, tokens_revoked_before FROM installations WHERE workspace_id = $1";
 const SET_STATUS: &str = "UPDATE installations SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'";
 const SET_SETTINGS: &str = "UPDATE installations SET settings = $1, updated_at = $2 WHERE workspace_id = $3 AND status <> 'DELETED'";

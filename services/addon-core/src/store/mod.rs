@@ -34,3 +34,140 @@ pub fn page_limit(requested: Option<i64>) -> i64 {
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
+
+/// Most values in one `IN (...)` list or multi-row statement.
+pub(crate) const MANY: usize = 64;
+
+/// `n` placeholders numbered from `$from`, comma-separated.
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `template` with `{in}` replaced by `n` placeholders from `$1`.
+pub(crate) fn in_list_sql(template: &str, n: usize) -> String {
+    template.replace("{in}", &placeholders(1, n))
+}
+
+/// Runs `template` (one `{in}` list) over `keys` in chunks of at most [`MANY`], each padded to
+/// a power of two by repeating its last key (`IN` ignores repeats), so a handful of statement
+/// shapes cover every count and stay prepared.
+pub(crate) async fn fetch_in(
+    conn: &mut sqlx::AnyConnection,
+    template: &str,
+    keys: &[&str],
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(MANY) {
+        let Some(last) = chunk.last() else { continue };
+        let n = chunk.len().next_power_of_two();
+        let sql = in_list_sql(template, n);
+        // Placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in 0..n {
+            q = q.bind(*chunk.get(i).unwrap_or(last));
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+/// A list statement with only the filters given: `head` binds `$1` (the workspace), each
+/// present filter appends ` AND <condition>` with its `?` (if any) numbered `$n`, and `tail` takes the next placeholder where it
+/// says `{next}` (the page size). Each combination is its own static statement, so every plan
+/// (generic or custom) uses the index that matches it, unlike one catch-all `($n = '' OR ...)`.
+pub(crate) fn filtered_sql(head: &str, filters: &[(&str, bool)], tail: &str) -> String {
+    let mut sql = head.to_owned();
+    let mut n = 1;
+    for (condition, present) in filters {
+        if *present {
+            let condition = if condition.contains('?') {
+                n += 1;
+                condition.replace('?', &format!("${n}"))
+            } else {
+                (*condition).to_owned()
+            };
+            sql.push_str(&format!(" AND {condition}"));
+        }
+    }
+    sql.push(' ');
+    sql.push_str(&tail.replace("{next}", &format!("${}", n + 1)));
+    sql
+}
+
+/// Every combination of [`filtered_sql`] for the SQL contract, named by the filters present.
+pub(crate) fn filtered_variants(
+    name: &str,
+    head: &str,
+    conditions: &[(&str, &str)],
+    tail: &str,
+) -> Vec<(String, String)> {
+    (0..1usize << conditions.len())
+        .map(|mask| {
+            let filters: Vec<(&str, bool)> = conditions
+                .iter()
+                .enumerate()
+                .map(|(i, (_, c))| (*c, mask & (1 << i) != 0))
+                .collect();
+            let present: Vec<&str> = conditions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, (label, _))| *label)
+                .collect();
+            let suffix = if present.is_empty() {
+                String::new()
+            } else {
+                format!("_by_{}", present.join("_"))
+            };
+            (
+                format!("{name}{suffix}"),
+                filtered_sql(head, &filters, tail),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod sql_tests {
+    #[test]
+    fn filtered_statements_hold_only_the_filters_given() {
+        let sql = super::filtered_sql(
+            "SELECT id FROM t WHERE w = $1",
+            &[
+                ("a = ?", true),
+                ("b = ?", false),
+                ("c IS NULL", true),
+                ("id < ?", true),
+            ],
+            "ORDER BY id DESC LIMIT {next}",
+        );
+        assert_eq!(
+            sql,
+            "SELECT id FROM t WHERE w = $1 AND a = $2 AND c IS NULL AND id < $3 ORDER BY id DESC LIMIT $4"
+        );
+        let all = super::filtered_variants(
+            "t::list",
+            "H",
+            &[("a", "a = ?"), ("b", "b = ?")],
+            "L {next}",
+        );
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["t::list", "t::list_by_a", "t::list_by_b", "t::list_by_a_b"]
+        );
+        assert_eq!(all[3].1, "H AND a = $2 AND b = $3 L $4");
+    }
+
+    #[test]
+    fn in_lists_are_numbered_placeholders() {
+        assert_eq!(super::placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(
+            super::in_list_sql("SELECT 1 WHERE x IN ({in})", 2),
+            "SELECT 1 WHERE x IN ($1, $2)"
+        );
+    }
+}

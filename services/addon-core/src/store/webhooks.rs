@@ -172,15 +172,14 @@ pub struct ClaimedWebhook {
     pub source: Option<String>,
 }
 
-/// Claims up to `limit` deliveries that await flows (and any an earlier release left
-/// PROCESSING past `stale_before`) and marks them PROCESSED, inside the caller's fan-out
+/// Claims up to `limit` deliveries that await flows, oldest first, and marks them PROCESSED
+/// (migration 6 returned any an earlier release left PROCESSING), inside the caller's fan-out
 /// transaction: the mark and the executions it queues commit together or not at all.
 /// PostgreSQL skips rows other replicas hold; SQLite serialises writers anyway.
 pub async fn claim_for_fan_out(
     conn: &mut AnyConnection,
     backend: Backend,
     limit: i64,
-    stale_before: i64,
 ) -> Result<Vec<ClaimedWebhook>, sqlx::Error> {
     let sql = match backend {
         Backend::Postgres => FAN_OUT_CLAIM_POSTGRES,
@@ -188,7 +187,6 @@ pub async fn claim_for_fan_out(
     };
     let rows = sqlx::query(sql)
         .bind(now_millis())
-        .bind(stale_before)
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
@@ -205,17 +203,17 @@ pub async fn claim_for_fan_out(
         .collect()
 }
 
-/// The body and source of a stored delivery (what a flow execution runs against).
-pub async fn delivery(db: &Db, id: &str) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
-    sqlx::query(DELIVERY)
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?
-        .map(|r| Ok((r.try_get("body")?, r.try_get("source")?)))
-        .transpose()
+/// The bodies of many deliveries at once, as `(id, body)`.
+pub async fn bodies(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = super::fetch_in(conn, BODIES, ids).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("body")?)))
+        .collect()
 }
 
-/// A verified custom webhook delivery.
 #[derive(Debug, Clone)]
 pub struct IncomingCustom {
     pub id: String,
@@ -304,14 +302,32 @@ pub async fn list(
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<WebhookEntry>, sqlx::Error> {
-    let rows = sqlx::query(LIST)
-        .bind(workspace_id)
-        .bind(event_type.unwrap_or(""))
-        .bind(before.unwrap_or(""))
-        .bind(limit)
-        .bind(source.unwrap_or(""))
-        .fetch_all(db.pool())
-        .await?;
+    // Clockify's own deliveries have no source.
+    let source = source.map(|s| (s == CLOCKIFY_SOURCE, s));
+    let present = [
+        event_type.is_some(),
+        source.is_some_and(|(clockify, _)| clockify),
+        source.is_some_and(|(clockify, _)| !clockify),
+        before.is_some(),
+    ];
+    let filters: Vec<(&str, bool)> = LIST_FILTERS
+        .iter()
+        .zip(present)
+        .map(|((_, c), p)| (*c, p))
+        .collect();
+    let sql = super::filtered_sql(LIST_HEAD, &filters, LIST_TAIL);
+    // Placeholders only; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
+    if let Some(e) = event_type {
+        q = q.bind(e);
+    }
+    if let Some((false, s)) = source {
+        q = q.bind(s);
+    }
+    if let Some(b) = before {
+        q = q.bind(b);
+    }
+    let rows = q.bind(limit).fetch_all(db.pool()).await?;
     rows.iter().map(|r| entry(r, false)).collect()
 }
 
@@ -343,17 +359,18 @@ pub async fn count(db: &Db, workspace_id: &str, since: i64) -> Result<i64, sqlx:
 pub(crate) const FAN_OUT_CLAIM_POSTGRES: &str =
     "UPDATE webhook_log SET status = 'PROCESSED', claimed_at = $1, processed_at = $1
              WHERE id IN (SELECT id FROM webhook_log
-                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
-                          ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                          WHERE status = 'PENDING'
+                          ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING id, workspace_id, event_type, body, source";
 /// SQLite serialises writers anyway.
 pub(crate) const FAN_OUT_CLAIM_SQLITE: &str =
     "UPDATE webhook_log SET status = 'PROCESSED', claimed_at = $1, processed_at = $1
              WHERE id IN (SELECT id FROM webhook_log
-                          WHERE status = 'PENDING' OR (status = 'PROCESSING' AND claimed_at < $2)
-                          ORDER BY received_at LIMIT $3)
+                          WHERE status = 'PENDING'
+                          ORDER BY received_at LIMIT $2)
              RETURNING id, workspace_id, event_type, body, source";
-const DELIVERY: &str = "SELECT body, source FROM webhook_log WHERE id = $1";
+/// `{in}`: a list of delivery ids (see [`super::fetch_in`]).
+pub(crate) const BODIES: &str = "SELECT id, body FROM webhook_log WHERE id IN ({in})";
 const INGEST_CUSTOM: &str = "WITH facts AS (
              SELECT EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1 AND f.trigger_source = 'CUSTOM') AS has_flows
          )
@@ -378,11 +395,23 @@ const INGEST: &str = "WITH facts AS (
          ON CONFLICT (workspace_id, delivery_key) DO NOTHING
          RETURNING status";
 const REFUSED: &str = "SELECT id FROM webhook_log WHERE workspace_id = $1 AND delivery_key = $2";
-const LIST: &str =
+const LIST_HEAD: &str =
     "SELECT id, source, event_type, entity_id, status, received_at, processed_at FROM webhook_log
-         WHERE workspace_id = $1 AND ($2 = '' OR event_type = $2) AND ($3 = '' OR id < $3)
-           AND ($5 = '' OR COALESCE(source, 'clockify') = $5)
-         ORDER BY id DESC LIMIT $4";
+         WHERE workspace_id = $1";
+/// The optional filters of [`list`], in binding order: (name, condition). Clockify's own
+/// deliveries have no source: that filter binds nothing.
+pub(crate) const LIST_FILTERS: &[(&str, &str)] = &[
+    ("event", "event_type = ?"),
+    ("clockify", "source IS NULL"),
+    ("source", "source = ?"),
+    ("before", "id < ?"),
+];
+const LIST_TAIL: &str = "ORDER BY id DESC LIMIT {next}";
+
+/// Every shape of [`list`], for the SQL contract.
+pub(crate) fn list_statements() -> Vec<(String, String)> {
+    super::filtered_variants("webhooks::list", LIST_HEAD, LIST_FILTERS, LIST_TAIL)
+}
 const GET: &str = "SELECT id, source, event_type, entity_id, status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2";
 const COUNT: &str =
     "SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND received_at >= $2";
@@ -391,9 +420,7 @@ const COUNT: &str =
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("webhooks::ingest", INGEST),
     ("webhooks::refused", REFUSED),
-    ("webhooks::delivery", DELIVERY),
     ("webhooks::ingest_custom", INGEST_CUSTOM),
-    ("webhooks::list", LIST),
     ("webhooks::get", GET),
     ("webhooks::count", COUNT),
 ];

@@ -1,26 +1,41 @@
-//! The flow worker: durable, exactly-once-per-delivery flow execution.
+//! The flow worker: durable, exactly-once-per-delivery flow execution at the database's speed.
 //!
 //! * **Fan-out.** Stored deliveries that await flows are claimed in a transaction that also
 //!   queues one execution per matching flow (or records it SKIPPED with the reason) and marks
-//!   the delivery PROCESSED. A crash leaves either the delivery pending or its executions
-//!   queued; `(flow, delivery)` is unique, so a flow never runs twice for one delivery.
-//! * **Execution.** Due executions are claimed under a lease that a heartbeat renews. Each
-//!   completed action advances `next_step` in the row, so after a crash the lease runs out and
-//!   another worker resumes at the first action that had not completed: completed actions are
-//!   never repeated. The one action in flight at a crash may be sent again (its outcome was
-//!   never recorded); GENERIC_HTTP requests carry an `Idempotency-Key` that is the same on
-//!   every attempt, so receivers can drop the repeat.
+//!   the delivery PROCESSED: one statement claims up to [`FAN_OUT_BATCH`] deliveries, one reads
+//!   the enabled flows of all their workspaces, one their installations, one inserts every
+//!   execution. A crash leaves either the delivery pending or its executions queued;
+//!   `(flow, delivery)` is unique, so a flow never runs twice for one delivery.
+//! * **Hand-off.** Executions the fan-out can start at once (free executor slots in this
+//!   process) are inserted already claimed under this worker's lease and start with what the
+//!   fan-out read (delivery, flow, installation): no claim and no reads of their own. The rest
+//!   are queued PENDING, and the other replicas are told (see [`wake`]).
+//! * **Claims.** Due executions (PENDING, RETRY, or resumed after a dead worker's lease ran
+//!   out) are claimed in batches that skip rows other replicas are claiming; their deliveries,
+//!   flows and installations are read with one statement each for the batch.
+//! * **Execution.** Each completed action but the last advances `next_step` in the row (a
+//!   checkpoint), so after a crash the lease runs out and another worker resumes at the first
+//!   action that had not completed: completed actions are never repeated. The one action in
+//!   flight at a crash may be sent again (its outcome was never recorded); GENERIC_HTTP
+//!   requests carry an `Idempotency-Key` that is the same on every attempt, so receivers can
+//!   drop the repeat. Checkpoints and outcomes of many executions are written together
+//!   ([`writer`]), each only while its worker still holds the lease.
 //! * **Retries.** An action that fails transiently (timeout, connection failure, 429, 5xx,
 //!   after the client's own quick retries) schedules another attempt with exponential backoff
 //!   and jitter; a permanent failure (4xx, a template that does not render, a refused host) or
 //!   the last attempt ends in FAILED with the error.
 
+pub mod wake;
+pub mod writer;
+
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
 
 use crate::app::AppState;
 use crate::clockify::{ApiError, ApiTarget};
@@ -28,44 +43,95 @@ use crate::flows::eval::{conditions_match, render_action, render_http};
 use crate::flows::template::TemplateContext;
 use crate::flows::{Action, ActionKind};
 use crate::outbound::{OutboundError, WorkspaceAllowlist, excerpt, is_sensitive_header};
-use crate::store::executions::{self, Claimed, ExecutionStatus, NewExecution};
+use crate::store::executions::{
+    self, Claimed, ExecutionStatus, ExecutionWrite, NewExecution, WriteKind,
+};
 use crate::store::flows::{self, FlowRecord};
-use crate::store::installations::{self, InstallStatus};
-use crate::store::{allowlist, webhooks};
+use crate::store::installations::{self, InstallStatus, Installation};
+use crate::store::{allowlist, new_id, webhooks};
 use crate::time::now_millis;
+use writer::{WriteError, Writer};
 
-/// A delivery an earlier release left PROCESSING longer than this is fanned out again.
+/// A run an earlier release left RUNNING without a lease for longer than this is closed.
 pub const STALE_CLAIM: Duration = Duration::from_secs(300);
 /// Deliveries fanned out per transaction.
-const FAN_OUT_BATCH: i64 = 64;
+pub const FAN_OUT_BATCH: i64 = 64;
+/// The safety-net poll: work is normally announced (see [`wake`]).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Longest response excerpt kept in an execution step.
 const EXCERPT: usize = 2048;
 /// The longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Most executions claimed per statement.
+const CLAIM_BATCH: usize = 64;
 
-/// Runs the fan-out, the executor and the lease heartbeat until shutdown.
+/// What the worker's tasks share.
+#[derive(Clone)]
+struct Engine {
+    state: AppState,
+    owner: Arc<str>,
+    /// One permit per execution that may run at once in this process (`FLOW_CONCURRENCY`).
+    slots: Arc<Semaphore>,
+    tasks: TaskTracker,
+    writer: Writer,
+    announce: wake::Announce,
+}
+
+/// Runs the fan-out, the executor, the lease heartbeat and the cross-replica wake-up until
+/// shutdown; running executions then stop at their next step and hand themselves back.
 pub async fn run(state: AppState) {
-    let fan_out = tokio::spawn(fan_out_loop(state.clone()));
+    let announce = wake::Announce::default();
+    let retried = {
+        let state = state.clone();
+        let announce = announce.clone();
+        move |_at: i64| {
+            // This executor re-reads when the next attempt is due; the others are told.
+            state.execution_work.notify_one();
+            announce.work();
+        }
+    };
+    let (writer, mut writers) = Writer::start(state.db.clone(), 2, retried);
+    let engine = Engine {
+        owner: Arc::from(state.instance_id.as_str()),
+        slots: Arc::new(Semaphore::new(state.config.flows.concurrency as usize)),
+        tasks: TaskTracker::new(),
+        writer,
+        announce: announce.clone(),
+        state: state.clone(),
+    };
+    let fan_out = tokio::spawn(fan_out_loop(engine.clone()));
     let heartbeat = tokio::spawn(heartbeat_loop(state.clone()));
-    execute_loop(state).await;
-    heartbeat.abort();
+    let listener = tokio::spawn(wake::listener(state.clone()));
+    let announcer = tokio::spawn(wake::announcer(state.clone(), announce));
+    execute_loop(engine.clone()).await;
     let _ = fan_out.await;
+    // Running executions stop at their next step and hand themselves back; wait for that.
+    engine.tasks.close();
+    let grace = state.config.shutdown_timeout.max(Duration::from_secs(1));
+    if tokio::time::timeout(grace, engine.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("flow executions did not stop in time; their leases will run out");
+    }
+    heartbeat.abort();
+    listener.abort();
+    announcer.abort();
+    drop(engine);
+    // The writers finish what was handed to them once the last handle is gone.
+    while writers.join_next().await.is_some() {}
     tracing::debug!("flow worker stopped");
 }
 
-async fn fan_out_loop(state: AppState) {
+async fn fan_out_loop(engine: Engine) {
+    let state = &engine.state;
     loop {
         if state.shutdown.is_cancelled() {
             return;
         }
-        match fan_out_once(&state).await {
+        match fan_out_once_in(&engine).await {
             Ok(FanOut { deliveries, .. }) if deliveries as i64 == FAN_OUT_BATCH => continue,
-            Ok(FanOut { queued, .. }) => {
-                if queued > 0 {
-                    state.execution_work.notify_one();
-                }
-            }
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "flow fan-out failed; retrying"),
         }
         tokio::select! {
@@ -80,52 +146,87 @@ async fn fan_out_loop(state: AppState) {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FanOut {
     pub deliveries: usize,
-    /// Executions queued to run.
+    /// Executions queued to run (started here at once, or left PENDING for any worker).
     pub queued: usize,
+    /// Of those, started at once in this process.
+    pub started: usize,
     /// Executions recorded SKIPPED (conditions not met, add-on inactive).
     pub skipped: usize,
     /// Executions recorded FAILED at once (a condition the engine cannot evaluate).
     pub failed: usize,
 }
 
-/// Per workspace: its enabled flows, and why they cannot run (add-on not active).
-struct WorkspaceFlows {
-    flows: Vec<FlowRecord>,
-    inactive: Option<String>,
+/// An execution with what it needs to run: read by the fan-out, or in one batch after a claim.
+struct Prepared {
+    claimed: Claimed,
+    /// `None`: the delivery is no longer stored.
+    body: Option<Arc<Value>>,
+    /// `None`: the flow was deleted.
+    flow: Option<Arc<FlowRecord>>,
+    installation: Option<Arc<Installation>>,
 }
 
-/// Claims a batch of deliveries and queues their executions in one transaction.
+/// A fan-out pass without starting anything in this process (every execution is left PENDING):
+/// for tests and tools.
 pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
-    let stale_before = now_millis() - STALE_CLAIM.as_millis() as i64;
+    let (writer, _writers) = Writer::start(state.db.clone(), 1, |_| {});
+    let engine = Engine {
+        owner: Arc::from(state.instance_id.as_str()),
+        slots: Arc::new(Semaphore::new(0)),
+        tasks: TaskTracker::new(),
+        writer,
+        announce: wake::Announce::default(),
+        state: state.clone(),
+    };
+    fan_out_once_in(&engine).await
+}
+
+/// Claims a batch of deliveries and queues their executions in one transaction; starts those
+/// it has free slots for.
+async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
+    let state = &engine.state;
+    let begun = Instant::now();
     let mut tx = state.db.pool().begin().await?;
-    let claimed =
-        webhooks::claim_for_fan_out(&mut tx, state.db.backend(), FAN_OUT_BATCH, stale_before)
-            .await?;
+    let claimed = webhooks::claim_for_fan_out(&mut tx, state.db.backend(), FAN_OUT_BATCH).await?;
     let mut out = FanOut {
         deliveries: claimed.len(),
         ..FanOut::default()
     };
-    let mut by_workspace: HashMap<String, WorkspaceFlows> = HashMap::new();
+    if claimed.is_empty() {
+        tx.commit().await?;
+        return Ok(out);
+    }
+    let mut workspaces: Vec<&str> = claimed.iter().map(|w| w.workspace_id.as_str()).collect();
+    workspaces.sort_unstable();
+    workspaces.dedup();
+    // On the transaction's own connection: holding one connection while waiting for another
+    // deadlocks a pool of one.
+    let mut flows_of: HashMap<String, Vec<Arc<FlowRecord>>> = HashMap::new();
+    for (ws, flow) in flows::enabled_for(&mut tx, &workspaces).await? {
+        flows_of.entry(ws).or_default().push(Arc::new(flow));
+    }
+    let installs: HashMap<String, Arc<Installation>> =
+        installations::get_many(&mut tx, &workspaces)
+            .await?
+            .into_iter()
+            .map(|i| (i.workspace_id.clone(), Arc::new(i)))
+            .collect();
     let now = now_millis();
-    for w in &claimed {
-        if !by_workspace.contains_key(&w.workspace_id) {
-            // On the transaction's own connection: holding one connection while waiting for
-            // another deadlocks a pool of one.
-            let flows = flows::enabled_in(&mut tx, &w.workspace_id).await?;
-            let inactive = match installations::get_in(&mut tx, &w.workspace_id).await? {
-                Some(i) if i.status == InstallStatus::Active => None,
-                Some(i) if i.status == InstallStatus::Inactive => {
-                    Some("the add-on is inactive in this workspace".to_owned())
-                }
-                _ => Some("the add-on is not installed in this workspace".to_owned()),
-            };
-            by_workspace.insert(w.workspace_id.clone(), WorkspaceFlows { flows, inactive });
-        }
-        let Some(ws) = by_workspace.get(&w.workspace_id) else {
+    let until = now + state.config.flows.lease.as_millis() as i64;
+    struct Row {
+        id: String,
+        delivery: usize,
+        flow: Arc<FlowRecord>,
+        settled: Option<(ExecutionStatus, String)>,
+        permit: Option<OwnedSemaphorePermit>,
+        body: Arc<Value>,
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for (d, w) in claimed.iter().enumerate() {
+        let Some(flows) = flows_of.get(&w.workspace_id) else {
             continue;
         };
-        let matching: Vec<&FlowRecord> = ws
-            .flows
+        let matching: Vec<&Arc<FlowRecord>> = flows
             .iter()
             .filter(|f| {
                 f.definition
@@ -135,42 +236,97 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
         if matching.is_empty() {
             continue;
         }
-        let body: Value = serde_json::from_str(&w.body).unwrap_or(Value::Null);
+        let inactive = match installs.get(&w.workspace_id) {
+            Some(i) if i.status == InstallStatus::Active => None,
+            Some(i) if i.status == InstallStatus::Inactive => {
+                Some("the add-on is inactive in this workspace")
+            }
+            _ => Some("the add-on is not installed in this workspace"),
+        };
+        let body = Arc::new(serde_json::from_str::<Value>(&w.body).unwrap_or(Value::Null));
         for flow in matching {
-            let settled = match &ws.inactive {
-                Some(reason) => Some((ExecutionStatus::Skipped, reason.clone())),
+            let settled = match inactive {
+                Some(reason) => Some((ExecutionStatus::Skipped, reason.to_owned())),
                 None => match conditions_match(&flow.definition, &body) {
                     Ok(true) => None,
                     Ok(false) => Some((ExecutionStatus::Skipped, "conditions not met".to_owned())),
                     Err(reason) => Some((ExecutionStatus::Failed, reason)),
                 },
             };
-            let is_skip = settled
-                .as_ref()
-                .is_some_and(|(s, _)| *s == ExecutionStatus::Skipped);
-            let is_failed = settled
-                .as_ref()
-                .is_some_and(|(s, _)| *s == ExecutionStatus::Failed);
-            let new = NewExecution {
+            let permit = if settled.is_none() {
+                engine.slots.clone().try_acquire_owned().ok()
+            } else {
+                None
+            };
+            rows.push(Row {
+                id: new_id(),
+                delivery: d,
+                flow: flow.clone(),
+                settled,
+                permit,
+                body: body.clone(),
+            });
+        }
+    }
+    let new: Vec<NewExecution<'_>> = rows
+        .iter()
+        .map(|r| {
+            let w = &claimed[r.delivery];
+            NewExecution {
+                id: &r.id,
                 workspace_id: &w.workspace_id,
-                flow_id: &flow.id,
+                flow_id: &r.flow.id,
                 webhook_id: &w.id,
                 event_type: &w.event_type,
-                flow_version: flow.version,
-                settled,
-            };
-            if executions::queue(&mut tx, &new, now).await? {
-                if is_skip {
-                    out.skipped += 1;
-                } else if is_failed {
-                    out.failed += 1;
-                } else {
-                    out.queued += 1;
-                }
+                flow_version: r.flow.version,
+                settled: r.settled.clone(),
+                claim: r.permit.as_ref().map(|_| (&*engine.owner, until)),
+            }
+        })
+        .collect();
+    let inserted = executions::queue_many(&mut tx, &new, now).await?;
+    drop(new);
+    tx.commit().await?;
+    let mut left_pending = false;
+    for r in rows {
+        if !inserted.contains(&r.id) {
+            continue;
+        }
+        match (&r.settled, r.permit) {
+            (Some((ExecutionStatus::Skipped, _)), _) => out.skipped += 1,
+            (Some(_), _) => out.failed += 1,
+            (None, Some(permit)) => {
+                out.queued += 1;
+                out.started += 1;
+                let w = &claimed[r.delivery];
+                let job = Prepared {
+                    claimed: Claimed {
+                        id: r.id,
+                        workspace_id: w.workspace_id.clone(),
+                        flow_id: r.flow.id.clone(),
+                        webhook_id: w.id.clone(),
+                        event_type: w.event_type.clone(),
+                        steps: Vec::new(),
+                        next_step: 0,
+                        attempt: 1,
+                        flow_version: Some(r.flow.version),
+                    },
+                    body: Some(r.body),
+                    installation: installs.get(&w.workspace_id).cloned(),
+                    flow: Some(r.flow),
+                };
+                start(engine, job, permit);
+            }
+            (None, None) => {
+                out.queued += 1;
+                left_pending = true;
             }
         }
     }
-    tx.commit().await?;
+    if left_pending {
+        state.execution_work.notify_one();
+        engine.announce.work();
+    }
     for (status, n) in [
         (ExecutionStatus::Skipped, out.skipped),
         (ExecutionStatus::Failed, out.failed),
@@ -183,16 +339,28 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
                 .inc_by(n as u64);
         }
     }
-    if out.deliveries > 0 {
-        tracing::debug!(
-            deliveries = out.deliveries,
-            queued = out.queued,
-            skipped = out.skipped,
-            failed = out.failed,
-            "deliveries fanned out"
-        );
-    }
+    state
+        .metrics
+        .stage_seconds
+        .with_label_values(&["fan_out"])
+        .inc_by(begun.elapsed().as_secs_f64());
+    tracing::debug!(
+        deliveries = out.deliveries,
+        queued = out.queued,
+        started = out.started,
+        skipped = out.skipped,
+        failed = out.failed,
+        "deliveries fanned out"
+    );
     Ok(out)
+}
+
+fn start(engine: &Engine, job: Prepared, permit: OwnedSemaphorePermit) {
+    let engine2 = engine.clone();
+    engine.tasks.spawn(async move {
+        run_prepared(&engine2, job).await;
+        drop(permit);
+    });
 }
 
 async fn heartbeat_loop(state: AppState) {
@@ -232,69 +400,130 @@ async fn reclaim(state: &AppState) {
     }
 }
 
-async fn execute_loop(state: AppState) {
-    let concurrency = state.config.flows.concurrency as usize;
+async fn execute_loop(engine: Engine) {
+    let state = &engine.state;
     let lease = state.config.flows.lease;
-    let mut running: JoinSet<()> = JoinSet::new();
     let mut next_reclaim = tokio::time::Instant::now();
     loop {
         if state.shutdown.is_cancelled() {
             break;
         }
         if tokio::time::Instant::now() >= next_reclaim {
-            reclaim(&state).await;
+            reclaim(state).await;
             next_reclaim = tokio::time::Instant::now() + lease / 2;
         }
-        // Finished executions free their slots together, and slots are refilled in batches:
-        // one claim round trip per execution would cap throughput at the database's latency.
-        while running.try_join_next().is_some() {}
-        let free = concurrency.saturating_sub(running.len());
-        let batch_min = (concurrency / 4).max(1);
-        let mut claimed_all = false;
-        if free >= batch_min || running.is_empty() {
-            let until = now_millis() + lease.as_millis() as i64;
-            match executions::claim_due(&state.db, &state.instance_id, until, free as i64).await {
-                Ok(batch) => {
-                    claimed_all = batch.len() == free;
-                    for c in batch {
-                        running.spawn(run_claimed(state.clone(), c));
+        // Claim only for free slots: wait for one, then take what else is free.
+        let first = tokio::select! {
+            p = engine.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = state.shutdown.cancelled() => break,
+        };
+        let mut permits = vec![first];
+        while permits.len() < CLAIM_BATCH {
+            match engine.slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let until = now_millis() + lease.as_millis() as i64;
+        let want = permits.len();
+        match executions::claim_due(&state.db, &engine.owner, until, want as i64).await {
+            Ok(batch) if !batch.is_empty() => {
+                let got = batch.len();
+                let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
+                match prepare(state, batch).await {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            let Some(permit) = permits.pop() else { break };
+                            start(&engine, job, permit);
+                        }
+                    }
+                    Err(e) => {
+                        // Hand them back at once (the attempt does not count), or the
+                        // heartbeat would keep them leased to this worker.
+                        tracing::warn!(error = %e, "cannot read claimed flow executions; handing them back");
+                        let back = ids.into_iter().map(|id| ExecutionWrite {
+                            id,
+                            owner: engine.owner.clone(),
+                            kind: WriteKind::Release,
+                            steps: String::new(),
+                            next_step: 0,
+                            error: None,
+                        });
+                        if let Err(e) =
+                            executions::write_many(&state.db, &back.collect::<Vec<_>>()).await
+                        {
+                            tracing::warn!(error = %e, "cannot hand back claimed flow executions; their leases will run out");
+                        }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot claim flow executions"),
+                drop(permits);
+                if got == want {
+                    continue;
+                }
+            }
+            Ok(_) => drop(permits),
+            Err(e) => {
+                drop(permits);
+                tracing::warn!(error = %e, "cannot claim flow executions");
             }
         }
-        if claimed_all && running.len() < concurrency {
-            continue;
-        }
-        let wait = if free < batch_min && !running.is_empty() {
-            // Wait for more slots (a finishing execution wakes the loop).
-            IDLE_POLL
-        } else if running.len() >= concurrency {
-            IDLE_POLL
-        } else {
-            match executions::next_due(&state.db).await {
-                Ok(Some(at)) => Duration::from_millis((at - now_millis()).clamp(1, 5000) as u64),
-                _ => IDLE_POLL,
-            }
+        let wait = match executions::next_due(&state.db).await {
+            Ok(Some(at)) => Duration::from_millis((at - now_millis()).clamp(1, 5000) as u64),
+            _ => IDLE_POLL,
         };
         let wait = wait.min(next_reclaim.saturating_duration_since(tokio::time::Instant::now()));
         tokio::select! {
-            Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = state.execution_work.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = state.shutdown.cancelled() => break,
         }
     }
-    // Running executions stop at their next step and hand themselves back; wait for that.
-    let grace = state.config.shutdown_timeout.max(Duration::from_secs(1));
-    if tokio::time::timeout(grace, async {
-        while running.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!("flow executions did not stop in time; their leases will run out");
-    }
+}
+
+/// Reads what a batch of claimed executions needs: one statement each for their deliveries,
+/// flows and installations.
+async fn prepare(state: &AppState, batch: Vec<Claimed>) -> Result<Vec<Prepared>, sqlx::Error> {
+    let mut conn = state.db.pool().acquire().await?;
+    let mut ids: Vec<&str> = batch.iter().map(|c| c.webhook_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let bodies: HashMap<String, Arc<Value>> = webhooks::bodies(&mut conn, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, body)| {
+            let v = serde_json::from_str(&body).unwrap_or(Value::Null);
+            (id, Arc::new(v))
+        })
+        .collect();
+    let mut ids: Vec<&str> = batch.iter().map(|c| c.flow_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let flows: HashMap<String, (String, Arc<FlowRecord>)> = flows::by_ids(&mut conn, &ids)
+        .await?
+        .into_iter()
+        .map(|(ws, f)| (f.id.clone(), (ws, Arc::new(f))))
+        .collect();
+    let mut ids: Vec<&str> = batch.iter().map(|c| c.workspace_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let installs: HashMap<String, Arc<Installation>> = installations::get_many(&mut conn, &ids)
+        .await?
+        .into_iter()
+        .map(|i| (i.workspace_id.clone(), Arc::new(i)))
+        .collect();
+    Ok(batch
+        .into_iter()
+        .map(|c| Prepared {
+            body: bodies.get(&c.webhook_id).cloned(),
+            // A flow of another workspace is no flow of this one.
+            flow: flows
+                .get(&c.flow_id)
+                .filter(|(ws, _)| *ws == c.workspace_id)
+                .map(|(_, f)| f.clone()),
+            installation: installs.get(&c.workspace_id).cloned(),
+            claimed: c,
+        })
+        .collect())
 }
 
 /// How a claimed execution ended (for tests and logs).
@@ -309,26 +538,35 @@ pub enum Outcome {
     LeaseLost,
 }
 
-async fn run_claimed(state: AppState, claimed: Claimed) {
-    if claimed.attempt == 1
-        && let Some(queued) = uuid_millis(&claimed.id)
+async fn run_prepared(engine: &Engine, job: Prepared) {
+    let state = &engine.state;
+    let c = &job.claimed;
+    if c.attempt == 1
+        && let Some(queued) = uuid_millis(&c.id)
     {
         state
             .metrics
             .flow_queue_delay
             .observe((now_millis() - queued).max(0) as f64 / 1000.0);
     }
-    match execute(&state, &claimed).await {
+    let begun = Instant::now();
+    let result = execute(engine, &job).await;
+    state
+        .metrics
+        .stage_seconds
+        .with_label_values(&["execute"])
+        .inc_by(begun.elapsed().as_secs_f64());
+    match result {
         Ok(outcome) => {
             tracing::info!(
-                workspace_id = %claimed.workspace_id, flow_id = %claimed.flow_id,
-                execution_id = %claimed.id, webhook_id = %claimed.webhook_id,
-                attempt = claimed.attempt, outcome = ?outcome, "flow execution"
+                workspace_id = %c.workspace_id, flow_id = %c.flow_id,
+                execution_id = %c.id, webhook_id = %c.webhook_id,
+                attempt = c.attempt, outcome = ?outcome, "flow execution"
             );
         }
         // The row stays RUNNING under our lease; when the lease runs out it is resumed.
         Err(e) => {
-            tracing::error!(execution_id = %claimed.id, error = %e, "flow execution could not be recorded")
+            tracing::error!(execution_id = %c.id, error = %e, "flow execution could not be recorded")
         }
     }
 }
@@ -354,25 +592,47 @@ struct StepFailure {
     transient: bool,
 }
 
-/// Runs a claimed execution from its next step to an outcome, recording it.
-pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Error> {
-    let owner = state.instance_id.as_str();
+/// Records one write of `c` through the group-commit writers; `false` when the lease was lost.
+async fn record(
+    engine: &Engine,
+    c: &Claimed,
+    kind: WriteKind,
+    steps: &[Value],
+    next_step: usize,
+    error: Option<String>,
+) -> Result<bool, WriteError> {
+    engine
+        .writer
+        .write(ExecutionWrite {
+            id: c.id.clone(),
+            owner: engine.owner.clone(),
+            kind,
+            steps: serde_json::to_string(steps).unwrap_or_else(|_| "[]".into()),
+            next_step,
+            error,
+        })
+        .await
+}
+
+/// Runs a prepared execution from its next step to an outcome, recording it.
+async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError> {
+    let state = &engine.state;
+    let c = &job.claimed;
     let mut steps: Vec<Value> = c.steps.iter().take(c.next_step).cloned().collect();
     let finish = |status: ExecutionStatus,
                   steps: Vec<Value>,
                   next: usize,
                   error: Option<String>| async move {
-        let recorded = executions::complete(
-            &state.db,
-            &c.id,
-            owner,
-            status,
+        if !record(
+            engine,
+            c,
+            WriteKind::Complete { status },
             &steps,
             next,
-            error.as_deref(),
+            error,
         )
-        .await?;
-        if !recorded {
+        .await?
+        {
             return Ok(Outcome::LeaseLost);
         }
         state
@@ -380,7 +640,7 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
             .flows_executed
             .with_label_values(&[status.as_str()])
             .inc();
-        Ok::<_, sqlx::Error>(Outcome::Done(status))
+        Ok::<_, WriteError>(Outcome::Done(status))
     };
     let max_attempts = state.config.flows.max_attempts;
     if c.attempt > max_attempts {
@@ -393,7 +653,7 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
         )
         .await;
     }
-    let Some((body_text, _source)) = webhooks::delivery(&state.db, &c.webhook_id).await? else {
+    let Some(body) = job.body.as_deref() else {
         let msg = "the delivery is no longer stored (retention removed it)";
         return finish(
             ExecutionStatus::Failed,
@@ -403,7 +663,7 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
         )
         .await;
     };
-    let flow = match flows::get(&state.db, &c.workspace_id, &c.flow_id).await? {
+    let flow = match job.flow.as_deref() {
         None => {
             let msg = "the flow was deleted before it ran";
             return finish(
@@ -426,14 +686,11 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
         }
         Some(f) => f,
     };
-    let mut flow = flow;
-    if let Err(e) =
-        crate::flows::sealed::unseal(&state.cipher, &c.workspace_id, &mut flow.definition)
-    {
+    let mut definition = flow.definition.clone();
+    if let Err(e) = crate::flows::sealed::unseal(&state.cipher, &c.workspace_id, &mut definition) {
         let msg = format!("the flow's header values cannot be opened: {e}");
         return finish(ExecutionStatus::Failed, steps, c.next_step, Some(msg)).await;
     }
-    let body: Value = serde_json::from_str(&body_text).unwrap_or(Value::Null);
     let changed = c.flow_version.is_some_and(|v| v != flow.version);
     if changed && c.next_step > 0 {
         let msg = format!(
@@ -443,7 +700,7 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
         return finish(ExecutionStatus::Failed, steps, c.next_step, Some(msg)).await;
     }
     if changed {
-        match conditions_match(&flow.definition, &body) {
+        match conditions_match(&definition, body) {
             Ok(true) => {}
             Ok(false) => {
                 let msg = "conditions not met (the flow was edited before it ran)";
@@ -452,8 +709,7 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
             Err(reason) => return finish(ExecutionStatus::Failed, steps, 0, Some(reason)).await,
         }
     }
-    let installation = installations::get(&state.db, &c.workspace_id).await?;
-    let target: ApiTarget = match &installation {
+    let target: ApiTarget = match job.installation.as_deref() {
         Some(i) if i.status == InstallStatus::Active => match state.target(i) {
             Ok(t) => t,
             Err(e) => {
@@ -490,23 +746,28 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
     let ctx = TemplateContext {
         workspace_id: &c.workspace_id,
         event_type: &c.event_type,
-        body: &body,
+        body,
     };
     let mut http_allowlist: Option<WorkspaceAllowlist> = None;
-    let actions = &flow.definition.actions;
+    let actions = &definition.actions;
     for (i, action) in actions.iter().enumerate().skip(c.next_step) {
         if state.shutdown.is_cancelled() {
-            return Ok(if executions::release(&state.db, &c.id, owner).await? {
-                Outcome::Released
-            } else {
-                Outcome::LeaseLost
-            });
+            return Ok(
+                if record(engine, c, WriteKind::Release, &steps, i, None).await? {
+                    Outcome::Released
+                } else {
+                    Outcome::LeaseLost
+                },
+            );
         }
         let step = match action.kind {
             ActionKind::ClockifyApi => clockify_step(state, &target, action, i, &ctx).await,
             ActionKind::GenericHttp => {
                 if http_allowlist.is_none() {
-                    http_allowlist = Some(workspace_allowlist(state, &c.workspace_id).await?);
+                    let list = workspace_allowlist(state, &c.workspace_id)
+                        .await
+                        .map_err(|e| WriteError(e.to_string()))?;
+                    http_allowlist = Some(list);
                 }
                 let allowlist = http_allowlist
                     .as_ref()
@@ -516,9 +777,12 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
         };
         steps.push(step.0);
         match step.1 {
+            // The last action's outcome is recorded with the execution's: no checkpoint.
+            Ok(()) if i + 1 == actions.len() => {}
             Ok(()) => {
-                let until = now_millis() + state.config.flows.lease.as_millis() as i64;
-                if !executions::checkpoint(&state.db, &c.id, owner, i + 1, &steps, until).await? {
+                let lease_until = now_millis() + state.config.flows.lease.as_millis() as i64;
+                let kind = WriteKind::Checkpoint { lease_until };
+                if !record(engine, c, kind, &steps, i + 1, None).await? {
                     return Ok(Outcome::LeaseLost);
                 }
             }
@@ -531,9 +795,8 @@ pub async fn execute(state: &AppState, c: &Claimed) -> Result<Outcome, sqlx::Err
                         rand::thread_rng().r#gen::<f64>(),
                     );
                     let at = now_millis() + delay.as_millis() as i64;
-                    if !executions::retry_later(&state.db, &c.id, owner, &steps, i, &message, at)
-                        .await?
-                    {
+                    let kind = WriteKind::Retry { at };
+                    if !record(engine, c, kind, &steps, i, Some(message.clone())).await? {
                         return Ok(Outcome::LeaseLost);
                     }
                     state
