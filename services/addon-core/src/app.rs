@@ -173,7 +173,12 @@ impl App {
         def: &'static AddonDefinition,
         config: CoreConfig,
     ) -> Result<Self, StartupError> {
-        let db = Db::connect(config.database_url(), config.database_max_connections).await?;
+        let db = Db::connect_logging_slow(
+            config.database_url(),
+            config.database_max_connections,
+            config.database_slow_statement,
+        )
+        .await?;
         if config.auto_migrate {
             let report = def.migrations.migrate(&db, config.database_url()).await?;
             for (v, d) in &report.applied {

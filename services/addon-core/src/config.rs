@@ -87,6 +87,12 @@ pub const VARIABLES: &[VarSpec] = &[
         "Size of the database connection pool."
     ),
     var!(
+        "DATABASE_SLOW_STATEMENT_MS",
+        "250",
+        false,
+        "A statement that takes longer is logged as a warning (`slow statement`, with its text, never its values)."
+    ),
+    var!(
         "CLOCKIFY_PUBLIC_KEY",
         "Clockify's published key",
         false,
@@ -470,6 +476,8 @@ pub struct CoreConfig {
     pub addon_name: String,
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    /// Statements slower than this are logged as warnings.
+    pub database_slow_statement: std::time::Duration,
     pub clockify_public_key_pem: String,
     /// `None` only in development mode, where an ephemeral key is used.
     pub token_encryption_key: Option<SecretBox<[u8; 32]>>,
@@ -630,6 +638,12 @@ impl CoreConfig {
             }
         };
         let database_max_connections = l.bounded("DATABASE_MAX_CONNECTIONS", 10, 1, 1000);
+        let database_slow_statement = std::time::Duration::from_millis(u64::from(l.bounded(
+            "DATABASE_SLOW_STATEMENT_MS",
+            250,
+            1,
+            600_000,
+        )));
 
         let clockify_public_key_pem = match (
             env.get("CLOCKIFY_PUBLIC_KEY"),
@@ -845,6 +859,7 @@ impl CoreConfig {
             addon_name,
             database_url,
             database_max_connections,
+            database_slow_statement,
             clockify_public_key_pem,
             token_encryption_key,
             token_encryption_previous_keys,

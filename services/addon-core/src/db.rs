@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row, SqlSafeStr};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row, SqlSafeStr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -52,6 +52,15 @@ pub enum DbError {
 
 impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::connect_logging_slow(url, max_connections, Duration::from_secs(1)).await
+    }
+
+    /// [`Db::connect`], logging statements slower than `slow` as warnings.
+    pub async fn connect_logging_slow(
+        url: &str,
+        max_connections: u32,
+        slow: Duration,
+    ) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -69,6 +78,7 @@ impl Db {
             backend: backend.name(),
             source,
         })?;
+        let options = options.log_slow_statements(tracing::log::LevelFilter::Warn, slow);
         let mut pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))

@@ -1,26 +1,32 @@
 //! Universal Webhook end to end: webhooks accepted per second and flows executed per second,
-//! each delivery running one flow with one CLOCKIFY_API action against a local fake Clockify.
+//! each delivery running one flow with one CLOCKIFY_API action against a local fake Clockify,
+//! with one, two and three `serve` processes sharing one PostgreSQL database.
 //!
 //!     cargo bench -p clockify-addons --bench flows
 //!
-//! Starts `clockify-addons serve universal-webhook` (release build) on a fresh PostgreSQL
-//! database, installs BENCH_WORKSPACES workspaces (default 64: Clockify allows 50 calls per
-//! second per workspace, so the fake API's limit is not what is measured) with bootstrap off
-//! and one flow each (`POST /v1/workspaces/{id}/tags` with a value from the webhook). For each
-//! level (BENCH_LEVELS, default "16,64" connections) it drives signed NEW_TIME_ENTRY deliveries
-//! for BENCH_SECONDS (default 5), then waits for every execution to finish, and prints:
-//! accepted/s with p50/p99 acceptance latency; flows executed/s from the first delivery to the
-//! last execution; p99 from receipt to the flow's end; and the server's peak RSS.
+//! The servers run as in production (ADDON_MODE=production, JSON logs at info into a file) on
+//! a fresh database with BENCH_WORKSPACES workspaces (default 64: Clockify allows 50 calls per
+//! second per workspace, and the engine keeps to that, so 64 workspaces can take 3,137 actions
+//! per second), bootstrap off and one flow each (`POST /v1/workspaces/{id}/tags` with a value
+//! from the webhook). Every request is Clockify's published NEW_TIME_ENTRY sample with its own
+//! id. For each process count (BENCH_REPLICAS, default "1,2,3") and each load level
+//! (BENCH_LEVELS, default "16,64" connections, spread over the processes) it sends as fast as
+//! answered for BENCH_SECONDS (5), waits for every execution to finish, and prints: deliveries
+//! accepted per second with p50/p99; errors (any answer but 200, any failed connection: the
+//! connection is reopened and keeps sending); rows stored (a 200 without a new row would be a
+//! lie); flows executed per second from the first delivery to the last execution; p99 from
+//! receipt to the flow's start and to its end; statements slower than 50 ms the servers logged;
+//! each server's peak RSS; and where the servers' time went per stage. Then a steady
+//! BENCH_STEADY_RATE (1,000) webhooks per second for BENCH_SECONDS: p99 receipt-to-start.
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use addon_core::auth::{TokenKind, TokenSigner};
 use addon_testkit::{FakeClockify, FakeResponse, keys};
-use common::{Server, drive, peak_rss_kib, psql};
+use common::{Level, Server, drive, peak_rss_kib, psql};
 use serde_json::json;
 use sqlx::Row;
 
@@ -33,12 +39,95 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+fn list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+struct Measured {
+    stored: i64,
+    executed: i64,
+    failed: i64,
+    flows_per_sec: f64,
+    start_p99_ms: f64,
+    end_p99_ms: f64,
+}
+
+/// What happened to the deliveries received since `since`, once every execution finished (or
+/// 600 s passed).
+async fn measure(pool: &sqlx::PgPool, since: i64, accepted: u64) -> Measured {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let stored = loop {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM webhook_log WHERE received_at >= $1),
+                    (SELECT COUNT(*) FROM flow_executions e JOIN webhook_log w ON w.id = e.webhook_id
+                      WHERE w.received_at >= $1 AND e.status IN ('SUCCEEDED', 'FAILED', 'SKIPPED'))",
+        )
+        .bind(since)
+        .fetch_one(pool)
+        .await
+        .expect("count");
+        let (stored, done): (i64, i64) = (row.get(0), row.get(1));
+        if (done >= stored && stored as u64 >= accepted) || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let row = sqlx::query(
+        "SELECT COUNT(*) FILTER (WHERE e.status = 'SUCCEEDED'),
+                COUNT(*) FILTER (WHERE e.status <> 'SUCCEEDED'),
+                COALESCE(MAX(e.finished_at) - MIN(w.received_at), 0),
+                COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY e.started_at - w.received_at), 0)::float8,
+                COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY e.finished_at - w.received_at), 0)::float8
+           FROM flow_executions e JOIN webhook_log w ON w.id = e.webhook_id WHERE w.received_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(pool)
+    .await
+    .expect("measure");
+    let span_ms: i64 = row.get(2);
+    let executed: i64 = row.get(0);
+    Measured {
+        stored,
+        executed,
+        failed: row.get(1),
+        flows_per_sec: executed as f64 * 1000.0 / span_ms.max(1) as f64,
+        start_p99_ms: row.get(3),
+        end_p99_ms: row.get(4),
+    }
+}
+
+async fn stages(servers: &[Server]) -> Vec<(String, f64)> {
+    let mut sum: Vec<(String, f64)> = Vec::new();
+    for s in servers {
+        for (stage, v) in common::stage_seconds(s.port).await {
+            match sum.iter_mut().find(|(n, _)| *n == stage) {
+                Some((_, t)) => *t += v,
+                None => sum.push((stage, v)),
+            }
+        }
+    }
+    sum
+}
+
+fn slow_statements(servers: &[Server]) -> usize {
+    servers
+        .iter()
+        .map(|s| s.log_lines("slow statement").len())
+        .sum()
+}
+
 #[tokio::main]
 async fn main() {
     addon_core::clockify::client::install_tls_provider();
     let secs: u64 = env_or("BENCH_SECONDS", 5);
     let workspaces: usize = env_or("BENCH_WORKSPACES", 64);
+    let steady: f64 = env_or("BENCH_STEADY_RATE", 1000.0);
     let levels = common::levels("16,64");
+    let replicas = list("BENCH_REPLICAS", "1,2,3");
     let server = common::postgres_server();
     let (db, url) = common::fresh_database(BIN, &server, "universal-webhook");
 
@@ -46,48 +135,23 @@ async fn main() {
     fake.respond(|_| FakeResponse::json(201, json!({"id": "tag"})));
     let signer =
         TokenSigner::from_rsa_pem(&keys().private_pem, "universal-webhook").expect("signer");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new(BIN)
-        .args(["serve", "universal-webhook"])
-        .env("DATABASE_URL", &url)
-        .env(
+    let env = vec![
+        ("DATABASE_URL", url.clone()),
+        (
             "DATABASE_MAX_CONNECTIONS",
             env_or("BENCH_DB_CONNECTIONS", 10u32).to_string(),
-        )
-        .env("ADDON_BASE_URL", "https://bench.example")
-        .env("ADDON_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "TOKEN_ENCRYPTION_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env("CLOCKIFY_PUBLIC_KEY", &keys().public_pem)
-        .env("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry())
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let proc = Server { child, port };
+        ),
+        ("CLOCKIFY_PUBLIC_KEY", keys().public_pem.clone()),
+        ("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry()),
+    ];
+    let start = || {
+        let port = common::free_port();
+        common::start_server(BIN, "universal-webhook", port, &env)
+    };
+    let mut servers = vec![start()];
+    common::wait_ready(servers[0].port).await;
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let base = format!("http://127.0.0.1:{}", servers[0].port);
     let api = fake.api_url();
     let mut targets = Vec::new();
     for w in 0..workspaces {
@@ -125,81 +189,103 @@ async fn main() {
             .send()
             .await
             .expect("flow");
-        assert_eq!(r.status(), 201);
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
         targets.push((webhook, ws));
     }
     let targets = Arc::new(targets);
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-    let count = |status: &'static str| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query("SELECT COUNT(*) FROM flow_executions WHERE status = $1")
-                .bind(status)
-                .fetch_one(&pool)
-                .await
-                .expect("count")
-                .get::<i64, _>(0) as u64
-        }
-    };
     // Let the installs' bootstrap runs (requested before the setting) finish.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     println!(
-        "Universal Webhook, one CLOCKIFY_API action per delivery, {workspaces} workspaces, {secs} s per level, release build, PostgreSQL"
+        "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, release build, production logging, PostgreSQL"
     );
     println!(
-        "{:>6} {:>13} {:>10} {:>10} {:>13} {:>14} {:>8} {:>14}",
+        "{:>5} {:>6} {:>11} {:>8} {:>8} {:>7} {:>8} {:>9} {:>10} {:>10} {:>7} {:>5} {:>18}",
+        "procs",
         "conns",
         "accepted/s",
         "p50 ms",
         "p99 ms",
+        "errors",
+        "stored",
         "flows/s",
-        "flow p99 ms",
+        "start p99",
+        "end p99",
         "failed",
-        "server VmHWM"
+        "slow",
+        "peak RSS MiB"
     );
     let mut seed = 1u64;
-    for conns in levels {
-        let done_before = count("SUCCEEDED").await + count("FAILED").await;
-        let since = addon_core::time::now_millis();
-        let started = Instant::now();
-        let level = drive(port, targets.clone(), conns, secs, seed).await;
-        seed += 1_000_000_000;
-        let target = done_before + level.accepted;
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let done = count("SUCCEEDED").await + count("FAILED").await;
-            if done >= target || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut steady_lines = Vec::new();
+    let mut stage_lines = Vec::new();
+    for &n in &replicas {
+        while servers.len() < n {
+            let s = start();
+            common::wait_ready(s.port).await;
+            servers.push(s);
         }
-        let drained = started.elapsed().as_secs_f64();
-        let p99: f64 = sqlx::query(
-            "SELECT COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY e.finished_at - w.received_at), 0)::float8
-               FROM flow_executions e JOIN webhook_log w ON w.id = e.webhook_id WHERE w.received_at >= $1",
-        )
-        .bind(since)
-        .fetch_one(&pool)
-        .await
-        .expect("p99")
-        .get(0);
-        let failed = count("FAILED").await;
-        println!(
-            "{:>6} {:>13.0} {:>10.2} {:>10.2} {:>13.0} {:>14.0} {:>8} {:>11.1} MiB",
-            conns,
-            level.rps,
-            level.p50_ms,
-            level.p99_ms,
-            level.accepted as f64 / drained,
-            p99,
-            failed,
-            peak_rss_kib(proc.child.id()) as f64 / 1024.0
-        );
+        while servers.len() > n {
+            servers.pop();
+        }
+        let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+        for &conns in &levels {
+            let before = stages(&servers).await;
+            let since = addon_core::time::now_millis();
+            let level: Level = drive(&ports, targets.clone(), conns, secs, seed, None).await;
+            seed += 1_000_000_000;
+            let m = measure(&pool, since, level.accepted).await;
+            let after = stages(&servers).await;
+            let rss: Vec<String> = servers
+                .iter()
+                .map(|s| format!("{:.1}", peak_rss_kib(s.child.id()) as f64 / 1024.0))
+                .collect();
+            println!(
+                "{:>5} {:>6} {:>11.0} {:>8.2} {:>8.2} {:>7} {:>8} {:>9.0} {:>10.0} {:>10.0} {:>7} {:>5} {:>18}",
+                n,
+                conns,
+                level.rps,
+                level.p50_ms,
+                level.p99_ms,
+                level.errors,
+                m.stored,
+                m.flows_per_sec,
+                m.start_p99_ms,
+                m.end_p99_ms,
+                m.failed,
+                slow_statements(&servers),
+                rss.join(" ")
+            );
+            if m.stored as u64 != level.accepted || m.executed != m.stored {
+                println!(
+                    "      ! {} accepted, {} stored, {} executed successfully",
+                    level.accepted, m.stored, m.executed
+                );
+            }
+            stage_lines.push(format!(
+                "{n} procs, {conns} conns: {}",
+                common::stage_shares(&before, &after)
+            ));
+        }
+        let since = addon_core::time::now_millis();
+        let level = drive(&ports, targets.clone(), 16, secs, seed, Some(steady)).await;
+        seed += 1_000_000_000;
+        let m = measure(&pool, since, level.accepted).await;
+        steady_lines.push(format!(
+            "{n} procs, steady {steady:.0}/s for {secs} s: {:.0} accepted/s, {} errors, {} stored, receipt-to-start p99 {:.0} ms, receipt-to-end p99 {:.0} ms",
+            level.rps, level.errors, m.stored, m.start_p99_ms, m.end_p99_ms
+        ));
+    }
+    for l in steady_lines {
+        println!("{l}");
+    }
+    println!("time per stage (summed over concurrent work, all processes):");
+    for l in stage_lines {
+        println!("  {l}");
     }
     println!("fake Clockify received {} requests", fake.requests().len());
     pool.close().await;
-    drop(proc);
+    drop(servers);
     psql(
         &server,
         "postgres",

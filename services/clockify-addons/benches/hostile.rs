@@ -18,13 +18,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use addon_core::auth::{DevKeyPair, TokenKind, TokenSigner};
-use common::{Server, peak_rss_kib};
+use common::peak_rss_kib;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -148,26 +147,19 @@ async fn main() {
         .local_addr()
         .expect("bench setup")
         .port();
-    let child = Command::new(&bin)
-        .args(["serve", "universal-webhook"])
-        .env("DATABASE_URL", &url)
-        .env("ADDON_BASE_URL", "https://bench.example")
-        .env("ADDON_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "TOKEN_ENCRYPTION_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env("CLOCKIFY_PUBLIC_KEY", &keys.public_pem)
-        .env(
-            "CLOCKIFY_API_ALLOWED_HOSTS",
-            format!("http://127.0.0.1:{api_port}"),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let proc = Server { child, port };
+    let proc = common::start_server(
+        &bin,
+        "universal-webhook",
+        port,
+        &[
+            ("DATABASE_URL", url.clone()),
+            ("CLOCKIFY_PUBLIC_KEY", keys.public_pem.clone()),
+            (
+                "CLOCKIFY_API_ALLOWED_HOSTS",
+                format!("http://127.0.0.1:{api_port}"),
+            ),
+        ],
+    );
     let pid = proc.child.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

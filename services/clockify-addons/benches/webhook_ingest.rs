@@ -14,12 +14,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use addon_core::auth::{DevKeyPair, TokenKind, TokenSigner};
-use common::{Server, body_for, drive, peak_rss_kib, psql};
+use common::{body_for, drive, peak_rss_kib, psql};
 use serde_json::json;
 
 const WS: &str = "5f11791a4e759e12c40733ba";
@@ -51,6 +51,18 @@ fn pgbench(server: &str, db: &str, clients: usize, secs: u64, script: &std::path
         })
 }
 
+/// Deliveries stored since `since` (a 200 without a row would not count).
+async fn stored_since(url: &str, since: i64) -> u64 {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_log WHERE received_at >= $1")
+        .bind(since)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    n as u64
+}
+
 #[tokio::main]
 async fn main() {
     addon_core::clockify::client::install_tls_provider();
@@ -70,32 +82,19 @@ async fn main() {
         .local_addr()
         .expect("addr")
         .port();
-    let child = Command::new(&bin)
-        .args(["serve", "api-studio"])
-        .env("DATABASE_URL", &url)
-        .env(
-            "DATABASE_MAX_CONNECTIONS",
-            std::env::var("BENCH_DB_CONNECTIONS").unwrap_or_else(|_| "10".into()),
-        )
-        .env("ADDON_BASE_URL", "https://bench.example")
-        .env("ADDON_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "TOKEN_ENCRYPTION_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env("CLOCKIFY_PUBLIC_KEY", &keys.public_pem)
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(match std::env::var("BENCH_SERVER_LOG_FILE") {
-            Ok(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
-            Err(_) => Stdio::null(),
-        })
-        .spawn()
-        .expect("start server");
-    let server_proc = Server { child, port };
+    let server_proc = common::start_server(
+        &bin,
+        "api-studio",
+        port,
+        &[
+            ("DATABASE_URL", url.clone()),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                std::env::var("BENCH_DB_CONNECTIONS").unwrap_or_else(|_| "10".into()),
+            ),
+            ("CLOCKIFY_PUBLIC_KEY", keys.public_pem.clone()),
+        ],
+    );
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", server_proc.port);
     for _ in 0..100 {
@@ -175,15 +174,31 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let mut seed = 1u64;
+    let mut shares = Vec::new();
     for &conns in &levels {
         // Warm up the connections and the pool.
-        drive(server_proc.port, token.clone(), conns, 1, seed).await;
+        drive(&[server_proc.port], token.clone(), conns, 1, seed, None).await;
         seed += 1_000_000_000;
         // Alternate ours and pgbench and take medians: this machine's speed drifts.
         let mut ours = Vec::new();
         let mut pg = Vec::new();
         for _ in 0..rounds {
-            ours.push(drive(server_proc.port, token.clone(), conns, secs, seed).await);
+            let before = common::stage_seconds(server_proc.port).await;
+            let since = addon_core::time::now_millis();
+            let level = drive(&[server_proc.port], token.clone(), conns, secs, seed, None).await;
+            let stored = stored_since(&url, since).await;
+            if stored != level.accepted {
+                println!(
+                    "      ! {} deliveries answered 200 but {stored} rows stored",
+                    level.accepted
+                );
+            }
+            let after = common::stage_seconds(server_proc.port).await;
+            shares.push(format!(
+                "{conns} conns: {}",
+                common::stage_shares(&before, &after)
+            ));
+            ours.push(level);
             seed += 1_000_000_000;
             pg.push(pgbench(&server, &db, conns, secs, &script));
         }
@@ -202,6 +217,14 @@ async fn main() {
             100.0 * o.rps / p,
             rss as f64 / 1024.0
         );
+    }
+    println!(
+        "statements slower than 50 ms logged by the server: {}",
+        server_proc.log_lines("slow statement").len()
+    );
+    println!("time per stage (summed over concurrent requests), per round:");
+    for l in shares {
+        println!("  {l}");
     }
     drop(server_proc);
     let _ = std::fs::remove_file(&script);

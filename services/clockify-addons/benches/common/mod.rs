@@ -10,17 +10,31 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use serde_json::json;
 
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// The server's log (production format).
+    pub log: std::path::PathBuf,
+}
+
+impl Server {
+    /// Lines of the server's log holding `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -54,7 +68,8 @@ pub fn psql(server: &str, db: &str, sql: &str) {
     );
 }
 
-/// A NEW_TIME_ENTRY body of `ws` with id `i` (built once; id and workspace are spliced in).
+/// Clockify's published NEW_TIME_ENTRY sample for workspace `ws`, with id `i` (built once;
+/// id and workspace are spliced in). The sample is sent as published (pretty-printed, 2.4 kB).
 pub fn body_for(i: u64, ws: &str) -> String {
     static TEMPLATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TEMPLATE
@@ -63,23 +78,118 @@ pub fn body_for(i: u64, ws: &str) -> String {
         .replace("@@WS@@", ws)
 }
 
+/// Clockify's workspace id in the published samples.
+const SAMPLE_WS: &str = "5f11791a4e759e12c40733ba";
+
 fn body_template() -> String {
-    const WS: &str = "@@WS@@";
-    let mut b = json!({
-        "id": "@@ID@@", "description": "Webhook Test Description", "tagIds": ["5f118b747db7a8637ffcaf33"],
-        "userId": "5ef1cf219f130f232cc34ddc", "billable": true, "taskId": "5f1189847db7a8637ffcaf25",
-        "projectId": "5f11849d4e759e12c40733d5",
-        "timeInterval": {"start": "2020-07-17T11:35:01Z", "end": "2020-07-17T12:35:01Z", "duration": "PT1H"},
-        "workspaceId": WS, "isLocked": false, "hourlyRate": null, "costRate": null,
-        "project": {"name": "Project", "clientId": "5f1183584e759e12c40733cb", "clientName": "Client", "workspaceId": WS,
-                    "billable": true, "color": "#795548", "archived": false, "duration": "PT0S", "note": "Test Note",
-                    "id": "5f11849d4e759e12c40733d5", "public": true, "template": false},
-        "task": {"name": "Task", "workspaceId": WS, "projectId": "5f11849d4e759e12c40733d5", "status": "ACTIVE", "id": "5f1189847db7a8637ffcaf25"},
-        "user": {"name": "User", "id": "5ef1cf219f130f232cc34ddc", "status": "ACTIVE"},
-        "tags": [{"name": "Tag", "workspaceId": WS, "archived": false, "id": "5f118b747db7a8637ffcaf33"}]
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/clockify/webhook-samples/NEW_TIME_ENTRY.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the benchmarks send Clockify's published NEW_TIME_ENTRY sample; cannot read {}: {e}",
+            path.display()
+        )
     });
-    b["customFieldValues"] = json!([{"customFieldId": "5f118d9a7db7a8637ffcaf47", "value": "Custom field test value", "name": "Custom field"}]);
-    b.to_string()
+    let sample: serde_json::Value = serde_json::from_str(&text).expect("the sample is JSON");
+    let id = sample["id"].as_str().expect("the sample has an id");
+    // The entry's own id only (ids of its project, task and tags stay as published).
+    text.replacen(&format!("\"id\": \"{id}\""), "\"id\": \"@@ID@@\"", 1)
+        .replace(SAMPLE_WS, "@@WS@@")
+}
+
+/// Starts `bin serve <addon>` with production settings and production logging (JSON at
+/// `info`, into a log file the benchmark reads afterwards); `env` adds or overrides variables.
+pub fn start_server(bin: &str, addon: &str, port: u16, env: &[(&str, String)]) -> Server {
+    let log = std::env::temp_dir().join(format!("bench-{addon}-{port}.log"));
+    let file = std::fs::File::create(&log).expect("server log file");
+    let mut cmd = Command::new(bin);
+    cmd.args(["serve", addon])
+        .env_remove("RUST_LOG")
+        .env("ADDON_MODE", "production")
+        .env("ADDON_BASE_URL", "https://bench.example")
+        .env("ADDON_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "TOKEN_ENCRYPTION_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        // Any statement over 50 ms is logged, and counted by the benchmark.
+        .env("DATABASE_SLOW_STATEMENT_MS", "50")
+        .stdout(file.try_clone().expect("log file"))
+        .stderr(file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start server");
+    Server { child, port, log }
+}
+
+/// Waits until the server answers `/ready`.
+pub async fn wait_ready(port: u16) {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server on port {port} never became ready");
+}
+
+/// A free TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The `pipeline_stage_seconds_total` series of a server: (stage, seconds).
+pub async fn stage_seconds(port: u16) -> Vec<(String, f64)> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("pipeline_stage_seconds_total{stage=\"")?;
+            let (stage, value) = rest.split_once("\"} ")?;
+            Some((stage.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Each stage's share of the server time spent between two [`stage_seconds`] readings,
+/// formatted as `verify 3% store 40% ...`.
+pub fn stage_shares(before: &[(String, f64)], after: &[(String, f64)]) -> String {
+    let spent: Vec<(String, f64)> = after
+        .iter()
+        .map(|(stage, v)| {
+            let b = before
+                .iter()
+                .find(|(s, _)| s == stage)
+                .map_or(0.0, |(_, b)| *b);
+            (stage.clone(), v - b)
+        })
+        .collect();
+    let total: f64 = spent.iter().map(|(_, v)| v).sum();
+    spent
+        .iter()
+        .map(|(stage, v)| {
+            format!(
+                "{stage} {:.0}% ({v:.1} s)",
+                if total > 0.0 { 100.0 * v / total } else { 0.0 }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub struct Level {
@@ -91,14 +201,18 @@ pub struct Level {
     pub accepted: u64,
 }
 
-/// Drives `POST /webhooks/clockify` over `conns` keep-alive connections for `secs` seconds;
-/// request `i` of connection `c` signs as `targets[(c + i) % len]` (webhook token, workspace).
+/// Drives `POST /webhooks/clockify` over `conns` keep-alive connections for `secs` seconds,
+/// connection `c` to `ports[c % len]`; request `i` of connection `c` signs as
+/// `targets[(c + i) % len]` (webhook token, workspace). A connection that fails is counted and
+/// reconnected; it keeps sending until the end. With `rate` (requests per second in all), each
+/// connection paces its requests evenly instead of sending as fast as it is answered.
 pub async fn drive(
-    port: u16,
+    ports: &[u16],
     targets: Arc<Vec<(String, String)>>,
     conns: usize,
     secs: u64,
     seed: u64,
+    rate: Option<f64>,
 ) -> Level {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -106,45 +220,65 @@ pub async fn drive(
     for c in 0..conns {
         let stop = stop.clone();
         let targets = targets.clone();
+        let port = ports[c % ports.len()];
+        let interval = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .expect("connect");
-            stream.set_nodelay(true).ok();
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .expect("handshake");
-            tokio::spawn(conn);
             let mut lat = Vec::with_capacity(50_000);
             let mut errors = 0u64;
             let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let n = seed + (c as u64) * 10_000_000 + i;
-                // Requests rotate over the targets (workspaces), starting at the connection's.
-                let (token, ws) = &targets[(c + i as usize) % targets.len()];
-                i += 1;
-                let req = Request::post("/webhooks/clockify")
-                    .header("host", "127.0.0.1")
-                    .header("content-type", "application/json")
-                    .header("clockify-signature", token.as_str())
-                    .header("clockify-webhook-event-type", "NEW_TIME_ENTRY")
-                    .body(Full::new(Bytes::from(body_for(n, ws))))
-                    .expect("request");
-                let t = Instant::now();
-                match send.send_request(req).await {
-                    Ok(resp) => {
-                        let ok = resp.status() == 200;
-                        let _ = resp.into_body().collect().await;
-                        if ok {
-                            lat.push(t.elapsed().as_micros() as u32);
-                        } else {
-                            errors += 1;
-                        }
+            let mut tick = interval.map(|d| {
+                let mut t = tokio::time::interval_at(
+                    tokio::time::Instant::now() + d.mul_f64(c as f64 / conns as f64),
+                    d,
+                );
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                t
+            });
+            'connection: while !stop.load(Ordering::Relaxed) {
+                let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                    errors += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                stream.set_nodelay(true).ok();
+                let Ok((mut send, conn)) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                else {
+                    errors += 1;
+                    continue;
+                };
+                tokio::spawn(conn);
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(t) = tick.as_mut() {
+                        t.tick().await;
                     }
-                    Err(_) => {
-                        errors += 1;
-                        break;
+                    let n = seed + (c as u64) * 10_000_000 + i;
+                    // Requests rotate over the targets (workspaces), starting at the connection's.
+                    let (token, ws) = &targets[(c + i as usize) % targets.len()];
+                    i += 1;
+                    let req = Request::post("/webhooks/clockify")
+                        .header("host", "127.0.0.1")
+                        .header("content-type", "application/json")
+                        .header("clockify-signature", token.as_str())
+                        .header("clockify-webhook-event-type", "NEW_TIME_ENTRY")
+                        .body(Full::new(Bytes::from(body_for(n, ws))))
+                        .expect("request");
+                    let t = Instant::now();
+                    match send.send_request(req).await {
+                        Ok(resp) => {
+                            let ok = resp.status() == 200;
+                            let _ = resp.into_body().collect().await;
+                            if ok {
+                                lat.push(t.elapsed().as_micros() as u32);
+                            } else {
+                                errors += 1;
+                            }
+                        }
+                        Err(_) => {
+                            errors += 1;
+                            continue 'connection;
+                        }
                     }
                 }
             }
