@@ -279,6 +279,20 @@ async fn main() {
     for l in steady_lines {
         println!("{l}");
     }
+    let mut slow: std::collections::BTreeMap<String, usize> = Default::default();
+    for s in &servers {
+        for line in s.log_lines("slow statement") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let text = v["summary"]
+                .as_str()
+                .or(v["db.statement"].as_str())
+                .unwrap_or(&line);
+            *slow.entry(text.chars().take(100).collect()).or_default() += 1;
+        }
+    }
+    for (statement, n) in slow {
+        println!("slow statement x{n}: {statement}");
+    }
     println!("time per stage (summed over concurrent work, all processes):");
     for l in stage_lines {
         println!("  {l}");
