@@ -9,7 +9,14 @@ UPDATE webhook_log SET status = 'PENDING' WHERE status = 'PROCESSING';
 -- The fan-out claims pending deliveries oldest first (`status = 'PENDING' ORDER BY received_at`).
 CREATE INDEX webhook_log_fan_out ON webhook_log (received_at) WHERE status = 'PENDING';
 
--- The executions console: newest first (a status filter walks it), or one delivery's runs.
--- Every index costs each execution's insert and its final update, so there are no more.
+-- The executions console: newest first, by flow, by status, or one delivery's runs; the
+-- dashboard counts by id (UUIDv7, time-ordered) on the first. Every index costs each
+-- execution's insert and its final update, so these replace the two by start time that the
+-- current statements no longer read (retention keeps flow_executions_started).
 CREATE INDEX flow_executions_workspace_id ON flow_executions (workspace_id, id);
+CREATE INDEX flow_executions_workspace_flow ON flow_executions (workspace_id, flow_id, id);
+CREATE INDEX flow_executions_workspace_status ON flow_executions (workspace_id, status, id);
+CREATE INDEX flow_executions_workspace_flow_status ON flow_executions (workspace_id, flow_id, status, id);
 CREATE INDEX flow_executions_webhook ON flow_executions (webhook_id);
+DROP INDEX flow_executions_flow;
+DROP INDEX flow_executions_workspace;

@@ -102,7 +102,7 @@ WITH facts AS (
 SELECT id, source, event_type, entity_id, status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2;
 
 -- name: webhooks::count
-SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND received_at >= $2;
+SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND id >= $2;
 
 -- name: flows::create
 INSERT INTO flows (id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at, trigger_source, trigger_sources)
@@ -141,7 +141,10 @@ SELECT MIN(next_attempt_at) FROM flow_executions WHERE status IN ('PENDING', 'RE
 SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_attempt_at FROM flow_executions WHERE workspace_id = $1 AND id = $2;
 
 -- name: executions::counts
-SELECT status, COUNT(*) AS n FROM flow_executions WHERE workspace_id = $1 AND started_at >= $2 GROUP BY status ORDER BY status;
+SELECT status, n FROM (
+             SELECT s.status AS status, (SELECT COUNT(*) FROM flow_executions e WHERE e.workspace_id = $1 AND e.status = s.status AND e.id >= $2) AS n
+             FROM (SELECT 'FAILED' AS status UNION ALL SELECT 'PENDING' UNION ALL SELECT 'RETRY' UNION ALL SELECT 'RUNNING' UNION ALL SELECT 'SKIPPED' UNION ALL SELECT 'SUCCEEDED') AS s
+         ) AS c WHERE n > 0 ORDER BY status;
 
 -- name: entities::upsert_page
 INSERT INTO entity_cache (workspace_id, entity_type, entity_id, body, fetched_at) VALUES ($1, $2, $3, $4, $5)

@@ -453,7 +453,7 @@ pub async fn get(
         .transpose()
 }
 
-/// Executions per status since a time.
+/// Executions per status queued since a time (by their time-ordered id).
 pub async fn counts(
     db: &Db,
     workspace_id: &str,
@@ -461,7 +461,7 @@ pub async fn counts(
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query(COUNTS)
         .bind(workspace_id)
-        .bind(since)
+        .bind(super::id_floor(since))
         .fetch_all(db.pool())
         .await?;
     rows.iter()
@@ -514,7 +514,12 @@ pub(crate) fn list_statements() -> Vec<(String, String)> {
     super::filtered_variants("executions::list", LIST_HEAD, LIST_FILTERS, LIST_TAIL)
 }
 const GET: &str = "SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_attempt_at FROM flow_executions WHERE workspace_id = $1 AND id = $2";
-const COUNTS: &str = "SELECT status, COUNT(*) AS n FROM flow_executions WHERE workspace_id = $1 AND started_at >= $2 GROUP BY status ORDER BY status";
+/// One index-only range per status on `(workspace_id, status, id)`, whatever the workspace's
+/// history holds; statuses with no executions are left out.
+const COUNTS: &str = "SELECT status, n FROM (
+             SELECT s.status AS status, (SELECT COUNT(*) FROM flow_executions e WHERE e.workspace_id = $1 AND e.status = s.status AND e.id >= $2) AS n
+             FROM (SELECT 'FAILED' AS status UNION ALL SELECT 'PENDING' UNION ALL SELECT 'RETRY' UNION ALL SELECT 'RUNNING' UNION ALL SELECT 'SKIPPED' UNION ALL SELECT 'SUCCEEDED') AS s
+         ) AS c WHERE n > 0 ORDER BY status";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[

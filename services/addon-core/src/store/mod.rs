@@ -35,6 +35,14 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The smallest id [`new_id`] can produce at `millis` (epoch milliseconds): ids are UUIDv7,
+/// whose text starts with their creation time, so `id >= id_floor(t)` selects rows created since
+/// `t` on the primary key or any `(…, id)` index, with no index on a time column.
+pub fn id_floor(millis: i64) -> String {
+    let t = millis.clamp(0, (1 << 48) - 1) as u64;
+    format!("{:08x}-{:04x}-0000-0000-000000000000", t >> 16, t & 0xffff)
+}
+
 /// Most values in one `IN (...)` list or multi-row statement.
 pub(crate) const MANY: usize = 64;
 
@@ -132,6 +140,15 @@ pub(crate) fn filtered_variants(
 
 #[cfg(test)]
 mod sql_tests {
+    #[test]
+    fn id_floors_sort_below_every_id_of_their_millisecond_and_above_earlier_ones() {
+        let now = crate::time::now_millis();
+        let id = super::new_id();
+        assert!(super::id_floor(now - 1) <= id, "{id}");
+        assert!(super::id_floor(now + 2) > id, "{id}");
+        assert_eq!(super::id_floor(0), "00000000-0000-0000-0000-000000000000");
+    }
+
     #[test]
     fn filtered_statements_hold_only_the_filters_given() {
         let sql = super::filtered_sql(

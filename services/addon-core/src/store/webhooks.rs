@@ -345,10 +345,11 @@ pub async fn get(
         .transpose()
 }
 
+/// Deliveries received since `since` (by their time-ordered id: an index-only scan).
 pub async fn count(db: &Db, workspace_id: &str, since: i64) -> Result<i64, sqlx::Error> {
     sqlx::query(COUNT)
         .bind(workspace_id)
-        .bind(since)
+        .bind(super::id_floor(since))
         .fetch_one(db.pool())
         .await?
         .try_get(0)
@@ -413,8 +414,7 @@ pub(crate) fn list_statements() -> Vec<(String, String)> {
     super::filtered_variants("webhooks::list", LIST_HEAD, LIST_FILTERS, LIST_TAIL)
 }
 const GET: &str = "SELECT id, source, event_type, entity_id, status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2";
-const COUNT: &str =
-    "SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND received_at >= $2";
+const COUNT: &str = "SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND id >= $2";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[

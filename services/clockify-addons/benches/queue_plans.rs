@@ -1,0 +1,246 @@
+//! The plans and times of the statements the ingest, the queue and the consoles issue, on
+//! PostgreSQL holding BENCH_ROWS (default 1,000,000) deliveries and as many executions.
+//!
+//!     cargo bench -p clockify-addons --bench queue_plans
+//!
+//! A fresh database is migrated by this build, filled server-side (64 workspaces, 0.1% of the
+//! deliveries pending, executions mostly finished with some queued, retrying and running) and
+//! analysed. Each statement is then prepared as the server prepares it and run under
+//! `EXPLAIN ANALYZE` twice, once with the plan PostgreSQL would pick for those values (custom)
+//! and once with the plan it caches for any values (generic), inside a transaction that is
+//! rolled back. It prints each statement's time under both plans and the scans each plan uses;
+//! a sequential scan of a large table is flagged.
+
+mod common;
+
+use common::psql;
+use sqlx::{Executor, Row};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
+
+/// The id `bench_id` gives row `i` created at `ms` (UUIDv7-shaped: time first).
+fn bench_id(ms: i64, i: i64) -> String {
+    let h = format!("{ms:012x}");
+    format!("{}-{}-7000-8000-{i:012x}", &h[..8], &h[8..12])
+}
+
+/// Ids of stored rows the statements look up.
+struct Ids {
+    delivery: String,
+    delivery2: String,
+    execution: String,
+}
+
+/// Statement name → the values to run it with (SQL literals).
+fn arguments(name: &str, now: i64, ids: &Ids) -> Option<String> {
+    let ws = "'00000000000000000000000a'";
+    let flow = "'flow-0000000a'";
+    let args = match name {
+        "webhooks::claim_for_fan_out_postgres" => format!("{now}, 64"),
+        "executions::claim_due_postgres" => format!("'worker-x', {}, {now}, 64", now + 60_000),
+        "executions::next_due" => String::new(),
+        "executions::reclaim_expired" => format!("{now}"),
+        "executions::heartbeat" => format!("{}, 'worker-3'", now + 60_000),
+        "executions::fail_stale_unleased" => format!("{now}, {}", now - 300_000),
+        "executions::queue_many_1" => format!(
+            "'new-exec', {ws}, {flow}, 'new-webhook', 'NEW_TIME_ENTRY', 'RUNNING', NULL, {now}, NULL, NULL, 1, NULL, {now}, 'worker-x', {}",
+            now + 60_000
+        ),
+        "executions::write_many_1" => format!(
+            "{}, 'worker-3', 'SUCCEEDED', '[]', NULL, 1, 1, NULL, NULL, {now}, 0",
+            ids.execution
+        ),
+        "webhooks::ingest_many_1" => format!(
+            "'new-delivery', {ws}, 'NEW_TIME_ENTRY', 'new-key', 'te', '{{}}', {now}, 'token-hash'"
+        ),
+        "webhooks::bodies_2" => format!("{}, {}", ids.delivery, ids.delivery2),
+        "flows::enabled_many_2" => format!("{ws}, '00000000000000000000000b'"),
+        "flows::by_ids_2" => format!("{flow}, 'flow-0000000b'"),
+        "installations::get_many_2" => format!("{ws}, '00000000000000000000000b'"),
+        "executions::counts" | "webhooks::count" => {
+            format!("{ws}, '{}'", addon_core::store::id_floor(now - 86_400_000))
+        }
+        "webhooks::refused" => format!("{ws}, 'k-0000500000'"),
+        "webhooks::get" => format!("{ws}, {}", ids.delivery),
+        "executions::get" => format!("{ws}, {}", ids.execution),
+        _ => {
+            let (base, filters) = match name.split_once("_by_") {
+                Some((b, f)) => (b, f.split('_').collect::<Vec<_>>()),
+                None => (name, Vec::new()),
+            };
+            let mut a = vec![ws.to_owned()];
+            match base {
+                "executions::list" => {
+                    for f in filters {
+                        a.push(match f {
+                            "flow" => flow.into(),
+                            "webhook" => ids.delivery.clone(),
+                            "status" => "'FAILED'".into(),
+                            "before" => ids.execution.clone(),
+                            _ => return None,
+                        });
+                    }
+                }
+                "webhooks::list" => {
+                    for f in filters {
+                        match f {
+                            "event" => a.push("'TIME_ENTRY_DELETED'".into()),
+                            "clockify" => {}
+                            "source" => a.push("'github'".into()),
+                            "before" => a.push(ids.delivery.clone()),
+                            _ => return None,
+                        }
+                    }
+                }
+                _ => return None,
+            }
+            a.push("50".into());
+            a.join(", ")
+        }
+    };
+    Some(args)
+}
+
+const FILL: &str = "
+CREATE FUNCTION bench_id(ms BIGINT, i BIGINT) RETURNS TEXT LANGUAGE SQL IMMUTABLE AS $f$
+  SELECT substr(lpad(to_hex(ms), 12, '0'), 1, 8) || '-' || substr(lpad(to_hex(ms), 12, '0'), 9, 4) || '-7000-8000-' || lpad(to_hex(i), 12, '0')
+$f$;
+INSERT INTO installations (workspace_id, addon_id, api_url, status, settings, installed_at, updated_at)
+SELECT lpad(to_hex(w), 24, '0'), 'bench', 'https://api.clockify.me/api', 'ACTIVE', '[]', 0, 0 FROM generate_series(0, 63) w;
+INSERT INTO flows (id, workspace_id, name, enabled, trigger_events, condition_mode, conditions, actions, created_at, updated_at, trigger_source, trigger_sources)
+SELECT 'flow-' || lpad(to_hex(w), 8, '0'), lpad(to_hex(w), 24, '0'), 'f', 1, '[\"NEW_TIME_ENTRY\"]', 'ALL', '[]', '[]', 0, 0, 'CLOCKIFY', '[]' FROM generate_series(0, 63) w;
+INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
+SELECT bench_id($NOW - ($ROWS - i) * 10, i), lpad(to_hex(i % 64), 24, '0'),
+       CASE WHEN i % 50 = 0 THEN 'TIME_ENTRY_DELETED' ELSE 'NEW_TIME_ENTRY' END,
+       'k-' || lpad(i::text, 10, '0'), md5(i::text), '{\"id\": \"' || md5(i::text) || '\", \"billable\": true, \"description\": \"a time entry of about two hundred bytes, as stored\"}',
+       $NOW - ($ROWS - i) * 10,
+       CASE WHEN i % 1000 = 0 THEN 'PENDING' ELSE 'PROCESSED' END,
+       CASE WHEN i % 1000 = 0 THEN NULL ELSE $NOW - ($ROWS - i) * 10 END
+FROM generate_series(1, $ROWS) i;
+INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until)
+SELECT bench_id($NOW - ($ROWS - i) * 10 + 1, i), lpad(to_hex(i % 64), 24, '0'), 'flow-' || lpad(to_hex(i % 64), 8, '0'), bench_id($NOW - ($ROWS - i) * 10, i), 'NEW_TIME_ENTRY',
+       CASE WHEN i % 1000 = 1 THEN 'PENDING' WHEN i % 1000 = 2 THEN 'RETRY' WHEN i % 1000 = 3 THEN 'RUNNING' WHEN i % 100 = 4 THEN 'FAILED' ELSE 'SUCCEEDED' END,
+       '[{\"action\": 0, \"status\": 201}]', NULL, $NOW - ($ROWS - i) * 10,
+       CASE WHEN i % 1000 IN (1, 2, 3) THEN NULL ELSE $NOW - ($ROWS - i) * 10 + 5 END, 5, 1, 1,
+       CASE WHEN i % 1000 IN (1, 2) THEN $NOW - ($ROWS - i) * 10 ELSE NULL END, 0,
+       CASE WHEN i % 1000 = 3 THEN 'worker-' || (i / 1000 % 16) ELSE NULL END,
+       CASE WHEN i % 1000 = 3 THEN $NOW + 60000 ELSE NULL END
+FROM generate_series(1, $ROWS) i;
+";
+
+#[tokio::main]
+async fn main() {
+    let rows: i64 = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let server = common::postgres_server();
+    let (db, url) = common::fresh_database(BIN, &server, "universal-webhook");
+    let now = addon_core::time::now_millis();
+    let started = std::time::Instant::now();
+    let at = |i: i64| format!("'{}'", bench_id(now - (rows - i) * 10, i));
+    let mid = |i: i64| format!("'{}'", bench_id(now - (rows - i) * 10 + 1, i));
+    let ids = Ids {
+        delivery: at(rows / 2),
+        delivery2: at(rows / 2 + 1),
+        execution: mid(rows / 2),
+    };
+    psql(
+        &server,
+        &db,
+        &FILL
+            .replace("$NOW", &now.to_string())
+            .replace("$ROWS", &rows.to_string()),
+    );
+    // What autovacuum does for inserted rows (PostgreSQL 13+): statistics and the visibility
+    // map that lets counts read only the index.
+    psql(&server, &db, "VACUUM ANALYZE");
+    println!(
+        "{rows} deliveries and {rows} executions stored, vacuumed and analysed in {:.0} s; times from EXPLAIN ANALYZE (custom plan / generic plan)",
+        started.elapsed().as_secs_f64()
+    );
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let mut conn = pool.acquire().await.expect("connection");
+    let mut worst: f64 = 0.0;
+    let mut flagged = Vec::new();
+    for s in addon_core::store::contract::core_statements() {
+        if s.only == Some(addon_core::db::Backend::Sqlite) {
+            continue;
+        }
+        let Some(args) = arguments(&s.name, now, &ids) else {
+            continue;
+        };
+        let mut times = Vec::new();
+        let mut scans = Vec::new();
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            conn.execute("BEGIN").await.expect("begin");
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL plan_cache_mode = {mode}"
+            )))
+            .await
+            .expect("mode");
+            conn.execute(sqlx::AssertSqlSafe(format!("PREPARE s AS {}", s.sql)))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            let exec = if args.is_empty() {
+                "EXECUTE s".to_owned()
+            } else {
+                format!("EXECUTE s({args})")
+            };
+            let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) {exec}"
+            )))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name))
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+            conn.execute("ROLLBACK").await.expect("rollback");
+            conn.execute("DEALLOCATE s").await.expect("deallocate");
+            let ms: f64 = plan
+                .iter()
+                .find_map(|l| l.trim().strip_prefix("Execution Time: "))
+                .and_then(|t| t.trim_end_matches(" ms").parse().ok())
+                .unwrap_or(f64::NAN);
+            times.push(ms);
+            worst = worst.max(ms);
+            for l in &plan {
+                let l = l.trim().trim_start_matches("-> ").trim();
+                if l.contains("Scan") {
+                    let node = l.split("  (").next().unwrap_or(l).to_owned();
+                    if node.starts_with("Seq Scan on webhook_log")
+                        || node.starts_with("Seq Scan on flow_executions")
+                    {
+                        flagged.push(format!("{} ({mode}): {node}", s.name));
+                    }
+                    if !scans.contains(&node) {
+                        scans.push(node);
+                    }
+                }
+            }
+        }
+        println!(
+            "{:<44} {:>8.2} / {:>8.2} ms  {}",
+            s.name,
+            times[0],
+            times[1],
+            scans.join("; ")
+        );
+    }
+    println!("slowest: {worst:.2} ms");
+    if flagged.is_empty() {
+        println!("no sequential scan of webhook_log or flow_executions");
+    } else {
+        for f in flagged {
+            println!("sequential scan: {f}");
+        }
+    }
+    drop(conn);
+    pool.close().await;
+    psql(
+        &server,
+        "postgres",
+        &format!("DROP DATABASE {db} WITH (FORCE)"),
+    );
+}
