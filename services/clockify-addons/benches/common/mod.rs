@@ -196,6 +196,7 @@ pub struct Level {
     pub rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub errors: u64,
     /// Deliveries accepted.
     pub accepted: u64,
@@ -307,6 +308,7 @@ pub async fn drive(
         rps: all.len() as f64 / elapsed,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        p999_ms: pct(0.999),
         errors,
     }
 }
