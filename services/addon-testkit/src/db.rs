@@ -57,6 +57,19 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Another handle on the same database, as a second process would hold it; dropping it
+    /// leaves the database to the original.
+    pub fn share(&self) -> TestDb {
+        TestDb {
+            backend: self.backend,
+            url: self.url.clone(),
+            name: None,
+            _dir: None,
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some(name) = self.name.take() else { return };

@@ -384,3 +384,64 @@ backend_tests!(
     no_flows_and_duplicates_run_nothing,
     flow_crud_validates_and_isolates_workspaces,
 );
+
+/// Two processes on one PostgreSQL database share the queue. The first runs one execution at a
+/// time (FLOW_CONCURRENCY=1) against a slow API, so its fan-out leaves the rest PENDING and
+/// announces them; the second is woken by that NOTIFY (its safety-net poll is 5 s away, and the
+/// first alone would finish before it) and takes some. Every flow still runs exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_takes_what_the_first_has_no_slot_for() {
+    let first = TestApp::builder(&api_studio::DEFINITION, Backend::Postgres)
+        .env("FLOW_CONCURRENCY", "1")
+        .start()
+        .await;
+    let second = TestApp::builder(&api_studio::DEFINITION, Backend::Postgres)
+        .database(first.db.share())
+        .fake(first.fake.clone())
+        .no_migrate()
+        .start()
+        .await;
+    let token = first.install_settled("ws1").await;
+    create_flow(&first, "ws1", tag_flow("tag", "NEW_TIME_ENTRY", "")).await;
+    first.fake.clear();
+    first.fake.respond(|_| {
+        FakeResponse::json(200, json!({"id": "te"})).delayed(Duration::from_millis(250))
+    });
+    let deliveries = 16;
+    for i in 0..deliveries {
+        let body = json!({"id": format!("te{i}"), "workspaceId": "ws1", "billable": true, "tagIds": [], "description": "d"});
+        let (s, _) = first.webhook(&token, "NEW_TIME_ENTRY", &body).await;
+        assert_eq!(s, 200);
+    }
+    let runs = executions(&first, "ws1", deliveries).await;
+    assert!(runs.iter().all(|r| r["status"] == "SUCCEEDED"), "{runs:#?}");
+    let mut paths: Vec<String> = first.fake.requests().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(
+        paths.len(),
+        deliveries,
+        "each delivery's flow ran once: {paths:?}"
+    );
+    assert_eq!(first.fake.requests().len(), deliveries, "and only once");
+    let metrics = second
+        .http
+        .get(second.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ran_second: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("flows_executed_total{status=\"SUCCEEDED\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        ran_second >= 1.0,
+        "the second process took part of the queue: {ran_second}"
+    );
+    second.stop().await;
+    first.stop().await;
+}
