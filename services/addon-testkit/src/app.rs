@@ -306,6 +306,26 @@ impl TestApp {
         json_of(self.http.get(self.url(path)).send().await.expect("request")).await
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// The value of one series (its name with labels, as exported), if exported.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// Polls `f` until it returns `Some` or the timeout passes.
     pub async fn eventually<T, F, Fut>(&self, timeout: Duration, mut f: F) -> Option<T>
     where

@@ -67,15 +67,7 @@ async fn metrics_count_requests_and_add_on_events(backend: Backend) {
         &json!({"id": "t1", "workspaceId": "ws1"}),
     )
     .await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for needle in [
         r#"webhooks_received_total{event_type="NEW_TAG",outcome="accepted"} 1"#,
         r#"webhooks_received_total{event_type="NEW_TAG",outcome="duplicate"} 1"#,

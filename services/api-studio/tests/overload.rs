@@ -56,19 +56,7 @@ async fn load_beyond_the_limit_is_shed(backend: Backend) {
     // request is sent; on a busy machine that can take a moment.
     let held = app
         .eventually(Duration::from_secs(15), || async {
-            let text = app
-                .http
-                .get(app.url("/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            let in_flight: f64 = text
-                .lines()
-                .find_map(|l| l.strip_prefix("http_requests_in_flight "))
-                .and_then(|v| v.trim().parse().ok())?;
+            let in_flight = app.metric("http_requests_in_flight").await?;
             (in_flight >= 2.0).then_some(())
         })
         .await;
@@ -101,21 +89,11 @@ async fn load_beyond_the_limit_is_shed(backend: Backend) {
         let (s, _) = app.get(path).await;
         assert_eq!(s, 200, "{path} is never shed");
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
+    let shed_count = app
+        .metric("http_requests_shed_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let shed_count: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("http_requests_shed_total "))
-        .and_then(|v| v.trim().parse().ok())
         .expect("the shed counter is exported");
-    assert!(shed_count >= 1.0, "{metrics}");
+    assert!(shed_count >= 1.0, "{shed_count}");
     drop(first);
     let served = app
         .eventually(Duration::from_secs(5), || {

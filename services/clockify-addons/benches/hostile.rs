@@ -163,17 +163,7 @@ async fn main() {
     let pid = proc.child.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_ready(port).await;
     let sign = |k| signer.sign(k, WS, &api).expect("sign");
     let webhook = sign(TokenKind::Webhook);
     let r = http

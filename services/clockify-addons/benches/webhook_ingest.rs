@@ -97,17 +97,7 @@ async fn main() {
     );
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", server_proc.port);
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_ready(server_proc.port).await;
     let webhook = signer
         .sign(TokenKind::Webhook, WS, "https://api.clockify.me/api")
         .expect("sign");
