@@ -238,9 +238,9 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
     var!(
         "FLOW_CONCURRENCY",
-        "64",
+        "256",
         false,
-        "Flow executions one process runs at once (they mostly wait on the network and on each workspace's API rate limit, so this is well above the core count)."
+        "Flow executions one process runs at once, counting those waiting for their workspace's API rate limit (50 calls/s each): enough that every busy workspace has one waiting at its limit, so this is well above the core count."
     ),
     var!(
         "FLOW_LEASE_SECONDS",
@@ -779,7 +779,7 @@ impl CoreConfig {
             page_size: l.bounded("BOOTSTRAP_PAGE_SIZE", 50, 1, 200),
         };
         let flows = FlowConfig {
-            concurrency: l.bounded("FLOW_CONCURRENCY", 64, 1, 1024),
+            concurrency: l.bounded("FLOW_CONCURRENCY", 256, 1, 4096),
             lease: l.seconds("FLOW_LEASE_SECONDS", 60, 2, 3600),
             max_attempts: l.bounded("FLOW_MAX_ATTEMPTS", 5, 1, 100),
             retry_backoff: l.seconds("FLOW_RETRY_BACKOFF_SECONDS", 10, 0, 3600),

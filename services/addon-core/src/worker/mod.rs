@@ -164,6 +164,23 @@ struct Prepared {
     /// `None`: the flow was deleted.
     flow: Option<Arc<FlowRecord>>,
     installation: Option<Arc<Installation>>,
+    /// The executor slot it runs in, freed as soon as its last write is handed to the writers:
+    /// the slot bounds work in flight (API calls), not commits waiting for a batch.
+    slot: Slot,
+}
+
+#[derive(Default)]
+struct Slot(std::sync::Mutex<Option<OwnedSemaphorePermit>>);
+
+impl Slot {
+    fn holding(permit: OwnedSemaphorePermit) -> Self {
+        Self(std::sync::Mutex::new(Some(permit)))
+    }
+
+    fn free(&self) {
+        let permit = self.0.lock().map(|mut p| p.take()).unwrap_or_default();
+        drop(permit);
+    }
 }
 
 /// A fan-out pass without starting anything in this process (every execution is left PENDING):
@@ -314,6 +331,7 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
                     body: Some(r.body),
                     installation: installs.get(&w.workspace_id).cloned(),
                     flow: Some(r.flow),
+                    slot: Slot::default(),
                 };
                 start(engine, job, permit);
             }
@@ -355,11 +373,11 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
     Ok(out)
 }
 
-fn start(engine: &Engine, job: Prepared, permit: OwnedSemaphorePermit) {
+fn start(engine: &Engine, mut job: Prepared, permit: OwnedSemaphorePermit) {
     let engine2 = engine.clone();
+    job.slot = Slot::holding(permit);
     engine.tasks.spawn(async move {
         run_prepared(&engine2, job).await;
-        drop(permit);
     });
 }
 
@@ -522,6 +540,7 @@ async fn prepare(state: &AppState, batch: Vec<Claimed>) -> Result<Vec<Prepared>,
                 .map(|(_, f)| f.clone()),
             installation: installs.get(&c.workspace_id).cloned(),
             claimed: c,
+            slot: Slot::default(),
         })
         .collect())
 }
@@ -623,6 +642,7 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
                   steps: Vec<Value>,
                   next: usize,
                   error: Option<String>| async move {
+        job.slot.free();
         if !record(
             engine,
             c,
@@ -752,6 +772,7 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
     let actions = &definition.actions;
     for (i, action) in actions.iter().enumerate().skip(c.next_step) {
         if state.shutdown.is_cancelled() {
+            job.slot.free();
             return Ok(
                 if record(engine, c, WriteKind::Release, &steps, i, None).await? {
                     Outcome::Released
@@ -796,6 +817,7 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
                     );
                     let at = now_millis() + delay.as_millis() as i64;
                     let kind = WriteKind::Retry { at };
+                    job.slot.free();
                     if !record(engine, c, kind, &steps, i, Some(message.clone())).await? {
                         return Ok(Outcome::LeaseLost);
                     }
