@@ -84,7 +84,7 @@ pub const VARIABLES: &[VarSpec] = &[
         "DATABASE_MAX_CONNECTIONS",
         "10",
         false,
-        "Size of the database connection pool."
+        "Size of the database connection pool. On PostgreSQL each process holds one more connection, outside the pool, to LISTEN for work other replicas announce."
     ),
     var!(
         "DATABASE_SLOW_STATEMENT_MS",

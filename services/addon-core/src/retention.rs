@@ -14,8 +14,18 @@ pub struct Rule {
     pub table: &'static str,
     /// The row key columns, for batched `DELETE ... WHERE key IN (SELECT key ... LIMIT n)`.
     pub key: &'static [&'static str],
-    pub time_column: &'static str,
+    pub age: Age,
     pub days: u32,
+}
+
+/// How a row's age is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// A column of epoch milliseconds.
+    Column(&'static str),
+    /// The row's time-ordered id (UUIDv7, see [`crate::store::id_floor`]): the primary key
+    /// serves the delete, so the table needs no index on a time column.
+    Id,
 }
 
 pub fn rules(c: &RetentionConfig) -> Vec<Rule> {
@@ -23,31 +33,32 @@ pub fn rules(c: &RetentionConfig) -> Vec<Rule> {
         Rule {
             table: "webhook_log",
             key: &["id"],
-            time_column: "received_at",
+            age: Age::Id,
             days: c.webhook_log_days,
         },
         Rule {
             table: "flow_executions",
             key: &["id"],
-            time_column: "started_at",
+            age: Age::Id,
             days: c.flow_executions_days,
         },
         Rule {
             table: "entity_cache",
             key: &["workspace_id", "entity_type", "entity_id"],
-            time_column: "fetched_at",
+            age: Age::Column("fetched_at"),
             days: c.entity_cache_days,
         },
         Rule {
             table: "api_calls",
             key: &["id"],
-            time_column: "called_at",
+            age: Age::Column("called_at"),
             days: c.api_calls_days,
         },
     ]
 }
 
-/// The batched delete of one rule: `$1` is the cutoff, `$2` the batch size.
+/// The batched delete of one rule: `$1` is the cutoff (milliseconds, or the smallest id of that
+/// time), `$2` the batch size.
 pub fn delete_sql(rule: &Rule) -> String {
     let columns = rule.key.join(", ");
     let key = if rule.key.len() == 1 {
@@ -55,11 +66,14 @@ pub fn delete_sql(rule: &Rule) -> String {
     } else {
         format!("({columns})")
     };
+    let c = match rule.age {
+        Age::Column(c) => c,
+        Age::Id => "id",
+    };
     // Table and column names come from the static rules above, never from input.
     format!(
         "DELETE FROM {t} WHERE {key} IN (SELECT {columns} FROM {t} WHERE {c} < $1 LIMIT $2)",
         t = rule.table,
-        c = rule.time_column
     )
 }
 
@@ -73,8 +87,12 @@ pub async fn apply(db: &Db, rule: &Rule, batch: u32, now: i64) -> Result<u64, sq
     let sql = delete_sql(rule);
     let mut total = 0;
     loop {
-        let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(cutoff)
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        let q = match rule.age {
+            Age::Column(_) => q.bind(cutoff),
+            Age::Id => q.bind(crate::store::id_floor(cutoff)),
+        };
+        let n = q
             .bind(i64::from(batch))
             .execute(db.pool())
             .await?

@@ -76,8 +76,10 @@ fn old_statement(name: &str) -> String {
 }
 
 /// A pod of the previous release keeps its prepared statements across the new release's
-/// migration: PostgreSQL keeps plans per connection, and a `SELECT *` plan would break once a
-/// column is added. The store names its columns, so the old statements keep working.
+/// migration: PostgreSQL keeps plans per connection, and a `SELECT *` plan fails with "cached
+/// plan must not change result type" once a column is added. The store names its columns, so
+/// the old statements keep working; since 0.9.1 sqlx also re-prepares a statement that fails
+/// that way (launchbadge/sqlx#4274), so even a `SELECT *` recovers on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_pods_cached_statements_survive_the_migration() {
     let t = TestDb::new(Backend::Postgres).await;
@@ -115,15 +117,9 @@ async fn an_old_pods_cached_statements_survive_the_migration() {
     run_list(&old_pod)
         .await
         .expect("the old pod's statement still runs");
-    let err = star()
+    star()
         .fetch_all(old_pod.pool())
         .await
-        .map(|r| r.len())
-        .expect_err("a cached SELECT * plan breaks");
-    assert!(
-        err.to_string()
-            .contains("cached plan must not change result type"),
-        "{err}"
-    );
+        .expect("sqlx re-prepares a statement whose cached plan went stale");
     old_pod.close().await;
 }

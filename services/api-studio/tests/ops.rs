@@ -218,8 +218,10 @@ async fn retention_deletes_in_batches_and_zero_keeps(backend: Backend) {
     let now = now_millis();
     for i in 0..25 {
         let age = if i < 20 { 91 * DAY_MILLIS } else { DAY_MILLIS };
+        // Ids are UUIDv7, time-ordered: retention selects by them.
+        let id = format!("{}{i:02}", &addon_core::store::id_floor(now - age)[..34]);
         sqlx::query("INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, body, received_at, status) VALUES ($1, 'ws', 'NEW_TAG', $1, '{}', $2, 'PROCESSED')")
-            .bind(format!("w{i:02}"))
+            .bind(id)
             .bind(now - age)
             .execute(db.pool())
             .await

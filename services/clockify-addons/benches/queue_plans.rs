@@ -4,7 +4,7 @@
 //!     cargo bench -p clockify-addons --bench queue_plans
 //!
 //! A fresh database is migrated by this build, filled server-side (64 workspaces, 0.1% of the
-//! deliveries pending, executions mostly finished with some queued, retrying and running) and
+//! deliveries queued for fan-out, executions mostly finished with some queued, retrying and running) and
 //! analysed. Each statement is then prepared as the server prepares it and run under
 //! `EXPLAIN ANALYZE` twice, once with the plan PostgreSQL would pick for those values (custom)
 //! and once with the plan it caches for any values (generic), inside a transaction that is
@@ -36,6 +36,7 @@ fn arguments(name: &str, now: i64, ids: &Ids) -> Option<String> {
     let ws = "'00000000000000000000000a'";
     let flow = "'flow-0000000a'";
     let args = match name {
+        "webhooks::dequeue_postgres" => "64".to_owned(),
         "webhooks::claim_for_fan_out_postgres" => format!("{now}, 64"),
         "executions::claim_due_postgres" => format!("'worker-x', {}, {now}, 64", now + 60_000),
         "executions::next_due" => String::new(),
@@ -50,10 +51,12 @@ fn arguments(name: &str, now: i64, ids: &Ids) -> Option<String> {
             "{}, 'worker-3', 'SUCCEEDED', '[]', NULL, 1, 1, NULL, NULL, {now}, 0",
             ids.execution
         ),
-        "webhooks::ingest_many_1" => format!(
+        "webhooks::ingest_many_1_postgres" => format!(
             "'new-delivery', {ws}, 'NEW_TIME_ENTRY', 'new-key', 'te', '{{}}', {now}, 'token-hash'"
         ),
-        "webhooks::bodies_2" => format!("{}, {}", ids.delivery, ids.delivery2),
+        "webhooks::bodies_2" | "webhooks::claimed_2" => {
+            format!("{}, {}", ids.delivery, ids.delivery2)
+        }
         "flows::enabled_many_2" => format!("{ws}, '00000000000000000000000b'"),
         "flows::by_ids_2" => format!("{flow}, 'flow-0000000b'"),
         "installations::get_many_2" => format!("{ws}, '00000000000000000000000b'"),
@@ -114,9 +117,10 @@ SELECT bench_id($NOW - ($ROWS - i) * 10, i), lpad(to_hex(i % 64), 24, '0'),
        CASE WHEN i % 50 = 0 THEN 'TIME_ENTRY_DELETED' ELSE 'NEW_TIME_ENTRY' END,
        'k-' || lpad(i::text, 10, '0'), md5(i::text), '{\"id\": \"' || md5(i::text) || '\", \"billable\": true, \"description\": \"a time entry of about two hundred bytes, as stored\"}',
        $NOW - ($ROWS - i) * 10,
-       CASE WHEN i % 1000 = 0 THEN 'PENDING' ELSE 'PROCESSED' END,
+       CASE WHEN i % 1000 = 0 THEN 'QUEUED' ELSE 'PROCESSED' END,
        CASE WHEN i % 1000 = 0 THEN NULL ELSE $NOW - ($ROWS - i) * 10 END
 FROM generate_series(1, $ROWS) i;
+INSERT INTO webhook_queue (webhook_id) SELECT id FROM webhook_log WHERE status = 'QUEUED';
 INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until)
 SELECT bench_id($NOW - ($ROWS - i) * 10 + 1, i), lpad(to_hex(i % 64), 24, '0'), 'flow-' || lpad(to_hex(i % 64), 8, '0'), bench_id($NOW - ($ROWS - i) * 10, i), 'NEW_TIME_ENTRY',
        CASE WHEN i % 1000 = 1 THEN 'PENDING' WHEN i % 1000 = 2 THEN 'RETRY' WHEN i % 1000 = 3 THEN 'RUNNING' WHEN i % 100 = 4 THEN 'FAILED' ELSE 'SUCCEEDED' END,

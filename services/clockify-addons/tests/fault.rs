@@ -207,7 +207,7 @@ async fn sigkill_before_flows_ran_loses_nothing_and_runs_each_flow_once() {
     let repeated: Vec<_> = acted.iter().filter(|(_, n)| **n != 1).collect();
     assert!(repeated.is_empty(), "acted on more than once: {repeated:?}");
     let pending: Value = json!(
-        sqlx::query("SELECT COUNT(*) FROM webhook_log WHERE status <> 'PROCESSED'")
+        sqlx::query("SELECT (SELECT COUNT(*) FROM webhook_queue) + (SELECT COUNT(*) FROM webhook_log WHERE status = 'PENDING')")
             .fetch_one(&pool)
             .await
             .unwrap()

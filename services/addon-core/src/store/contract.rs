@@ -43,16 +43,34 @@ pub fn core_statements() -> Vec<Statement> {
     ] {
         out.extend(list.iter().map(|(n, s)| stmt(*n, *s, None)));
     }
-    out.push(stmt(
-        "webhooks::ingest_many_1",
-        super::webhooks::ingest_many_sql(1),
-        None,
-    ));
-    out.push(stmt(
-        "webhooks::ingest_many_2",
-        super::webhooks::ingest_many_sql(2),
-        None,
-    ));
+    // Deliveries are stored and queued in one statement on PostgreSQL, in one transaction on
+    // SQLite (see `webhooks::store`).
+    let ingest = [
+        (
+            "webhooks::ingest_many_1",
+            super::webhooks::ingest_many_sql(1),
+        ),
+        (
+            "webhooks::ingest_many_2",
+            super::webhooks::ingest_many_sql(2),
+        ),
+        (
+            "webhooks::ingest_custom",
+            super::webhooks::INGEST_CUSTOM.to_owned(),
+        ),
+    ];
+    for (name, insert) in ingest {
+        out.push(stmt(
+            format!("{name}_postgres"),
+            super::webhooks::stored_and_queued_sql(&insert),
+            Some(Backend::Postgres),
+        ));
+        out.push(stmt(
+            format!("{name}_sqlite"),
+            insert,
+            Some(Backend::Sqlite),
+        ));
+    }
     for n in [1, 2] {
         out.push(stmt(
             format!("executions::queue_many_{n}"),
@@ -69,6 +87,7 @@ pub fn core_statements() -> Vec<Statement> {
             ("flows::by_ids", super::flows::BY_IDS),
             ("installations::get_many", super::installations::GET_MANY),
             ("webhooks::bodies", super::webhooks::BODIES),
+            ("webhooks::claimed", super::webhooks::CLAIMED),
         ] {
             out.push(stmt(
                 format!("{name}_{n}"),
@@ -83,9 +102,21 @@ pub fn core_statements() -> Vec<Statement> {
     {
         out.push(stmt(name, sql, None));
     }
+    for n in [1, 2] {
+        out.push(stmt(
+            format!("webhooks::enqueue_{n}"),
+            super::in_list_sql(super::webhooks::ENQUEUE_SQLITE, n),
+            Some(Backend::Sqlite),
+        ));
+    }
     let (name, sql) = crate::worker::wake::STATEMENT;
     out.push(stmt(name, sql, Some(Backend::Postgres)));
     for (name, pg, lite) in [
+        (
+            "webhooks::dequeue",
+            super::webhooks::DEQUEUE_POSTGRES,
+            super::webhooks::DEQUEUE_SQLITE,
+        ),
         (
             "webhooks::claim_for_fan_out",
             super::webhooks::FAN_OUT_CLAIM_POSTGRES,

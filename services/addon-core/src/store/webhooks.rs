@@ -31,31 +31,16 @@ pub enum IngestOutcome {
     UnknownToken,
 }
 
-/// Stores a delivery in one statement: checks the token was registered at install, de-duplicates
-/// by delivery key, and marks it PENDING only when the workspace has enabled flows.
+/// Stores a delivery: checks the token was registered at install, de-duplicates by delivery
+/// key, and queues it for fan-out only when the workspace has enabled flows.
 pub async fn ingest(
     db: &Db,
     w: &IncomingWebhook,
     token_hash: &str,
 ) -> Result<IngestOutcome, sqlx::Error> {
-    let row = sqlx::query(INGEST)
-        .bind(&w.id)
-        .bind(&w.workspace_id)
-        .bind(&w.event_type)
-        .bind(&w.delivery_key)
-        .bind(&w.entity_id)
-        .bind(&w.body)
-        .bind(w.received_at)
-        .bind(token_hash)
-        .fetch_optional(db.pool())
-        .await?;
-    if let Some(row) = row {
-        let status: String = row.try_get(0)?;
-        return Ok(IngestOutcome::Accepted {
-            pending: status == "PENDING",
-        });
-    }
-    refused(db, w, token_hash).await
+    let one = [(w.clone(), token_hash.to_owned())];
+    let mut outcomes = ingest_many(db, &one).await?;
+    Ok(outcomes.pop().unwrap_or(IngestOutcome::UnknownToken))
 }
 
 /// Stores many deliveries in one statement (see [`crate::ingest`]): the same checks as
@@ -71,27 +56,26 @@ pub async fn ingest_many(
     };
     let padded = items.len().next_power_of_two();
     let sql = ingest_many_sql(padded);
-    // Placeholders only; every value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for row in 0..padded {
-        let (w, token_hash) = items.get(row).unwrap_or(last);
-        q = q
-            .bind(w.id.as_str())
-            .bind(w.workspace_id.as_str())
-            .bind(w.event_type.as_str())
-            .bind(w.delivery_key.as_str())
-            .bind(w.entity_id.as_deref())
-            .bind(w.body.as_str())
-            .bind(w.received_at)
-            .bind(token_hash.as_str());
-    }
-    let rows = q.fetch_all(db.pool()).await?;
-    let mut stored = std::collections::HashMap::with_capacity(rows.len());
-    for r in &rows {
-        let id: String = r.try_get("id")?;
-        let status: String = r.try_get("status")?;
-        stored.insert(id, status == "PENDING");
-    }
+    let rows = store(db, &sql, |mut q| {
+        for row in 0..padded {
+            let (w, token_hash) = items.get(row).unwrap_or(last);
+            q = q
+                .bind(w.id.as_str())
+                .bind(w.workspace_id.as_str())
+                .bind(w.event_type.as_str())
+                .bind(w.delivery_key.as_str())
+                .bind(w.entity_id.as_deref())
+                .bind(w.body.as_str())
+                .bind(w.received_at)
+                .bind(token_hash.as_str());
+        }
+        q
+    })
+    .await?;
+    let stored: std::collections::HashMap<String, bool> = rows
+        .into_iter()
+        .map(|(id, status)| (id, status == QUEUED))
+        .collect();
     let mut outcomes = Vec::with_capacity(items.len());
     for (w, token_hash) in items {
         outcomes.push(match stored.get(&w.id) {
@@ -114,11 +98,66 @@ const INGEST_MANY_TAIL: &str = "),
      )
      INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
      SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
-            CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
+            CASE WHEN has_flows THEN 'QUEUED' ELSE 'PROCESSED' END,
             CASE WHEN has_flows THEN NULL ELSE received_at END
      FROM facts WHERE registered
      ON CONFLICT (workspace_id, delivery_key) DO NOTHING
      RETURNING id, status";
+
+/// The status of a stored delivery whose id is in `webhook_queue` until the fan-out takes it.
+const QUEUED: &str = "QUEUED";
+
+/// PostgreSQL's [`store`]: `insert` and the queueing of what it stored as one statement.
+pub(crate) fn stored_and_queued_sql(insert: &str) -> String {
+    format!(
+        "WITH stored AS ({insert}),
+              queued AS (INSERT INTO webhook_queue (webhook_id) SELECT id FROM stored WHERE status = '{QUEUED}')
+         SELECT id, status FROM stored"
+    )
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Runs `insert` (an insert into `webhook_log` returning `id, status`, its values bound by
+/// `bind`) and puts the ids of the rows it stored as QUEUED into `webhook_queue`, atomically:
+/// on PostgreSQL in the same statement, on SQLite in one transaction.
+async fn store<'q>(
+    db: &Db,
+    insert: &str,
+    bind: impl FnOnce(AnyQuery<'q>) -> AnyQuery<'q>,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let decode = |rows: Vec<AnyRow>| {
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("status")?)))
+            .collect::<Result<Vec<(String, String)>, sqlx::Error>>()
+    };
+    match db.backend() {
+        Backend::Postgres => {
+            let sql = stored_and_queued_sql(insert);
+            // Placeholders only; every value is bound.
+            let rows = bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                .fetch_all(db.pool())
+                .await?;
+            decode(rows)
+        }
+        Backend::Sqlite => {
+            let mut tx = db.pool().begin().await?;
+            // Placeholders only; every value is bound.
+            let rows = bind(sqlx::query(sqlx::AssertSqlSafe(insert.to_owned())))
+                .fetch_all(&mut *tx)
+                .await?;
+            let stored = decode(rows)?;
+            let queued: Vec<&str> = stored
+                .iter()
+                .filter(|(_, status)| status == QUEUED)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            super::fetch_in(&mut tx, ENQUEUE_SQLITE, &queued).await?;
+            tx.commit().await?;
+            Ok(stored)
+        }
+    }
+}
 
 /// The statement that stores `rows` deliveries at once.
 pub fn ingest_many_sql(rows: usize) -> String {
@@ -172,35 +211,56 @@ pub struct ClaimedWebhook {
     pub source: Option<String>,
 }
 
-/// Claims up to `limit` deliveries that await flows, oldest first, and marks them PROCESSED
-/// (migration 6 returned any an earlier release left PROCESSING), inside the caller's fan-out
-/// transaction: the mark and the executions it queues commit together or not at all.
+/// Claims up to `limit` deliveries that await flows, oldest first, inside the caller's fan-out
+/// transaction: their ids leave `webhook_queue` and commit together with the executions the
+/// caller queues, or not at all. Then, while the queue has no more, deliveries a release before
+/// migration 7 stored PENDING (its pods run during the rolling upgrade), marked PROCESSED.
 /// PostgreSQL skips rows other replicas hold; SQLite serialises writers anyway.
 pub async fn claim_for_fan_out(
     conn: &mut AnyConnection,
     backend: Backend,
     limit: i64,
 ) -> Result<Vec<ClaimedWebhook>, sqlx::Error> {
-    let sql = match backend {
-        Backend::Postgres => FAN_OUT_CLAIM_POSTGRES,
-        Backend::Sqlite => FAN_OUT_CLAIM_SQLITE,
+    let (dequeue, legacy) = match backend {
+        Backend::Postgres => (DEQUEUE_POSTGRES, FAN_OUT_CLAIM_POSTGRES),
+        Backend::Sqlite => (DEQUEUE_SQLITE, FAN_OUT_CLAIM_SQLITE),
     };
-    let rows = sqlx::query(sql)
-        .bind(now_millis())
+    let ids: Vec<String> = sqlx::query(dequeue)
         .bind(limit)
         .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ClaimedWebhook {
-                id: r.try_get("id")?,
-                workspace_id: r.try_get("workspace_id")?,
-                event_type: r.try_get("event_type")?,
-                body: r.try_get("body")?,
-                source: r.try_get("source")?,
-            })
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let claimed = |r: &AnyRow| {
+        Ok(ClaimedWebhook {
+            id: r.try_get("id")?,
+            workspace_id: r.try_get("workspace_id")?,
+            event_type: r.try_get("event_type")?,
+            body: r.try_get("body")?,
+            source: r.try_get("source")?,
         })
-        .collect()
+    };
+    let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
+    // An id whose delivery retention already removed is simply gone from the queue.
+    let mut out = super::fetch_in(conn, CLAIMED, &keys)
+        .await?
+        .iter()
+        .map(claimed)
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let left = limit - ids.len() as i64;
+    if left > 0 {
+        let rows = sqlx::query(legacy)
+            .bind(now_millis())
+            .bind(left)
+            .fetch_all(&mut *conn)
+            .await?;
+        for r in &rows {
+            out.push(claimed(r)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The bodies of many deliveries at once, as `(id, body)`.
@@ -226,22 +286,21 @@ pub struct IncomingCustom {
 }
 
 /// Stores a custom delivery (its signature was checked against the workspace's secret);
-/// PENDING when the workspace has enabled custom flows.
+/// queued for fan-out when the workspace has enabled custom flows.
 pub async fn ingest_custom(db: &Db, w: &IncomingCustom) -> Result<IngestOutcome, sqlx::Error> {
-    let row = sqlx::query(INGEST_CUSTOM)
-        .bind(&w.id)
-        .bind(&w.workspace_id)
-        .bind(&w.event_type)
-        .bind(&w.delivery_key)
-        .bind(&w.body)
-        .bind(w.received_at)
-        .bind(&w.source)
-        .fetch_optional(db.pool())
-        .await?;
-    if let Some(row) = row {
-        let status: String = row.try_get(0)?;
+    let rows = store(db, INGEST_CUSTOM, |q| {
+        q.bind(&w.id)
+            .bind(&w.workspace_id)
+            .bind(&w.event_type)
+            .bind(&w.delivery_key)
+            .bind(&w.body)
+            .bind(w.received_at)
+            .bind(&w.source)
+    })
+    .await?;
+    if let Some((_, status)) = rows.into_iter().next() {
         return Ok(IngestOutcome::Accepted {
-            pending: status == "PENDING",
+            pending: status == QUEUED,
         });
     }
     let id: String = sqlx::query(REFUSED)
@@ -357,13 +416,27 @@ pub async fn count(db: &Db, workspace_id: &str, since: i64) -> Result<i64, sqlx:
 
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
 /// PostgreSQL skips rows other replicas hold.
+pub(crate) const DEQUEUE_POSTGRES: &str = "DELETE FROM webhook_queue
+         WHERE webhook_id IN (SELECT webhook_id FROM webhook_queue ORDER BY webhook_id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING webhook_id";
+/// SQLite serialises writers anyway.
+pub(crate) const DEQUEUE_SQLITE: &str = "DELETE FROM webhook_queue
+         WHERE webhook_id IN (SELECT webhook_id FROM webhook_queue ORDER BY webhook_id LIMIT $1)
+         RETURNING webhook_id";
+/// `{in}`: the ids of stored deliveries (see [`super::fetch_in`]); SQLite's half of [`store`].
+pub(crate) const ENQUEUE_SQLITE: &str =
+    "INSERT INTO webhook_queue (webhook_id) SELECT id FROM webhook_log WHERE id IN ({in})";
+/// `{in}`: the ids just taken from the queue.
+pub(crate) const CLAIMED: &str =
+    "SELECT id, workspace_id, event_type, body, source FROM webhook_log WHERE id IN ({in})";
+/// Deliveries of a release before migration 7 (PostgreSQL skips rows other replicas hold).
 pub(crate) const FAN_OUT_CLAIM_POSTGRES: &str =
     "UPDATE webhook_log SET status = 'PROCESSED', claimed_at = $1, processed_at = $1
              WHERE id IN (SELECT id FROM webhook_log
                           WHERE status = 'PENDING'
                           ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING id, workspace_id, event_type, body, source";
-/// SQLite serialises writers anyway.
+/// Deliveries of a release before migration 7.
 pub(crate) const FAN_OUT_CLAIM_SQLITE: &str =
     "UPDATE webhook_log SET status = 'PROCESSED', claimed_at = $1, processed_at = $1
              WHERE id IN (SELECT id FROM webhook_log
@@ -372,33 +445,29 @@ pub(crate) const FAN_OUT_CLAIM_SQLITE: &str =
              RETURNING id, workspace_id, event_type, body, source";
 /// `{in}`: a list of delivery ids (see [`super::fetch_in`]).
 pub(crate) const BODIES: &str = "SELECT id, body FROM webhook_log WHERE id IN ({in})";
-const INGEST_CUSTOM: &str = "WITH facts AS (
+pub(crate) const INGEST_CUSTOM: &str = "WITH facts AS (
              SELECT EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1 AND f.trigger_source = 'CUSTOM') AS has_flows
          )
          INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at, source)
          SELECT $1, $2, $3, $4, NULL, $5, CAST($6 AS BIGINT),
-                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
+                CASE WHEN has_flows THEN 'QUEUED' ELSE 'PROCESSED' END,
                 CASE WHEN has_flows THEN NULL ELSE CAST($6 AS BIGINT) END,
                 $7
          FROM facts WHERE 1 = 1
          ON CONFLICT (workspace_id, delivery_key) DO NOTHING
-         RETURNING status";
-const INGEST: &str = "WITH facts AS (
-             SELECT EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
-                            WHERE h.workspace_id = $2 AND h.token_hash = $8 AND i.status <> 'DELETED') AS registered,
-                    EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = $2 AND f.enabled = 1) AS has_flows
-         )
-         INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
-         SELECT $1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT),
-                CASE WHEN has_flows THEN 'PENDING' ELSE 'PROCESSED' END,
-                CASE WHEN has_flows THEN NULL ELSE CAST($7 AS BIGINT) END
-         FROM facts WHERE registered
-         ON CONFLICT (workspace_id, delivery_key) DO NOTHING
-         RETURNING status";
+         RETURNING id, status";
 const REFUSED: &str = "SELECT id FROM webhook_log WHERE workspace_id = $1 AND delivery_key = $2";
-const LIST_HEAD: &str =
-    "SELECT id, source, event_type, entity_id, status, received_at, processed_at FROM webhook_log
-         WHERE workspace_id = $1";
+/// The status a delivery is shown with: PENDING while its id waits in `webhook_queue`.
+macro_rules! shown_status {
+    () => {
+        "CASE WHEN status = 'QUEUED' THEN CASE WHEN EXISTS (SELECT 1 FROM webhook_queue q WHERE q.webhook_id = webhook_log.id) THEN 'PENDING' ELSE 'PROCESSED' END ELSE status END AS status"
+    };
+}
+const LIST_HEAD: &str = concat!(
+    "SELECT id, source, event_type, entity_id, ",
+    shown_status!(),
+    ", received_at, processed_at FROM webhook_log WHERE workspace_id = $1"
+);
 /// The optional filters of [`list`], in binding order: (name, condition). Clockify's own
 /// deliveries have no source: that filter binds nothing.
 pub(crate) const LIST_FILTERS: &[(&str, &str)] = &[
@@ -413,14 +482,16 @@ const LIST_TAIL: &str = "ORDER BY id DESC LIMIT {next}";
 pub(crate) fn list_statements() -> Vec<(String, String)> {
     super::filtered_variants("webhooks::list", LIST_HEAD, LIST_FILTERS, LIST_TAIL)
 }
-const GET: &str = "SELECT id, source, event_type, entity_id, status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2";
+const GET: &str = concat!(
+    "SELECT id, source, event_type, entity_id, ",
+    shown_status!(),
+    ", received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2"
+);
 const COUNT: &str = "SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND id >= $2";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
-    ("webhooks::ingest", INGEST),
     ("webhooks::refused", REFUSED),
-    ("webhooks::ingest_custom", INGEST_CUSTOM),
     ("webhooks::get", GET),
     ("webhooks::count", COUNT),
 ];
