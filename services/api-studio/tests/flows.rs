@@ -375,8 +375,64 @@ async fn one_database_connection_is_enough(backend: Backend) {
     app.stop().await;
 }
 
+/// During a rolling upgrade, pods of the release before migration 7 still store deliveries
+/// PENDING in the log (no queue row); this release fans them out too, once, and the console
+/// shows what the queue says: PENDING while a delivery waits, PROCESSED once fanned out.
+async fn deliveries_an_older_release_left_pending_are_fanned_out(backend: Backend) {
+    let app = start(backend).await;
+    let token = app.install_settled("ws1").await;
+    create_flow(&app, "ws1", json!({"name": "f", "triggerEvents": ["NEW_CLIENT"], "actions": [{"method": "GET", "path": "/v1/workspaces/{{workspaceId}}/clients/{{$.id}}"}]})).await;
+    app.fake.clear();
+    let db = &app.state.db;
+    let legacy = addon_core::store::new_id();
+    sqlx::query("INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, body, received_at, status) VALUES ($1, 'ws1', 'NEW_CLIENT', $1, $2, $3, 'PENDING')")
+        .bind(&legacy)
+        .bind(json!({"id": "legacy", "workspaceId": "ws1"}).to_string())
+        .bind(addon_core::time::now_millis())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let (_, shown) = app
+        .ui("ws1", Method::GET, &format!("/ui/webhooks/{legacy}"), None)
+        .await;
+    assert_eq!(shown["webhook"]["status"], "PENDING", "{shown}");
+    // A new delivery wakes the fan-out: the queue first, then what the old release left.
+    let body = json!({"id": "new", "workspaceId": "ws1", "name": "Client"});
+    assert_eq!(app.webhook(&token, "NEW_CLIENT", &body).await.0, 200);
+    let runs = executions(&app, "ws1", 2).await;
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert!(runs.iter().all(|r| r["status"] == "SUCCEEDED"), "{runs:#?}");
+    let mut paths: Vec<String> = app.fake.requests().iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "/api/v1/workspaces/ws1/clients/legacy",
+            "/api/v1/workspaces/ws1/clients/new"
+        ]
+    );
+    let (_, list) = app.ui("ws1", Method::GET, "/ui/webhooks", None).await;
+    let statuses: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["PROCESSED", "PROCESSED"], "{list}");
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_queue")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
+    // Fanning out again finds nothing: each ran once.
+    let again = addon_core::worker::fan_out_once(&app.state).await.unwrap();
+    assert_eq!(again.deliveries, 0);
+    app.stop().await;
+}
+
 backend_tests!(
     one_database_connection_is_enough,
+    deliveries_an_older_release_left_pending_are_fanned_out,
     flows_beyond_the_limits_are_refused_and_never_take_the_process_down,
     every_matching_flow_runs_with_values_from_the_webhook,
     conditions_all_and_any,
