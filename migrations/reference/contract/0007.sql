@@ -95,6 +95,15 @@ SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger
 -- name: flows::list
 SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id = $1 ORDER BY created_at, id;
 
+-- name: executions::backlog
+SELECT
+             (SELECT COUNT(*) FROM webhook_queue) AS queued,
+             (SELECT MIN(webhook_id) FROM webhook_queue) AS oldest_queued,
+             (SELECT COUNT(*) FROM flow_executions WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $1) AS due,
+             (SELECT COUNT(*) FROM flow_executions WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at > $1) AS scheduled,
+             (SELECT MIN(next_attempt_at) FROM flow_executions WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $1) AS oldest_due,
+             (SELECT COUNT(*) FROM flow_executions WHERE status = 'RUNNING' AND lease_until IS NOT NULL) AS running;
+
 -- name: executions::heartbeat
 UPDATE flow_executions SET lease_until = $1 WHERE lease_owner = $2 AND status = 'RUNNING';
 

@@ -39,6 +39,10 @@ pub struct Metrics {
     /// Seconds spent per pipeline stage (verify, store, fan_out, execute), summed over
     /// concurrent work: where a delivery's time goes.
     pub stage_seconds: prometheus::CounterVec,
+    /// The shared queue's backlog by state (sampled; every replica reports the same queue).
+    pub flow_backlog: prometheus::IntGaugeVec,
+    /// Age of the oldest waiting work, in seconds.
+    pub flow_backlog_oldest: prometheus::Gauge,
     uptime: IntGauge,
 }
 
@@ -206,6 +210,28 @@ impl Metrics {
         for stage in ["verify", "store", "fan_out", "execute"] {
             stage_seconds.with_label_values(&[stage]);
         }
+        let flow_backlog = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "flow_backlog",
+                "Work in the flow queue shared by every replica, sampled every 5 s: queued_deliveries (stored, not yet fanned out), due (executions waiting for an executor), scheduled (retries waiting for their time), running (under a lease). Every replica reports the same queue: aggregate with max, not sum.",
+            ),
+            &["state"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(flow_backlog.clone()))
+            .expect("metric registered once");
+        for state in BACKLOG_STATES {
+            flow_backlog.with_label_values(&[state]);
+        }
+        let flow_backlog_oldest = prometheus::Gauge::new(
+            "flow_backlog_oldest_seconds",
+            "Age of the oldest waiting work in the flow queue (a queued delivery or a due execution), sampled every 5 s; 0 when nothing waits.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(flow_backlog_oldest.clone()))
+            .expect("metric registered once");
         let uptime = IntGauge::new(
             "addon_uptime_seconds",
             "Seconds since this process started.",
@@ -266,8 +292,22 @@ impl Metrics {
             outbound_duration,
             custom_webhooks_received,
             stage_seconds,
+            flow_backlog,
+            flow_backlog_oldest,
             uptime,
         }
+    }
+
+    /// Sets the backlog gauges from a sample.
+    pub fn set_backlog(&self, b: &crate::store::executions::Backlog) {
+        for (state, n) in
+            BACKLOG_STATES
+                .iter()
+                .zip([b.queued_deliveries, b.due, b.scheduled, b.running])
+        {
+            self.flow_backlog.with_label_values(&[state]).set(n);
+        }
+        self.flow_backlog_oldest.set(b.oldest_ms as f64 / 1000.0);
     }
 
     /// The text exposition format.
@@ -279,6 +319,9 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 }
+
+/// The `state` label values of `flow_backlog`, in [`Metrics::set_backlog`]'s order.
+const BACKLOG_STATES: [&str; 4] = ["queued_deliveries", "due", "scheduled", "running"];
 
 /// The event types Clockify sends; anything else is counted as `OTHER` to bound cardinality.
 pub const KNOWN_EVENTS: &[&str] = &[

@@ -361,7 +361,94 @@ async fn metric_labels_stay_bounded_and_every_error_is_json(backend: Backend) {
     app.stop().await;
 }
 
+/// The backlog autoscalers read: queued deliveries, due, scheduled and running executions, and
+/// the oldest waiting work, counted exactly from the shared queue; served at `/backlog` and as
+/// gauges.
+async fn backlog_counts_the_shared_queue(backend: Backend) {
+    use addon_core::store::executions::{Backlog, backlog};
+    let t = addon_testkit::TestDb::new(backend).await;
+    let db = addon_core::db::Db::connect(&t.url, 2).await.unwrap();
+    api_studio::DEFINITION
+        .migrations
+        .migrate(&db, &t.url)
+        .await
+        .unwrap();
+    let now = now_millis();
+    assert_eq!(backlog(&db, now).await.unwrap(), Backlog::default());
+    let queued = |ms: i64, n: u8| format!("{}{n:02}", &addon_core::store::id_floor(ms)[..34]);
+    for id in [queued(now - 10_000, 1), queued(now - 2_000, 2)] {
+        sqlx::query("INSERT INTO webhook_queue (webhook_id) VALUES ($1)")
+            .bind(id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    // (status, next attempt, lease)
+    let rows: [(&str, Option<i64>, Option<i64>); 10] = [
+        ("PENDING", Some(now - 5_000), None),
+        ("RETRY", Some(now - 1_000), None),
+        ("PENDING", Some(now - 20_000), None),
+        ("RETRY", Some(now + 60_000), None),
+        ("RUNNING", None, Some(now + 60_000)),
+        ("RUNNING", None, Some(now + 60_000)),
+        ("RUNNING", None, None), // an earlier release's run: closed, never counted as leased
+        ("SUCCEEDED", None, None),
+        ("FAILED", None, None),
+        ("SKIPPED", None, None),
+    ];
+    for (i, (status, due, lease)) in rows.into_iter().enumerate() {
+        sqlx::query("INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, started_at, next_attempt_at, lease_until) VALUES ($1, 'ws', 'f', $1, 'NEW_TAG', $2, $3, $4, $5)")
+            .bind(format!("e{i}"))
+            .bind(status)
+            .bind(now)
+            .bind(due)
+            .bind(lease)
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    let b = backlog(&db, now).await.unwrap();
+    assert_eq!(
+        b,
+        Backlog {
+            queued_deliveries: 2,
+            due: 3,
+            scheduled: 1,
+            running: 2,
+            oldest_ms: 20_000,
+        }
+    );
+    assert_eq!(b.waiting(), 5);
+    db.close().await;
+
+    // Served by the add-on, and sampled into its gauges.
+    let app = start(backend).await;
+    let (s, body) = app.get("/backlog").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"queuedDeliveries": 0, "due": 0, "scheduled": 0, "running": 0, "oldestMs": 0, "waiting": 0})
+    );
+    // A retry an hour away: no executor touches it before its time.
+    sqlx::query("INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, started_at, next_attempt_at) VALUES ('later', 'ws', 'f', 'w', 'NEW_TAG', 'RETRY', $1, $2)")
+        .bind(now)
+        .bind(now + 3_600_000)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    let (_, body) = app.get("/backlog").await;
+    assert_eq!(body["scheduled"], 1, "{body}");
+    assert_eq!(body["waiting"], 0, "{body}");
+    assert_eq!(
+        app.metric("flow_backlog{state=\"scheduled\"}").await,
+        Some(1.0)
+    );
+    assert_eq!(app.metric("flow_backlog{state=\"due\"}").await, Some(0.0));
+    app.stop().await;
+}
+
 backend_tests!(
+    backlog_counts_the_shared_queue,
     metric_labels_stay_bounded_and_every_error_is_json,
     health_and_readiness,
     metrics_count_requests_and_add_on_events,

@@ -1,4 +1,5 @@
-//! `/healthz` (alive), `/ready` (database reachable, schema current, not draining), `/metrics`.
+//! `/healthz` (alive), `/ready` (database reachable, schema current, not draining), `/metrics`,
+//! `/backlog` (the flow queue's work, for autoscalers such as KEDA's metrics-api trigger).
 
 use std::time::Duration;
 
@@ -16,6 +17,41 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/backlog", get(backlog))
+}
+
+/// The shared flow queue's backlog, read now (one statement of index ranges):
+/// `{"queuedDeliveries", "due", "scheduled", "running", "oldestMs", "waiting"}`, where
+/// `waiting` (queued deliveries plus due executions) is what an autoscaler should drain.
+/// Every replica answers the same numbers. 503 when the database cannot answer in 2 s.
+async fn backlog(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::worker::sample_backlog(&state),
+    )
+    .await
+    {
+        Ok(Ok(b)) => {
+            let mut body = serde_json::to_value(b).unwrap_or_default();
+            body["waiting"] = json!(b.waiting());
+            Json(body).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "backlog: database check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "2")],
+                Json(json!({"error": "database unavailable"})),
+            )
+                .into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "2")],
+            Json(json!({"error": "the database did not answer within 2s"})),
+        )
+            .into_response(),
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

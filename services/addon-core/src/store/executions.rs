@@ -453,6 +453,52 @@ pub async fn get(
         .transpose()
 }
 
+/// The work waiting in the queue, as the backlog endpoint and metrics report it (shared by
+/// every replica: one database, one queue).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backlog {
+    /// Deliveries stored but not yet fanned out to their flows.
+    pub queued_deliveries: i64,
+    /// Executions due now (PENDING, or RETRY whose attempt is due).
+    pub due: i64,
+    /// Executions whose next attempt is scheduled later (RETRY with backoff).
+    pub scheduled: i64,
+    /// Executions running under a worker's lease.
+    pub running: i64,
+    /// Age of the oldest waiting work (a queued delivery or a due execution), in milliseconds.
+    pub oldest_ms: i64,
+}
+
+impl Backlog {
+    /// Work that wants an executor now: what scaling should drain.
+    pub fn waiting(&self) -> i64 {
+        self.queued_deliveries + self.due
+    }
+}
+
+/// Samples the backlog in one statement: each part is an index range (the queue's primary
+/// key, the due and leased partial indexes), bounded by the backlog, not by the table.
+pub async fn backlog(db: &Db, now: i64) -> Result<Backlog, sqlx::Error> {
+    let r = sqlx::query(BACKLOG).bind(now).fetch_one(db.pool()).await?;
+    let oldest_due: Option<i64> = r.try_get("oldest_due")?;
+    let oldest_queued: Option<String> = r.try_get("oldest_queued")?;
+    let oldest = [
+        oldest_due,
+        oldest_queued.as_deref().and_then(super::id_millis),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    Ok(Backlog {
+        queued_deliveries: r.try_get("queued")?,
+        due: r.try_get("due")?,
+        scheduled: r.try_get("scheduled")?,
+        running: r.try_get("running")?,
+        oldest_ms: oldest.map_or(0, |t| (now - t).max(0)),
+    })
+}
+
 /// Executions per status queued since a time (by their time-ordered id).
 pub async fn counts(
     db: &Db,
@@ -522,7 +568,15 @@ const COUNTS: &str = "SELECT status, n FROM (
          ) AS c WHERE n > 0 ORDER BY status";
 
 /// The statements of this module, for the SQL contract.
+const BACKLOG: &str = "SELECT
+             (SELECT COUNT(*) FROM webhook_queue) AS queued,
+             (SELECT MIN(webhook_id) FROM webhook_queue) AS oldest_queued,
+             (SELECT COUNT(*) FROM flow_executions WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $1) AS due,
+             (SELECT COUNT(*) FROM flow_executions WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at > $1) AS scheduled,
+             (SELECT MIN(next_attempt_at) FROM flow_executions WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $1) AS oldest_due,
+             (SELECT COUNT(*) FROM flow_executions WHERE status = 'RUNNING' AND lease_until IS NOT NULL) AS running";
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
+    ("executions::backlog", BACKLOG),
     ("executions::heartbeat", HEARTBEAT),
     ("executions::reclaim_expired", RECLAIM_EXPIRED),
     ("executions::fail_stale_unleased", FAIL_STALE_UNLEASED),

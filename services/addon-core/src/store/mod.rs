@@ -43,6 +43,13 @@ pub fn id_floor(millis: i64) -> String {
     format!("{:08x}-{:04x}-0000-0000-000000000000", t >> 16, t & 0xffff)
 }
 
+/// The creation time (epoch milliseconds) of an id [`new_id`] made; `None` for any other text.
+pub fn id_millis(id: &str) -> Option<i64> {
+    let u = uuid::Uuid::parse_str(id).ok()?;
+    let (secs, nanos) = u.get_timestamp()?.to_unix();
+    Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
+}
+
 /// Most values in one `IN (...)` list or multi-row statement.
 pub(crate) const MANY: usize = 64;
 

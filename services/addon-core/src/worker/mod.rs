@@ -101,6 +101,7 @@ pub async fn run(state: AppState) {
     };
     let fan_out = tokio::spawn(fan_out_loop(engine.clone()));
     let heartbeat = tokio::spawn(heartbeat_loop(state.clone()));
+    let backlog = tokio::spawn(backlog_loop(state.clone()));
     let listener = tokio::spawn(wake::listener(state.clone()));
     let announcer = tokio::spawn(wake::announcer(state.clone(), announce));
     execute_loop(engine.clone()).await;
@@ -115,6 +116,7 @@ pub async fn run(state: AppState) {
         tracing::warn!("flow executions did not stop in time; their leases will run out");
     }
     heartbeat.abort();
+    backlog.abort();
     listener.abort();
     announcer.abort();
     drop(engine);
@@ -381,6 +383,30 @@ fn start(engine: &Engine, mut job: Prepared, permit: OwnedSemaphorePermit) {
     });
 }
 
+/// How often the backlog gauges are sampled.
+pub const BACKLOG_SAMPLE: Duration = Duration::from_secs(5);
+
+/// Samples the backlog into the metrics every [`BACKLOG_SAMPLE`], so a scrape never waits on
+/// the database.
+async fn backlog_loop(state: AppState) {
+    loop {
+        if let Err(e) = sample_backlog(&state).await {
+            tracing::warn!(error = %e, "cannot sample the flow backlog");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BACKLOG_SAMPLE) => {}
+            _ = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Reads the backlog and sets the gauges from it.
+pub async fn sample_backlog(state: &AppState) -> Result<executions::Backlog, sqlx::Error> {
+    let b = executions::backlog(&state.db, now_millis()).await?;
+    state.metrics.set_backlog(&b);
+    Ok(b)
+}
+
 async fn heartbeat_loop(state: AppState) {
     let lease = state.config.flows.lease;
     loop {
@@ -561,7 +587,7 @@ async fn run_prepared(engine: &Engine, job: Prepared) {
     let state = &engine.state;
     let c = &job.claimed;
     if c.attempt == 1
-        && let Some(queued) = uuid_millis(&c.id)
+        && let Some(queued) = crate::store::id_millis(&c.id)
     {
         state
             .metrics
@@ -588,13 +614,6 @@ async fn run_prepared(engine: &Engine, job: Prepared) {
             tracing::error!(execution_id = %c.id, error = %e, "flow execution could not be recorded")
         }
     }
-}
-
-/// The millisecond timestamp inside a UUIDv7 (when the row was created).
-fn uuid_millis(id: &str) -> Option<i64> {
-    let u = uuid::Uuid::parse_str(id).ok()?;
-    let (secs, nanos) = u.get_timestamp()?.to_unix();
-    Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
 }
 
 /// Delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, at most an hour, with the upper
@@ -1006,8 +1025,8 @@ mod tests {
     fn uuid_v7_time() {
         let before = now_millis();
         let id = crate::store::new_id();
-        let t = uuid_millis(&id).unwrap();
+        let t = crate::store::id_millis(&id).unwrap();
         assert!((before..=now_millis()).contains(&t));
-        assert_eq!(uuid_millis("not-a-uuid"), None);
+        assert_eq!(crate::store::id_millis("not-a-uuid"), None);
     }
 }
