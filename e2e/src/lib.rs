@@ -338,11 +338,10 @@ impl World {
                 .and_then(|b| b.destination.s3.as_ref())
             {
                 for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-                    wanted.push((
-                        s3.credentials_secret_ref.name.clone(),
-                        key.to_owned(),
-                        "e2e-unused".to_owned(),
-                    ));
+                    let Some(creds) = &s3.credentials_secret_ref else {
+                        continue;
+                    };
+                    wanted.push((creds.name.clone(), key.to_owned(), "e2e-unused".to_owned()));
                 }
             }
             for (name, key, value) in wanted {

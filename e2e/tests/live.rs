@@ -685,6 +685,60 @@ async fn e2e_spec_changes_are_applied_exactly() {
     w.ready(name, "0.1.0").await;
     assert_quiet(&w, &names, 3, "a key rotation started and finished").await;
 
+    // Workload identity: the ServiceAccount carries the annotation IRSA reads, and backups to
+    // S3 drop their static keys. The operator's own labels are refused with the reason.
+    let role = "arn:aws:iam::123456789012:role/clockify-backups";
+    let refused = w
+        .addons()
+        .patch(
+            "universal-webhook",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"serviceAccountTemplate": {"metadata": {"labels": {"app.kubernetes.io/name": "x"}}}}})),
+        )
+        .await
+        .expect_err("reserved labels are refused");
+    assert!(
+        refused.to_string().contains("are the operator's own"),
+        "{refused}"
+    );
+    w.patch_addon(
+        "universal-webhook",
+        json!({"spec": {
+            "serviceAccountTemplate": {"metadata": {"annotations": {"eks.amazonaws.com/role-arn": role}, "labels": {"team": "payments"}}},
+            "backup": {"destination": {"s3": {"credentialsSecretRef": null}}}
+        }}),
+    )
+    .await;
+    let sa = eventually("the role annotation on the ServiceAccount", || async {
+        let sa = w
+            .api::<ServiceAccount>()
+            .get("universal-webhook")
+            .await
+            .ok()?;
+        (sa.annotations().get("eks.amazonaws.com/role-arn")? == role).then_some(sa)
+    })
+    .await;
+    assert_eq!(sa.labels()["team"], "payments");
+    assert_eq!(sa.labels()["app.kubernetes.io/name"], "universal-webhook");
+    eventually("the static keys gone from the CronJob", || async {
+        let c = w
+            .api::<CronJob>()
+            .get("universal-webhook-backup")
+            .await
+            .ok()?;
+        let env = serde_json::to_value(&c).ok()?["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["containers"][0]["env"]
+            .clone();
+        (!env
+            .as_array()?
+            .iter()
+            .any(|e| e["name"] == "AWS_ACCESS_KEY_ID"))
+        .then_some(())
+    })
+    .await;
+    w.ready("universal-webhook", "0.1.0").await;
+    assert_quiet(&w, &names, 4, "workload identity settles").await;
+
     // A string is compared as written: 1.10 -> 1.1 is a change.
     w.patch_addon(
         name,
@@ -749,7 +803,7 @@ async fn e2e_spec_changes_are_applied_exactly() {
         "the tier's resources are back"
     );
     w.ready(name, "0.1.0").await;
-    assert_quiet(&w, &names, 4, "after removing the overrides").await;
+    assert_quiet(&w, &names, 5, "after removing the overrides").await;
     w.finish().await;
 }
 

@@ -127,6 +127,38 @@ pub struct ClockifyAddonSpec {
     /// Pod-level settings merged into the pods the operator creates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_overrides: Option<Box<PodOverrides>>,
+
+    /// Metadata of the add-on's ServiceAccount, used by its pods, migrations, backups and
+    /// restores: the annotations workload identity reads, such as eks.amazonaws.com/role-arn
+    /// (IRSA), so backups to S3 need no static keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_template: Option<Box<ServiceAccountTemplate>>,
+}
+
+/// The ServiceAccount's template (as CloudNativePG's serviceAccountTemplate).
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountTemplate {
+    /// Annotations and labels of the ServiceAccount.
+    #[serde(default)]
+    pub metadata: TemplateMetadata,
+}
+
+/// Annotations and labels merged into an object the operator creates; the operator's own labels
+/// are reserved.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateMetadata {
+    /// Annotations, such as eks.amazonaws.com/role-arn.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('clockify-addons.io/'))").message("annotations under clockify-addons.io/ are the operator's own"))]
+    pub annotations: BTreeMap<String, String>,
+    /// Labels (app.kubernetes.io/* are the operator's own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('app.kubernetes.io/') && !k.startsWith('clockify-addons.io/'))").message("labels under app.kubernetes.io/ and clockify-addons.io/ are the operator's own"))]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The add-on a ClockifyAddon serves.
@@ -402,8 +434,12 @@ pub struct S3Destination {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub region: Option<String>,
-    /// Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
-    pub credentials_secret_ref: SecretRef,
+    /// Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Omit it to use workload
+    /// identity instead of static keys: web-identity credentials (AWS_ROLE_ARN and
+    /// AWS_WEB_IDENTITY_TOKEN_FILE, as EKS injects them for IRSA) through the add-on's
+    /// ServiceAccount, annotated in serviceAccountTemplate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
 }
 
 /// Prometheus monitoring.

@@ -60,7 +60,8 @@ pub enum BackupTarget {
         /// The endpoint's port when it is not 443 (for the NetworkPolicy).
         endpoint_port: Option<i32>,
         region: Option<String>,
-        credentials_secret: String,
+        /// `None`: workload identity (web-identity credentials through the ServiceAccount).
+        credentials_secret: Option<String>,
     },
 }
 
@@ -284,7 +285,7 @@ fn backup_target(
                 endpoint: s3.endpoint.clone(),
                 endpoint_port,
                 region: s3.region.clone(),
-                credentials_secret: s3.credentials_secret_ref.name.clone(),
+                credentials_secret: s3.credentials_secret_ref.as_ref().map(|r| r.name.clone()),
             })
         }
         _ => Err(Invalid(

@@ -528,6 +528,55 @@ fn the_backup_cron_job_follows_the_tier_or_the_spec_and_runs_restricted() {
 }
 
 #[test]
+fn workload_identity_annotates_the_service_account_and_drops_static_keys() {
+    let mut a = backup_fixture();
+    let mut with_keys = json_of(&plan(&a, SM).unwrap(), Kind::ServiceAccount);
+    assert!(
+        with_keys["metadata"]["annotations"].is_null(),
+        "{with_keys}"
+    );
+    a.spec.service_account_template = Some(Box::new(
+        serde_json::from_value(json!({"metadata": {
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/backups"},
+            "labels": {"team": "a", "app.kubernetes.io/name": "not-ours-to-set"}
+        }}))
+        .unwrap(),
+    ));
+    if let Some(b) = a.spec.backup.as_deref_mut()
+        && let Some(s3) = b.destination.s3.as_mut()
+    {
+        s3.credentials_secret_ref = None;
+    }
+    let p = plan(&a, SM).unwrap();
+    let sa = json_of(&p, Kind::ServiceAccount);
+    assert_eq!(
+        sa["metadata"]["annotations"],
+        json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/backups"})
+    );
+    assert_eq!(sa["metadata"]["labels"]["team"], "a");
+    // The operator's own labels win; the rest of the account is unchanged.
+    with_keys["metadata"]["annotations"] = sa["metadata"]["annotations"].clone();
+    with_keys["metadata"]["labels"]["team"] = json!("a");
+    assert_eq!(sa, with_keys);
+    let cj = json_of(&p, Kind::CronJob);
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], sa["metadata"]["name"]);
+    let names: Vec<&str> = pod["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"BACKUP_DESTINATION"), "{names:?}");
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(
+            !names.contains(&key),
+            "no static key without a Secret: {names:?}"
+        );
+    }
+}
+
+#[test]
 fn a_volume_destination_gets_a_claim_that_outlives_the_addon() {
     let mut a = example("api-studio-standard.yaml");
     if let Some(b) = a.spec.backup.as_mut() {

@@ -110,14 +110,18 @@ fn destination_env(b: &BackupSettings) -> Vec<EnvVar> {
             if let Some(r) = region {
                 v.push(env("AWS_REGION", r));
             }
+            // Without a Secret, the SDK's own chain finds web-identity credentials that
+            // workload identity injects through the ServiceAccount.
             for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-                v.push(secret_env(
-                    key,
-                    &SecretKeyRef {
-                        name: credentials_secret.clone(),
-                        key: key.to_owned(),
-                    },
-                ));
+                if let Some(name) = credentials_secret {
+                    v.push(secret_env(
+                        key,
+                        &SecretKeyRef {
+                            name: name.clone(),
+                            key: key.to_owned(),
+                        },
+                    ));
+                }
             }
             v
         }

@@ -19,9 +19,21 @@ pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 pub const SHUTDOWN_TIMEOUT_SECONDS: i64 = 20;
 pub const TERMINATION_GRACE_SECONDS: i64 = PRE_STOP_SLEEP_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 5;
 
+/// The add-on's ServiceAccount, with the annotations and labels of
+/// `spec.serviceAccountTemplate` (the operator's labels win).
 pub fn service_account(addon: &ClockifyAddon) -> ServiceAccount {
+    let mut metadata = child_meta(addon, &addon.name_any());
+    if let Some(t) = addon.spec.service_account_template.as_deref() {
+        let t = &t.metadata;
+        if !t.annotations.is_empty() {
+            metadata.annotations = Some(t.annotations.clone());
+        }
+        let mut labels = t.labels.clone();
+        labels.extend(metadata.labels.take().unwrap_or_default());
+        metadata.labels = Some(labels);
+    }
     ServiceAccount {
-        metadata: child_meta(addon, &addon.name_any()),
+        metadata,
         // The add-on never talks to the Kubernetes API.
         automount_service_account_token: Some(false),
         ..ServiceAccount::default()

@@ -43,6 +43,8 @@ pub struct FakeResponse {
     pub body: Value,
     pub headers: Vec<(String, String)>,
     pub delay: Duration,
+    /// A body sent as it is (with its content type) instead of `body` as JSON.
+    pub raw: Option<(String, String)>,
 }
 
 impl FakeResponse {
@@ -52,6 +54,15 @@ impl FakeResponse {
             body,
             headers: Vec::new(),
             delay: Duration::ZERO,
+            raw: None,
+        }
+    }
+
+    /// A non-JSON answer (XML, say), sent as it is.
+    pub fn text(status: u16, content_type: &str, body: impl Into<String>) -> Self {
+        Self {
+            raw: Some((content_type.to_owned(), body.into())),
+            ..Self::json(status, Value::Null)
         }
     }
 
@@ -171,11 +182,16 @@ async fn handle(
     if !resp.delay.is_zero() {
         tokio::time::sleep(resp.delay).await;
     }
-    let mut out = (
-        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        axum::Json(resp.body),
-    )
-        .into_response();
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = match resp.raw {
+        Some((content_type, text)) => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            text,
+        )
+            .into_response(),
+        None => (status, axum::Json(resp.body)).into_response(),
+    };
     for (k, v) in resp.headers {
         if let (Ok(name), Ok(value)) = (
             axum::http::HeaderName::try_from(k),

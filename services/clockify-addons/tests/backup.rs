@@ -5,6 +5,7 @@
 //! way leaves the database as it was.
 #![cfg(test)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
@@ -920,5 +921,142 @@ async fn a_restore_or_backup_failing_part_way_changes_nothing() {
         names.len(),
         2,
         "one dump and its manifest, nothing partial: {names:?}"
+    );
+}
+
+/// An HTTPS stand-in for AWS STS on 127.0.0.1 (object_store sends STS requests over https
+/// only): a self-signed certificate for the address, in a PEM file the binary trusts through
+/// `SSL_CERT_FILE`, and the query strings of the requests it answered.
+struct FakeSts {
+    url: String,
+    ca_file: PathBuf,
+    queries: std::sync::Arc<std::sync::Mutex<Vec<BTreeMap<String, String>>>>,
+    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeSts {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn fake_sts(answer: String) -> FakeSts {
+    use hyper::service::service_fn;
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let queries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = queries.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let (seen, answer) = (seen.clone(), answer.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let query: BTreeMap<String, String> = req
+                        .uri()
+                        .query()
+                        .map(|q| {
+                            url::form_urlencoded::parse(q.as_bytes())
+                                .into_owned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let post = req.method() == hyper::Method::POST;
+                    seen.lock().unwrap().push(query);
+                    let answer = answer.clone();
+                    async move {
+                        let status = if post { 200 } else { 405 };
+                        hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "text/xml")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(answer)))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    FakeSts {
+        url,
+        ca_file,
+        queries,
+        _dir: dir,
+        server,
+    }
+}
+
+/// Workload identity (IRSA and the like): no static keys. The binary trades the projected
+/// ServiceAccount token for temporary credentials at STS (a local stand-in that records what it
+/// is sent and answers as AWS does) and stores and lists the backup in S3 (moto) with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_backups_use_web_identity_credentials_without_static_keys() {
+    let app = TestApp::start(&universal_webhook::DEFINITION, Backend::Postgres).await;
+    put_data(&app).await;
+    let db = app.stop().await;
+    let Some(moto) = moto("clockify-irsa").await else {
+        return;
+    };
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let sts = fake_sts(format!(
+        r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAEXAMPLEWEBIDENT</AccessKeyId><SecretAccessKey>temporary-secret</SecretAccessKey><SessionToken>temporary-session-token</SessionToken><Expiration>{expires}</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"#
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "projected-service-account-token").unwrap();
+    let role = "arn:aws:iam::123456789012:role/clockify-backups";
+    let env = [
+        ("BACKUP_S3_ENDPOINT", moto.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ROLE_ARN", role),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AWS_ENDPOINT_URL_STS", sts.url.as_str()),
+        ("SSL_CERT_FILE", sts.ca_file.to_str().unwrap()),
+    ];
+    let dest = "s3://clockify-irsa/team-b/uw";
+    let mut with_db = env.to_vec();
+    with_db.push(("DATABASE_URL", db.url.as_str()));
+    let out = run(&["backup", "universal-webhook", "--to", dest], &with_db);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("temporary-secret"), "{}", text(&out));
+    let asked = sts.queries.lock().unwrap().clone();
+    assert!(!asked.is_empty(), "credentials came from STS");
+    for q in &asked {
+        assert_eq!(q["Action"], "AssumeRoleWithWebIdentity");
+        assert_eq!(q["RoleArn"], role);
+        assert_eq!(q["WebIdentityToken"], "projected-service-account-token");
+    }
+    let list = run(
+        &["backups", "universal-webhook", "--destination", dest],
+        &env,
+    );
+    assert!(list.status.success(), "{}", text(&list));
+    assert!(
+        text(&list).contains("universal-webhook"),
+        "the backup is listed: {}",
+        text(&list)
     );
 }
