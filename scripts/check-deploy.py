@@ -151,7 +151,12 @@ def chart_checks():
     rule = by_kind(docs, "PrometheusRule")[0]
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     check(set(alerts) == {"ClockifyOperatorDown", "ClockifyOperatorReconcileErrors", "ClockifyAddonNotReady",
-                          "ClockifyAddonMigrationFailed", "ClockifyAddonBackupFailed", "ClockifyAddonBackupTooOld"}, f"alerts {sorted(alerts)}")
+                          "ClockifyAddonMigrationFailed", "ClockifyAddonBackupFailed", "ClockifyAddonBackupTooOld",
+                          "ClockifyAddonErrors", "ClockifyAddonSlow", "ClockifyAddonFlowFailures",
+                          "ClockifyAddonFlowBacklog", "ClockifyAddonRateLimited", "ClockifyAddonSignatureFailures"},
+          f"alerts {sorted(alerts)}")
+    check("{{ $value | humanizePercentage }}" in alerts["ClockifyAddonErrors"]["annotations"]["summary"],
+          "the add-ons' alerts keep their Prometheus templates through Helm")
     check(alerts["ClockifyAddonNotReady"]["for"] == "30m", "notReadyFor reaches the alert")
     check("{{ $labels.addon }}" in alerts["ClockifyAddonNotReady"]["annotations"]["summary"], "Prometheus templates survive Helm")
     dash = json.loads(by_kind(docs, "ConfigMap")[0]["data"]["clockify-operator.json"])
