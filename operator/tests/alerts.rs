@@ -287,21 +287,29 @@ fn alerts_parse_and_read_exported_metrics() {
 fn the_dashboard_reads_exported_metrics() {
     let dash: Value = serde_json::from_str(&chart_file("dashboard.json")).unwrap();
     let exported = exported();
+    let add_ons = add_on_families();
     let mut queries = 0;
+    let mut add_on_queries = 0;
     for panel in dash["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
             if let Err(e) = promql_parser::parser::parse(expr) {
                 panic!("{}: {expr} does not parse: {e}", panel["title"]);
             }
-            assert_groupings(panel["title"].as_str().unwrap_or_default(), expr);
+            let title = panel["title"].as_str().unwrap_or_default();
+            assert_groupings(title, expr);
             for metric in metric_names(expr) {
                 assert!(exported.contains(&metric), "{metric} is not exported");
+            }
+            if title.starts_with("Add-ons:") {
+                check_add_on_expr(title, expr, &add_ons);
+                add_on_queries += 1;
             }
             queries += 1;
         }
     }
     assert!(queries >= 10, "{queries}");
+    assert_eq!(add_on_queries, 8, "the add-ons' panels");
 }
 
 /// The add-ons' own metric families and their labels (addon-core's registry, with every
@@ -342,44 +350,7 @@ fn the_add_on_alerts_read_the_add_ons_series() {
     for rule in group["rules"].as_array().unwrap() {
         let name = rule["alert"].as_str().unwrap();
         let expr = rule["expr"].as_str().unwrap();
-        let parsed = promql_parser::parser::parse(expr)
-            .unwrap_or_else(|e| panic!("{name}: {expr} does not parse: {e}"));
-        let mut read = Vec::new();
-        metrics(&parsed, &mut read);
-        assert!(
-            read.iter().any(|m| m == "addon_info"),
-            "{name} is not restricted to the add-ons' pods"
-        );
-        for metric in &read {
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| metric.strip_suffix(s))
-                .unwrap_or(metric);
-            assert!(
-                families.contains_key(family),
-                "{name} reads {metric}, which the add-ons do not export"
-            );
-        }
-        let mut found = Vec::new();
-        groupings(&parsed, &mut found);
-        for (labels, series) in found {
-            // addon_info only filters (`and on (namespace, pod)`): an `and` keeps the left
-            // side's series and labels.
-            for metric in series.into_iter().filter(|m| m != "addon_info") {
-                let family = ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .find_map(|s| metric.strip_suffix(s))
-                    .unwrap_or(&metric)
-                    .to_owned();
-                for label in &labels {
-                    assert!(
-                        families[&family].contains(label)
-                            || clockify_operator::metrics::TARGET_LABELS.contains(&label.as_str()),
-                        "{name}: groups {family} by {label:?}, which neither its series nor the scrape carry"
-                    );
-                }
-            }
-        }
+        check_add_on_expr(name, expr, &families);
         assert!(
             ["critical", "warning"].contains(&rule["labels"]["severity"].as_str().unwrap()),
             "{name}"
@@ -411,4 +382,51 @@ fn the_add_on_alerts_read_the_add_ons_series() {
     // The check would catch a series the add-ons do not export.
     assert!(!families.contains_key("http_requests_failed_total"));
     assert!(families["flow_backlog"].contains("state"));
+}
+
+/// An expression over the add-ons' series: it parses, reads only families the add-ons export,
+/// is restricted to their pods by `addon_info`, and groups by labels those series or the scrape
+/// of their ServiceMonitor carry.
+fn check_add_on_expr(
+    what: &str,
+    expr: &str,
+    families: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) {
+    let parsed = promql_parser::parser::parse(expr)
+        .unwrap_or_else(|e| panic!("{what}: {expr} does not parse: {e}"));
+    let family = |m: &str| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| m.strip_suffix(s))
+            .unwrap_or(m)
+            .to_owned()
+    };
+    let mut read = Vec::new();
+    metrics(&parsed, &mut read);
+    assert!(
+        read.iter().any(|m| m == "addon_info"),
+        "{what} is not restricted to the add-ons' pods"
+    );
+    for metric in &read {
+        assert!(
+            families.contains_key(&family(metric)),
+            "{what} reads {metric}, which the add-ons do not export"
+        );
+    }
+    let mut found = Vec::new();
+    groupings(&parsed, &mut found);
+    for (labels, series) in found {
+        // addon_info only filters (`and on (namespace, pod)`): an `and` keeps the left side's
+        // series and labels.
+        for metric in series.into_iter().filter(|m| m != "addon_info") {
+            let f = family(&metric);
+            for label in &labels {
+                assert!(
+                    families[&f].contains(label)
+                        || clockify_operator::metrics::TARGET_LABELS.contains(&label.as_str()),
+                    "{what}: groups {f} by {label:?}, which neither its series nor the scrape carry"
+                );
+            }
+        }
+    }
 }
