@@ -626,15 +626,8 @@ async fn e2e_spec_changes_are_applied_exactly() {
     )
     .await;
     eventually("the empty region in the CronJob", || async {
-        let c = w
-            .api::<CronJob>()
-            .get("universal-webhook-backup")
-            .await
-            .ok()?;
-        let env = serde_json::to_value(&c).ok()?["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            ["containers"][0]["env"]
-            .clone();
-        env.as_array()?
+        cron_env(&w, "universal-webhook-backup")
+            .await?
             .iter()
             .any(|e| e["name"] == "AWS_REGION")
             .then_some(())
@@ -721,19 +714,8 @@ async fn e2e_spec_changes_are_applied_exactly() {
     assert_eq!(sa.labels()["team"], "payments");
     assert_eq!(sa.labels()["app.kubernetes.io/name"], "universal-webhook");
     eventually("the static keys gone from the CronJob", || async {
-        let c = w
-            .api::<CronJob>()
-            .get("universal-webhook-backup")
-            .await
-            .ok()?;
-        let env = serde_json::to_value(&c).ok()?["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            ["containers"][0]["env"]
-            .clone();
-        (!env
-            .as_array()?
-            .iter()
-            .any(|e| e["name"] == "AWS_ACCESS_KEY_ID"))
-        .then_some(())
+        let env = cron_env(&w, "universal-webhook-backup").await?;
+        (!env.iter().any(|e| e["name"] == "AWS_ACCESS_KEY_ID")).then_some(())
     })
     .await;
     w.ready("universal-webhook", "0.1.0").await;
@@ -805,6 +787,15 @@ async fn e2e_spec_changes_are_applied_exactly() {
     w.ready(name, "0.1.0").await;
     assert_quiet(&w, &names, 5, "after removing the overrides").await;
     w.finish().await;
+}
+
+/// The environment of a CronJob's container, as the API server stores it.
+async fn cron_env(w: &World, name: &str) -> Option<Vec<Value>> {
+    let c = w.api::<CronJob>().get(name).await.ok()?;
+    serde_json::to_value(&c).ok()?["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        [0]["env"]
+        .as_array()
+        .cloned()
 }
 
 /// Ready, Reconciling, status.observedGeneration and metadata.generation of one status.
