@@ -40,6 +40,7 @@ fn arguments(name: &str, now: i64, ids: &Ids) -> Option<String> {
         "webhooks::claim_for_fan_out_postgres" => format!("{now}, 64"),
         "executions::claim_due_postgres" => format!("'worker-x', {}, {now}, 64", now + 60_000),
         "executions::next_due" => String::new(),
+        "executions::backlog" => format!("{now}"),
         "executions::reclaim_expired" => format!("{now}"),
         "executions::heartbeat" => format!("{}, 'worker-3'", now + 60_000),
         "executions::fail_stale_unleased" => format!("{now}, {}", now - 300_000),
