@@ -153,7 +153,8 @@ def chart_checks():
     check(set(alerts) == {"ClockifyOperatorDown", "ClockifyOperatorReconcileErrors", "ClockifyAddonNotReady",
                           "ClockifyAddonMigrationFailed", "ClockifyAddonBackupFailed", "ClockifyAddonBackupTooOld",
                           "ClockifyAddonErrors", "ClockifyAddonSlow", "ClockifyAddonFlowFailures",
-                          "ClockifyAddonFlowBacklog", "ClockifyAddonRateLimited", "ClockifyAddonSignatureFailures"},
+                          "ClockifyAddonFlowBacklog", "ClockifyAddonRateLimited", "ClockifyAddonSignatureFailures",
+                          "ClockifyAddonPodsNotReady"},
           f"alerts {sorted(alerts)}")
     check("{{ $value | humanizePercentage }}" in alerts["ClockifyAddonErrors"]["annotations"]["summary"],
           "the add-ons' alerts keep their Prometheus templates through Helm")

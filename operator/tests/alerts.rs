@@ -309,7 +309,7 @@ fn the_dashboard_reads_exported_metrics() {
         }
     }
     assert!(queries >= 10, "{queries}");
-    assert_eq!(add_on_queries, 8, "the add-ons' panels");
+    assert_eq!(add_on_queries, 9, "the add-ons' panels");
 }
 
 /// The add-ons' own metric families and their labels (addon-core's registry, with every
@@ -376,7 +376,8 @@ fn the_add_on_alerts_read_the_add_ons_series() {
             "ClockifyAddonFlowFailures",
             "ClockifyAddonFlowBacklog",
             "ClockifyAddonRateLimited",
-            "ClockifyAddonSignatureFailures"
+            "ClockifyAddonSignatureFailures",
+            "ClockifyAddonPodsNotReady"
         ]
     );
     // The check would catch a series the add-ons do not export.

@@ -340,6 +340,7 @@ impl App {
         tracker.spawn(crate::worker::run(state.clone()));
         tracker.spawn(crate::bootstrap::run(state.clone()));
         tracker.spawn(crate::retention::run(state.clone()));
+        tracker.spawn(crate::routes::health::readiness_loop(state.clone()));
         tracker.close();
         tracing::info!(
             addon = state.def.slug, addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub flow_backlog: prometheus::IntGaugeVec,
     /// Age of the oldest waiting work, in seconds.
     pub flow_backlog_oldest: prometheus::Gauge,
+    /// 1 while this process would answer `/ready` with 200.
+    pub ready: IntGauge,
     uptime: IntGauge,
 }
 
@@ -232,6 +234,14 @@ impl Metrics {
         registry
             .register(Box::new(flow_backlog_oldest.clone()))
             .expect("metric registered once");
+        let ready = IntGauge::new(
+            "addon_ready",
+            "1 while this process is ready to serve (what /ready answers: not draining, database reachable, schema current), 0 otherwise; checked every 15 s and on every /ready.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(ready.clone()))
+            .expect("metric registered once");
         let uptime = IntGauge::new(
             "addon_uptime_seconds",
             "Seconds since this process started.",
@@ -294,6 +304,7 @@ impl Metrics {
             stage_seconds,
             flow_backlog,
             flow_backlog_oldest,
+            ready,
             uptime,
         }
     }

@@ -24,6 +24,7 @@ async fn health_and_readiness(backend: Backend) {
     assert_eq!(app.get("/healthz").await.0, 200);
     let (s, b) = app.get("/ready").await;
     assert_eq!(s, 503, "an unmigrated database is not ready: {b}");
+    assert_eq!(app.metric("addon_ready").await, Some(0.0));
     assert!(
         b["reason"]
             .as_str()
@@ -43,6 +44,11 @@ async fn health_and_readiness(backend: Backend) {
     let (s, b) = app.get("/ready").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["schema"]["current"], b["schema"]["required"]);
+    assert_eq!(
+        app.metric("addon_ready").await,
+        Some(1.0),
+        "the gauge follows /ready"
+    );
     app.stop().await;
 }
 

@@ -59,15 +59,28 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    let unready = |reason: String| {
-        (
+    match readiness(&state).await {
+        Ok(schema) => Json(json!({"status": "ready", "schema": schema})).into_response(),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unready", "reason": reason})),
         )
-            .into_response()
-    };
+            .into_response(),
+    }
+}
+
+/// Whether this process is ready to serve: not draining, the database answers within 2 s, no
+/// migration failed and none is missing. Sets the `addon_ready` gauge either way; `Ok` holds
+/// the schema versions, `Err` the reason.
+pub async fn readiness(state: &AppState) -> Result<serde_json::Value, String> {
+    let answer = check(state).await;
+    state.metrics.ready.set(i64::from(answer.is_ok()));
+    answer
+}
+
+async fn check(state: &AppState) -> Result<serde_json::Value, String> {
     if state.draining.is_cancelled() || state.shutdown.is_cancelled() {
-        return unready("shutting down".into());
+        return Err("shutting down".into());
     }
     match tokio::time::timeout(
         Duration::from_secs(2),
@@ -75,20 +88,34 @@ async fn ready(State(state): State<AppState>) -> Response {
     )
     .await
     {
-        Err(_) => unready("database did not answer within 2s".into()),
+        Err(_) => Err("database did not answer within 2s".into()),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
-            unready("database unreachable".into())
+            Err("database unreachable".into())
         }
-        Ok(Ok(s)) if s.failed => unready("a migration failed; see the migrate job".into()),
-        Ok(Ok(s)) if !s.missing.is_empty() => unready(format!(
+        Ok(Ok(s)) if s.failed => Err("a migration failed; see the migrate job".into()),
+        Ok(Ok(s)) if !s.missing.is_empty() => Err(format!(
             "database schema is behind this release: migrations {:?} not applied (run `clockify-addons migrate {}`)",
             s.missing, state.def.slug
         )),
-        Ok(Ok(s)) => Json(
-            json!({"status": "ready", "schema": {"current": s.current, "required": s.required}}),
-        )
-        .into_response(),
+        Ok(Ok(s)) => Ok(json!({"current": s.current, "required": s.required})),
+    }
+}
+
+/// How often readiness is re-checked for the `addon_ready` gauge (besides every `/ready`).
+pub const READINESS_SAMPLE: Duration = Duration::from_secs(15);
+
+/// Keeps `addon_ready` current when nothing probes `/ready`.
+pub async fn readiness_loop(state: AppState) {
+    loop {
+        let _ = readiness(&state).await;
+        tokio::select! {
+            _ = tokio::time::sleep(READINESS_SAMPLE) => {}
+            _ = state.shutdown.cancelled() => {
+                state.metrics.ready.set(0);
+                return;
+            }
+        }
     }
 }
 
