@@ -117,31 +117,19 @@ pub async fn queue_many(
 
 /// The multi-row insert of `n` executions.
 pub(crate) fn queue_many_sql(n: usize) -> String {
-    let values = (0..n)
-        .map(|row| {
-            let p = |c: usize| format!("${}", row * QUEUE_COLUMNS + c);
-            let big = |c: usize| format!("CAST({} AS BIGINT)", p(c));
-            format!(
-                "({}, {}, {}, {}, {}, {}, '[]', CAST({} AS TEXT), {}, {}, {}, {}, 0, {}, {}, CAST({} AS TEXT), {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                big(8),
-                big(9),
-                big(10),
-                big(11),
-                big(12),
-                big(13),
-                p(14),
-                big(15)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    const BIG: &str = "CAST({} AS BIGINT)";
+    const TEXT: &str = "CAST({} AS TEXT)";
+    // id, workspace, flow, webhook, event, status, steps, error, started, finished, duration,
+    // attempts, next_step, next_attempt, flow_version, lease_owner, lease_until.
+    let row = [
+        "{}", "{}", "{}", "{}", "{}", "{}", "'[]'", TEXT, BIG, BIG, BIG, BIG, "0", BIG, BIG, TEXT,
+        BIG,
+    ];
+    debug_assert_eq!(
+        row.iter().filter(|c| c.contains("{}")).count(),
+        QUEUE_COLUMNS
+    );
+    let values = super::values_rows(n, &row);
     format!("{QUEUE_MANY_HEAD}{values}{QUEUE_MANY_TAIL}")
 }
 
@@ -230,28 +218,11 @@ pub async fn write_many(
 
 /// The multi-row update of `n` executions (`v` holds one row per execution).
 pub(crate) fn write_many_sql(n: usize) -> String {
-    let values = (0..n)
-        .map(|row| {
-            let p = |c: usize| format!("${}", row * WRITE_COLUMNS + c);
-            let text = |c: usize| format!("CAST({} AS TEXT)", p(c));
-            let big = |c: usize| format!("CAST({} AS BIGINT)", p(c));
-            format!(
-                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-                text(1),
-                text(2),
-                text(3),
-                text(4),
-                text(5),
-                big(6),
-                big(7),
-                big(8),
-                big(9),
-                big(10),
-                big(11)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    const BIG: &str = "CAST({} AS BIGINT)";
+    const TEXT: &str = "CAST({} AS TEXT)";
+    let row = [TEXT, TEXT, TEXT, TEXT, TEXT, BIG, BIG, BIG, BIG, BIG, BIG];
+    debug_assert_eq!(row.len(), WRITE_COLUMNS);
+    let values = super::values_rows(n, &row);
     format!("{WRITE_MANY_HEAD}{values}{WRITE_MANY_TAIL}")
 }
 

@@ -61,6 +61,31 @@ pub(crate) fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// The rows of a multi-row `VALUES`: `rows` copies of `row`, each column of which holds `{}`
+/// for its own placeholder (numbered across the rows from `$1`, in column order) or is a
+/// literal without one.
+pub(crate) fn values_rows(rows: usize, row: &[&str]) -> String {
+    let per_row = row.iter().filter(|c| c.contains("{}")).count();
+    (0..rows)
+        .map(|r| {
+            let mut n = r * per_row;
+            let columns: Vec<String> = row
+                .iter()
+                .map(|c| {
+                    if c.contains("{}") {
+                        n += 1;
+                        c.replace("{}", &format!("${n}"))
+                    } else {
+                        (*c).to_owned()
+                    }
+                })
+                .collect();
+            format!("({})", columns.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `template` with `{in}` replaced by `n` placeholders from `$1`.
 pub(crate) fn in_list_sql(template: &str, n: usize) -> String {
     template.replace("{in}", &placeholders(1, n))
@@ -184,6 +209,28 @@ mod sql_tests {
             ["t::list", "t::list_by_a", "t::list_by_b", "t::list_by_a_b"]
         );
         assert_eq!(all[3].1, "H AND a = $2 AND b = $3 L $4");
+    }
+
+    #[test]
+    fn values_rows_number_placeholders_across_rows_and_keep_literals() {
+        assert_eq!(
+            super::values_rows(3, &["{}", "'[]'", "CAST({} AS BIGINT)"]),
+            "($1, '[]', CAST($2 AS BIGINT)), ($3, '[]', CAST($4 AS BIGINT)), ($5, '[]', CAST($6 AS BIGINT))"
+        );
+        assert_eq!(super::values_rows(0, &["{}"]), "");
+        // The multi-row statements bind every placeholder they number.
+        let queue = super::executions::queue_many_sql(2);
+        assert!(queue.contains("$30") && !queue.contains("$31"), "{queue}");
+        let write = super::executions::write_many_sql(2);
+        assert!(
+            write.contains("CAST($22 AS BIGINT)") && !write.contains("$23"),
+            "{write}"
+        );
+        let ingest = super::webhooks::ingest_many_sql(2);
+        assert!(
+            ingest.contains("CAST($15 AS BIGINT), $16)") && !ingest.contains("$17"),
+            "{ingest}"
+        );
     }
 
     #[test]

@@ -161,24 +161,17 @@ async fn store<'q>(
 
 /// The statement that stores `rows` deliveries at once.
 pub fn ingest_many_sql(rows: usize) -> String {
-    let mut values = String::new();
-    for row in 0..rows {
-        let b = row * 8;
-        if row > 0 {
-            values.push_str(", ");
-        }
-        values.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, CAST(${} AS BIGINT), ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
-        ));
-    }
+    let row = [
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "CAST({} AS BIGINT)",
+        "{}",
+    ];
+    let values = super::values_rows(rows, &row);
     format!("{INGEST_MANY_HEAD}{values}{INGEST_MANY_TAIL}")
 }
 
