@@ -39,8 +39,11 @@ pub async fn ingest(
     token_hash: &str,
 ) -> Result<IngestOutcome, sqlx::Error> {
     let one = [(w.clone(), token_hash.to_owned())];
-    let mut outcomes = ingest_many(db, &one).await?;
-    Ok(outcomes.pop().unwrap_or(IngestOutcome::UnknownToken))
+    // One outcome per item, in order.
+    ingest_many(db, &one)
+        .await?
+        .pop()
+        .ok_or_else(|| sqlx::Error::Protocol("the ingest statement returned no outcome".into()))
 }
 
 /// Stores many deliveries in one statement (see [`crate::ingest`]): the same checks as
