@@ -223,7 +223,7 @@ impl App {
                     "installation tokens are encrypted with keys this process does not have: add them to TOKEN_ENCRYPTION_PREVIOUS_KEYS (then run `clockify-addons rotate-key`)"
                 );
             } else if in_use.iter().any(|id| id != cipher.primary_id()) {
-                tracing::info!(in_use = ?in_use, primary = cipher.primary_id(), "some stored values are under earlier keys: `clockify-addons rotate-key` moves them to the first");
+                tracing::info!(in_use = ?in_use, primary = cipher.primary_id(), "some stored values are under earlier keys: re-encrypting them under the first in the background");
             }
         }
         let metrics = Metrics::new(&config.addon_key, env!("CARGO_PKG_VERSION"));
@@ -341,6 +341,7 @@ impl App {
         tracker.spawn(crate::bootstrap::run(state.clone()));
         tracker.spawn(crate::retention::run(state.clone()));
         tracker.spawn(crate::routes::health::readiness_loop(state.clone()));
+        tracker.spawn(rekey(state.clone()));
         tracker.close();
         tracing::info!(
             addon = state.def.slug, addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -388,3 +389,38 @@ fn router(state: &AppState) -> Router {
         state.config.max_concurrent_requests,
     )
 }
+
+/// With earlier keys in the ring (a key rotation under way), re-encrypts every stored value
+/// under the first key in the background while the add-on serves: once every replica runs
+/// the new ring, the earlier keys can be dropped. The same work as `clockify-addons rotate-key`;
+/// each row is updated only if it still holds what was read, so replicas doing it at once,
+/// or a request writing the same row, are harmless.
+async fn rekey(state: AppState) {
+    if state.cipher.key_ids().len() < 2 {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let run = crate::store::rekey::rotate(&state.db, &state.cipher, REKEY_BATCH);
+    tokio::select! {
+        _ = state.shutdown.cancelled() => {}
+        result = run => match result {
+            Ok(report) if report.failed.is_empty() => tracing::info!(
+                examined = report.examined,
+                reencrypted = report.reencrypted,
+                primary = state.cipher.primary_id(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "stored values are under the first token key: the earlier keys may be removed once every replica runs this ring"
+            ),
+            Ok(report) => tracing::error!(
+                examined = report.examined,
+                reencrypted = report.reencrypted,
+                failed = ?report.failed,
+                "stored values no key of the ring opens: keep the key they were written with"
+            ),
+            Err(e) => tracing::warn!(error = %e, "re-encrypting under the first token key failed; the next start tries again (or run `clockify-addons rotate-key`)"),
+        },
+    }
+}
+
+/// Rows per transaction of the background re-encryption.
+const REKEY_BATCH: u32 = 200;

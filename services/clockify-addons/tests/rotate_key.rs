@@ -174,3 +174,89 @@ async fn rotate_key_re_encrypts_everything_in_batches() {
     assert!(out.contains(&new_id), "names the missing key: {out}");
     assert!(!out.contains("s3cret"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_earlier_keys_re_encrypts_in_the_background_while_serving() {
+    let (old, new) = ([4u8; 32], [5u8; 32]);
+    let app = TestApp::builder(&universal_webhook::DEFINITION, Backend::Postgres)
+        .env("TOKEN_ENCRYPTION_KEY", b64(old))
+        .start()
+        .await;
+    for ws in ["ws1", "ws2"] {
+        app.install_settled(ws).await;
+        let (s, _) = app
+            .ui(ws, Method::POST, "/ui/custom-webhooks/rotate", None)
+            .await;
+        assert_eq!(s, 200);
+    }
+    let fake = app.fake.clone();
+    let db = app.stop().await;
+    let old_id = key_id(&old);
+    assert!(
+        stored_values(&db)
+            .await
+            .iter()
+            .all(|v| v.starts_with(&format!("v2.{old_id}.")))
+    );
+
+    // The rolled pods: the new key first, the old one still there. No command is run.
+    let app = TestApp::builder(&universal_webhook::DEFINITION, Backend::Postgres)
+        .database(db)
+        .fake(fake)
+        .no_migrate()
+        .env("TOKEN_ENCRYPTION_KEY", b64(new))
+        .env("TOKEN_ENCRYPTION_PREVIOUS_KEYS", b64(old))
+        .start()
+        .await;
+    let new_id = key_id(&new);
+    let mut moved = false;
+    for _ in 0..100 {
+        // It serves meanwhile, on either key.
+        let (s, b) = app
+            .ui("ws1", Method::GET, "/ui/custom-webhooks", None)
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let pool = addon_core::db::Db::connect(&app.db.url, 1).await.unwrap();
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM installations WHERE auth_token_enc NOT LIKE $1",
+        )
+        .bind(format!("v2.{new_id}.%"))
+        .fetch_one(pool.pool())
+        .await
+        .unwrap();
+        pool.close().await;
+        if left == 0 {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(moved, "the installation tokens moved to the new key");
+    let fake = app.fake.clone();
+    let db = app.stop().await;
+    let after = stored_values(&db).await;
+    assert_eq!(after.len(), 6, "{after:?}");
+    assert!(
+        after
+            .iter()
+            .all(|v| v.starts_with(&format!("v2.{new_id}."))),
+        "{after:?}"
+    );
+
+    // The old key can go: the new one alone opens everything.
+    let app = TestApp::builder(&universal_webhook::DEFINITION, Backend::Postgres)
+        .database(db)
+        .fake(fake)
+        .no_migrate()
+        .env("TOKEN_ENCRYPTION_KEY", b64(new))
+        .start()
+        .await;
+    for ws in ["ws1", "ws2"] {
+        let i = addon_core::store::installations::get(&app.state.db, ws)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(app.state.target(&i).is_ok(), "{ws}: the token opens");
+    }
+    app.stop().await;
+}
