@@ -1532,3 +1532,162 @@ async fn e2e_backups_and_restores_run_once() {
     }
     w.finish().await;
 }
+
+/// The secrets hash in a Deployment's pod template.
+async fn secrets_hash(w: &World, name: &str) -> Option<String> {
+    let d = w.api::<Deployment>().get(name).await.ok()?;
+    d.spec?
+        .template
+        .metadata?
+        .annotations?
+        .get("clockify-addons.io/secrets-hash")
+        .cloned()
+}
+
+/// Applies a Secret with exactly these keys (and labels).
+async fn put_secret(w: &World, name: &str, data: Value, labels: Value) {
+    w.api::<k8s_openapi::api::core::v1::Secret>()
+        .patch(
+            name,
+            &PatchParams::apply("clockify-e2e").force(),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "labels": labels}, "stringData": data})),
+        )
+        .await
+        .expect("secret");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_rotated_secret_rolls_each_reader_once() {
+    let Some(w) = World::start("secrets").await else {
+        return;
+    };
+    // Two add-ons share one token-encryption key Secret; a third reads its own.
+    let mut addons = vec![
+        w.example("reference-standard"),
+        w.example("reference-pro"),
+        w.example("universal-webhook"),
+    ];
+    for a in &mut addons[..2] {
+        a.spec.secrets.token_encryption_key_ref.name = "shared-keys".into();
+        a.spec.secrets.token_encryption_key_ref.key = "token-key".into();
+    }
+    w.create(&addons).await;
+    w.install(&addons).await;
+    let names: Vec<String> = addons.iter().map(|a| a.name_any()).collect();
+    let mut hashes = BTreeMap::new();
+    for n in &names {
+        hashes.insert(
+            n.clone(),
+            secrets_hash(&w, n).await.expect("a secrets hash"),
+        );
+    }
+    assert_quiet(&w, &names, 1, "installed").await;
+
+    // The shared key rotates: each of its two readers rolls, with one Deployment apply each.
+    let (deploy_writes, writes, since) = (w.writes_of("Deployment"), w.writes(), Instant::now());
+    put_secret(
+        &w,
+        "shared-keys",
+        json!({"token-key": "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="}),
+        json!({}),
+    )
+    .await;
+    for n in &names[..2] {
+        let old = hashes[n].clone();
+        let new = eventually(&format!("{n} rolled for the new key"), || async {
+            secrets_hash(&w, n).await.filter(|h| *h != old)
+        })
+        .await;
+        hashes.insert(n.clone(), new);
+    }
+    let rolled_in = since.elapsed();
+    for n in &names[..2] {
+        w.ready(n, "0.1.0").await;
+    }
+    w.quiet_after(w.reconciles(), 0.0).await;
+    assert_eq!(
+        w.writes_of("Deployment") - deploy_writes,
+        2.0,
+        "one Deployment apply per reader: {}",
+        w.writes_by_kind()
+    );
+    assert_eq!(
+        secrets_hash(&w, "universal-webhook").await.as_deref(),
+        Some(hashes["universal-webhook"].as_str()),
+        "an add-on that does not read the Secret stays as it was"
+    );
+    w.figure(&format!(
+        "one Secret read by 2 add-ons rotated: both templates changed within {:.0} ms; {} API writes in all ({} Deployment applies; the rest status patches and Events)",
+        rolled_in.as_secs_f64() * 1000.0,
+        w.writes() - writes,
+        w.writes_of("Deployment") - deploy_writes
+    ));
+    assert_quiet(&w, &names, 2, "rotated").await;
+
+    // A label on the Secret, and a Secret nobody reads: no pass writes anything.
+    let writes = w.writes();
+    put_secret(
+        &w,
+        "shared-keys",
+        json!({"token-key": "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="}),
+        json!({"team": "payments"}),
+    )
+    .await;
+    put_secret(&w, "unrelated", json!({"k": "v"}), json!({})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(w.writes(), writes, "{}", w.writes_by_kind());
+
+    // A key goes missing: Stalled names it, the Deployment stays as it was.
+    let deploy_writes = w.writes_of("Deployment");
+    let secrets = w.api::<k8s_openapi::api::core::v1::Secret>();
+    let mut keys = secrets.get("universal-webhook-keys").await.expect("secret");
+    let data = keys.data.get_or_insert_default();
+    let kept = data.remove("token-key").expect("the key");
+    data.insert("other".into(), kept.clone());
+    secrets
+        .replace("universal-webhook-keys", &PostParams::default(), &keys)
+        .await
+        .expect("replace");
+    let stalled = eventually("Stalled for the missing key", || async {
+        let a = w.addon("universal-webhook").await;
+        (condition(&a, "Stalled").as_deref() == Some("True")).then_some(a)
+    })
+    .await;
+    let c = stalled
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(c.reason, "SecretMissing");
+    assert!(
+        c.message.contains(&format!(
+            "Secret {}/universal-webhook-keys has no key",
+            w.ns
+        )),
+        "{}",
+        c.message
+    );
+    assert_eq!(w.writes_of("Deployment"), deploy_writes);
+    // Put back with the same value: Ready again, and the pods were never rolled.
+    let mut keys = secrets.get("universal-webhook-keys").await.expect("secret");
+    keys.data = Some([("token-key".to_owned(), kept)].into());
+    secrets
+        .replace("universal-webhook-keys", &PostParams::default(), &keys)
+        .await
+        .expect("replace");
+    w.ready("universal-webhook", "0.1.0").await;
+    assert_eq!(w.writes_of("Deployment"), deploy_writes);
+    assert_eq!(
+        secrets_hash(&w, "universal-webhook").await.as_deref(),
+        Some(hashes["universal-webhook"].as_str())
+    );
+    // Nothing any event said carries a value.
+    for (_, note) in w.events().await {
+        assert!(!note.contains("ICEiIyQl"), "{note}");
+    }
+    w.finish().await;
+}

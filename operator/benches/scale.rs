@@ -31,7 +31,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use clockify_operator::crd::ClockifyAddon;
 use clockify_operator::drift;
-use clockify_operator::plan::{Capabilities, Child as PlanChild, Kind, plan};
+use clockify_operator::plan::{Capabilities, Child as PlanChild, Kind, plan, plan_with};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -411,9 +411,29 @@ async fn main() {
     ] {
         children.insert(plural(kind), Vec::new());
     }
+    // The Secrets every example references (the operator watches them whole).
+    let secrets = vec![
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "api-studio-db-app", "namespace": NS, "resourceVersion": "1", "uid": "secret-db"},
+            "data": {"uri": "cG9zdGdyZXM6Ly9hcHA6cGFzc3dvcmRAZGIvYXBw"}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "api-studio-keys", "namespace": NS, "resourceVersion": "1", "uid": "secret-keys"},
+            "data": {"token-key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}),
+    ];
+    let digests = clockify_operator::secrets::SecretStore::default();
+    for v in &secrets {
+        digests.insert(&serde_json::from_value(v.clone()).expect("benchmark setup"));
+    }
+    children.insert("secrets", secrets);
     for i in 0..n {
         let a = addon(i);
-        for c in plan(&a, caps).expect("benchmark setup").children {
+        let hash = digests
+            .hash(NS, &clockify_operator::secrets::references(&a))
+            .expect("benchmark setup");
+        for c in plan_with(&a, caps, Some(hash))
+            .expect("benchmark setup")
+            .children
+        {
             children
                 .get_mut(plural(c.kind()))
                 .expect("benchmark setup")

@@ -507,6 +507,8 @@ pub struct Stores {
     /// Watched once the cluster serves the API (see [`crate::controller`]); until this store is
     /// ready a reconcile reads ServiceMonitors from the API server.
     pub service_monitors: MetaStore,
+    /// Digests of the Secrets in scope ([`crate::secrets`]).
+    pub secrets: crate::secrets::SecretStore,
 }
 
 impl Stores {
@@ -572,6 +574,7 @@ impl Stores {
         ] {
             s.wait_until_ready().await;
         }
+        self.secrets.wait_until_ready().await;
         synced(&self.deployments).await && synced(&self.jobs).await
     }
 }

@@ -11,7 +11,9 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
@@ -31,6 +33,7 @@ use crate::leader::{LeaderElector, Tenure};
 use crate::meta::{MANAGED_SELECTOR, MANAGER};
 use crate::metrics::Metrics;
 use crate::reconcile::{CapabilityCache, Context, error_policy, reconcile};
+use crate::secrets::SecretStore;
 use crate::views::{DeploymentState, JobRecord};
 
 /// Objects per page of a watch's initial list: small pages keep the transient memory of a
@@ -171,6 +174,35 @@ fn service_monitor_watch(
     (store, stream)
 }
 
+/// The watch of every Secret in scope (but Helm's releases and ServiceAccount tokens), kept as
+/// digests ([`crate::secrets`]); yields the ClockifyAddons whose referenced Secrets changed.
+fn secret_watch(
+    api: Api<Secret>,
+    store: SecretStore,
+) -> impl futures::Stream<Item = AddonRef> + Send + 'static {
+    watcher(
+        api,
+        watcher::Config::default()
+            .fields(crate::secrets::FIELD_SELECTOR)
+            .page_size(PAGE_SIZE),
+    )
+    .default_backoff()
+    .map(move |event| match event {
+        Ok(event) => store.apply(event),
+        Err(e) => {
+            tracing::debug!(error = %e, "Secret watch");
+            Vec::new()
+        }
+    })
+    .flat_map(|touched| {
+        futures::stream::iter(
+            touched
+                .into_iter()
+                .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
+        )
+    })
+}
+
 /// The ClockifyAddon a Deployment or Job belongs to: its controller, or (a scheduled backup's
 /// Job, owned by the CronJob) its instance label.
 fn addon_of_deployment(d: DeploymentState) -> Option<AddonRef> {
@@ -206,6 +238,8 @@ pub async fn run_controller(
     let (pvcs, pvc_stream) = meta_watch::<PersistentVolumeClaim>(opts.scope.api(client.clone()));
     let (service_monitors, sm_stream) =
         service_monitor_watch(&client, &opts.scope, capabilities.clone());
+    let secrets = SecretStore::default();
+    let secret_stream = secret_watch(opts.scope.api(client.clone()), secrets.clone());
     let children = futures::stream::select_all([
         sa_stream.boxed(),
         cm_stream.boxed(),
@@ -216,6 +250,7 @@ pub async fn run_controller(
         cron_stream.boxed(),
         pvc_stream.boxed(),
         sm_stream.boxed(),
+        secret_stream.boxed(),
     ]);
     let stores = Stores {
         service_accounts,
@@ -229,6 +264,7 @@ pub async fn run_controller(
         cron_jobs,
         pvcs,
         service_monitors,
+        secrets,
     };
 
     let recorder = Recorder::new(

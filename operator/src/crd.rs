@@ -325,9 +325,11 @@ pub struct SecretsSpec {
     /// The key holding base64 of 32 random bytes that encrypts installation tokens, custom
     /// webhook secrets and flow header values at rest.
     pub token_encryption_key_ref: SecretKeyRef,
-    /// Earlier encryption keys that still decrypt while a rotation is under way: put the new
-    /// key in tokenEncryptionKeyRef and the old one here, run `clockify-addons rotate-key`,
-    /// then remove it.
+    /// Earlier encryption keys that still decrypt while a rotation is under way (the key list
+    /// is tokenEncryptionKeyRef first, then these): put the new key in tokenEncryptionKeyRef
+    /// and the old one here. The pods roll, keep serving on either key, and re-encrypt every
+    /// stored value under the new one in the background; remove the old key once their log
+    /// says so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 4))]
     pub previous_token_encryption_key_refs: Vec<SecretKeyRef>,

@@ -313,6 +313,7 @@ pub async fn publish_events(
         let reason = match outcome {
             Outcome::Invalid(_) => "InvalidSpec",
             Outcome::Rejected(_) => "ApplyRejected",
+            Outcome::SecretMissing(_) => "SecretMissing",
             _ => after
                 .conditions
                 .iter()

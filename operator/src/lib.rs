@@ -27,6 +27,7 @@ pub mod reference;
 pub mod render;
 pub mod restore;
 pub mod rollout;
+pub mod secrets;
 pub mod settings;
 pub mod status;
 pub mod tier;

@@ -162,8 +162,19 @@ pub struct Plan {
     pub capabilities: Capabilities,
 }
 
+/// The plan without the cluster's Secrets (no secrets hash in the pod template).
 pub fn plan(addon: &ClockifyAddon, caps: Capabilities) -> Result<Plan, Invalid> {
-    let s = settings::resolve(addon)?;
+    plan_with(addon, caps, None)
+}
+
+/// The plan, its pod template carrying `secrets_hash` ([`crate::secrets`]).
+pub fn plan_with(
+    addon: &ClockifyAddon,
+    caps: Capabilities,
+    secrets_hash: Option<String>,
+) -> Result<Plan, Invalid> {
+    let mut s = settings::resolve(addon)?;
+    s.secrets_hash = secrets_hash;
     let mut children = vec![
         Child::ServiceAccount(build::service_account(addon)),
         Child::ConfigMap(build::config_map(addon, &s)),

@@ -77,6 +77,12 @@ pub const RULES: &[Rule] = &[
         why: "read a finished backup or restore Job's termination message; see that no pod of an add-on is left before a restore",
     },
     Rule {
+        group: "",
+        resources: &["secrets"],
+        verbs: &["list", "watch"],
+        why: "roll an add-on's pods when a Secret it references changes; only digests of the values are kept, never written",
+    },
+    Rule {
         group: "monitoring.coreos.com",
         resources: &["servicemonitors"],
         verbs: &["get", "list", "watch", "create", "patch", "delete"],
@@ -238,10 +244,17 @@ mod tests {
             "/apis/apps/v1/namespaces/x/deployments/d",
             ""
         ));
+        assert!(allows(RULES, "GET", "/api/v1/secrets", "watch=true"));
         assert!(
             !allows(RULES, "GET", "/api/v1/namespaces/x/secrets/s", ""),
-            "never Secrets"
+            "a Secret is never read by name: only watched, as digests"
         );
+        for verb in ["POST", "PATCH", "PUT", "DELETE"] {
+            assert!(
+                !allows(RULES, verb, "/api/v1/namespaces/x/secrets/s", ""),
+                "never writes Secrets ({verb})"
+            );
+        }
         assert!(allows(
             LEASE_RULES,
             "PUT",

@@ -29,7 +29,7 @@ use crate::crd::{ClockifyAddon, ClockifyAddonStatus, OnDemandBackup, PAUSED_ANNO
 use crate::jobs::{JobState, JobView};
 use crate::meta::MANAGER;
 use crate::metrics::Metrics;
-use crate::plan::{Child, Kind, Plan, plan};
+use crate::plan::{Child, Kind, Plan, plan, plan_with};
 use crate::status::{self, Outcome, keep_transition_times};
 use crate::upgrade::{self, Decision, DeploymentPlan, JobDeletion, Phase};
 
@@ -206,6 +206,9 @@ pub fn backoff(failures: u32) -> Duration {
 async fn reconcile_addon(cached: &ClockifyAddon, ctx: &Context) -> Result<Action, Error> {
     if cached.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children.
+        if let Some(ns) = cached.namespace() {
+            ctx.stores.secrets.forget(&ns, &cached.name_any());
+        }
         return Ok(Action::await_change());
     }
     // The status this replica last wrote, should the cache not show it yet.
@@ -224,8 +227,18 @@ async fn reconcile_addon(cached: &ClockifyAddon, ctx: &Context) -> Result<Action
     let mut upgrade_decision = None;
     let mut restore_decision = None;
     let mut backup_state = None;
-    let (outcome, changes, service_monitor_missing) = match plan(addon, caps) {
-        Err(invalid) => (Outcome::Invalid(invalid.0), Changes::default(), false),
+    let secret_refs = crate::secrets::references(addon);
+    ctx.stores.secrets.note(&ns, &name, &secret_refs);
+    let planned = match ctx.stores.secrets.hash(&ns, &secret_refs) {
+        Ok(hash) => plan_with(addon, caps, Some(hash)).map_err(|i| Outcome::Invalid(i.0)),
+        // An invalid spec is told first: it is what has to change.
+        Err(missing) => Err(match plan(addon, caps) {
+            Err(invalid) => Outcome::Invalid(invalid.0),
+            Ok(_) => Outcome::SecretMissing(missing.message),
+        }),
+    };
+    let (outcome, changes, service_monitor_missing) = match planned {
+        Err(outcome) => (outcome, Changes::default(), false),
         Ok(plan) => {
             let mut decision = upgrade::decide(addon, &plan.settings, deployment.as_deref(), &jobs);
             let restore = if paused {
@@ -314,7 +327,10 @@ async fn reconcile_addon(cached: &ClockifyAddon, ctx: &Context) -> Result<Action
         apply::write_status(ctx, addon, &next).await?;
     }
     Ok(match outcome {
-        Outcome::Invalid(_) | Outcome::Rejected(_) => Action::await_change(),
+        // A Secret appearing or changing is watched: it brings the object back.
+        Outcome::Invalid(_) | Outcome::Rejected(_) | Outcome::SecretMissing(_) => {
+            Action::await_change()
+        }
         // Pods going away are not watched: look again soon.
         _ if restore_decision
             .as_ref()

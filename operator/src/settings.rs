@@ -32,6 +32,9 @@ pub struct Settings {
     pub backup_schedule: String,
     /// Scheduled backups, when spec.backup is set.
     pub backup: Option<BackupSettings>,
+    /// The hash of the referenced Secret values the pods read ([`crate::secrets`]); None when
+    /// planned without the cluster (`render`).
+    pub secrets_hash: Option<String>,
 }
 
 /// spec.backup resolved.
@@ -216,6 +219,7 @@ pub fn resolve(addon: &ClockifyAddon) -> Result<Settings, Invalid> {
         log_level: spec.log_level.clone().unwrap_or_else(|| "info".to_owned()),
         backup_schedule,
         backup,
+        secrets_hash: None,
     })
 }
 

@@ -38,6 +38,9 @@ pub enum Outcome {
     Invalid(String),
     /// The API server refused a child: the spec must change.
     Rejected(String),
+    /// A referenced Secret or key is missing ([`crate::secrets`]): nothing is applied, and
+    /// pods already running keep the values they started with.
+    SecretMissing(String),
 }
 
 fn condition(
@@ -92,6 +95,11 @@ pub fn desired_status(
             conditions.push(c(READY, false, "ApplyRejected", msg));
             conditions.push(c(RECONCILING, false, "ApplyRejected", msg));
             conditions.push(c(STALLED, true, "ApplyRejected", msg));
+        }
+        Outcome::SecretMissing(msg) => {
+            conditions.push(c(READY, false, "SecretMissing", msg));
+            conditions.push(c(RECONCILING, false, "SecretMissing", msg));
+            conditions.push(c(STALLED, true, "SecretMissing", msg));
         }
         Outcome::Paused { in_sync } => {
             let msg = "reconciliation is paused by the annotation clockify-addons.io/paused";

@@ -13,10 +13,12 @@ use clockify_operator::crd::{ClockifyAddon, ClockifyAddonStatus};
 use clockify_operator::drift;
 use clockify_operator::events::Recorder;
 use clockify_operator::metrics::Metrics;
-use clockify_operator::plan::{Capabilities, Child, Kind, plan};
+use clockify_operator::plan::{Capabilities, Child, Kind, plan, plan_with};
 use clockify_operator::reconcile::{CapabilityCache, Context, reconcile};
+use clockify_operator::secrets::SecretStore;
 use clockify_operator::views::{DeploymentState, JobRecord};
 use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
@@ -363,6 +365,57 @@ impl Writers {
     }
 }
 
+/// The example's Secrets, as every harness holds them.
+fn example_secrets() -> SecretStore {
+    let store = SecretStore::default();
+    for (name, key) in [
+        ("api-studio-db-app", "uri"),
+        ("api-studio-keys", "token-key"),
+    ] {
+        store.insert(&secret(name, &[(key, "v1")]));
+    }
+    store.mark_ready();
+    store
+}
+
+/// The plan a reconcile makes with the harness's Secrets.
+fn planned(
+    a: &ClockifyAddon,
+) -> Result<clockify_operator::plan::Plan, clockify_operator::settings::Invalid> {
+    let hash = example_secrets()
+        .hash("addons", &clockify_operator::secrets::references(a))
+        .unwrap();
+    plan_with(
+        a,
+        Capabilities {
+            service_monitor: true,
+        },
+        Some(hash),
+    )
+}
+
+/// A Secret in the tests' namespace.
+fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("addons".into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| {
+                    (
+                        (*k).to_owned(),
+                        k8s_openapi::ByteString(v.as_bytes().to_vec()),
+                    )
+                })
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
 /// A context over a mocked API server, its caches synced (the ServiceMonitor cache too,
 /// unless `sm_cached` is false: the operator then reads ServiceMonitors from the API server).
 fn harness_with(
@@ -385,6 +438,7 @@ fn harness_with(
         cron_jobs: MetaStore::default(),
         pvcs: MetaStore::default(),
         service_monitors: MetaStore::default(),
+        secrets: example_secrets(),
     };
     for s in [
         &stores.service_accounts,
@@ -486,7 +540,7 @@ async fn finish(
 /// The children as the operator left them in the cluster: what it applied, stamped, plus server
 /// defaults and (for the Deployment) a status.
 fn stored_children(a: &ClockifyAddon, ready: bool) -> Vec<(Kind, Value)> {
-    plan(a, Capabilities { service_monitor: true })
+    planned(a)
         .unwrap()
         .children
         .iter()
@@ -1912,14 +1966,7 @@ fn restore_job_stored(a: &ClockifyAddon, id: &str, migrate: bool, phase: JobPhas
 /// The world as a restore's first pass left it (the Deployment applied at zero replicas, the
 /// backup CronJob suspended), with the Deployment's pods gone.
 fn scaled_to_zero(a: &ClockifyAddon, children: &[(Kind, Value)]) -> Vec<(Kind, Value)> {
-    let desired = plan(
-        a,
-        Capabilities {
-            service_monitor: true,
-        },
-    )
-    .unwrap()
-    .children;
+    let desired = planned(a).unwrap().children;
     children
         .iter()
         .map(|(k, v)| {
@@ -2265,4 +2312,128 @@ async fn a_failed_restore_scales_back_and_reports_why() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_rotated_secret_rolls_the_pods_with_one_deployment_apply() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+    let children = stored_children(&a, true);
+    fill(&mut w, &children);
+    let hash_of = |v: &Value| {
+        v["spec"]["template"]["metadata"]["annotations"]["clockify-addons.io/secrets-hash"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = hash_of(
+        &children
+            .iter()
+            .find(|(k, _)| *k == Kind::Deployment)
+            .unwrap()
+            .1,
+    );
+    // The first pass notes which Secrets the object reads: nothing to write.
+    finish(start(&ctx, a.clone()), &mut api).await;
+
+    // The database password rotates: the watch brings this ClockifyAddon back.
+    let touched = ctx
+        .stores
+        .secrets
+        .insert(&secret("api-studio-db-app", &[("uri", "v2")]));
+    assert_eq!(
+        touched,
+        vec![("addons".to_owned(), "api-studio".to_owned())]
+    );
+    // A Secret nothing reads changes: nothing to look at.
+    assert!(
+        ctx.stores
+            .secrets
+            .insert(&secret("unrelated", &[("uri", "v2")]))
+            .is_empty()
+    );
+    let task = start(&ctx, a.clone());
+    let deploy = api.expect_apply(path_of(Kind::Deployment)).await;
+    let after = hash_of(&deploy.body);
+    assert_ne!(after, before, "a new hash rolls the pods");
+    let text = serde_json::to_string(&deploy.body).unwrap();
+    assert!(!text.contains("\"v2\""), "never the value itself");
+    // Whatever else the pass says, it writes no other child.
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(500), api.next()).await;
+        let Ok((call, send)) = next else { break };
+        assert!(
+            call.path.ends_with("/status") || call.path.ends_with("/events"),
+            "unexpected write: {} {}",
+            call.method,
+            call.path
+        );
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(serde_json::to_vec(&call.body).unwrap()))
+                .unwrap(),
+        );
+    }
+    finish(task, &mut api).await;
+    let writes = ctx.metrics.render();
+    assert!(
+        writes.contains(r#"kind="Deployment",verb="apply"} 1"#),
+        "{writes}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secret_or_key_stalls_naming_it_and_applies_nothing() {
+    let mut a = addon();
+    a.status = Some(settled_status(&a).await);
+    for (secret_now, expect) in [
+        (
+            None,
+            "Secret addons/api-studio-keys named by spec.secrets.tokenEncryptionKeyRef does not exist",
+        ),
+        (
+            Some(secret("api-studio-keys", &[("other", "x")])),
+            "Secret addons/api-studio-keys has no key \"token-key\", which spec.secrets.tokenEncryptionKeyRef names",
+        ),
+    ] {
+        let (ctx, mut api, mut w) = harness(CapabilityCache::known(true));
+        fill(&mut w, &stored_children(&a, true));
+        let keys = secret("api-studio-keys", &[]);
+        ctx.stores.secrets.remove(&keys);
+        if let Some(s) = &secret_now {
+            ctx.stores.secrets.insert(s);
+        }
+        let task = start(&ctx, a.clone());
+        let event = api.expect_event("SecretMissing").await;
+        assert!(
+            event.body["note"].as_str().unwrap().contains(expect),
+            "{:#}",
+            event.body
+        );
+        api.expect_event("NotReady").await;
+        let status = api.expect_status().await;
+        let s = &status.body["status"];
+        assert_eq!(condition(s, "Stalled")["status"], "True");
+        assert_eq!(condition(s, "Stalled")["reason"], "SecretMissing");
+        assert!(
+            condition(s, "Stalled")["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(expect),
+            "{s:#}"
+        );
+        assert_eq!(condition(s, "Ready")["status"], "False");
+        finish(task, &mut api).await;
+        // The Secret arrives: the watch brings the object back, and the pass goes through.
+        let touched = ctx
+            .stores
+            .secrets
+            .insert(&secret("api-studio-keys", &[("token-key", "v1")]));
+        assert_eq!(
+            touched,
+            vec![("addons".to_owned(), "api-studio".to_owned())]
+        );
+    }
 }

@@ -25,6 +25,7 @@ use crate::meta::{
     CONFIG_HASH_ANNOTATION, HTTP_PORT, VERSION_ANNOTATION, child_meta, config_map_name, labels,
     selector_labels, with_version,
 };
+use crate::secrets::SECRETS_HASH_ANNOTATION;
 use crate::settings::Settings;
 
 /// The non-root user of the distroless image.
@@ -224,6 +225,9 @@ pub fn deployment_running(
     let mut annotations = overrides.annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash(addon, s));
     annotations.insert(VERSION_ANNOTATION.to_owned(), version.to_owned());
+    if let Some(h) = &s.secrets_hash {
+        annotations.insert(SECRETS_HASH_ANNOTATION.to_owned(), h.clone());
+    }
     let mut env = secret_envs(addon);
     env.extend(overrides.env.iter().cloned());
     let (tmp, tmp_mount) = tmp_volume();
