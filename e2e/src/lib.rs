@@ -25,6 +25,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -121,6 +122,75 @@ fn service_monitor_crd() -> Value {
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
 }
 
+/// The Gateway API's HTTPRoute CRD, so the operator routes on Gateways: the published CRDs
+/// (their schema, defaults and CEL rules) from `E2E_GATEWAY_API_CRDS` (a directory of their
+/// YAML files, e.g. gateway-api's config/crd/standard), else a minimal one (any content).
+fn gateway_api_crds() -> Vec<Value> {
+    if let Some(dir) = std::env::var_os("E2E_GATEWAY_API_CRDS") {
+        let mut out = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("E2E_GATEWAY_API_CRDS: a directory")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("a CRD file");
+            for doc in serde_norway::Deserializer::from_str(&text) {
+                let v = Value::deserialize(doc).expect("CRD YAML");
+                if v["kind"] == "CustomResourceDefinition" {
+                    out.push(v);
+                }
+            }
+        }
+        assert!(
+            out.iter()
+                .any(|c| c["metadata"]["name"] == "httproutes.gateway.networking.k8s.io"),
+            "E2E_GATEWAY_API_CRDS holds no HTTPRoute CRD"
+        );
+        return out;
+    }
+    vec![
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+        "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
+            "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute", "listKind": "HTTPRouteList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+    ]
+}
+
+/// KEDA's ScaledObject CRD: the published one from `E2E_KEDA_CRDS` (a directory holding
+/// keda.sh_scaledobjects.yaml, as in kedacore/keda's config/crd/bases), else a minimal one.
+fn keda_crd() -> Value {
+    if let Some(dir) = std::env::var_os("E2E_KEDA_CRDS") {
+        let path = std::path::Path::new(&dir).join("keda.sh_scaledobjects.yaml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("E2E_KEDA_CRDS: {}: {e}", path.display()));
+        return serde_norway::from_str(&text).expect("the ScaledObject CRD");
+    }
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "scaledobjects.keda.sh"},
+        "spec": {"group": "keda.sh", "scope": "Namespaced",
+            "names": {"plural": "scaledobjects", "singular": "scaledobject", "kind": "ScaledObject", "listKind": "ScaledObjectList"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+/// Deletes a CRD (and so every object of it) and waits until the API is gone.
+async fn remove_crd(client: &Client, name: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    if crds.get_opt(name).await.ok().flatten().is_none() {
+        return;
+    }
+    let _ = crds.delete(name, &DeleteParams::background()).await;
+    eventually(&format!("the CRD {name} gone"), || async {
+        crds.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
 async fn install_crd(client: &Client, crd: Value) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = crd["metadata"]["name"]
@@ -148,6 +218,13 @@ async fn install_crd(client: &Client, crd: Value) {
 impl World {
     /// None without `KUBECONFIG` (the test then says it skipped).
     pub async fn start(name: &str) -> Option<World> {
+        Self::start_with(name, false).await
+    }
+
+    /// As [`World::start`]; with `keda`, the cluster also serves KEDA's ScaledObject (the
+    /// published CRD from `E2E_KEDA_CRDS`, else a minimal one) until the next test starts
+    /// without it (no KEDA controller runs: nothing scales on it).
+    pub async fn start_with(name: &str, keda: bool) -> Option<World> {
         if std::env::var_os("KUBECONFIG").is_none() {
             eprintln!(
                 "skipped: KUBECONFIG is not set, so there is no cluster to test against (see e2e/README.md)"
@@ -173,6 +250,14 @@ impl World {
         .expect("the committed CRD");
         install_crd(&client, crd).await;
         install_crd(&client, service_monitor_crd()).await;
+        for crd in gateway_api_crds() {
+            install_crd(&client, crd).await;
+        }
+        if keda {
+            install_crd(&client, keda_crd()).await;
+        } else {
+            remove_crd(&client, "scaledobjects.keda.sh").await;
+        }
         // The PriorityClass an example's pods ask for (a cluster has it before such an add-on).
         let _ = Api::<k8s_openapi::api::scheduling::v1::PriorityClass>::all(client.clone())
             .patch(

@@ -69,6 +69,11 @@ fn child_kinds(addon: &str) -> Vec<(&'static str, ApiResource, String)> {
             ApiResource::erase::<CronJob>(&()),
             format!("{addon}-backup"),
         ),
+        (
+            "HTTPRoute",
+            clockify_operator::build::exposure::http_route_resource(),
+            addon.to_owned(),
+        ),
     ]
 }
 
@@ -266,6 +271,11 @@ async fn e2e_deleted_children_come_back_at_once() {
         "PersistentVolumeClaim",
         ApiResource::erase::<PersistentVolumeClaim>(&()),
         "api-studio-backups".to_owned(),
+    ));
+    kinds.push((
+        "Ingress",
+        ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
+        "api-studio".to_owned(),
     ));
     let mut figures = Vec::new();
     for (kind, ar, name) in kinds {
@@ -638,6 +648,17 @@ async fn e2e_spec_changes_are_applied_exactly() {
 
     // A key rotation under way: earlier keys by reference, joined by $(VAR) expansion; the
     // server keeps the preStop sleep and the grace period as written.
+    w.api::<k8s_openapi::api::core::v1::Secret>()
+        .patch(
+            "keys",
+            &PatchParams::apply("clockify-e2e").force(),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
+                "stringData": {"2026-06": "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="}}),
+            ),
+        )
+        .await
+        .expect("the previous key's Secret");
     w.patch_addon(
         name,
         json!({"spec": {"secrets": {"previousTokenEncryptionKeyRefs": [{"name": "keys", "key": "2026-06"}]}}}),
@@ -1689,5 +1710,152 @@ async fn e2e_a_rotated_secret_rolls_each_reader_once() {
     for (_, note) in w.events().await {
         assert!(!note.contains("ICEiIyQl"), "{note}");
     }
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_exposure_routes_only_the_public_paths() {
+    let Some(w) = World::start("exposure").await else {
+        return;
+    };
+    let addons = vec![w.example("api-studio"), w.example("universal-webhook")];
+    w.create(&addons).await;
+    w.install(&addons).await;
+    let names: Vec<String> = addons.iter().map(|a| a.name_any()).collect();
+    let public: Vec<Value> = clockify_operator::build::exposure::PUBLIC_PATHS
+        .iter()
+        .map(|(p, _)| json!(p))
+        .collect();
+
+    // An Ingress for api-studio's host, as the server keeps it.
+    let ingresses = w.api::<k8s_openapi::api::networking::v1::Ingress>();
+    let i = serde_json::to_value(ingresses.get("api-studio").await.expect("the Ingress")).unwrap();
+    assert_eq!(i["spec"]["rules"][0]["host"], "api-studio.example.com");
+    let paths: Vec<Value> = i["spec"]["rules"][0]["http"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].clone())
+        .collect();
+    assert_eq!(paths, public);
+    assert_eq!(
+        i["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt"
+    );
+    let a = w.addon("api-studio").await;
+    assert_eq!(condition(&a, "Exposed").as_deref(), Some("True"));
+    // The NetworkPolicy admits the ingress controller's namespace (and Prometheus's).
+    let np =
+        serde_json::to_value(w.api::<NetworkPolicy>().get("api-studio").await.unwrap()).unwrap();
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+
+    // universal-webhook names a Gateway, and the cluster serves HTTPRoute: a route, no Ingress.
+    let routes = dynamic(
+        &w,
+        &clockify_operator::build::exposure::http_route_resource(),
+    );
+    let r = routes
+        .get("universal-webhook")
+        .await
+        .expect("the HTTPRoute");
+    assert_eq!(r.data["spec"]["hostnames"], json!(["webhooks.example.com"]));
+    assert_eq!(r.data["spec"]["parentRefs"][0]["name"], "public");
+    assert!(
+        ingresses
+            .get_opt("universal-webhook")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let uw = w.addon("universal-webhook").await;
+    let exposed = uw
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Exposed")
+        .cloned()
+        .expect("Exposed");
+    assert_eq!(
+        (exposed.status.as_str(), exposed.reason.as_str()),
+        ("True", "HTTPRoute")
+    );
+    assert_quiet(&w, &names, 1, "exposed").await;
+
+    // Exposure removed: the Ingress goes, and so does the condition.
+    w.patch_addon("api-studio", json!({"spec": {"exposure": null}}))
+        .await;
+    eventually("the Ingress pruned", || async {
+        ingresses
+            .get_opt("api-studio")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("the Exposed condition gone", || async {
+        let a = w.addon("api-studio").await;
+        (a.status.as_ref()?.observed_generation == a.metadata.generation
+            && condition(&a, "Exposed").is_none())
+        .then_some(())
+    })
+    .await;
+    w.ready("api-studio", "0.1.0").await;
+    assert_quiet(&w, &names, 2, "exposure removed").await;
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_where_keda_is_served_the_add_on_scales_on_its_backlog() {
+    let Some(w) = World::start_with("keda", true).await else {
+        return;
+    };
+    let addons = vec![w.example("api-studio")];
+    w.create(&addons).await;
+    w.install(&addons).await;
+    let names = vec!["api-studio".to_owned()];
+    let scaled = dynamic(
+        &w,
+        &clockify_operator::build::scaling::scaled_object_resource(),
+    );
+    let hpas = w.api::<HorizontalPodAutoscaler>();
+    let so = scaled.get("api-studio").await.expect("the ScaledObject");
+    assert_eq!(so.data["spec"]["minReplicaCount"], 2);
+    assert_eq!(so.data["spec"]["maxReplicaCount"], 4);
+    assert_eq!(so.data["spec"]["triggers"][0]["type"], "metrics-api");
+    assert_eq!(
+        so.data["spec"]["triggers"][0]["metadata"]["url"],
+        format!("http://api-studio.{}.svc:80/backlog", w.ns)
+    );
+    assert!(
+        hpas.get_opt("api-studio").await.unwrap().is_none(),
+        "no CPU HPA"
+    );
+    let d = w.api::<Deployment>().get("api-studio").await.unwrap();
+    assert!(
+        d.spec.unwrap().replicas.is_some_and(|r| r >= 2),
+        "the hand-over keeps the minimum until KEDA's autoscaler takes over"
+    );
+    assert_quiet(&w, &names, 1, "scaled by KEDA").await;
+
+    // KEDA declined in the spec: the CPU HPA comes back, the ScaledObject goes.
+    w.patch_addon(
+        "api-studio",
+        json!({"spec": {"replicas": {"work": {"enabled": false}}}}),
+    )
+    .await;
+    eventually("the CPU HPA back and the ScaledObject pruned", || async {
+        let hpa = hpas.get_opt("api-studio").await.ok()?;
+        let so = scaled.get_opt("api-studio").await.ok()?;
+        (hpa.is_some() && so.is_none()).then_some(())
+    })
+    .await;
+    w.ready("api-studio", "0.1.0").await;
+    assert_quiet(&w, &names, 2, "back on the CPU HPA").await;
     w.finish().await;
 }

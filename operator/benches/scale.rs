@@ -155,6 +155,9 @@ fn plural(kind: Kind) -> &'static str {
         Kind::ConfigMap => "configmaps",
         Kind::NetworkPolicy => "networkpolicies",
         Kind::Service => "services",
+        Kind::Ingress => "ingresses",
+        Kind::HTTPRoute => "httproutes",
+        Kind::ScaledObject => "scaledobjects",
         Kind::Deployment => "deployments",
         Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
         Kind::PodDisruptionBudget => "poddisruptionbudgets",
@@ -394,6 +397,8 @@ async fn main() {
         .unwrap_or(100);
     let caps = Capabilities {
         service_monitor: false,
+        http_route: false,
+        scaled_object: false,
     };
     let mut addons = HashMap::new();
     let mut children: HashMap<&'static str, Vec<Value>> = HashMap::new();
@@ -402,6 +407,7 @@ async fn main() {
         Kind::ConfigMap,
         Kind::NetworkPolicy,
         Kind::Service,
+        Kind::Ingress,
         Kind::Deployment,
         Kind::HorizontalPodAutoscaler,
         Kind::PodDisruptionBudget,

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -26,8 +26,11 @@ pub fn api_resource(kind: Kind) -> ApiResource {
         Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
         Kind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
         Kind::Service => ApiResource::erase::<Service>(&()),
+        Kind::Ingress => ApiResource::erase::<Ingress>(&()),
+        Kind::HTTPRoute => crate::build::exposure::http_route_resource(),
         Kind::Deployment => ApiResource::erase::<Deployment>(&()),
         Kind::HorizontalPodAutoscaler => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        Kind::ScaledObject => crate::build::scaling::scaled_object_resource(),
         Kind::PodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
         Kind::ServiceMonitor => service_monitor::api_resource(),
         Kind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),

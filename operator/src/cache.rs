@@ -32,36 +32,66 @@ use crate::views::{DeploymentState, JobRecord};
 /// How long a write is remembered if its watch event never shows up.
 pub const WRITE_MEMORY: Duration = Duration::from_secs(60);
 
-/// monitoring.coreos.com/v1 ServiceMonitor, as far as the metadata cache needs it (no Rust type
-/// for it ships with k8s-openapi; the operator builds it as a dynamic object).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ServiceMonitor {
-    pub metadata: ObjectMeta,
+/// A kind no Rust type for ships with k8s-openapi, as far as the metadata cache needs it (the
+/// operator builds these as dynamic objects).
+macro_rules! optional_kind {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $group:literal, $version:literal, $plural:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+        pub struct $name {
+            pub metadata: ObjectMeta,
+        }
+
+        impl Resource for $name {
+            type DynamicType = ();
+            type Scope = NamespaceResourceScope;
+
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                $kind.into()
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                $group.into()
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                $version.into()
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
 
-impl Resource for ServiceMonitor {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "ServiceMonitor".into()
-    }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "monitoring.coreos.com".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "servicemonitors".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+optional_kind!(
+    /// monitoring.coreos.com/v1 ServiceMonitor.
+    ServiceMonitor,
+    "ServiceMonitor",
+    "monitoring.coreos.com",
+    "v1",
+    "servicemonitors"
+);
+optional_kind!(
+    /// keda.sh/v1alpha1 ScaledObject.
+    ScaledObject,
+    "ScaledObject",
+    "keda.sh",
+    "v1alpha1",
+    "scaledobjects"
+);
+optional_kind!(
+    /// gateway.networking.k8s.io/v1 HTTPRoute.
+    HttpRoute,
+    "HTTPRoute",
+    "gateway.networking.k8s.io",
+    "v1",
+    "httproutes"
+);
 
 pub type Meta<K> = PartialObjectMeta<K>;
 
@@ -504,26 +534,34 @@ pub struct Stores {
     pub jobs: Store<JobRecord>,
     pub cron_jobs: MetaStore,
     pub pvcs: MetaStore,
+    pub ingresses: MetaStore,
     /// Watched once the cluster serves the API (see [`crate::controller`]); until this store is
     /// ready a reconcile reads ServiceMonitors from the API server.
     pub service_monitors: MetaStore,
+    /// As ServiceMonitors, for the Gateway API.
+    pub http_routes: MetaStore,
+    /// As ServiceMonitors, for KEDA.
+    pub scaled_objects: MetaStore,
     /// Digests of the Secrets in scope ([`crate::secrets`]).
     pub secrets: crate::secrets::SecretStore,
 }
 
 impl Stores {
     /// The cached metadata of the child of `kind` named `name` (None: not cached; for
-    /// ServiceMonitor also when its store is not ready, see [`Stores::service_monitors_ready`]).
+    /// ServiceMonitor and HTTPRoute also when their store is not ready, see [`Stores::cached`]).
     pub fn meta(&self, kind: Kind, ns: &str, name: &str) -> Option<ObjectMeta> {
         match kind {
             Kind::ServiceAccount => self.service_accounts.get(ns, name),
             Kind::ConfigMap => self.config_maps.get(ns, name),
             Kind::NetworkPolicy => self.network_policies.get(ns, name),
             Kind::Service => self.services.get(ns, name),
+            Kind::Ingress => self.ingresses.get(ns, name),
+            Kind::HTTPRoute => self.http_routes.get(ns, name),
             Kind::Deployment => self
                 .deployment(ns, name)
                 .map(|d| d.record.to_meta(ns, name)),
             Kind::HorizontalPodAutoscaler => self.hpas.get(ns, name),
+            Kind::ScaledObject => self.scaled_objects.get(ns, name),
             Kind::PodDisruptionBudget => self.pdbs.get(ns, name),
             Kind::ServiceMonitor => self.service_monitors.get(ns, name),
             Kind::PersistentVolumeClaim => self.pvcs.get(ns, name),
@@ -538,6 +576,17 @@ impl Stores {
     /// Whether the ServiceMonitor cache holds its first full list.
     pub fn service_monitors_ready(&self) -> bool {
         self.service_monitors.is_ready()
+    }
+
+    /// Whether `kind` is cached: false for ServiceMonitor, HTTPRoute and ScaledObject until their watch
+    /// (started once the cluster serves the API) holds its first full list.
+    pub fn cached(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::ServiceMonitor => self.service_monitors.is_ready(),
+            Kind::HTTPRoute => self.http_routes.is_ready(),
+            Kind::ScaledObject => self.scaled_objects.is_ready(),
+            _ => true,
+        }
     }
 
     pub fn deployment(&self, ns: &str, name: &str) -> Option<Arc<DeploymentState>> {
@@ -571,6 +620,7 @@ impl Stores {
             &self.pdbs,
             &self.cron_jobs,
             &self.pvcs,
+            &self.ingresses,
         ] {
             s.wait_until_ready().await;
         }

@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -27,7 +27,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{Feeder, MetaStore, ServiceMonitor, Slim, Stores};
+use crate::cache::{Feeder, HttpRoute, MetaStore, ScaledObject, ServiceMonitor, Slim, Stores};
 use crate::crd::ClockifyAddon;
 use crate::leader::{LeaderElector, Tenure};
 use crate::meta::{MANAGED_SELECTOR, MANAGER};
@@ -103,6 +103,38 @@ where
 /// A ClockifyAddon to reconcile.
 type AddonRef = ObjectRef<DeserializeGuard<ClockifyAddon>>;
 
+/// A namespaced kind the operator watches.
+trait Watched:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The ClockifyAddons a watch event touched, as (namespace, name), to reconcile.
+fn addon_refs(touched: Vec<(String, String)>) -> impl futures::Stream<Item = AddonRef> {
+    futures::stream::iter(
+        touched
+            .into_iter()
+            .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
+    )
+}
+
 /// A metadata-only watch of a child kind into a [`MetaStore`]; yields the ClockifyAddons whose
 /// children it touched (deletions included).
 fn meta_watch<K>(
@@ -112,13 +144,7 @@ fn meta_watch<K>(
     impl futures::Stream<Item = AddonRef> + Send + 'static,
 )
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let store = MetaStore::default();
     let mut feeder = Feeder::new(store.clone());
@@ -136,35 +162,34 @@ where
             Vec::new()
         }
     })
-    .flat_map(|touched| {
-        futures::stream::iter(
-            touched
-                .into_iter()
-                .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
-        )
-    });
+    .flat_map(addon_refs);
     (store, stream)
 }
 
-/// The ServiceMonitor watch, started once the cluster serves the API (looked up every minute
-/// until then); its store stays unready meanwhile and reconciles ask the API server instead.
-fn service_monitor_watch(
+/// The watch of an optional kind (ServiceMonitor, HTTPRoute), started once the cluster serves
+/// its API (`served` reads the discovery answer, looked up every minute until then); its store
+/// stays unready meanwhile and reconciles ask the API server instead.
+fn optional_watch<K>(
     client: &Client,
     scope: &Scope,
     capabilities: Arc<CapabilityCache>,
+    served: fn(&crate::plan::Capabilities) -> bool,
 ) -> (
     MetaStore,
     impl futures::Stream<Item = AddonRef> + Send + 'static,
-) {
-    let api = scope.api::<Slim<ServiceMonitor>>(client.clone());
-    let (store, stream) = meta_watch::<ServiceMonitor>(api);
+)
+where
+    K: Watched,
+{
+    let api = scope.api::<Slim<K>>(client.clone());
+    let (store, stream) = meta_watch::<K>(api);
     let client = client.clone();
     let stream = futures::stream::once(async move {
         loop {
             match capabilities.get(&client).await {
-                Ok(c) if c.service_monitor => break,
+                Ok(c) if served(&c) => break,
                 Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "ServiceMonitor discovery"),
+                Err(e) => tracing::debug!(kind = K::kind(&()).as_ref(), error = %e, "discovery"),
             }
             tokio::time::sleep(crate::capabilities::CAPABILITY_TTL).await;
         }
@@ -194,13 +219,7 @@ fn secret_watch(
             Vec::new()
         }
     })
-    .flat_map(|touched| {
-        futures::stream::iter(
-            touched
-                .into_iter()
-                .map(|(ns, name)| ObjectRef::new(&name).within(&ns)),
-        )
-    })
+    .flat_map(addon_refs)
 }
 
 /// The ClockifyAddon a Deployment or Job belongs to: its controller, or (a scheduled backup's
@@ -237,7 +256,16 @@ pub async fn run_controller(
     let (cron_jobs, cron_stream) = meta_watch::<CronJob>(opts.scope.api(client.clone()));
     let (pvcs, pvc_stream) = meta_watch::<PersistentVolumeClaim>(opts.scope.api(client.clone()));
     let (service_monitors, sm_stream) =
-        service_monitor_watch(&client, &opts.scope, capabilities.clone());
+        optional_watch::<ServiceMonitor>(&client, &opts.scope, capabilities.clone(), |c| {
+            c.service_monitor
+        });
+    let (http_routes, route_stream) =
+        optional_watch::<HttpRoute>(&client, &opts.scope, capabilities.clone(), |c| c.http_route);
+    let (scaled_objects, so_stream) =
+        optional_watch::<ScaledObject>(&client, &opts.scope, capabilities.clone(), |c| {
+            c.scaled_object
+        });
+    let (ingresses, ingress_stream) = meta_watch::<Ingress>(opts.scope.api(client.clone()));
     let secrets = SecretStore::default();
     let secret_stream = secret_watch(opts.scope.api(client.clone()), secrets.clone());
     let children = futures::stream::select_all([
@@ -250,6 +278,9 @@ pub async fn run_controller(
         cron_stream.boxed(),
         pvc_stream.boxed(),
         sm_stream.boxed(),
+        route_stream.boxed(),
+        so_stream.boxed(),
+        ingress_stream.boxed(),
         secret_stream.boxed(),
     ]);
     let stores = Stores {
@@ -264,6 +295,9 @@ pub async fn run_controller(
         cron_jobs,
         pvcs,
         service_monitors,
+        ingresses,
+        http_routes,
+        scaled_objects,
         secrets,
     };
 

@@ -9,7 +9,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 
 use crate::apply;
-use crate::cache::ServiceMonitor;
 use crate::crd::ClockifyAddon;
 use crate::drift::{self, Verdict};
 use crate::plan::{Child, Kind, Plan};
@@ -44,15 +43,16 @@ impl Changes {
 }
 
 /// A child's metadata as the operator knows it: its cache with its own writes on top, or for
-/// a ServiceMonitor not cached yet, the API server's answer.
+/// a ServiceMonitor or HTTPRoute not cached yet, the API server's answer.
 pub async fn observed(
     ctx: &Context,
     kind: Kind,
     ns: &str,
     name: &str,
 ) -> Result<Option<ObjectMeta>, Error> {
-    let cached = if kind == Kind::ServiceMonitor && !ctx.stores.service_monitors_ready() {
-        let api: Api<ServiceMonitor> = Api::namespaced(ctx.client.clone(), ns);
+    let cached = if !ctx.stores.cached(kind) {
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), ns, &crate::apply::api_resource(kind));
         api.get_metadata_opt(name)
             .await
             .map_err(|source| Error::Read {
@@ -124,7 +124,13 @@ pub async fn converge(
         }
     }
     for kind in &plan.absent {
-        if *kind == Kind::ServiceMonitor && !plan.capabilities.service_monitor {
+        let served = match kind {
+            Kind::ServiceMonitor => plan.capabilities.service_monitor,
+            Kind::HTTPRoute => plan.capabilities.http_route,
+            Kind::ScaledObject => plan.capabilities.scaled_object,
+            _ => true,
+        };
+        if !served {
             continue; // the API is not served: there is nothing to look up
         }
         let name = crate::plan::optional_name(addon, *kind);

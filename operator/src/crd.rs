@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, EnvVar, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -118,6 +119,13 @@ pub struct ClockifyAddonSpec {
     /// The NetworkPolicy around the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<Box<NetworkPolicySpec>>,
+
+    /// How Clockify and users reach the add-on at baseUrl's host: an Ingress, or an HTTPRoute
+    /// on a Gateway. Only the paths Clockify and the console need are routed (the manifest,
+    /// lifecycle and webhook receivers, the console and its scripts, the settings page);
+    /// /metrics, /backlog and the probes never are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<Box<ExposureSpec>>,
 
     /// Log filter of the add-on, such as "info" or "info,addon_core=debug". Defaults to "info".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,6 +275,37 @@ pub struct ReplicasSpec {
     )]
     #[schemars(range(min = 10, max = 100))]
     pub target_cpu_utilization_percentage: Option<i32>,
+    /// Scaling on the work itself where KEDA is served (keda.sh/v1alpha1 ScaledObject): the
+    /// flow backlog, request rate and CPU, within min..max. Elsewhere the CPU
+    /// HorizontalPodAutoscaler scales.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<WorkScaling>,
+}
+
+/// Scaling on the work (KEDA).
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.requestsPerSecondPerReplica) || has(self.prometheusAddress)").message("requestsPerSecondPerReplica needs prometheusAddress, the Prometheus that scrapes the add-on"))]
+pub struct WorkScaling {
+    /// false keeps the CPU HorizontalPodAutoscaler even where KEDA is served. Defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Waiting work (queued webhook deliveries plus due flow executions, the add-on's
+    /// `GET /backlog` `waiting`) one replica should carry. Defaults to 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub backlog_per_replica: Option<i32>,
+    /// Requests per second one replica should serve (KEDA's prometheus trigger on
+    /// http_requests_total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub requests_per_second_per_replica: Option<i32>,
+    /// The Prometheus server KEDA asks for the request rate, such as
+    /// http://prometheus-operated.monitoring.svc:9090.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("prometheusAddress must be an http:// or https:// URL"))]
+    pub prometheus_address: Option<String>,
 }
 
 /// A key of a Secret in the ClockifyAddon's namespace.
@@ -475,6 +514,87 @@ pub struct NetworkPolicySpec {
     /// DNS, the database, Redis and HTTPS). Defaults to true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Who may connect to the add-on's port besides `exposure.controller`, such as the
+    /// namespace Prometheus scrapes from. With neither, any pod may.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub ingress_from: Vec<NetworkPolicyPeer>,
+}
+
+/// How the add-on is exposed at baseUrl's host.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.ingress) || has(self.gateway)").message("exposure needs ingress, gateway, or both (the Ingress then serves where the Gateway API is not)"))]
+pub struct ExposureSpec {
+    /// An Ingress (networking.k8s.io/v1) for baseUrl's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressExposure>,
+    /// An HTTPRoute (gateway.networking.k8s.io/v1) attached to this Gateway, when the cluster
+    /// serves the Gateway API; where it does not, the Ingress is made instead (if `ingress` is
+    /// set) and the Exposed condition says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayRef>,
+    /// Where the ingress controller's (or the Gateway's) pods run: the NetworkPolicy admits them
+    /// to the add-on's port, together with `networkPolicy.ingressFrom`. Without either, any
+    /// pod may connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<NetworkPolicyPeer>,
+}
+
+/// The Ingress.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressExposure {
+    /// The IngressClass (the cluster's default class when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub class_name: Option<String>,
+    /// Annotations for the ingress controller, such as nginx.ingress.kubernetes.io/proxy-body-size.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('clockify-addons.io/'))").message("annotations under clockify-addons.io/ are the operator's own"))]
+    pub annotations: BTreeMap<String, String>,
+    /// TLS for the host: a certificate Secret, or one cert-manager issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IngressTls>,
+}
+
+/// The Ingress's certificate.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.issuer) && has(self.clusterIssuer))").message("set issuer or clusterIssuer, not both"))]
+#[x_kube(validation = Rule::new("has(self.secretName) || has(self.issuer) || has(self.clusterIssuer)").message("tls needs secretName, or a cert-manager issuer or clusterIssuer"))]
+pub struct IngressTls {
+    /// The kubernetes.io/tls Secret holding the certificate; with an issuer, where cert-manager
+    /// writes it (defaults to <name>-tls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub secret_name: Option<String>,
+    /// A cert-manager Issuer in this namespace (the annotation cert-manager.io/issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub issuer: Option<String>,
+    /// A cert-manager ClusterIssuer (the annotation cert-manager.io/cluster-issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub cluster_issuer: Option<String>,
+}
+
+/// The Gateway an HTTPRoute attaches to.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRef {
+    /// The Gateway's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Defaults to the ClockifyAddon's namespace (another one must allow the route in its
+    /// listener's allowedRoutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+    /// A listener of the Gateway, such as https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub section_name: Option<String>,
 }
 
 /// Pod-level settings merged into the operator's pods.

@@ -386,6 +386,17 @@ pub async fn publish_events(
         )
         .await;
     }
+    if is(status::EXPOSED) == Some("False") && was(status::EXPOSED) != Some("False") {
+        publish(
+            ctx,
+            &r,
+            EventType::Warning,
+            "GatewayAPIMissing",
+            "Reconcile",
+            message(status::EXPOSED),
+        )
+        .await;
+    }
     if is(status::MONITORING) == Some("False") && was(status::MONITORING) != Some("False") {
         publish(
             ctx,

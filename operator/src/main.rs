@@ -62,6 +62,14 @@ enum Command {
         /// Render as if the cluster did not serve monitoring.coreos.com/v1 ServiceMonitor.
         #[arg(long)]
         no_service_monitor_api: bool,
+        /// Render as if the cluster did not serve gateway.networking.k8s.io/v1 HTTPRoute (a
+        /// named Gateway then falls back to the Ingress).
+        #[arg(long)]
+        no_gateway_api: bool,
+        /// Render as if the cluster served keda.sh/v1alpha1 ScaledObject (autoscaled add-ons
+        /// then scale on their backlog instead of a CPU HorizontalPodAutoscaler).
+        #[arg(long)]
+        keda: bool,
     },
     /// Print the tier profiles as a Markdown table.
     Tiers,
@@ -125,6 +133,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render {
             file,
             no_service_monitor_api,
+            no_gateway_api,
+            keda,
         } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
@@ -134,7 +144,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 render::render(
                     &addons,
                     Capabilities {
-                        service_monitor: !no_service_monitor_api
+                        service_monitor: !no_service_monitor_api,
+                        http_route: !no_gateway_api,
+                        scaled_object: keda,
                     }
                 )?
             );

@@ -60,7 +60,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         group: "networking.k8s.io",
-        resources: &["networkpolicies"],
+        resources: &["networkpolicies", "ingresses"],
         verbs: &["list", "watch", "create", "patch", "delete"],
         why: "optional child, pruned when no longer wanted",
     },
@@ -87,6 +87,18 @@ pub const RULES: &[Rule] = &[
         resources: &["servicemonitors"],
         verbs: &["get", "list", "watch", "create", "patch", "delete"],
         why: "optional child, cached once the API is served (read directly until then)",
+    },
+    Rule {
+        group: "gateway.networking.k8s.io",
+        resources: &["httproutes"],
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        why: "optional child (exposure on a Gateway), cached once the API is served (read directly until then)",
+    },
+    Rule {
+        group: "keda.sh",
+        resources: &["scaledobjects"],
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        why: "optional child (scaling on the work where KEDA is served), cached once the API is served (read directly until then)",
     },
     Rule {
         group: "events.k8s.io",

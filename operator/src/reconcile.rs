@@ -62,7 +62,7 @@ pub enum Error {
     },
     #[error("writing status: {0}")]
     Status(kube::Error),
-    #[error("discovering the ServiceMonitor API: {0}")]
+    #[error("discovering the ServiceMonitor and HTTPRoute APIs: {0}")]
     Discovery(kube::Error),
 }
 
@@ -227,6 +227,7 @@ async fn reconcile_addon(cached: &ClockifyAddon, ctx: &Context) -> Result<Action
     let mut upgrade_decision = None;
     let mut restore_decision = None;
     let mut backup_state = None;
+    let mut exposure = None;
     let secret_refs = crate::secrets::references(addon);
     ctx.stores.secrets.note(&ns, &name, &secret_refs);
     let planned = match ctx.stores.secrets.hash(&ns, &secret_refs) {
@@ -260,6 +261,7 @@ async fn reconcile_addon(cached: &ClockifyAddon, ctx: &Context) -> Result<Action
                 }
             }
             let missing = plan.service_monitor_missing;
+            exposure = plan.exposure.clone();
             let result = if paused {
                 let drift = converge::out_of_sync(&plan, ctx, &ns).await?;
                 (
@@ -314,6 +316,7 @@ async fn reconcile_addon(cached: &ClockifyAddon, ctx: &Context) -> Result<Action
             &status::Extras {
                 backup: backup_state.as_ref(),
                 restore: restore_decision.as_ref().map(|r| &r.status),
+                exposure: exposure.as_ref(),
             },
             &now,
         ),

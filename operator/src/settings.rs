@@ -32,9 +32,71 @@ pub struct Settings {
     pub backup_schedule: String,
     /// Scheduled backups, when spec.backup is set.
     pub backup: Option<BackupSettings>,
+    /// Scaling on the work with KEDA (autoscaled, and replicas.work not disabled).
+    pub work: Option<WorkSettings>,
+    /// Exposure at baseUrl's host (spec.exposure).
+    pub exposure: Option<Exposure>,
     /// The hash of the referenced Secret values the pods read ([`crate::secrets`]); None when
     /// planned without the cluster (`render`).
     pub secrets_hash: Option<String>,
+}
+
+/// Waiting work one replica carries unless the spec says otherwise.
+pub const DEFAULT_BACKLOG_PER_REPLICA: i32 = 200;
+
+/// replicas.work resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkSettings {
+    pub backlog_per_replica: i32,
+    /// (requests per second per replica, Prometheus address).
+    pub requests: Option<(i32, String)>,
+}
+
+/// spec.exposure resolved: the host comes from baseUrl.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exposure {
+    pub host: String,
+    pub ingress: Option<crate::crd::IngressExposure>,
+    pub gateway: Option<crate::crd::GatewayRef>,
+    pub controller: Option<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+}
+
+/// The host of an https:// baseUrl that an Ingress or HTTPRoute can route: a DNS name, and no
+/// path (the add-on serves at the root of its host).
+fn exposure(base_url: &str, e: &crate::crd::ExposureSpec) -> Result<Exposure, Invalid> {
+    let rest = base_url.strip_prefix("https://").unwrap_or(base_url);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if !(tail.is_empty() || tail == "/") {
+        return Err(Invalid(format!(
+            "exposure: baseUrl {base_url} has a path, but the add-on serves at the root of its host; use https://<host>/"
+        )));
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    }
+    .to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let wildcard = host.starts_with("*.");
+    let labels: Vec<&str> = host.trim_start_matches("*.").split('.').collect();
+    if wildcard || host.len() > 253 || labels.len() < 2 || !labels.iter().all(|l| label_ok(l)) {
+        return Err(Invalid(format!(
+            "exposure: the host of baseUrl {base_url} ({host}) is not a DNS name an Ingress or HTTPRoute can route"
+        )));
+    }
+    Ok(Exposure {
+        host,
+        ingress: e.ingress.clone(),
+        gateway: e.gateway.clone(),
+        controller: e.controller.clone(),
+    })
 }
 
 /// spec.backup resolved.
@@ -219,6 +281,20 @@ pub fn resolve(addon: &ClockifyAddon) -> Result<Settings, Invalid> {
         log_level: spec.log_level.clone().unwrap_or_else(|| "info".to_owned()),
         backup_schedule,
         backup,
+        work: {
+            let w = replicas.work.clone().unwrap_or_default();
+            (max_replicas > min_replicas && w.enabled != Some(false)).then(|| WorkSettings {
+                backlog_per_replica: w.backlog_per_replica.unwrap_or(DEFAULT_BACKLOG_PER_REPLICA),
+                requests: w
+                    .requests_per_second_per_replica
+                    .zip(w.prometheus_address.clone()),
+            })
+        },
+        exposure: spec
+            .exposure
+            .as_deref()
+            .map(|e| exposure(&spec.base_url, e))
+            .transpose()?,
         secrets_hash: None,
     })
 }

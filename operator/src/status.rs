@@ -23,6 +23,7 @@ pub const STALLED: &str = "Stalled";
 pub const AVAILABLE: &str = "Available";
 pub const PAUSED: &str = "Paused";
 pub const MONITORING: &str = "Monitoring";
+pub const EXPOSED: &str = "Exposed";
 pub const DATABASE_MIGRATED: &str = "DatabaseMigrated";
 pub const BACKUP_SUCCEEDED: &str = "BackupSucceeded";
 pub const RESTORED: &str = "Restored";
@@ -66,6 +67,8 @@ fn condition(
 pub struct Extras<'a> {
     pub backup: Option<&'a backups::State>,
     pub restore: Option<&'a RestoreStatus>,
+    /// How the plan exposes the add-on (None: spec.exposure unset, or no plan).
+    pub exposure: Option<&'a crate::plan::ExposureState>,
 }
 
 /// The status this reconcile should leave (before keeping transition times).
@@ -322,6 +325,41 @@ pub fn desired_status(
                 }
             }
         }
+    }
+    if let Some(e) = extras.exposure {
+        use crate::plan::ExposureState;
+        conditions.push(match e {
+            ExposureState::Routed { gateway, host } => c(
+                EXPOSED,
+                true,
+                "HTTPRoute",
+                &format!("an HTTPRoute on Gateway {gateway} routes https://{host}/ to the add-on"),
+            ),
+            ExposureState::Ingress {
+                host,
+                instead_of_gateway: false,
+            } => c(
+                EXPOSED,
+                true,
+                "Ingress",
+                &format!("an Ingress routes https://{host}/ to the add-on"),
+            ),
+            ExposureState::Ingress {
+                host,
+                instead_of_gateway: true,
+            } => c(
+                EXPOSED,
+                true,
+                "IngressInsteadOfGateway",
+                &format!("the cluster does not serve gateway.networking.k8s.io/v1 HTTPRoute: an Ingress routes https://{host}/ to the add-on instead"),
+            ),
+            ExposureState::GatewayApiMissing => c(
+                EXPOSED,
+                false,
+                "GatewayAPIMissing",
+                "exposure.gateway is set but the cluster does not serve gateway.networking.k8s.io/v1 HTTPRoute; install the Gateway API, or add exposure.ingress",
+            ),
+        });
     }
     if service_monitor_missing {
         conditions.push(c(

@@ -26,9 +26,13 @@ fn example(name: &str) -> ClockifyAddon {
 
 const SM: Capabilities = Capabilities {
     service_monitor: true,
+    http_route: false,
+    scaled_object: false,
 };
 const NO_SM: Capabilities = Capabilities {
     service_monitor: false,
+    http_route: false,
+    scaled_object: false,
 };
 
 fn kinds(p: &clockify_operator::plan::Plan) -> Vec<Kind> {
@@ -119,6 +123,7 @@ fn apply_order_and_owner_references() {
             Kind::ConfigMap,
             Kind::NetworkPolicy,
             Kind::Service,
+            Kind::Ingress,
             Kind::Deployment,
             Kind::HorizontalPodAutoscaler,
             Kind::PodDisruptionBudget,
@@ -127,7 +132,7 @@ fn apply_order_and_owner_references() {
             Kind::CronJob
         ]
     );
-    assert!(p.absent.is_empty());
+    assert_eq!(p.absent, vec![Kind::HTTPRoute, Kind::ScaledObject]);
     for c in &p.children {
         let j = c.to_json();
         if c.kind() == Kind::PersistentVolumeClaim {
@@ -154,8 +159,14 @@ fn hpa_off_fixes_replicas_and_prunes_the_autoscaler() {
     assert!(!kinds(&p).contains(&Kind::HorizontalPodAutoscaler));
     assert_eq!(
         p.absent,
-        vec![Kind::HorizontalPodAutoscaler, Kind::CronJob],
-        "no backup configured: no CronJob"
+        vec![
+            Kind::Ingress,
+            Kind::HTTPRoute,
+            Kind::HorizontalPodAutoscaler,
+            Kind::ScaledObject,
+            Kind::CronJob
+        ],
+        "no exposure, no backup configured: no Ingress, HTTPRoute or CronJob"
     );
     let d = json_of(&p, Kind::Deployment);
     assert_eq!(d["spec"]["replicas"], 3);
@@ -677,4 +688,73 @@ fn restore_jobs_read_only_and_never_retried_blindly() {
         build::backup::cron_job_name(&long).len() <= 52,
         "CronJob names leave room for the Job suffix"
     );
+}
+
+#[test]
+fn where_keda_is_served_the_add_on_scales_on_its_backlog() {
+    let keda = Capabilities {
+        scaled_object: true,
+        ..SM
+    };
+    let mut a = example("api-studio-standard.yaml");
+    let p = plan(&a, keda).unwrap();
+    assert!(!kinds(&p).contains(&Kind::HorizontalPodAutoscaler));
+    assert!(
+        p.absent.contains(&Kind::HorizontalPodAutoscaler),
+        "the CPU HPA goes"
+    );
+    let so = json_of(&p, Kind::ScaledObject);
+    assert_eq!(so["apiVersion"], "keda.sh/v1alpha1");
+    assert_eq!(
+        so["spec"]["scaleTargetRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api-studio"})
+    );
+    assert_eq!(
+        (
+            so["spec"]["minReplicaCount"].clone(),
+            so["spec"]["maxReplicaCount"].clone()
+        ),
+        (json!(2), json!(4))
+    );
+    assert_eq!(
+        so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"], "api-studio",
+        "KEDA's HPA carries the add-on's name, so the replica hand-over sees it"
+    );
+    assert_eq!(
+        so["spec"]["triggers"],
+        json!([
+            {"type": "metrics-api", "name": "backlog", "metricType": "AverageValue", "metadata": {
+                "url": "http://api-studio.clockify-addons.svc:80/backlog",
+                "valueLocation": "waiting", "targetValue": "200"}},
+            {"type": "cpu", "name": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
+        ])
+    );
+    // Request rate through Prometheus; or KEDA declined: the CPU HPA.
+    a.spec.replicas = Some(
+        serde_json::from_value(json!({"work": {
+        "backlogPerReplica": 50, "requestsPerSecondPerReplica": 40,
+        "prometheusAddress": "http://prometheus.monitoring.svc:9090"}}))
+        .unwrap(),
+    );
+    let so = json_of(&plan(&a, keda).unwrap(), Kind::ScaledObject);
+    assert_eq!(so["spec"]["triggers"][0]["metadata"]["targetValue"], "50");
+    assert_eq!(
+        so["spec"]["triggers"][2],
+        json!({"type": "prometheus", "name": "requests", "metricType": "AverageValue", "metadata": {
+            "serverAddress": "http://prometheus.monitoring.svc:9090",
+            "query": "sum(rate(http_requests_total{namespace=\"clockify-addons\",service=\"api-studio\"}[2m]))",
+            "threshold": "40"}})
+    );
+    a.spec.replicas = Some(serde_json::from_value(json!({"work": {"enabled": false}})).unwrap());
+    let p = plan(&a, keda).unwrap();
+    assert!(kinds(&p).contains(&Kind::HorizontalPodAutoscaler));
+    assert!(p.absent.contains(&Kind::ScaledObject));
+    // Fixed replicas: neither.
+    a.spec.replicas = Some(serde_json::from_value(json!({"min": 3, "max": 3})).unwrap());
+    let p = plan(&a, keda).unwrap();
+    assert!(!kinds(&p).contains(&Kind::HorizontalPodAutoscaler));
+    assert!(!kinds(&p).contains(&Kind::ScaledObject));
+    // Without KEDA: the CPU HPA, as before.
+    let p = plan(&example("api-studio-standard.yaml"), SM).unwrap();
+    assert!(kinds(&p).contains(&Kind::HorizontalPodAutoscaler));
 }

@@ -185,3 +185,46 @@ fn restore_requests_are_checked() {
         errors(&without_backup, None)
     );
 }
+
+#[test]
+fn exposure_and_work_scaling_rules() {
+    let empty = with(example(), "/spec/exposure", json!({}));
+    assert!(
+        errors(&empty, None).contains("exposure needs ingress, gateway, or both"),
+        "{}",
+        errors(&empty, None)
+    );
+    let both_issuers = with(
+        example(),
+        "/spec/exposure",
+        json!({"ingress": {"tls": {"issuer": "a", "clusterIssuer": "b"}}}),
+    );
+    assert!(errors(&both_issuers, None).contains("set issuer or clusterIssuer, not both"));
+    let no_cert = with(example(), "/spec/exposure", json!({"ingress": {"tls": {}}}));
+    assert!(errors(&no_cert, None).contains("tls needs secretName"));
+    let ours = with(
+        example(),
+        "/spec/exposure",
+        json!({"ingress": {"annotations": {"clockify-addons.io/applied": "x"}}}),
+    );
+    assert!(errors(&ours, None).contains("annotations under clockify-addons.io/"));
+    let fine = with(
+        example(),
+        "/spec/exposure",
+        json!({"ingress": {"className": "nginx", "tls": {"clusterIssuer": "letsencrypt"}},
+               "gateway": {"name": "public"}}),
+    );
+    assert_eq!(errors(&fine, None), "");
+    let rps = set_replicas(json!({"work": {"requestsPerSecondPerReplica": 40}}));
+    assert!(errors(&rps, None).contains("requestsPerSecondPerReplica needs prometheusAddress"));
+    let addr = set_replicas(
+        json!({"work": {"requestsPerSecondPerReplica": 40, "prometheusAddress": "prometheus:9090"}}),
+    );
+    assert!(errors(&addr, None).contains("prometheusAddress must be an http"));
+}
+
+fn set_replicas(replicas: Value) -> Value {
+    let mut v = example();
+    v["spec"]["replicas"] = replicas;
+    v
+}

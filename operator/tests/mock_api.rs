@@ -236,6 +236,7 @@ impl ApiServer {
         call
     }
 
+    /// The discovery of the optional APIs: ServiceMonitor `served` or not; no Gateway API, no KEDA.
     async fn expect_discovery(&mut self, served: bool) {
         if served {
             let list = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1", "resources": [
@@ -256,6 +257,14 @@ impl ApiServer {
                 Some(not_found()),
             )
             .await;
+        }
+        // Neither the Gateway API nor KEDA is served.
+        for group in [
+            "/apis/gateway.networking.k8s.io/v1",
+            "/apis/keda.sh/v1alpha1",
+        ] {
+            self.expect(Method::GET, group, 404, Some(not_found()))
+                .await;
         }
     }
 }
@@ -348,6 +357,9 @@ impl Writers {
             Kind::ConfigMap => s.config_maps.insert(&meta),
             Kind::NetworkPolicy => s.network_policies.insert(&meta),
             Kind::Service => s.services.insert(&meta),
+            Kind::Ingress => s.ingresses.insert(&meta),
+            Kind::HTTPRoute => s.http_routes.insert(&meta),
+            Kind::ScaledObject => s.scaled_objects.insert(&meta),
             Kind::Deployment => {
                 let d: DeploymentState = serde_json::from_value(obj).unwrap();
                 self.deploy.apply_watcher_event(&watcher::Event::Apply(d));
@@ -389,6 +401,8 @@ fn planned(
         a,
         Capabilities {
             service_monitor: true,
+            http_route: false,
+            scaled_object: false,
         },
         Some(hash),
     )
@@ -438,8 +452,14 @@ fn harness_with(
         cron_jobs: MetaStore::default(),
         pvcs: MetaStore::default(),
         service_monitors: MetaStore::default(),
+        ingresses: MetaStore::default(),
+        http_routes: MetaStore::default(),
+        scaled_objects: MetaStore::default(),
         secrets: example_secrets(),
     };
+    stores.ingresses.mark_ready();
+    stores.http_routes.mark_ready();
+    stores.scaled_objects.mark_ready();
     for s in [
         &stores.service_accounts,
         &stores.config_maps,
@@ -573,7 +593,7 @@ fn fill(w: &mut Writers, children: &[(Kind, Value)]) {
     }
 }
 
-const NS_PATHS: [(&str, Kind); 10] = [
+const NS_PATHS: [(&str, Kind); 11] = [
     (
         "/api/v1/namespaces/addons/serviceaccounts/api-studio",
         Kind::ServiceAccount,
@@ -589,6 +609,10 @@ const NS_PATHS: [(&str, Kind); 10] = [
     (
         "/api/v1/namespaces/addons/services/api-studio",
         Kind::Service,
+    ),
+    (
+        "/apis/networking.k8s.io/v1/namespaces/addons/ingresses/api-studio",
+        Kind::Ingress,
     ),
     (
         "/apis/apps/v1/namespaces/addons/deployments/api-studio",
@@ -1188,6 +1212,8 @@ fn plan_paths_cover_every_kind() {
         &addon(),
         Capabilities {
             service_monitor: true,
+            http_route: false,
+            scaled_object: false,
         },
     )
     .unwrap()

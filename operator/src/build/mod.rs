@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod config;
 pub mod deployment;
+pub mod exposure;
 pub mod job;
 pub mod network;
 pub mod scaling;
@@ -12,6 +13,7 @@ pub mod service_monitor;
 
 pub use config::{config_hash, config_map, service_account};
 pub use deployment::deployment;
+pub use exposure::{http_route, ingress};
 pub use job::migration_job;
 pub use network::network_policy;
 pub use scaling::{hpa, pdb};

@@ -1,9 +1,10 @@
-//! The NetworkPolicy: ingress only to the service port; egress only to DNS, the database,
+//! The NetworkPolicy: ingress only to the service port (from the ingress controller and the
+//! peers the spec lists, when it lists any); egress only to DNS, the database,
 //! Redis (when configured), HTTPS (Clockify's API, S3) and a backup endpoint's own port.
 
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPort,
-    NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -28,6 +29,25 @@ fn egress(ports: Vec<NetworkPolicyPort>) -> NetworkPolicyEgressRule {
         ports: Some(ports),
         ..NetworkPolicyEgressRule::default()
     }
+}
+
+/// Who may connect to the add-on's port: the ingress controller (`exposure.controller`) and
+/// `networkPolicy.ingressFrom`; anyone when neither is set.
+fn ingress_from(addon: &ClockifyAddon, s: &Settings) -> Option<Vec<NetworkPolicyPeer>> {
+    let mut peers: Vec<NetworkPolicyPeer> = s
+        .exposure
+        .as_ref()
+        .and_then(|e| e.controller.clone())
+        .into_iter()
+        .collect();
+    peers.extend(
+        addon
+            .spec
+            .network_policy
+            .iter()
+            .flat_map(|n| n.ingress_from.iter().cloned()),
+    );
+    (!peers.is_empty()).then_some(peers)
 }
 
 pub fn network_policy(addon: &ClockifyAddon, s: &Settings) -> Option<NetworkPolicy> {
@@ -65,7 +85,7 @@ pub fn network_policy(addon: &ClockifyAddon, s: &Settings) -> Option<NetworkPoli
             policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 ports: Some(vec![port("TCP", HTTP_PORT)]),
-                ..NetworkPolicyIngressRule::default()
+                from: ingress_from(addon, s),
             }]),
             egress: Some(egress_rules),
         }),

@@ -1,4 +1,4 @@
-//! The HorizontalPodAutoscaler (only when max > min) and the PodDisruptionBudget (only with
+//! The HorizontalPodAutoscaler or, where KEDA is served, a ScaledObject (only when max > min) and the PodDisruptionBudget (only with
 //! two or more replicas: with one, a budget would block every node drain).
 
 use k8s_openapi::api::autoscaling::v2::{
@@ -9,9 +9,11 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::json;
 
 use crate::crd::ClockifyAddon;
-use crate::meta::{child_meta, selector_labels};
+use crate::meta::{SERVICE_PORT, child_meta, selector_labels};
 use crate::settings::Settings;
 
 pub fn hpa(addon: &ClockifyAddon, s: &Settings) -> Option<HorizontalPodAutoscaler> {
@@ -44,6 +46,52 @@ pub fn hpa(addon: &ClockifyAddon, s: &Settings) -> Option<HorizontalPodAutoscale
         }),
         ..HorizontalPodAutoscaler::default()
     })
+}
+
+pub fn scaled_object_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"),
+        "scaledobjects",
+    )
+}
+
+/// KEDA's ScaledObject: the add-on's waiting work (`GET /backlog`, the same on every replica),
+/// CPU, and with a Prometheus the request rate, each asking for its number of replicas; KEDA's
+/// HorizontalPodAutoscaler (named like the add-on, so the operator's replica hand-over sees it)
+/// runs the largest within min..max. Built as a dynamic object: no Rust type for it ships with
+/// k8s-openapi.
+pub fn scaled_object(addon: &ClockifyAddon, s: &Settings) -> Option<DynamicObject> {
+    let work = s.work.as_ref()?;
+    let name = addon.name_any();
+    let ns = addon.namespace().unwrap_or_else(|| "default".to_owned());
+    let mut triggers = vec![
+        json!({"type": "metrics-api", "name": "backlog", "metricType": "AverageValue", "metadata": {
+            "url": format!("http://{name}.{ns}.svc:{SERVICE_PORT}/backlog"),
+            "valueLocation": "waiting",
+            "targetValue": work.backlog_per_replica.to_string(),
+        }}),
+        json!({"type": "cpu", "name": "cpu", "metricType": "Utilization", "metadata": {"value": s.cpu_target.to_string()}}),
+    ];
+    if let Some((rps, address)) = &work.requests {
+        triggers.push(json!({"type": "prometheus", "name": "requests", "metricType": "AverageValue", "metadata": {
+            "serverAddress": address,
+            "query": format!("sum(rate(http_requests_total{{namespace=\"{ns}\",service=\"{name}\"}}[2m]))"),
+            "threshold": rps.to_string(),
+        }}));
+    }
+    let mut obj = DynamicObject::new(&name, &scaled_object_resource()).data(json!({
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicaCount": s.min_replicas,
+            "maxReplicaCount": s.max_replicas,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {"horizontalPodAutoscalerConfig": {"name": name}},
+            "triggers": triggers,
+        }
+    }));
+    obj.metadata = child_meta(addon, &name);
+    Some(obj)
 }
 
 pub fn pdb(addon: &ClockifyAddon, s: &Settings) -> Option<PodDisruptionBudget> {
