@@ -3,7 +3,9 @@
 #   - the CRD and every object `clockify-operator render` prints for every example in
 #     manifests/examples, against Kubernetes 1.33's published schemas (kubernetes-validate --strict);
 #   - yamllint on crds/ and manifests/.
-# ServiceMonitor has no published schema there; its shape is covered by the operator's tests.
+# ServiceMonitor, HTTPRoute and ScaledObject have no published schema there; their shapes are
+# covered by the operator's tests, and HTTPRoute's and ScaledObject's by e2e/ against the
+# Gateway API's and KEDA's own CRDs (E2E_GATEWAY_API_CRDS, E2E_KEDA_CRDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +22,14 @@ trap 'rm -rf "$out"' EXIT
 for f in manifests/examples/*.yaml operator/tests/fixtures/*.yaml; do
     [ "$(basename "$f")" = kustomization.yaml ] && continue
     ./target/debug/clockify-operator render -f "$f" > "$out/$(basename "$f")"
-    ./target/debug/clockify-operator render --no-service-monitor-api -f "$f" > "$out/no-sm-$(basename "$f")"
+    ./target/debug/clockify-operator render --no-service-monitor-api --no-gateway-api -f "$f" > "$out/no-sm-$(basename "$f")"
+    ./target/debug/clockify-operator render --keda -f "$f" > "$out/keda-$(basename "$f")"
 done
 
 status=0
 report=$("$VENV/bin/kubernetes-validate" --strict -k "$K8S_VERSION" crds/clockify-addons.io_clockifyaddons.yaml "$out"/*.yaml 2>&1) || status=$?
 printf '%s\n' "$report" | grep -v '^INFO' || true
-unexpected=$(printf '%s\n' "$report" | grep -E '^(WARN|ERROR)' | grep -v "Couldn't find schema for kind ServiceMonitor" || true)
+unexpected=$(printf '%s\n' "$report" | grep -E '^(WARN|ERROR)' | grep -Ev "Couldn't find schema for kind (ServiceMonitor|HTTPRoute|ScaledObject) " || true)
 passed=$(printf '%s\n' "$report" | grep -c '^INFO .* passed' || true)
 if [ "$status" -ne 0 ] || [ -n "$unexpected" ]; then
     echo "kubernetes-validate found problems" >&2

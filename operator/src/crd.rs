@@ -291,7 +291,7 @@ pub struct WorkScaling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Waiting work (queued webhook deliveries plus due flow executions, the add-on's
-    /// `GET /backlog` `waiting`) one replica should carry. Defaults to 200.
+    /// `GET /backlog` `waiting`) one replica should carry. Defaults to 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000))]
     pub backlog_per_replica: Option<i32>,

@@ -42,7 +42,7 @@ pub struct Settings {
 }
 
 /// Waiting work one replica carries unless the spec says otherwise.
-pub const DEFAULT_BACKLOG_PER_REPLICA: i32 = 200;
+pub const DEFAULT_BACKLOG_PER_REPLICA: i32 = 100;
 
 /// replicas.work resolved.
 #[derive(Debug, Clone, PartialEq)]

@@ -725,7 +725,7 @@ fn where_keda_is_served_the_add_on_scales_on_its_backlog() {
         json!([
             {"type": "metrics-api", "name": "backlog", "metricType": "AverageValue", "metadata": {
                 "url": "http://api-studio.clockify-addons.svc:80/backlog",
-                "valueLocation": "waiting", "targetValue": "200"}},
+                "valueLocation": "waiting", "targetValue": "100"}},
             {"type": "cpu", "name": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
         ])
     );

@@ -25,7 +25,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use addon_core::auth::{TokenKind, TokenSigner};
+use addon_core::auth::TokenSigner;
 use addon_testkit::{FakeClockify, FakeResponse, keys};
 use common::{Level, Server, drive, peak_rss_kib, psql};
 use serde_json::json;
@@ -151,48 +151,9 @@ async fn main() {
     };
     let mut servers = vec![start()];
     common::wait_ready(servers[0].port).await;
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{}", servers[0].port);
-    let api = fake.api_url();
-    let mut targets = Vec::new();
-    for w in 0..workspaces {
-        let ws = format!("{w:024x}");
-        let sign = |kind| signer.sign(kind, &ws, &api).expect("sign");
-        let webhook = sign(TokenKind::Webhook);
-        let lifecycle = sign(TokenKind::Lifecycle);
-        let r = http
-            .post(format!("{base}/lifecycle/installed"))
-            .header("X-Addon-Lifecycle-Token", &lifecycle)
-            .json(&json!({
-                "addonId": "bench", "authToken": sign(TokenKind::Installation), "workspaceId": ws, "apiUrl": api,
-                "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
-            }))
-            .send()
-            .await
-            .expect("install");
-        assert_eq!(r.status(), 200);
-        let r = http
-            .post(format!("{base}/lifecycle/settings-updated"))
-            .header("X-Addon-Lifecycle-Token", &lifecycle)
-            .json(&json!({"workspaceId": ws, "settings": [{"id": "bootstrap_on_install", "name": "b", "value": false}]}))
-            .send()
-            .await
-            .expect("settings");
-        assert_eq!(r.status(), 200);
-        let r = http
-            .post(format!("{base}/ui/flows"))
-            .bearer_auth(sign(TokenKind::User))
-            .json(&json!({
-                "name": "tag billable entries", "triggerEvents": ["NEW_TIME_ENTRY"],
-                "conditions": [{"path": "$.billable", "op": "==", "value": true}],
-                "actions": [{"method": "POST", "path": "/v1/workspaces/{{workspaceId}}/tags", "body": {"name": "{{$.id}}"}}]
-            }))
-            .send()
-            .await
-            .expect("flow");
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-        targets.push((webhook, ws));
-    }
+    let targets =
+        common::install_flow_workspaces(servers[0].port, workspaces, &signer, &fake.api_url())
+            .await;
     let targets = Arc::new(targets);
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     // Let the installs' bootstrap runs (requested before the setting) finish.

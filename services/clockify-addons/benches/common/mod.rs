@@ -352,3 +352,59 @@ pub fn levels(default: &str) -> Vec<usize> {
         .filter_map(|s| s.trim().parse().ok())
         .collect()
 }
+
+/// Installs Universal Webhook in `workspaces` workspaces through the server on `port` (bootstrap
+/// off), each with one flow: on a billable NEW_TIME_ENTRY, one CLOCKIFY_API action
+/// (`POST /v1/workspaces/{id}/tags`) against `api`. Returns each workspace's (webhook token,
+/// workspace id) for [`drive`].
+pub async fn install_flow_workspaces(
+    port: u16,
+    workspaces: usize,
+    signer: &addon_core::auth::TokenSigner,
+    api: &str,
+) -> Vec<(String, String)> {
+    use addon_core::auth::TokenKind;
+    use serde_json::json;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut targets = Vec::new();
+    for w in 0..workspaces {
+        let ws = format!("{w:024x}");
+        let sign = |kind| signer.sign(kind, &ws, api).expect("sign");
+        let webhook = sign(TokenKind::Webhook);
+        let lifecycle = sign(TokenKind::Lifecycle);
+        let r = http
+            .post(format!("{base}/lifecycle/installed"))
+            .header("X-Addon-Lifecycle-Token", &lifecycle)
+            .json(&json!({
+                "addonId": "bench", "authToken": sign(TokenKind::Installation), "workspaceId": ws, "apiUrl": api,
+                "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
+            }))
+            .send()
+            .await
+            .expect("install");
+        assert_eq!(r.status(), 200);
+        let r = http
+            .post(format!("{base}/lifecycle/settings-updated"))
+            .header("X-Addon-Lifecycle-Token", &lifecycle)
+            .json(&json!({"workspaceId": ws, "settings": [{"id": "bootstrap_on_install", "name": "b", "value": false}]}))
+            .send()
+            .await
+            .expect("settings");
+        assert_eq!(r.status(), 200);
+        let r = http
+            .post(format!("{base}/ui/flows"))
+            .bearer_auth(sign(TokenKind::User))
+            .json(&json!({
+                "name": "tag billable entries", "triggerEvents": ["NEW_TIME_ENTRY"],
+                "conditions": [{"path": "$.billable", "op": "==", "value": true}],
+                "actions": [{"method": "POST", "path": "/v1/workspaces/{{workspaceId}}/tags", "body": {"name": "{{$.id}}"}}]
+            }))
+            .send()
+            .await
+            .expect("flow");
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        targets.push((webhook, ws));
+    }
+    targets
+}
