@@ -23,11 +23,13 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p clockify-operator -p clockify-addons \
-    && cp target/release/clockify-operator target/release/clockify-addons / \
-    && /clockify-operator --version && /clockify-addons --version
+    && cp target/release/clockify-operator target/release/clockify-addons target/release/kubectl-clockify / \
+    && /clockify-operator --version && /clockify-addons --version && /kubectl-clockify --version
 
 FROM gcr.io/distroless/static-debian12:nonroot AS operator
 COPY --from=build /clockify-operator /usr/local/bin/clockify-operator
+# The kubectl plugin, to copy out: docker cp $(docker create IMAGE):/usr/local/bin/kubectl-clockify .
+COPY --from=build /kubectl-clockify /usr/local/bin/kubectl-clockify
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/clockify-operator"]

@@ -20,7 +20,7 @@ fi
 CARGO_INCREMENTAL=0 cargo build --locked --profile "$PROFILE" --target "$TARGET" \
     -p clockify-operator -p clockify-addons --bins
 dir=target/$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-for bin in clockify-operator clockify-addons; do
+for bin in clockify-operator clockify-addons kubectl-clockify; do
     file "$dir/$bin" | grep -Eq "static-pie linked|statically linked" || { file "$dir/$bin"; echo "$bin is not static" >&2; exit 1; }
     "$dir/$bin" --version
     printf '%s: static, %s\n' "$bin" "$(du -h "$dir/$bin" | cut -f1)"
@@ -28,4 +28,5 @@ done
 # They work, not only start: render an example, print the configuration reference.
 "$dir/clockify-operator" render -f manifests/examples/api-studio-standard.yaml | grep -q "kind: Deployment"
 "$dir/clockify-addons" config-table | grep -q DATABASE_URL
+"$dir/kubectl-clockify" completion bash | grep -q "kubectl__clockify"
 echo "static binaries: ok"

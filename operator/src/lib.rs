@@ -20,6 +20,7 @@ pub mod leader;
 pub mod meta;
 pub mod metrics;
 pub mod plan;
+pub mod plugin;
 pub mod pods;
 pub mod rbac;
 pub mod reconcile;
