@@ -290,6 +290,83 @@ pub fn backup_progress(a: &ClockifyAddon, request: &str) -> BackupProgress {
     }
 }
 
+/// The merge patch that asks the operator to restore `from` (a backup id, or `latest`), with a
+/// new request id; refused while another restore is under way or where backups are not set up.
+pub fn restore_patch(
+    a: &ClockifyAddon,
+    from: &str,
+    now: Timestamp,
+) -> Result<(String, Value), String> {
+    let who = format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any());
+    if a.spec.backup.is_none() {
+        return Err(format!(
+            "ClockifyAddon {who} has no spec.backup: a restore reads the backups from its destination"
+        ));
+    }
+    if crate::restore::active(a) {
+        let r = a
+            .spec
+            .restore
+            .as_deref()
+            .map(|r| (r.request_id.clone(), r.from.clone()));
+        let (id, source) = r.unwrap_or_default();
+        return Err(format!(
+            "a restore of {who} is under way (request {id}, from {source}): wait until `kubectl clockify status {}` shows it finished",
+            a.name_any()
+        ));
+    }
+    let request = format!("restore-{}", now.strftime("%Y%m%dT%H%M%SZ"));
+    Ok((
+        request.clone(),
+        json!({"spec": {"restore": {"requestId": request, "from": from}}}),
+    ))
+}
+
+/// The restore of `request` once it finished: Ok(message) or Err(message); None while it runs.
+pub fn restore_outcome(a: &ClockifyAddon, request: &str) -> Option<Result<String, String>> {
+    let r = a
+        .status
+        .as_ref()?
+        .restore
+        .as_ref()
+        .filter(|r| r.request_id == request)?;
+    let msg = r.message.clone().unwrap_or_default();
+    match r.phase {
+        crate::crd::RestorePhase::Succeeded => Some(Ok(msg)),
+        crate::crd::RestorePhase::Failed => Some(Err(msg)),
+        _ => None,
+    }
+}
+
+/// An object made fit for a support bundle: managedFields dropped, Secret data never, and the
+/// value of any env entry whose name looks like a secret replaced.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+            if m.get("kind").and_then(Value::as_str) == Some("Secret") {
+                m.remove("data");
+                m.remove("stringData");
+            }
+            let secret_env = m
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(crate::settings::is_secret_name)
+                && m.get("value").is_some_and(Value::is_string);
+            if secret_env {
+                m.insert("value".into(), json!("<redacted>"));
+            }
+            for (_, child) in m.iter_mut() {
+                redact(child);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +463,62 @@ mod tests {
         let v = status_value(&a);
         assert_eq!(v["state"], "Stalled (SecretMissing)");
         assert_eq!(v["conditions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_restore_is_asked_once_and_never_over_another() {
+        let a = addon(Value::Null);
+        let (id, patch) = restore_patch(&a, "latest", now()).unwrap();
+        assert_eq!(id, "restore-20261204T120000Z");
+        assert_eq!(
+            patch,
+            json!({"spec": {"restore": {"requestId": id, "from": "latest"}}})
+        );
+        let mut running = a.clone();
+        running.spec.restore = Some(Box::new(crate::crd::RestoreSpec {
+            request_id: "r1".into(),
+            from: "b1".into(),
+        }));
+        let e = restore_patch(&running, "latest", now()).unwrap_err();
+        assert!(e.contains("under way (request r1, from b1)"), "{e}");
+        assert_eq!(restore_outcome(&running, "r1"), None);
+        let mut done = running.clone();
+        done.status = serde_json::from_value(json!({"restore": {"requestId": "r1", "from": "b1", "phase": "Succeeded", "message": "restored"}})).unwrap();
+        assert_eq!(restore_outcome(&done, "r1"), Some(Ok("restored".into())));
+        assert!(
+            restore_patch(&done, "latest", now()).is_ok(),
+            "the last one finished"
+        );
+        let mut no_backup = a.clone();
+        no_backup.spec.backup = None;
+        assert!(
+            restore_patch(&no_backup, "latest", now())
+                .unwrap_err()
+                .contains("no spec.backup")
+        );
+    }
+
+    #[test]
+    fn a_report_never_carries_a_secret() {
+        let mut v = json!({"kind": "Deployment", "metadata": {"name": "d", "managedFields": [{"manager": "x"}]},
+        "spec": {"template": {"spec": {"containers": [{"env": [
+            {"name": "API_TOKEN", "value": "s3cret"},
+            {"name": "LOG_LEVEL", "value": "info"},
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "uri"}}}
+        ]}]}}}});
+        redact(&mut v);
+        let text = v.to_string();
+        assert!(
+            !text.contains("s3cret") && !text.contains("managedFields"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"info\"") && text.contains("secretKeyRef"),
+            "{text}"
+        );
+        let mut s = json!({"kind": "Secret", "metadata": {"name": "k"}, "data": {"k": "c2VjcmV0"}});
+        redact(&mut s);
+        assert!(s.get("data").is_none());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //!     kubectl clockify status [NAME] [-A] [-o table|json|yaml]
 //!     kubectl clockify backup NAME [--wait] [--timeout 30m]
+//!     kubectl clockify restore NAME --from ID|latest --yes [--wait]
+//!     kubectl clockify report NAME [-f bundle.tar.gz]
 //!     kubectl clockify completion bash|zsh|fish
 //!
 //! Installed next to kubectl as `kubectl-clockify` (`cargo install --path operator`, or from
@@ -67,6 +69,33 @@ enum Command {
         #[arg(long, default_value = "30m", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Restores the database from a backup, as the operator does it: the add-on is scaled to
+    /// zero, the restore runs once no pod of it is left, then it migrates and scales back.
+    /// Refused while another restore is under way.
+    Restore {
+        name: String,
+        /// A backup id (`kubectl clockify status NAME` shows the last good one), or latest.
+        #[arg(long)]
+        from: String,
+        /// Confirms that the database is to be replaced.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "60m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Writes a support bundle (tar.gz): the ClockifyAddon, its children, their Events and the
+    /// operator's logs. No Secret is read; env values that look like secrets are redacted.
+    Report {
+        name: String,
+        /// Where to write it (default: clockify-report-NAME-TIME.tar.gz).
+        #[arg(short = 'f', long)]
+        file: Option<std::path::PathBuf>,
+        /// The operator's namespace, for its logs.
+        #[arg(long, default_value = "clockify-system")]
+        operator_namespace: String,
+    },
     /// Prints a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -104,6 +133,12 @@ enum Error {
     BackupFailed(String, String),
     #[error("timed out after {0:?} waiting for the backup (its Job: {1})")]
     Timeout(Duration, String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("restore {0} failed: {1}")]
+    RestoreFailed(String, String),
+    #[error("writing {0}: {1}")]
+    Write(String, std::io::Error),
 }
 
 fn api_error(e: kube::Error, what: &str, ns: &str) -> Error {
@@ -273,6 +308,254 @@ async fn backup(
     }
 }
 
+async fn restore(
+    client: Client,
+    ns: &str,
+    name: &str,
+    from: &str,
+    yes: bool,
+    wait: Option<Duration>,
+) -> Result<(), Error> {
+    let api: Api<ClockifyAddon> = Api::namespaced(client, ns);
+    let a = api.get(name).await.map_err(|e| api_error(e, name, ns))?;
+    let (request, patch) =
+        plugin::restore_patch(&a, from, Timestamp::now()).map_err(Error::Refused)?;
+    if !yes {
+        return Err(Error::Refused(format!(
+            "this replaces the database of {ns}/{name} with backup {from}; the add-on is scaled to zero until it is done. Run again with --yes"
+        )));
+    }
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| api_error(e, name, ns))?;
+    emit(&format!(
+        "restore {request} of {ns}/{name} from {from} requested\n"
+    ));
+    let Some(timeout) = wait else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut phase = String::new();
+    loop {
+        let a = api.get(name).await.map_err(|e| api_error(e, name, ns))?;
+        if let Some(r) = a.status.as_ref().and_then(|s| s.restore.as_ref())
+            && r.request_id == request
+            && r.phase.as_str() != phase
+        {
+            phase = r.phase.as_str().to_owned();
+            emit(&format!("{phase}\n"));
+        }
+        match plugin::restore_outcome(&a, &request) {
+            Some(Ok(msg)) => {
+                emit(&format!("restored: {msg}\n"));
+                return Ok(());
+            }
+            Some(Err(msg)) => return Err(Error::RestoreFailed(request, msg)),
+            None => {}
+        }
+        if started.elapsed() > timeout {
+            return Err(Error::Timeout(timeout, request));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// One file of the bundle.
+struct Bundle {
+    files: Vec<(String, Vec<u8>)>,
+    notes: Vec<String>,
+    /// The uids of what it holds (whose Events belong in it).
+    uids: std::collections::BTreeSet<String>,
+}
+
+impl Bundle {
+    fn yaml(&mut self, path: String, mut v: serde_json::Value) {
+        plugin::redact(&mut v);
+        self.files.push((
+            path,
+            serde_norway::to_string(&v).unwrap_or_default().into_bytes(),
+        ));
+    }
+}
+
+/// Every object of `ar` in `ns` labelled as this instance's (absent APIs are skipped).
+async fn children(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    ar: &kube::api::ApiResource,
+    bundle: &mut Bundle,
+) {
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    let selector = format!("app.kubernetes.io/instance={name}");
+    match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => {
+            for mut o in list.items {
+                o.types = Some(kube::api::TypeMeta {
+                    api_version: ar.api_version.clone(),
+                    kind: ar.kind.clone(),
+                });
+                let n = o.metadata.name.clone().unwrap_or_default();
+                bundle.uids.extend(o.metadata.uid.clone());
+                bundle.yaml(
+                    format!("children/{}-{n}.yaml", ar.kind),
+                    serde_json::to_value(&o).unwrap_or_default(),
+                );
+            }
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => bundle.notes.push(format!("{}: {e}", ar.plural)),
+    }
+}
+
+async fn report(
+    client: Client,
+    ns: &str,
+    name: &str,
+    file: Option<std::path::PathBuf>,
+    operator_ns: &str,
+) -> Result<(), Error> {
+    use k8s_openapi::api;
+    use kube::api::ApiResource;
+    let addons: Api<ClockifyAddon> = Api::namespaced(client.clone(), ns);
+    let a = addons.get(name).await.map_err(|e| api_error(e, name, ns))?;
+    let now = Timestamp::now();
+    let mut bundle = Bundle {
+        files: Vec::new(),
+        notes: Vec::new(),
+        uids: a.metadata.uid.clone().into_iter().collect(),
+    };
+    bundle.yaml(
+        "clockifyaddon.yaml".into(),
+        serde_json::to_value(&a).unwrap_or_default(),
+    );
+    bundle.files.push((
+        "status.txt".into(),
+        plugin::status_detail(&a, now).into_bytes(),
+    ));
+    let kinds = [
+        ApiResource::erase::<api::core::v1::ServiceAccount>(&()),
+        ApiResource::erase::<api::core::v1::ConfigMap>(&()),
+        ApiResource::erase::<api::core::v1::Service>(&()),
+        ApiResource::erase::<api::core::v1::PersistentVolumeClaim>(&()),
+        ApiResource::erase::<api::core::v1::Pod>(&()),
+        ApiResource::erase::<api::apps::v1::Deployment>(&()),
+        ApiResource::erase::<api::apps::v1::ReplicaSet>(&()),
+        ApiResource::erase::<api::batch::v1::Job>(&()),
+        ApiResource::erase::<api::batch::v1::CronJob>(&()),
+        ApiResource::erase::<api::networking::v1::NetworkPolicy>(&()),
+        ApiResource::erase::<api::networking::v1::Ingress>(&()),
+        ApiResource::erase::<api::autoscaling::v2::HorizontalPodAutoscaler>(&()),
+        ApiResource::erase::<api::policy::v1::PodDisruptionBudget>(&()),
+        clockify_operator::build::service_monitor::api_resource(),
+        clockify_operator::build::exposure::http_route_resource(),
+        clockify_operator::build::scaling::scaled_object_resource(),
+    ];
+    for ar in &kinds {
+        children(&client, ns, name, ar, &mut bundle).await;
+    }
+    // Events about the ClockifyAddon and its children.
+    let events: Api<api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    match events.list(&ListParams::default()).await {
+        Ok(list) => {
+            let mut mine: Vec<_> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.regarding
+                        .as_ref()
+                        .and_then(|r| r.uid.as_ref())
+                        .is_some_and(|u| bundle.uids.contains(u))
+                })
+                .collect();
+            mine.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+            bundle.yaml(
+                "events.yaml".into(),
+                serde_json::to_value(&mine).unwrap_or_default(),
+            );
+        }
+        Err(e) => bundle.notes.push(format!("events: {e}")),
+    }
+    // The operator's logs (its pods by their chart and kustomize label).
+    let pods: Api<api::core::v1::Pod> = Api::namespaced(client.clone(), operator_ns);
+    match pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=clockify-operator"))
+        .await
+    {
+        Ok(list) if list.items.is_empty() => bundle.notes.push(format!(
+            "no operator pod found in namespace {operator_ns} (--operator-namespace)"
+        )),
+        Ok(list) => {
+            for p in list.items {
+                let pod = p.metadata.name.clone().unwrap_or_default();
+                let params = kube::api::LogParams {
+                    tail_lines: Some(5000),
+                    ..Default::default()
+                };
+                match pods.logs(&pod, &params).await {
+                    Ok(text) => bundle
+                        .files
+                        .push((format!("operator-logs/{pod}.log"), text.into_bytes())),
+                    Err(e) => bundle.notes.push(format!("logs of {pod}: {e}")),
+                }
+            }
+        }
+        Err(e) => bundle.notes.push(format!("operator pods: {e}")),
+    }
+    let mut readme = format!(
+        "Support bundle for ClockifyAddon {ns}/{name}, written {now} by kubectl-clockify {}.\n\
+         clockifyaddon.yaml, status.txt, children/ (labelled app.kubernetes.io/instance={name}),\n\
+         events.yaml, operator-logs/. No Secret was read; env values that look like secrets are\n\
+         redacted; managedFields are dropped.\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for n in &bundle.notes {
+        readme.push_str(&format!("not collected: {n}\n"));
+    }
+    bundle
+        .files
+        .insert(0, ("README.txt".into(), readme.into_bytes()));
+    let path = file.unwrap_or_else(|| {
+        format!(
+            "clockify-report-{name}-{}.tar.gz",
+            now.strftime("%Y%m%dT%H%M%SZ")
+        )
+        .into()
+    });
+    let shown = path.display().to_string();
+    let out = std::fs::File::create(&path).map_err(|e| Error::Write(shown.clone(), e))?;
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        out,
+        flate2::Compression::default(),
+    ));
+    let top = format!("clockify-report-{name}");
+    for (p, bytes) in &bundle.files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(now.as_second().max(0) as u64);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("{top}/{p}"), bytes.as_slice())
+            .map_err(|e| Error::Write(shown.clone(), e))?;
+    }
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .map_err(|e| Error::Write(shown.clone(), e))?;
+    emit(&format!(
+        "wrote {shown}: {} files{}\n",
+        bundle.files.len(),
+        if bundle.notes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} parts not collected: see README.txt)",
+                bundle.notes.len()
+            )
+        }
+    ));
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Completion { shell } => {
@@ -299,6 +582,24 @@ async fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let (client, ns) = client(&cli).await?;
             backup(client, &ns, name, *wait, *timeout).await
+        }
+        Command::Restore {
+            name,
+            from,
+            yes,
+            wait,
+            timeout,
+        } => {
+            let (client, ns) = client(&cli).await?;
+            restore(client, &ns, name, from, *yes, wait.then_some(*timeout)).await
+        }
+        Command::Report {
+            name,
+            file,
+            operator_namespace,
+        } => {
+            let (client, ns) = client(&cli).await?;
+            report(client, &ns, name, file.clone(), operator_namespace).await
         }
     }
 }
