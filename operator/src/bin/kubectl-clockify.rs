@@ -433,24 +433,29 @@ async fn report(
         "status.txt".into(),
         plugin::status_detail(&a, now).into_bytes(),
     ));
-    let kinds = [
-        ApiResource::erase::<api::core::v1::ServiceAccount>(&()),
-        ApiResource::erase::<api::core::v1::ConfigMap>(&()),
-        ApiResource::erase::<api::core::v1::Service>(&()),
-        ApiResource::erase::<api::core::v1::PersistentVolumeClaim>(&()),
-        ApiResource::erase::<api::core::v1::Pod>(&()),
-        ApiResource::erase::<api::apps::v1::Deployment>(&()),
-        ApiResource::erase::<api::apps::v1::ReplicaSet>(&()),
-        ApiResource::erase::<api::batch::v1::Job>(&()),
-        ApiResource::erase::<api::batch::v1::CronJob>(&()),
-        ApiResource::erase::<api::networking::v1::NetworkPolicy>(&()),
-        ApiResource::erase::<api::networking::v1::Ingress>(&()),
-        ApiResource::erase::<api::autoscaling::v2::HorizontalPodAutoscaler>(&()),
-        ApiResource::erase::<api::policy::v1::PodDisruptionBudget>(&()),
-        clockify_operator::build::service_monitor::api_resource(),
-        clockify_operator::build::exposure::http_route_resource(),
-        clockify_operator::build::scaling::scaled_object_resource(),
-    ];
+    // Every kind the operator makes (where the API is served), and the pods under them.
+    use clockify_operator::plan::Kind;
+    let mut kinds: Vec<ApiResource> = [
+        Kind::ServiceAccount,
+        Kind::ConfigMap,
+        Kind::NetworkPolicy,
+        Kind::Service,
+        Kind::Ingress,
+        Kind::HTTPRoute,
+        Kind::Deployment,
+        Kind::HorizontalPodAutoscaler,
+        Kind::ScaledObject,
+        Kind::PodDisruptionBudget,
+        Kind::ServiceMonitor,
+        Kind::PersistentVolumeClaim,
+        Kind::CronJob,
+        Kind::Job,
+    ]
+    .into_iter()
+    .map(clockify_operator::apply::api_resource)
+    .collect();
+    kinds.push(ApiResource::erase::<api::apps::v1::ReplicaSet>(&()));
+    kinds.push(ApiResource::erase::<api::core::v1::Pod>(&()));
     for ar in &kinds {
         children(&client, ns, name, ar, &mut bundle).await;
     }
