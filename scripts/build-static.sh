@@ -28,5 +28,5 @@ done
 # They work, not only start: render an example, print the configuration reference.
 "$dir/clockify-operator" render -f manifests/examples/api-studio-standard.yaml | grep -q "kind: Deployment"
 "$dir/clockify-addons" config-table | grep -q DATABASE_URL
-"$dir/kubectl-clockify" completion bash | grep -q "kubectl__clockify"
+"$dir/kubectl-clockify" completion bash | grep -c "kubectl__clockify" > /dev/null
 echo "static binaries: ok"

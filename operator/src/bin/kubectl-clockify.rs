@@ -564,12 +564,10 @@ async fn report(
 async fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Completion { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "kubectl-clockify",
-                &mut std::io::stdout(),
-            );
+            // Into a buffer first: clap_complete panics on a closed pipe; emit() does not.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "kubectl-clockify", &mut script);
+            emit(&String::from_utf8_lossy(&script));
             Ok(())
         }
         Command::Status {
