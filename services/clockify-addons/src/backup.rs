@@ -115,6 +115,70 @@ fn termination_message(message: &str) {
     }
 }
 
+/// Kubernetes keeps at most this many bytes of a termination message.
+const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+
+fn termination_message_raw(message: &str) {
+    if let Some(path) = std::env::var_os("TERMINATION_MESSAGE_PATH")
+        && let Err(e) = std::fs::write(&path, message)
+    {
+        tracing::warn!(error = %e, "cannot write the termination message");
+    }
+}
+
+/// The catalogue as `kubectl clockify backups` reads it where the pod's logs cannot be read:
+/// JSON lines, newest backup first, each with what a table shows (id, times, size, schema,
+/// SHA-256), as many as fit in a termination message, the unfinished and unreadable ones while
+/// room is left, then `{"listed": N, "omitted": M}`: how many backups there are, and how many
+/// lines did not fit.
+fn catalogue_message(
+    newest_last: &[&addon_backup::Manifest],
+    orphans: &[(String, i64)],
+    unreadable: &[String],
+) -> String {
+    // Room for the last line, `{"listed":N,"omitted":M}`.
+    const BUDGET: usize = TERMINATION_MESSAGE_LIMIT - 48;
+    let mut out = String::new();
+    let lines =
+        newest_last
+            .iter()
+            .rev()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id,
+                    "startedAt": rfc3339(m.started_at),
+                    "finishedAt": rfc3339(m.finished_at),
+                    "size": m.size,
+                    "schemaVersion": m.schema_version,
+                    "sha256": m.sha256,
+                })
+            })
+            .chain(
+                orphans
+                    .iter()
+                    .map(|(n, t)| serde_json::json!({"unfinished": n, "modified": t})),
+            )
+            .chain(unreadable.iter().map(
+                |w| serde_json::json!({"unreadable": w.chars().take(300).collect::<String>()}),
+            ))
+            .map(|v| v.to_string());
+    let total = newest_last.len() + orphans.len() + unreadable.len();
+    let mut written = 0;
+    for line in lines {
+        if out.len() + line.len() + 1 > BUDGET {
+            break;
+        }
+        out.push_str(&line);
+        out.push('\n');
+        written += 1;
+    }
+    out.push_str(
+        &serde_json::json!({"listed": newest_last.len(), "omitted": total - written}).to_string(),
+    );
+    out.push('\n');
+    out
+}
+
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
@@ -306,10 +370,28 @@ async fn list(a: ListArgs) -> ExitCode {
     match listed {
         Ok((d, listing)) => {
             let mine: Vec<_> = listing.backups.iter().filter(|m| m.addon == slug).collect();
+            termination_message_raw(&catalogue_message(
+                &mine,
+                &listing.orphans,
+                &listing.unreadable,
+            ));
             if a.json {
                 for m in &mine {
                     println!("{}", serde_json::to_string(m).unwrap_or_default());
                 }
+                for (name, modified) in &listing.orphans {
+                    println!(
+                        "{}",
+                        serde_json::json!({"unfinished": name, "modified": modified})
+                    );
+                }
+                for why in &listing.unreadable {
+                    println!("{}", serde_json::json!({"unreadable": why}));
+                }
+                println!(
+                    "{}",
+                    serde_json::json!({"listed": mine.len(), "omitted": 0})
+                );
             } else {
                 println!("{} backups of {slug} in {d}", mine.len());
                 for m in &mine {
@@ -332,7 +414,65 @@ async fn list(a: ListArgs) -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot list backups");
+            termination_message(&format!("cannot list backups: {e}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(n: usize) -> addon_backup::Manifest {
+        let t =
+            time::OffsetDateTime::from_unix_timestamp(1_780_000_000 + n as i64 * 86_400).unwrap();
+        addon_backup::Manifest {
+            format: "clockify-addons-backup/v1".into(),
+            id: format!("20260101T000000.000Z-universal-webhook-nightly-{n:04}"),
+            addon: "universal-webhook".into(),
+            started_at: t,
+            finished_at: t + time::Duration::seconds(3),
+            schema_version: Some(7),
+            database: "uw".into(),
+            server_version: "15.8".into(),
+            pg_dump_version: "pg_dump (PostgreSQL) 15.8".into(),
+            dump: format!("{n}.dump"),
+            size: 52_311 + n as u64,
+            sha256: "ab".repeat(32),
+            dump_format: "custom".into(),
+        }
+    }
+
+    #[test]
+    fn the_catalogue_fits_a_termination_message_newest_first() {
+        let few: Vec<_> = (0..3).map(manifest).collect();
+        let refs: Vec<_> = few.iter().collect();
+        let text = catalogue_message(&refs, &[("x.dump".into(), 1)], &["bad.json: eof".into()]);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(lines[5], serde_json::json!({"listed": 3, "omitted": 0}));
+        assert_eq!(lines[0]["id"], few[2].id, "newest first");
+        assert_eq!(lines[0]["size"], 52_313);
+        assert_eq!(lines[0]["schemaVersion"], 7);
+        assert_eq!(lines[3]["unfinished"], "x.dump");
+        assert_eq!(lines[4]["unreadable"], "bad.json: eof");
+
+        let many: Vec<_> = (0..100).map(manifest).collect();
+        let refs: Vec<_> = many.iter().collect();
+        let text = catalogue_message(&refs, &[], &[]);
+        assert!(text.len() <= TERMINATION_MESSAGE_LIMIT, "{}", text.len());
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kept = lines.len() - 1;
+        assert!(kept >= 10, "only {kept} fit");
+        assert_eq!(lines[0]["id"], many[99].id);
+        assert_eq!(lines[kept]["listed"], 100);
+        assert_eq!(lines[kept]["omitted"], 100 - kept);
     }
 }

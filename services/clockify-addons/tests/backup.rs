@@ -1060,3 +1060,88 @@ async fn s3_backups_use_web_identity_credentials_without_static_keys() {
         text(&list)
     );
 }
+
+/// `backups --json`, as `kubectl clockify backups` runs it in a Job: every manifest, the
+/// unfinished and unreadable ones, a closing count, and the newest that fit in the pod's
+/// termination message (4 KiB) for when its log cannot be read.
+#[test]
+fn the_catalogue_is_printed_whole_and_summarised_for_the_termination_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    for day in 0..30u64 {
+        fake_backup(
+            dest,
+            &format!("2026{:04}T020000.000Z-reference-nightly", 1100 + day),
+            Duration::from_secs((30 - day) * 86_400),
+        );
+    }
+    std::fs::write(dest.join("20261201T020000.000Z-reference.dump"), b"half").unwrap();
+    std::fs::write(dest.join("broken.json"), b"{\"format\":").unwrap();
+    let message = dir.path().join("termination-log");
+    let out = run(
+        &[
+            "backups",
+            "reference",
+            "--destination",
+            dest.to_str().unwrap(),
+            "--json",
+        ],
+        &[("TERMINATION_MESSAGE_PATH", message.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        33,
+        "30 backups, 1 unfinished, 1 unreadable, the count"
+    );
+    assert_eq!(
+        lines[0]["id"], "20261100T020000.000Z-reference-nightly",
+        "oldest first"
+    );
+    assert_eq!(lines[0]["sha256"], "0".repeat(64));
+    assert_eq!(
+        lines[30]["unfinished"],
+        "20261201T020000.000Z-reference.dump"
+    );
+    assert!(
+        lines[31]["unreadable"]
+            .as_str()
+            .unwrap()
+            .starts_with("broken.json"),
+        "{}",
+        lines[31]
+    );
+    assert_eq!(lines[32], json!({"listed": 30, "omitted": 0}));
+
+    let summary = std::fs::read_to_string(&message).unwrap();
+    assert!(summary.len() <= 4096, "{} bytes", summary.len());
+    let kept: Vec<Value> = summary
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = kept.last().unwrap();
+    assert_eq!(
+        kept[0]["id"], "20261129T020000.000Z-reference-nightly",
+        "newest first"
+    );
+    assert_eq!(last["listed"], 30);
+    assert_eq!(
+        last["omitted"].as_u64().unwrap() as usize,
+        32 - (kept.len() - 1),
+        "{summary}"
+    );
+    assert!(kept.len() > 10, "{summary}");
+
+    // A destination that cannot be listed says why, there too.
+    let out = run(
+        &["backups", "reference", "--destination", "ftp://nowhere/x"],
+        &[("TERMINATION_MESSAGE_PATH", message.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let why = std::fs::read_to_string(&message).unwrap();
+    assert!(why.starts_with("cannot list backups: "), "{why}");
+}
