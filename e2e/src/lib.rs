@@ -681,6 +681,118 @@ impl Drop for World {
     }
 }
 
+/// The `kubectl-clockify` binary, built once by cargo for the suite (the tests run the real
+/// program, as a user would).
+pub fn plugin_binary() -> &'static std::path::Path {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let out =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "clockify-operator",
+                    "--bin",
+                    "kubectl-clockify",
+                    "--message-format=json",
+                ])
+                .output()
+                .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "building kubectl-clockify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["target"]["name"] == "kubectl-clockify")
+            .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
+            .expect("cargo names the kubectl-clockify executable")
+    })
+}
+
+/// What a run of `kubectl clockify` gave.
+#[derive(Debug)]
+pub struct PluginRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl World {
+    /// Starts `kubectl clockify ARGS -n <the test's namespace>` against the cluster.
+    pub fn plugin(&self, args: &[&str]) -> tokio::task::JoinHandle<PluginRun> {
+        let mut cmd = tokio::process::Command::new(plugin_binary());
+        cmd.args(args).args(["-n", &self.ns]).kill_on_drop(true);
+        tokio::spawn(async move {
+            let out = tokio::time::timeout(WAIT, cmd.output())
+                .await
+                .expect("kubectl clockify finished in time")
+                .expect("run kubectl-clockify");
+            PluginRun {
+                ok: out.status.success(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        })
+    }
+
+    /// Ends a Job's pod with `outcome` in every mode: on a bare control plane the suite also
+    /// creates the pod, from the Job's template, as the Job controller would.
+    pub async fn finish_job_with_pod(&self, name: &str, outcome: Outcome) {
+        if self.mode == Mode::Bare {
+            let job = self.job(name).await;
+            let template = job.spec.clone().unwrap_or_default().template;
+            let mut meta = template.metadata.unwrap_or_default();
+            meta.name = Some(format!("{name}-e2e"));
+            meta.labels
+                .get_or_insert_default()
+                .insert("batch.kubernetes.io/job-name".into(), name.to_owned());
+            meta.owner_references = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "batch/v1".into(),
+                    kind: "Job".into(),
+                    name: name.to_owned(),
+                    uid: job.metadata.uid.clone().unwrap_or_default(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                },
+            ]);
+            let pod = Pod {
+                metadata: meta,
+                spec: template.spec,
+                ..Pod::default()
+            };
+            let pods: Api<Pod> = self.api();
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .expect("create the Job's pod");
+            let container = pod
+                .spec
+                .as_ref()
+                .map(|s| s.containers[0].clone())
+                .unwrap_or_default();
+            let now = now();
+            let code = if outcome.succeeded { 0 } else { 1 };
+            let status = json!({"status": {"phase": if outcome.succeeded { "Succeeded" } else { "Failed" },
+                "startTime": now,
+                "containerStatuses": [{"name": container.name, "image": container.image, "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": code, "reason": if outcome.succeeded { "Completed" } else { "Error" },
+                        "message": outcome.message, "startedAt": now, "finishedAt": now}}}]}});
+            pods.patch_status(
+                &format!("{name}-e2e"),
+                &PatchParams::default(),
+                &Patch::Merge(&status),
+            )
+            .await
+            .expect("write the pod's status");
+        }
+        self.finish_job(name, outcome).await;
+    }
+}
+
 /// A condition's status.
 pub fn condition(a: &ClockifyAddon, t: &str) -> Option<String> {
     a.status

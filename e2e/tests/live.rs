@@ -1859,3 +1859,246 @@ async fn e2e_where_keda_is_served_the_add_on_scales_on_its_backlog() {
     assert_quiet(&w, &names, 2, "back on the CPU HPA").await;
     w.finish().await;
 }
+
+/// `kubectl clockify`, the real binary, against the server: status, an on-demand backup it
+/// waits for, the catalogue listed by a Job the server accepts (its pod's log cannot be read
+/// where no kubelet runs, so the termination message serves), a restore asked once, a report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_kubectl_clockify_drives_an_add_on() {
+    let Some(w) = World::start("plugin").await else {
+        return;
+    };
+    if !w.controls_pods() {
+        eprintln!("skipped: on a cluster with nodes the suite cannot end the plugin's Jobs");
+        w.finish().await;
+        return;
+    }
+    let addon = w.example("api-studio");
+    let name = addon.name_any();
+    w.create(std::slice::from_ref(&addon)).await;
+    w.install(std::slice::from_ref(&addon)).await;
+
+    // status: the table, one add-on in JSON, a clear error for a missing one.
+    clockify_e2e::plugin_binary();
+    let started = Instant::now();
+    let run = w.plugin(&["status"]).await.unwrap();
+    w.figure(&format!("status: {:.2} s", started.elapsed().as_secs_f64()));
+    assert!(run.ok, "{run:?}");
+    let row = run.stdout.lines().nth(1).unwrap_or_default().to_owned();
+    for cell in [
+        name.as_str(),
+        "api-studio",
+        "STANDARD",
+        "2/2",
+        "Ready",
+        "none yet",
+    ] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
+    let run = w.plugin(&["status", &name, "-o", "json"]).await.unwrap();
+    assert!(run.ok, "{run:?}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (v["name"].as_str(), v["state"].as_str()),
+        (Some(name.as_str()), Some("Ready"))
+    );
+    let run = w.plugin(&["status", "nope"]).await.unwrap();
+    assert!(!run.ok);
+    assert_eq!(
+        run.stderr.trim(),
+        format!("error: ClockifyAddon nope not found in namespace {}", w.ns)
+    );
+
+    // backup --wait: the operator's Job, ended as the test says; the plugin prints the result.
+    let jobs: Api<Job> = w.api();
+    let of = |component: &'static str| {
+        let jobs = jobs.clone();
+        let selector =
+            format!("app.kubernetes.io/instance={name},app.kubernetes.io/component={component}");
+        async move {
+            eventually(&format!("a {component} Job"), || async {
+                jobs.list(&ListParams::default().labels(&selector))
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find(|j| {
+                        j.metadata.deletion_timestamp.is_none()
+                            && j.status
+                                .as_ref()
+                                .and_then(|s| s.completion_time.as_ref())
+                                .is_none()
+                            && j.status.as_ref().and_then(|s| s.failed).is_none()
+                    })
+            })
+            .await
+        }
+    };
+    let backup = w.plugin(&["backup", &name, "--wait", "--timeout", "90s"]);
+    let job = of("backup").await.name_any();
+    w.complete_job(&job).await;
+    let run = backup.await.unwrap();
+    assert!(run.ok, "{run:?}");
+    if w.mode == Mode::Controllers {
+        assert!(
+            run.stdout
+                .contains(&format!("backup 20261202T000000.000Z-{job} stored at"))
+                && run.stdout.contains("51.1 KiB"),
+            "{run:?}"
+        );
+    } else {
+        assert!(
+            run.stdout.contains(&format!("backup Job {job} succeeded")),
+            "{run:?}"
+        );
+    }
+
+    // backups: a Job made from the backup CronJob's pod, without the database's credentials.
+    let listing = w.plugin(&["backups", &name]);
+    let job = of("catalog").await;
+    let job_name = job.name_any();
+    assert_eq!(job.owner_references()[0].name, name);
+    let spec = job.spec.clone().unwrap();
+    assert_eq!(spec.backoff_limit, Some(0));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some(name.as_str()));
+    let c = &pod.containers[0];
+    assert_eq!(
+        c.args.as_deref().unwrap(),
+        ["backups", "api-studio", "--json"]
+    );
+    let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    assert!(
+        env.contains(&"BACKUP_DESTINATION") && !env.contains(&"DATABASE_URL"),
+        "{env:?}"
+    );
+    let claim = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.persistent_volume_claim.clone())
+        .unwrap();
+    assert_eq!(claim.read_only, Some(true));
+    let catalogue = [
+        json!({"id": "20261203T020000.000Z-api-studio-nightly", "startedAt": "2026-12-03T02:00:00Z", "finishedAt": "2026-12-03T02:00:04Z", "size": 3_145_728, "schemaVersion": 6, "sha256": "fedcba9876543210fedcba9876543210"}),
+        json!({"id": "20261202T020000.000Z-api-studio-nightly", "startedAt": "2026-12-02T02:00:00Z", "finishedAt": "2026-12-02T02:00:03Z", "size": 52_311, "schemaVersion": 6, "sha256": "0123456789abcdef0123456789abcdef"}),
+        json!({"listed": 2, "omitted": 0}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    w.finish_job_with_pod(&job_name, Outcome::ok(&catalogue))
+        .await;
+    let run = listing.await.unwrap();
+    assert!(run.ok, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("ID"), "{run:?}");
+    assert!(
+        lines[1].starts_with("20261203T020000.000Z-api-studio-nightly")
+            && lines[1].contains("3.0 MiB")
+            && lines[1].contains("fedcba987654"),
+        "{run:?}"
+    );
+    assert!(
+        lines[2].starts_with("20261202T020000.000Z-api-studio-nightly")
+            && lines[2].contains("51.1 KiB"),
+        "{run:?}"
+    );
+    assert!(
+        !run.stdout.contains("older"),
+        "the whole catalogue: {run:?}"
+    );
+    eventually("the catalogue Job deleted", || async {
+        jobs.get_opt(&job_name)
+            .await
+            .ok()?
+            .is_none_or(|j| j.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    // A listing that fails says why.
+    let listing = w.plugin(&["backups", &name, "-o", "json"]);
+    let job_name = of("catalog").await.name_any();
+    w.finish_job_with_pod(
+        &job_name,
+        Outcome::failed("cannot list backups: listing /backups: permission denied"),
+    )
+    .await;
+    let run = listing.await.unwrap();
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains(&format!("listing the backups failed (Job {job_name}): cannot list backups: listing /backups: permission denied")),
+        "{run:?}"
+    );
+
+    // restore: only with --yes, and never over another.
+    let run = w
+        .plugin(&["restore", &name, "--from", "latest"])
+        .await
+        .unwrap();
+    assert!(
+        !run.ok && run.stderr.contains("Run again with --yes"),
+        "{run:?}"
+    );
+    assert!(w.addon(&name).await.spec.restore.is_none());
+    let run = w
+        .plugin(&["restore", &name, "--from", "latest", "--yes"])
+        .await
+        .unwrap();
+    assert!(run.ok, "{run:?}");
+    let r = w
+        .addon(&name)
+        .await
+        .spec
+        .restore
+        .expect("the restore asked for");
+    assert_eq!(r.from, "latest");
+    assert!(run.stdout.contains(&r.request_id), "{run:?}");
+    let run = w
+        .plugin(&["restore", &name, "--from", "latest", "--yes"])
+        .await
+        .unwrap();
+    assert!(!run.ok && run.stderr.contains("is under way"), "{run:?}");
+
+    // report: the bundle holds the ClockifyAddon, its children and their Events.
+    let dir = std::env::temp_dir().join(format!("e2e-report-{}", w.ns));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bundle.tar.gz");
+    let run = w
+        .plugin(&["report", &name, "-f", file.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert!(run.ok, "{run:?}");
+    let listing = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let entries = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for entry in [
+        "README.txt",
+        "clockifyaddon.yaml",
+        "status.txt",
+        "events.yaml",
+    ] {
+        assert!(
+            entries.contains(&format!("clockify-report-{name}/{entry}")),
+            "{entry} in {entries}"
+        );
+    }
+    for kind in [
+        "Deployment",
+        "Service",
+        "CronJob",
+        "ServiceAccount",
+        "ConfigMap",
+    ] {
+        assert!(
+            entries.contains(&format!("children/{kind}-")),
+            "{kind} in {entries}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    w.finish().await;
+}

@@ -338,6 +338,261 @@ pub fn restore_outcome(a: &ClockifyAddon, request: &str) -> Option<Result<String
     }
 }
 
+/// `app.kubernetes.io/component` of the Jobs `kubectl clockify backups` runs.
+pub const CATALOG_COMPONENT: &str = "catalog";
+/// Longest a catalogue Job may run; it is deleted this long after it finished if the plugin
+/// could not delete it itself.
+pub const CATALOG_DEADLINE_SECONDS: i64 = 600;
+/// Env of the backup pod a listing does not need: the database credentials above all.
+const NOT_FOR_LISTING: [&str; 5] = [
+    "DATABASE_URL",
+    "BACKUP_LABEL",
+    "BACKUP_KEEP_LAST",
+    "BACKUP_MAX_AGE_DAYS",
+    "BACKUP_COMPRESSION",
+];
+
+pub fn catalog_job_name(addon: &ClockifyAddon, request: &str) -> String {
+    format!(
+        "{}-catalog-{}",
+        addon.name_any(),
+        crate::build::backup::short_hash(request)
+    )
+}
+
+/// The Job that lists the backups at the add-on's destination, from inside the cluster: the
+/// pod of the add-on's own backup CronJob (its image, ServiceAccount and so workload identity,
+/// S3 settings and credentials by reference, volume read-only, security context), running
+/// `backups <addon> --json`, without the database's credentials. Owned by the ClockifyAddon,
+/// never retried, deleted after it finished.
+pub fn catalog_job(
+    addon: &ClockifyAddon,
+    cron: &k8s_openapi::api::batch::v1::CronJob,
+    request: &str,
+) -> Result<k8s_openapi::api::batch::v1::Job, String> {
+    use k8s_openapi::api::batch::v1::{Job, JobSpec};
+    let who = format!(
+        "{}/{}",
+        addon.namespace().unwrap_or_default(),
+        addon.name_any()
+    );
+    let mut template = cron
+        .spec
+        .as_ref()
+        .and_then(|s| s.job_template.spec.as_ref())
+        .map(|s| s.template.clone())
+        .ok_or_else(|| format!("the backup CronJob of {who} has no pod template"))?;
+    let labels = crate::build::backup::component_labels(addon, CATALOG_COMPONENT);
+    template.metadata.get_or_insert_default().labels = Some(labels.clone());
+    let pod = template
+        .spec
+        .as_mut()
+        .ok_or_else(|| format!("the backup CronJob of {who} has no pod spec"))?;
+    let [container] = pod.containers.as_mut_slice() else {
+        return Err(format!(
+            "the backup CronJob of {who} has {} containers, not the one the operator writes",
+            pod.containers.len()
+        ));
+    };
+    container.name = "catalog".to_owned();
+    container.args = Some(vec![
+        "backups".into(),
+        addon.spec.addon.slug().into(),
+        "--json".into(),
+    ]);
+    container.command = None;
+    if let Some(env) = container.env.as_mut() {
+        env.retain(|e| !NOT_FOR_LISTING.contains(&e.name.as_str()));
+    }
+    for m in container.volume_mounts.iter_mut().flatten() {
+        if m.mount_path == crate::build::backup::MOUNT_PATH {
+            m.read_only = Some(true);
+        }
+    }
+    for v in pod.volumes.iter_mut().flatten() {
+        if let Some(c) = v.persistent_volume_claim.as_mut() {
+            c.read_only = Some(true);
+        }
+    }
+    let mut meta = crate::meta::child_meta(addon, &catalog_job_name(addon, request));
+    meta.labels = Some(labels);
+    meta.annotations = Some(
+        [(
+            crate::build::backup::REQUEST_ANNOTATION.to_owned(),
+            request.to_owned(),
+        )]
+        .into(),
+    );
+    Ok(Job {
+        metadata: meta,
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(CATALOG_DEADLINE_SECONDS),
+            ttl_seconds_after_finished: Some(CATALOG_DEADLINE_SECONDS as i32),
+            template,
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    })
+}
+
+/// What a catalogue Job printed (its log) or left in its termination message.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Catalog {
+    /// The backups' manifests (or, from a termination message, their summaries), newest first.
+    pub backups: Vec<Value>,
+    /// Dumps without a manifest: unfinished backups.
+    pub unfinished: Vec<String>,
+    /// Manifests that could not be read, with why.
+    pub unreadable: Vec<String>,
+    /// Backups left out (a termination message holds only so many).
+    pub omitted: u64,
+}
+
+impl Catalog {
+    /// Reads the JSON lines of `clockify-addons backups --json` out of text that may also hold
+    /// log lines; None when none is there.
+    pub fn parse(text: &str) -> Option<Catalog> {
+        let mut c = Catalog::default();
+        let mut seen = false;
+        for line in text.lines() {
+            let Ok(Value::Object(o)) = serde_json::from_str::<Value>(line.trim()) else {
+                continue;
+            };
+            let str_of = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+            if o.contains_key("sha256") && o.contains_key("id") {
+                c.backups.push(Value::Object(o));
+            } else if let Some(n) = str_of("unfinished") {
+                c.unfinished.push(n);
+            } else if let Some(w) = str_of("unreadable") {
+                c.unreadable.push(w);
+            } else if o.contains_key("listed") {
+                c.omitted += o.get("omitted").and_then(Value::as_u64).unwrap_or(0);
+            } else {
+                continue;
+            }
+            seen = true;
+        }
+        // Newest first, whatever order they came in.
+        let finished = |v: &Value| v["finishedAt"].as_str().unwrap_or_default().to_owned();
+        c.backups
+            .sort_by_key(|v| std::cmp::Reverse((finished(v), v["id"].as_str().map(str::to_owned))));
+        seen.then_some(c)
+    }
+
+    /// `kubectl clockify backups NAME`: newest first.
+    pub fn table(&self, now: Timestamp) -> String {
+        let mut rows = vec![
+            ["ID", "TAKEN", "SIZE", "SCHEMA", "SHA256"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>(),
+        ];
+        for b in &self.backups {
+            rows.push(vec![
+                b["id"].as_str().unwrap_or("?").to_owned(),
+                age_of(b["finishedAt"].as_str(), now)
+                    .map(|a| format!("{a} ago"))
+                    .unwrap_or_else(|| "?".to_owned()),
+                b["size"]
+                    .as_i64()
+                    .map(size)
+                    .unwrap_or_else(|| "?".to_owned()),
+                b["schemaVersion"]
+                    .as_i64()
+                    .map_or("-".to_owned(), |v| v.to_string()),
+                b["sha256"]
+                    .as_str()
+                    .map(|h| h.chars().take(12).collect())
+                    .unwrap_or_default(),
+            ]);
+        }
+        let mut out = if self.backups.is_empty() {
+            "No backups at the destination yet.\n".to_owned()
+        } else {
+            table(&rows)
+        };
+        if self.omitted > 0 {
+            let _ = writeln!(
+                out,
+                "... and {} older (the pod's log could not be read; its termination message holds only the newest)",
+                self.omitted
+            );
+        }
+        for n in &self.unfinished {
+            let _ = writeln!(out, "unfinished (a dump without its manifest): {n}");
+        }
+        for w in &self.unreadable {
+            let _ = writeln!(out, "unreadable manifest: {w}");
+        }
+        out
+    }
+
+    /// `-o json|yaml`.
+    pub fn value(&self) -> Value {
+        json!({
+            "backups": self.backups,
+            "unfinished": self.unfinished,
+            "unreadable": self.unreadable,
+            "omitted": self.omitted,
+        })
+    }
+}
+
+/// The first container's termination message, once it ended.
+pub fn termination_message(pod: &k8s_openapi::api::core::v1::Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()?
+        .message
+        .clone()
+}
+
+/// Why a pod has not run yet, in a few words: unschedulable, an image that cannot be pulled.
+pub fn pod_waiting(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    let Some(st) = pod.status.as_ref() else {
+        return "its pod has no status yet".to_owned();
+    };
+    let waiting = st
+        .container_statuses
+        .iter()
+        .flatten()
+        .find_map(|c| c.state.as_ref()?.waiting.clone());
+    if let Some(w) = waiting {
+        return format!(
+            "pod {}: {} {}",
+            pod.name_any(),
+            w.reason.unwrap_or_default(),
+            w.message.unwrap_or_default()
+        )
+        .trim_end()
+        .to_owned();
+    }
+    let unscheduled = st
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+    match unscheduled {
+        Some(c) => format!(
+            "pod {} is not scheduled: {}",
+            pod.name_any(),
+            c.message.clone().unwrap_or_default()
+        ),
+        None => format!(
+            "pod {} is {}",
+            pod.name_any(),
+            st.phase.clone().unwrap_or_else(|| "Pending".to_owned())
+        ),
+    }
+}
+
 /// An object made fit for a support bundle: managedFields dropped, Secret data never, and the
 /// value of any env entry whose name looks like a secret replaced.
 pub fn redact(v: &mut Value) {
@@ -543,5 +798,124 @@ mod tests {
             backup_progress(&a, "r1"),
             BackupProgress::Finished(b) if b.result == "Failed"
         ));
+    }
+
+    #[test]
+    fn the_catalogue_job_runs_the_backup_pod_without_the_database() {
+        let mut a = addon(Value::Null);
+        a.metadata.uid = Some("u1".into());
+        let s = crate::settings::resolve(&a).unwrap();
+        let b = s.backup.clone().unwrap();
+        let cron = crate::build::backup::cron_job(&a, &s, &b, false);
+        let job = catalog_job(&a, &cron, "20261204T120000Z").unwrap();
+        assert_eq!(
+            job.metadata.name.as_deref(),
+            Some(catalog_job_name(&a, "20261204T120000Z").as_str())
+        );
+        assert!(
+            job.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("uw-catalog-")
+        );
+        assert_eq!(job.metadata.owner_references.as_ref().unwrap()[0].uid, "u1");
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        assert_eq!(spec.ttl_seconds_after_finished, Some(600));
+        let labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels["app.kubernetes.io/component"], "catalog");
+        assert_eq!(labels["app.kubernetes.io/instance"], "uw");
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("uw"));
+        let c = &pod.containers[0];
+        assert_eq!(
+            c.args.as_deref().unwrap(),
+            ["backups", "universal-webhook", "--json"]
+        );
+        let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert!(env.contains(&"BACKUP_DESTINATION"), "{env:?}");
+        assert!(env.contains(&"TERMINATION_MESSAGE_PATH"), "{env:?}");
+        assert!(!env.contains(&"DATABASE_URL"), "{env:?}");
+        assert!(!env.contains(&"BACKUP_LABEL"), "{env:?}");
+        let backups = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/backups")
+            .unwrap();
+        assert_eq!(backups.read_only, Some(true));
+        let claim = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find_map(|v| v.persistent_volume_claim.clone())
+            .unwrap();
+        assert_eq!(
+            (claim.claim_name.as_str(), claim.read_only),
+            ("uw-backups", Some(true))
+        );
+
+        let mut broken = cron.clone();
+        broken.spec.as_mut().unwrap().job_template.spec = None;
+        assert!(
+            catalog_job(&a, &broken, "r")
+                .unwrap_err()
+                .contains("no pod template")
+        );
+    }
+
+    #[test]
+    fn the_catalogue_is_read_from_a_log_or_a_termination_message() {
+        let log = r#"{"timestamp":"2026-12-04T11:00:00Z","level":"INFO","fields":{"message":"listing"}}
+{"format":"clockify-addons-backup/v1","id":"old","addon":"universal-webhook","finishedAt":"2026-12-01T12:00:00Z","size":52311,"schemaVersion":7,"sha256":"0123456789abcdef0123"}
+{"format":"clockify-addons-backup/v1","id":"new","addon":"universal-webhook","finishedAt":"2026-12-04T09:00:00Z","size":3145728,"schemaVersion":8,"sha256":"fedcba9876543210fedc"}
+{"unfinished":"x.dump","modified":1}
+{"unreadable":"bad.json: EOF"}
+not json at all
+"#;
+        let c = Catalog::parse(log).unwrap();
+        assert_eq!(c.backups.len(), 2);
+        assert_eq!(c.backups[0]["id"], "new", "newest first");
+        assert_eq!(c.unfinished, ["x.dump"]);
+        assert_eq!(c.unreadable, ["bad.json: EOF"]);
+        let t = c.table(now());
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("ID    TAKEN"), "{t}");
+        for cell in ["new", "3h ago", "3.0 MiB", "8", "fedcba987654"] {
+            assert!(lines[1].contains(cell), "{cell} in {}", lines[1]);
+        }
+        assert!(
+            !lines[1].contains("fedcba9876543"),
+            "12 hex digits: {}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("old") && lines[2].contains("3d ago"),
+            "{t}"
+        );
+        assert!(
+            t.contains("unfinished (a dump without its manifest): x.dump"),
+            "{t}"
+        );
+        assert!(t.contains("unreadable manifest: bad.json: EOF"), "{t}");
+
+        let message = "{\"id\":\"a\",\"finishedAt\":\"2026-12-04T11:00:00Z\",\"size\":1,\"sha256\":\"ab\"}\n{\"listed\":13,\"omitted\":12}\n";
+        let c = Catalog::parse(message).unwrap();
+        assert_eq!((c.backups.len(), c.omitted), (1, 12));
+        assert!(
+            c.table(now()).contains("... and 12 older"),
+            "{}",
+            c.table(now())
+        );
+        assert_eq!(c.value()["omitted"], 12);
+
+        assert_eq!(Catalog::parse("only logs\n{\"level\":\"ERROR\"}"), None);
+        let empty = Catalog::parse("{\"listed\":0,\"omitted\":0}").unwrap();
+        assert!(
+            empty.table(now()).starts_with("No backups"),
+            "{}",
+            empty.table(now())
+        );
     }
 }

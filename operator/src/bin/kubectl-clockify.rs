@@ -2,6 +2,7 @@
 //!
 //!     kubectl clockify status [NAME] [-A] [-o table|json|yaml]
 //!     kubectl clockify backup NAME [--wait] [--timeout 30m]
+//!     kubectl clockify backups NAME [-o table|json|yaml]
 //!     kubectl clockify restore NAME --from ID|latest --yes [--wait]
 //!     kubectl clockify report NAME [-f bundle.tar.gz]
 //!     kubectl clockify completion bash|zsh|fish
@@ -67,6 +68,17 @@ enum Command {
         wait: bool,
         /// How long --wait waits, such as 30m or 90s.
         #[arg(long, default_value = "30m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Lists the backups at the add-on's destination (S3 or its volume), newest first. A
+    /// short Job reads them from inside the cluster, as the add-on's backups run: its
+    /// ServiceAccount, credentials and volume, but not the database's credentials.
+    Backups {
+        name: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+        /// How long to wait for the listing Job, such as 90s or 5m.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
     /// Restores the database from a backup, as the operator does it: the add-on is scaled to
@@ -135,6 +147,8 @@ enum Error {
     Timeout(Duration, String),
     #[error("{0}")]
     Refused(String),
+    #[error("listing the backups failed (Job {0}): {1}")]
+    CatalogFailed(String, String),
     #[error("restore {0} failed: {1}")]
     RestoreFailed(String, String),
     #[error("writing {0}: {1}")]
@@ -286,12 +300,19 @@ async fn backup(
                 }
             }
             BackupProgress::Finished(b) if b.result == clockify_operator::backups::SUCCEEDED => {
-                emit(&format!(
-                    "backup {} stored at {}: {}\n",
-                    b.backup_id.as_deref().unwrap_or("?"),
-                    b.location.as_deref().unwrap_or("?"),
-                    b.size_bytes.map(plugin::size).unwrap_or_default()
-                ));
+                emit(&match &b.backup_id {
+                    Some(id) => format!(
+                        "backup {id} stored at {}{}\n",
+                        b.location.as_deref().unwrap_or("its destination"),
+                        b.size_bytes
+                            .map(|n| format!(": {}", plugin::size(n)))
+                            .unwrap_or_default()
+                    ),
+                    None => format!(
+                        "backup Job {} succeeded (its pod reported no backup id)\n",
+                        b.job
+                    ),
+                });
                 return Ok(());
             }
             BackupProgress::Finished(b) => {
@@ -306,6 +327,153 @@ async fn backup(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+async fn backups(
+    client: Client,
+    ns: &str,
+    name: &str,
+    output: Output,
+    timeout: Duration,
+) -> Result<(), Error> {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use kube::api::{DeleteParams, PostParams};
+    let api: Api<ClockifyAddon> = Api::namespaced(client.clone(), ns);
+    let a = api.get(name).await.map_err(|e| api_error(e, name, ns))?;
+    if a.spec.backup.is_none() {
+        return Err(Error::Refused(format!(
+            "ClockifyAddon {ns}/{name} has no spec.backup: it has no backups to list"
+        )));
+    }
+    let cron_name = clockify_operator::build::backup::cron_job_name(&a);
+    let crons: Api<CronJob> = Api::namespaced(client.clone(), ns);
+    let cron = match crons.get(&cron_name).await {
+        Ok(c) => c,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(Error::Refused(format!(
+                "the operator has not created the backup CronJob {ns}/{cron_name} yet: see `kubectl clockify status {name}`"
+            )));
+        }
+        Err(e) => return Err(api_error(e, &cron_name, ns)),
+    };
+    let now = Timestamp::now();
+    let request = format!(
+        "{}-{}",
+        now.strftime("%Y%m%dT%H%M%SZ"),
+        now.subsec_nanosecond()
+    );
+    let job = plugin::catalog_job(&a, &cron, &request).map_err(Error::Refused)?;
+    let job_name = job.metadata.name.clone().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .map_err(|e| api_error(e, &job_name, ns))?;
+    eprintln!("listing the backups of {ns}/{name} with Job {job_name}");
+    let result = catalog_of(&client, ns, &jobs, &job_name, timeout).await;
+    // The Job (and its pod) go, whatever happened; its TTL removes it otherwise.
+    if let Err(e) = jobs.delete(&job_name, &DeleteParams::background()).await {
+        eprintln!(
+            "warning: could not delete Job {job_name} ({e}); it is removed {} s after it finished",
+            plugin::CATALOG_DEADLINE_SECONDS
+        );
+    }
+    let catalog = result?;
+    match output {
+        Output::Table => emit(&catalog.table(Timestamp::now())),
+        o => print(&catalog.value(), o),
+    }
+    Ok(())
+}
+
+/// Waits for the catalogue Job and reads what it listed: from its pod's log, or where the log
+/// cannot be read, from its termination message.
+async fn catalog_of(
+    client: &Client,
+    ns: &str,
+    jobs: &Api<k8s_openapi::api::batch::v1::Job>,
+    job_name: &str,
+    timeout: Duration,
+) -> Result<plugin::Catalog, Error> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!("batch.kubernetes.io/job-name={job_name}");
+    let started = Instant::now();
+    let succeeded = loop {
+        let job = jobs
+            .get(job_name)
+            .await
+            .map_err(|e| api_error(e, job_name, ns))?;
+        let st = job.status.unwrap_or_default();
+        let condition = |t: &str| {
+            st.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == t && c.status == "True")
+        };
+        if st.succeeded.unwrap_or(0) > 0 || condition("Complete") {
+            break true;
+        }
+        if st.failed.unwrap_or(0) > 0 || condition("Failed") {
+            break false;
+        }
+        if started.elapsed() > timeout {
+            let why = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()
+                .and_then(|l| l.items.into_iter().next())
+                .map(|p| plugin::pod_waiting(&p))
+                .unwrap_or_else(|| "no pod was created".to_owned());
+            return Err(Error::CatalogFailed(
+                job_name.to_owned(),
+                format!("not finished after {timeout:?} ({why})"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let pod = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| api_error(e, job_name, ns))?
+        .items
+        .into_iter()
+        .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+    let Some(pod) = pod else {
+        return Err(Error::CatalogFailed(
+            job_name.to_owned(),
+            "its pod is gone, and what it listed with it".to_owned(),
+        ));
+    };
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let message = plugin::termination_message(&pod).unwrap_or_default();
+    if !succeeded {
+        return Err(Error::CatalogFailed(
+            job_name.to_owned(),
+            if message.is_empty() {
+                plugin::pod_waiting(&pod)
+            } else {
+                message.trim().to_owned()
+            },
+        ));
+    }
+    let from_log = match pods.logs(&pod_name, &kube::api::LogParams::default()).await {
+        Ok(log) => plugin::Catalog::parse(&log),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot read the log of pod {pod_name} ({e}); reading its termination message"
+            );
+            None
+        }
+    };
+    from_log
+        .or_else(|| plugin::Catalog::parse(&message))
+        .ok_or_else(|| {
+            Error::CatalogFailed(
+                job_name.to_owned(),
+                "it succeeded but neither its log nor its termination message holds a catalogue"
+                    .to_owned(),
+            )
+        })
 }
 
 async fn restore(
@@ -585,6 +753,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let (client, ns) = client(&cli).await?;
             backup(client, &ns, name, *wait, *timeout).await
+        }
+        Command::Backups {
+            name,
+            output,
+            timeout,
+        } => {
+            let (client, ns) = client(&cli).await?;
+            backups(client, &ns, name, *output, *timeout).await
         }
         Command::Restore {
             name,

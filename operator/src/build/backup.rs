@@ -44,7 +44,7 @@ pub const HISTORY_LIMIT: i32 = 3;
 /// A run missed by more than this (operator or controller down) is skipped, not run late.
 pub const STARTING_DEADLINE_SECONDS: i64 = 3600;
 
-fn short_hash(s: &str) -> String {
+pub(crate) fn short_hash(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))[..8].to_owned()
 }
 
