@@ -16,6 +16,13 @@ operator crd > crds/clockify-addons.io_clockifyaddons.yaml
 for addon in api-studio universal-webhook reference; do
     addons sql-contract "$addon" --write
 done
+# The API explorer's catalogue, from Clockify's OpenAPI document (beside the project).
+openapi=../shared/clockify/clockify-api-v1.openapi.json
+if [ -f "$openapi" ]; then
+    addons explorer-catalog --openapi "$openapi" --write
+else
+    echo "skipped the explorer catalogue: $openapi is absent" >&2
+fi
 
 # Replace a marked block in a Markdown file with a command's output.
 splice() {

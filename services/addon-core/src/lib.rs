@@ -16,6 +16,7 @@ pub mod clockify;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod explorer;
 pub mod flows;
 pub mod hostrule;
 pub mod http;

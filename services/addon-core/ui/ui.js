@@ -40,7 +40,7 @@
       const { operations } = await api('GET', '/ui/explorer/operations');
       operations.forEach((o) => {
         const opt = document.createElement('option');
-        opt.value = o.id; opt.textContent = o.group + ' · ' + o.method + ' ' + o.path + ' — ' + o.summary;
+        opt.value = o.id; opt.textContent = o.tag + ' · ' + o.method + ' ' + o.path + ' — ' + o.summary;
         $('op').appendChild(opt);
       });
     },

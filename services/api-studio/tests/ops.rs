@@ -154,7 +154,7 @@ async fn slow_requests_time_out_with_a_json_503(backend: Backend) {
             "ws1",
             Method::POST,
             "/ui/explorer/execute",
-            Some(json!({"operationId": "listTags"})),
+            Some(json!({"operationId": "getTags"})),
         )
         .await;
     assert_eq!(s, 503, "{b}");
@@ -181,7 +181,7 @@ async fn graceful_shutdown_drains_then_finishes_in_flight_requests(backend: Back
     let in_flight = tokio::spawn(async move {
         http.post(url)
             .bearer_auth(token)
-            .json(&json!({"operationId": "listTags"}))
+            .json(&json!({"operationId": "getTags"}))
             .send()
             .await
             .map(|r| r.status().as_u16())

@@ -123,7 +123,12 @@ async fn explorer_runs_catalog_operations_for_the_callers_workspace(backend: Bac
         .ui("ws1", Method::GET, "/ui/explorer/operations", None)
         .await;
     assert_eq!(s, 200);
-    assert!(ops["operations"].as_array().unwrap().len() > 30);
+    assert_eq!(
+        ops["operations"].as_array().unwrap().len(),
+        170,
+        "every operation of Clockify's API"
+    );
+    assert!(ops["schemas"].as_object().unwrap().len() > 100);
 
     app.fake.respond(|r| {
         FakeResponse::json(200, json!([{"id": "p1", "name": "Apollo", "path": r.path}]))
@@ -133,7 +138,7 @@ async fn explorer_runs_catalog_operations_for_the_callers_workspace(backend: Bac
             "ws1",
             Method::POST,
             "/ui/explorer/execute",
-            Some(json!({"operationId": "listProjects", "params": {"workspaceId": "ws2"}, "query": {"page": "2", "archived": "false"}})),
+            Some(json!({"operationId": "getProjects", "params": {"workspaceId": "ws2"}, "query": {"page": 2, "archived": false}})),
         )
         .await;
     assert_eq!(s, 200, "{b}");
@@ -166,13 +171,96 @@ async fn explorer_runs_catalog_operations_for_the_callers_workspace(backend: Bac
             Some(json!({"operationId": "getProject"})),
         )
         .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["error"]["details"], json!(["projectId is required"]));
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/explorer/execute",
+            Some(json!({"operationId": "getTags", "query": {"sort-order": "SIDEWAYS", "colour": "red"}})),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let details = b["error"]["details"].as_array().unwrap();
+    assert!(
+        details[0]
+            .as_str()
+            .unwrap()
+            .starts_with("sort-order: \"SIDEWAYS\" is not one of"),
+        "{b}"
+    );
+    assert_eq!(details[1], "colour is not a query parameter of getTags");
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/explorer/execute",
+            Some(json!({"operationId": "uploadImage"})),
+        )
+        .await;
     assert_eq!(s, 400, "{b}");
     assert!(
         b["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("projectId")
+            .contains("multipart/form-data"),
+        "{b}"
     );
+    assert!(
+        app.fake.requests().len() == 1,
+        "none of them reached Clockify"
+    );
+
+    // Reports and time off are served by their own APIs, at the addresses the user's token names.
+    let mut claims = app
+        .signer
+        .claims(TokenKind::User, "ws1", &app.fake.api_url());
+    let base = app.fake.api_url().trim_end_matches("/api").to_owned();
+    claims.reports_url = Some(format!("{base}/reports"));
+    claims.pto_url = Some(format!("{base}/pto"));
+    let with_urls = app.signer.sign_claims(&claims).unwrap();
+    for (op, body, path) in [
+        (
+            "generateSummaryReport",
+            Some(json!({"dateRangeStart": "2026-12-01T00:00:00Z"})),
+            "/reports/v1/workspaces/ws1/reports/summary",
+        ),
+        (
+            "findPtoPoliciesForWorkspace",
+            None,
+            "/pto/v1/workspaces/ws1/policies",
+        ),
+    ] {
+        app.fake.clear();
+        let resp = app
+            .http
+            .post(app.url("/ui/explorer/execute"))
+            .bearer_auth(&with_urls)
+            .json(&json!({"operationId": op, "body": body}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{op}: {}", resp.text().await.unwrap());
+        let reqs = app.fake.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].path, path);
+    }
+    // Without the address in the token, a clear refusal.
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/explorer/execute",
+            Some(json!({"operationId": "findPtoPoliciesForWorkspace"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("ptoUrl"),
+        "{b}"
+    );
+    app.fake.clear();
 
     // Writes need an owner or admin.
     let mut claims = app.signer.claims(TokenKind::User, "ws1", "x");
@@ -182,14 +270,14 @@ async fn explorer_runs_catalog_operations_for_the_callers_workspace(backend: Bac
         .http
         .post(app.url("/ui/explorer/execute"))
         .bearer_auth(&regular)
-        .json(&json!({"operationId": "createTag", "body": {"name": "x"}}))
+        .json(&json!({"operationId": "createNewTag", "body": {"name": "x"}}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
     assert_eq!(
         app.fake.requests().len(),
-        1,
+        0,
         "refused before calling Clockify"
     );
     app.stop().await;

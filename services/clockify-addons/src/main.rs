@@ -117,6 +117,15 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Generate the API explorer's catalogue from Clockify's OpenAPI document; --write stores
+    /// it as services/addon-core/catalog/clockify-api.json (run from the repository's root).
+    ExplorerCatalog {
+        /// Clockify's OpenAPI document (../shared/clockify/clockify-api-v1.openapi.json).
+        #[arg(long)]
+        openapi: std::path::PathBuf,
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -189,6 +198,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ConfigTable => {
             print!("{}", addon_core::config::markdown_table());
+            Ok(())
+        }
+        Command::ExplorerCatalog { openapi, write } => {
+            let text = addon_core::explorer::generate_file(&openapi).map_err(anyhow::Error::msg)?;
+            if write {
+                std::fs::write(addon_core::explorer::CATALOG_PATH, text)?;
+                println!("wrote {}", addon_core::explorer::CATALOG_PATH);
+            } else {
+                print!("{text}");
+            }
             Ok(())
         }
         Command::SqlContract { addon, write } => {

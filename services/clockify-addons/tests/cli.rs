@@ -469,7 +469,7 @@ async fn sigterm_drains_in_flight_requests() {
         tokio::spawn(async move {
             http.post(url)
                 .bearer_auth(user)
-                .json(&serde_json::json!({"operationId": "listTags"}))
+                .json(&serde_json::json!({"operationId": "getTags"}))
                 .send()
                 .await
                 .map(|r| r.status().as_u16())

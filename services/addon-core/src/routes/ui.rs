@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::{AuthError, ClockifyClaims, TokenKind, user_token};
-use crate::catalog::catalog;
 use crate::clockify::ApiError;
+use crate::explorer::{ApiBase, api_catalog};
 use crate::flows::{FlowDefinition, TriggerSource, sealed};
 use crate::http::{ApiJson, AppError, AppResult};
 use crate::store::executions::ExecutionFilter;
@@ -168,20 +168,48 @@ async fn dashboard(State(state): State<AppState>, user: UiUser) -> AppResult<Jso
     })))
 }
 
-async fn operations(_user: UiUser) -> Json<Value> {
-    Json(json!({"operations": catalog().operations}))
+/// The explorer's catalogue: every operation of Clockify's API (see [`crate::explorer`]),
+/// serialised once.
+async fn operations(_user: UiUser) -> Response {
+    static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| serde_json::to_string(api_catalog()).unwrap_or_default());
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        body.as_str(),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Execute {
     operation_id: String,
+    /// Path parameters (`workspaceId` always comes from the token).
     #[serde(default)]
-    params: BTreeMap<String, String>,
+    params: BTreeMap<String, Value>,
+    /// Query parameters: text, numbers, true/false, or lists of them.
     #[serde(default)]
-    query: BTreeMap<String, String>,
+    query: BTreeMap<String, Value>,
     #[serde(default)]
     body: Option<Value>,
+}
+
+/// The base URL of the API that serves `api`: the installation's for the main API; for
+/// reports and time off, the one the user's token names (signed by Clockify).
+fn base_url(user: &UiUser, api: ApiBase) -> Result<String, AppError> {
+    let (url, claim) = match api {
+        ApiBase::Api => return Ok(user.installation.api_url.clone()),
+        ApiBase::Reports => (user.claims.reports_url.clone(), "reportsUrl"),
+        ApiBase::Pto => (user.claims.pto_url.clone(), "ptoUrl"),
+    };
+    url.filter(|u| !u.is_empty()).ok_or_else(|| {
+        AppError::Conflict(format!(
+            "Clockify did not name this API's address in your session ({claim}); reload the add-on from Clockify"
+        ))
+    })
 }
 
 async fn execute(
@@ -189,18 +217,19 @@ async fn execute(
     user: UiUser,
     ApiJson(req): ApiJson<Execute>,
 ) -> AppResult<Json<Value>> {
-    let op = catalog().get(&req.operation_id).ok_or_else(|| {
+    let op = api_catalog().get(&req.operation_id).ok_or_else(|| {
         AppError::NotFound(format!(
-            "no operation {:?} in the catalog",
+            "no operation {:?} in Clockify's API",
             req.operation_id
         ))
     })?;
-    if op.is_write() && !user.claims.is_admin() {
+    if op.write && !user.claims.is_admin() {
         return Err(AppError::Forbidden(format!(
             "{} changes workspace data: only workspace owners and admins may run it",
             op.id
         )));
     }
+    op.runnable().map_err(AppError::BadRequest)?;
     if user.installation.status != InstallStatus::Active {
         return Err(AppError::Conflict(
             "the add-on is inactive in this workspace".into(),
@@ -208,8 +237,9 @@ async fn execute(
     }
     let api_request = op
         .request(user.workspace_id(), &req.params, &req.query, req.body)
-        .map_err(AppError::BadRequest)?;
-    let target = state.target(&user.installation)?;
+        .map_err(AppError::Validation)?;
+    let mut target = state.target(&user.installation)?;
+    target.api_url = base_url(&user, op.api)?;
     let resp = state
         .client
         .send(&target, &api_request)
@@ -217,10 +247,13 @@ async fn execute(
         .map_err(|e| match e {
             ApiError::BadPath(_) => AppError::BadRequest(e.to_string()),
             ApiError::OtherWorkspace { .. } => AppError::Forbidden(e.to_string()),
+            ApiError::NotAllowed(_) => AppError::Conflict(e.to_string()),
             other => AppError::Upstream(other.to_string()),
         })?;
     Ok(Json(json!({
         "operationId": op.id,
+        "method": op.method,
+        "path": api_request.path,
         "status": resp.status,
         "attempts": resp.attempts,
         "durationMs": resp.duration.as_millis() as u64,

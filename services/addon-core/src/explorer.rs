@@ -1,0 +1,590 @@
+//! The API explorer's catalogue: every operation of Clockify's API, generated from its OpenAPI
+//! document (`clockify-addons explorer-catalog`, see scripts/generate.sh) into
+//! `catalog/clockify-api.json` and compiled into the binary. Each operation keeps what a form
+//! needs: its tag, path and query parameters (with their schemas, enums and examples), and its
+//! body's schema, whose `$ref`s point into the catalogue's own `schemas` (only those a body
+//! reaches). Which of Clockify's APIs serves it (the main one, reports or time off) comes from
+//! the document's servers.
+//!
+//! The curated catalogue in [`crate::catalog`] stays what bootstrap walks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clockify::ApiRequest;
+use crate::flows::template::encode_segment;
+
+/// Which of Clockify's APIs serves an operation; each has its own base URL, named in the user's
+/// token (`backendUrl`, `reportsUrl`, `ptoUrl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiBase {
+    Api,
+    Reports,
+    Pto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamIn {
+    Path,
+    Query,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Param {
+    pub name: String,
+    #[serde(rename = "in")]
+    pub location: ParamIn,
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The parameter's JSON Schema (type, enum, format, default, items).
+    pub schema: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Body {
+    /// `application/json`, or `multipart/form-data` for uploads.
+    pub content_type: String,
+    pub required: bool,
+    /// JSON Schema; `$ref`s are `#/schemas/<name>`.
+    pub schema: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiOperation {
+    /// Clockify's operationId.
+    pub id: String,
+    pub tag: String,
+    pub method: String,
+    pub path: String,
+    pub api: ApiBase,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deprecated: bool,
+    /// Changes workspace data (every method but GET, except the reports that are POSTed).
+    pub write: bool,
+    /// Takes `page` and `page-size`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paginated: bool,
+    pub params: Vec<Param>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Body>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiCatalog {
+    /// The document it was generated from: title, version, SHA-256.
+    pub source: BTreeMap<String, String>,
+    pub operations: Vec<ApiOperation>,
+    /// The component schemas the bodies reach.
+    pub schemas: BTreeMap<String, Value>,
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+const COMPONENTS: &str = "#/components/schemas/";
+
+/// `#/components/schemas/X` -> `#/schemas/X`, collecting X.
+fn rewrite(v: &Value, refs: &mut BTreeSet<String>) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let x = match (k.as_str(), x.as_str()) {
+                        ("$ref", Some(r)) if r.starts_with(COMPONENTS) => {
+                            let name = &r[COMPONENTS.len()..];
+                            refs.insert(name.to_owned());
+                            Value::String(format!("#/schemas/{name}"))
+                        }
+                        _ => rewrite(x, refs),
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| rewrite(x, refs)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn api_of(servers: &Value) -> ApiBase {
+    let url = servers[0]["url"].as_str().unwrap_or_default();
+    if url.contains("reports") {
+        ApiBase::Reports
+    } else if url.contains("localhost:5050") || url.contains("pto") {
+        // The document names the time-off service by its development address.
+        ApiBase::Pto
+    } else {
+        ApiBase::Api
+    }
+}
+
+/// The catalogue of `doc` (Clockify's OpenAPI document), with `sha256` its digest.
+pub fn generate(doc: &Value, sha256: &str) -> Result<ApiCatalog, String> {
+    let paths = doc["paths"]
+        .as_object()
+        .ok_or("the document has no paths")?;
+    let components = &doc["components"]["schemas"];
+    let mut operations = Vec::new();
+    let mut refs = BTreeSet::new();
+    for (path, item) in paths {
+        let api = api_of(&item["servers"]);
+        for method in METHODS {
+            let Some(o) = item.get(method) else { continue };
+            let id = text(&o["operationId"])
+                .ok_or_else(|| format!("{method} {path} has no operationId"))?;
+            let tag = o["tags"][0].as_str().unwrap_or("Other").to_owned();
+            let mut params = Vec::new();
+            for p in o["parameters"].as_array().into_iter().flatten() {
+                let location = match p["in"].as_str() {
+                    Some("path") => ParamIn::Path,
+                    Some("query") => ParamIn::Query,
+                    other => return Err(format!("{id}: parameter in {other:?} is not supported")),
+                };
+                let schema = rewrite(&p["schema"], &mut refs);
+                params.push(Param {
+                    name: text(&p["name"]).ok_or_else(|| format!("{id}: a nameless parameter"))?,
+                    location,
+                    required: location == ParamIn::Path || p["required"] == true,
+                    description: text(&p["description"]).or_else(|| text(&schema["description"])),
+                    example: p.get("example").or_else(|| schema.get("example")).cloned(),
+                    schema,
+                });
+            }
+            let body = match o["requestBody"]["content"].as_object() {
+                Some(content) => {
+                    let (content_type, media) = content
+                        .iter()
+                        .next()
+                        .ok_or_else(|| format!("{id}: a request body without content"))?;
+                    Some(Body {
+                        content_type: content_type.clone(),
+                        required: o["requestBody"]["required"] == true,
+                        schema: rewrite(&media["schema"], &mut refs),
+                    })
+                }
+                None => None,
+            };
+            let paginated = params.iter().any(|p| p.name == "page");
+            let write = method != "get" && !(api == ApiBase::Reports && path.contains("/reports/"));
+            operations.push(ApiOperation {
+                id,
+                deprecated: o["deprecated"] == true || tag.contains("(Deprecated)"),
+                tag,
+                method: method.to_ascii_uppercase(),
+                path: path.clone(),
+                api,
+                summary: text(&o["summary"]).unwrap_or_default(),
+                description: text(&o["description"]),
+                write,
+                paginated,
+                params,
+                body,
+            });
+        }
+    }
+    // Every schema the bodies and parameters reach, transitively.
+    let mut schemas = BTreeMap::new();
+    let mut todo: Vec<String> = refs.into_iter().collect();
+    while let Some(name) = todo.pop() {
+        if schemas.contains_key(&name) {
+            continue;
+        }
+        let raw = components
+            .get(&name)
+            .ok_or_else(|| format!("schema {name} is referenced but not defined"))?;
+        let mut more = BTreeSet::new();
+        schemas.insert(name, rewrite(raw, &mut more));
+        todo.extend(more.into_iter().filter(|n| !schemas.contains_key(n)));
+    }
+    let mut seen = BTreeSet::new();
+    for o in &operations {
+        if !seen.insert(o.id.clone()) {
+            return Err(format!("operationId {} is used twice", o.id));
+        }
+    }
+    let method_order = |m: &str| METHODS.iter().position(|x| x.eq_ignore_ascii_case(m));
+    operations.sort_by(|a, b| {
+        (a.deprecated, &a.tag, &a.path, method_order(&a.method)).cmp(&(
+            b.deprecated,
+            &b.tag,
+            &b.path,
+            method_order(&b.method),
+        ))
+    });
+    let source = BTreeMap::from([
+        (
+            "title".to_owned(),
+            doc["info"]["title"].as_str().unwrap_or_default().to_owned(),
+        ),
+        (
+            "version".to_owned(),
+            doc["info"]["version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        (
+            "openapi".to_owned(),
+            doc["openapi"].as_str().unwrap_or_default().to_owned(),
+        ),
+        ("sha256".to_owned(), sha256.to_owned()),
+    ]);
+    Ok(ApiCatalog {
+        source,
+        operations,
+        schemas,
+    })
+}
+
+/// Where the catalogue is committed, from the repository's root.
+pub const CATALOG_PATH: &str = "services/addon-core/catalog/clockify-api.json";
+
+/// The committed text of the catalogue generated from the OpenAPI document at `path`.
+pub fn generate_file(path: &std::path::Path) -> Result<String, String> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let doc: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    generate(&doc, &sha).map(|c| render(&c))
+}
+
+/// The catalogue as committed: pretty JSON with a trailing newline.
+pub fn render(c: &ApiCatalog) -> String {
+    let mut s = serde_json::to_string_pretty(c).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The catalogue compiled into the binary.
+pub fn api_catalog() -> &'static ApiCatalog {
+    static CATALOG: OnceLock<ApiCatalog> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        serde_json::from_str(include_str!("../catalog/clockify-api.json"))
+            .expect("the embedded explorer catalogue parses (tested)")
+    })
+}
+
+impl ApiCatalog {
+    pub fn get(&self, id: &str) -> Option<&ApiOperation> {
+        self.operations.iter().find(|o| o.id == id)
+    }
+}
+
+/// A query or path value as text.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl ApiOperation {
+    /// Whether the explorer can send it (it sends JSON bodies; uploads are multipart).
+    pub fn runnable(&self) -> Result<(), String> {
+        match &self.body {
+            Some(b) if b.content_type != "application/json" => Err(format!(
+                "{} uploads a file ({}): the explorer sends JSON bodies only",
+                self.id, b.content_type
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The request for the caller's workspace: `workspaceId` always comes from the token;
+    /// every other path parameter must be given, required query parameters too, unknown ones
+    /// and values outside a parameter's enum are refused.
+    pub fn request(
+        &self,
+        workspace_id: &str,
+        params: &BTreeMap<String, Value>,
+        query: &BTreeMap<String, Value>,
+        body: Option<Value>,
+    ) -> Result<ApiRequest, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut path = self.path.clone();
+        let mut query_out = Vec::new();
+        for p in &self.params {
+            let given = match p.location {
+                ParamIn::Path if p.name == "workspaceId" => {
+                    Some(Value::String(workspace_id.to_owned()))
+                }
+                ParamIn::Path => params.get(&p.name).cloned(),
+                ParamIn::Query => query.get(&p.name).cloned(),
+            }
+            .filter(|v| !v.is_null() && v.as_str() != Some(""));
+            let Some(v) = given else {
+                if p.required {
+                    problems.push(format!("{} is required", p.name));
+                }
+                continue;
+            };
+            let values: Vec<String> = match &v {
+                Value::Array(items) if p.location == ParamIn::Query => {
+                    items.iter().filter_map(scalar).collect()
+                }
+                other => scalar(other).into_iter().collect(),
+            };
+            if values.is_empty() {
+                problems.push(format!("{}: a text, number or true/false", p.name));
+                continue;
+            }
+            let allowed = p.schema["enum"]
+                .as_array()
+                .or_else(|| p.schema["items"]["enum"].as_array());
+            if let Some(allowed) = allowed {
+                for value in &values {
+                    if !allowed.iter().any(|a| scalar(a).as_deref() == Some(value)) {
+                        problems.push(format!(
+                            "{}: {value:?} is not one of {}",
+                            p.name,
+                            allowed
+                                .iter()
+                                .filter_map(scalar)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+            }
+            match p.location {
+                ParamIn::Path => {
+                    path = path.replace(&format!("{{{}}}", p.name), &encode_segment(&values[0]))
+                }
+                ParamIn::Query => {
+                    query_out.extend(values.into_iter().map(|v| (p.name.clone(), v)));
+                }
+            }
+        }
+        for name in params.keys() {
+            if !self
+                .params
+                .iter()
+                .any(|p| p.location == ParamIn::Path && &p.name == name)
+            {
+                problems.push(format!("{name} is not a path parameter of {}", self.id));
+            }
+        }
+        for name in query.keys() {
+            if !self
+                .params
+                .iter()
+                .any(|p| p.location == ParamIn::Query && &p.name == name)
+            {
+                problems.push(format!("{name} is not a query parameter of {}", self.id));
+            }
+        }
+        let body = match (&self.body, body) {
+            (None, Some(_)) => {
+                problems.push(format!("{} takes no body", self.id));
+                None
+            }
+            (Some(b), None) if b.required => {
+                problems.push(format!("{} needs a body", self.id));
+                None
+            }
+            (_, body) => body,
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let method = reqwest::Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| vec![format!("bad method {}", self.method)])?;
+        Ok(ApiRequest {
+            method,
+            path,
+            query: query_out,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shared_openapi() -> Option<std::path::PathBuf> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/clockify/clockify-api-v1.openapi.json");
+        if path.exists() {
+            Some(path)
+        } else {
+            eprintln!("skipped: {} is absent", path.display());
+            None
+        }
+    }
+
+    #[test]
+    fn the_committed_catalogue_is_generated_from_clockifys_document() {
+        let Some(path) = shared_openapi() else { return };
+        let fresh = generate_file(&path).unwrap();
+        let committed = include_str!("../catalog/clockify-api.json");
+        assert!(
+            fresh == committed,
+            "{CATALOG_PATH} is stale: run ./scripts/generate.sh"
+        );
+    }
+
+    #[test]
+    fn every_operation_of_clockifys_api_is_offered() {
+        let c = api_catalog();
+        assert_eq!(c.operations.len(), 170);
+        let count = |api| c.operations.iter().filter(|o| o.api == api).count();
+        assert_eq!(
+            (
+                count(ApiBase::Api),
+                count(ApiBase::Reports),
+                count(ApiBase::Pto)
+            ),
+            (146, 10, 14)
+        );
+        // Every reference resolves inside the catalogue.
+        let text = serde_json::to_string(c).unwrap();
+        for piece in text.split("\"$ref\":\"#/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(c.schemas.contains_key(name), "{name} is not in schemas");
+        }
+        assert!(!text.contains("#/components/"));
+        let tags: BTreeSet<&str> = c.operations.iter().map(|o| o.tag.as_str()).collect();
+        assert!(
+            tags.contains("Time entry") && tags.contains("Invoice"),
+            "{tags:?}"
+        );
+        // Deprecated ones come last.
+        let first_deprecated = c.operations.iter().position(|o| o.deprecated).unwrap();
+        assert!(
+            c.operations[first_deprecated..]
+                .iter()
+                .all(|o| o.deprecated)
+        );
+        // Reports are POSTed but change nothing; shared reports do.
+        assert!(!c.get("generateDetailedReport").unwrap().write);
+        assert!(c.get("saveSharedReportV1").unwrap().write);
+        assert!(!c.get("getTags").unwrap().write);
+        assert!(c.get("uploadImage").unwrap().runnable().is_err());
+        assert!(c.get("createNewTag").unwrap().runnable().is_ok());
+    }
+
+    #[test]
+    fn a_request_is_built_for_the_callers_workspace_and_checked() {
+        let c = api_catalog();
+        let op = c.get("getProject").unwrap();
+        let req = op
+            .request(
+                "mine",
+                &BTreeMap::from([("projectId".to_owned(), json!("p/1"))]),
+                &BTreeMap::from([("hydrated".to_owned(), json!(true))]),
+                None,
+            )
+            .unwrap();
+        assert_eq!(req.path, "/v1/workspaces/mine/projects/p%2F1");
+        assert_eq!(req.query, [("hydrated".to_owned(), "true".to_owned())]);
+        // The workspace is the caller's, whatever is sent.
+        let req = c
+            .get("getTags")
+            .unwrap()
+            .request(
+                "mine",
+                &BTreeMap::new(),
+                &BTreeMap::from([("page".to_owned(), json!(2))]),
+                None,
+            )
+            .unwrap();
+        assert_eq!(req.path, "/v1/workspaces/mine/tags");
+        assert_eq!(req.query, [("page".to_owned(), "2".to_owned())]);
+
+        let problems = op
+            .request(
+                "mine",
+                &BTreeMap::from([("nope".to_owned(), json!("x"))]),
+                &BTreeMap::from([("colour".to_owned(), json!("x"))]),
+                Some(json!({})),
+            )
+            .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "projectId is required",
+                "nope is not a path parameter of getProject",
+                "colour is not a query parameter of getProject",
+                "getProject takes no body",
+            ]
+        );
+        let problems = c
+            .get("getTags")
+            .unwrap()
+            .request(
+                "mine",
+                &BTreeMap::new(),
+                &BTreeMap::from([("sort-order".to_owned(), json!("SIDEWAYS"))]),
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            problems[0].starts_with("sort-order: \"SIDEWAYS\" is not one of ASCENDING"),
+            "{problems:?}"
+        );
+        let problems = c
+            .get("createNewTag")
+            .unwrap()
+            .request("mine", &BTreeMap::new(), &BTreeMap::new(), None)
+            .unwrap_err();
+        assert_eq!(problems, ["createNewTag needs a body"]);
+    }
+
+    #[test]
+    fn references_are_kept_and_collected_transitively() {
+        let doc = json!({
+            "openapi": "3.0.1", "info": {"title": "T", "version": "v1"},
+            "paths": {"/v1/workspaces/{workspaceId}/things": {
+                "servers": [{"url": "https://reports.api.clockify.me"}],
+                "post": {"operationId": "makeThing", "tags": ["Thing"], "summary": "Make",
+                    "parameters": [{"name": "workspaceId", "in": "path", "required": true, "schema": {"type": "string"}}],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}}}}},
+            "components": {"schemas": {
+                "A": {"type": "object", "properties": {"b": {"$ref": "#/components/schemas/B"}}},
+                "B": {"type": "string", "enum": ["X"]},
+                "Unused": {"type": "string"}}}
+        });
+        let c = generate(&doc, "abc").unwrap();
+        assert_eq!(c.schemas.keys().collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(c.schemas["A"]["properties"]["b"]["$ref"], "#/schemas/B");
+        let op = &c.operations[0];
+        assert_eq!((op.api, op.write), (ApiBase::Reports, true));
+        assert_eq!(op.body.as_ref().unwrap().schema["$ref"], "#/schemas/A");
+        assert_eq!(c.source["sha256"], "abc");
+
+        let mut broken = doc.clone();
+        broken["components"]["schemas"]
+            .as_object_mut()
+            .unwrap()
+            .remove("B");
+        assert_eq!(
+            generate(&broken, "abc").unwrap_err(),
+            "schema B is referenced but not defined"
+        );
+    }
+}
