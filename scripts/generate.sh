@@ -16,6 +16,8 @@ operator crd > crds/clockify-addons.io_clockifyaddons.yaml
 for addon in api-studio universal-webhook reference; do
     addons sql-contract "$addon" --write
 done
+# The console's script and style, built from its TypeScript sources.
+./scripts/ui.sh
 # The API explorer's catalogue, from Clockify's OpenAPI document (beside the project).
 openapi=../shared/clockify/clockify-api-v1.openapi.json
 if [ -f "$openapi" ]; then

@@ -72,11 +72,25 @@ ensure_python_tools() {
         "helm-python-sdk==0.2.2" "lupa==2.8"
 }
 
+# Node.js and npm: the console's build (scripts/ui.sh) and axe-core for its page test.
+ensure_node() {
+    if command -v node >/dev/null && command -v npm >/dev/null; then return; fi
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=$(command -v sudo || true)
+    say "installing nodejs and npm"
+    $sudo apt-get install -y -q nodejs npm >/dev/null 2>&1 \
+        || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q nodejs npm >/dev/null 2>&1; } \
+        || { echo "node and npm are missing and could not be installed" >&2; exit 1; }
+}
+
 [ -n "${TEST_POSTGRES_URL:-}" ] || ensure_postgres
 [ -n "${TEST_REDIS_URL:-}" ] || ensure_redis
 ensure_chromium
 ensure_pg_client
 ensure_python_tools
+ensure_node
+say "the console's packages (npm ci: esbuild, TypeScript, Preact, axe-core)"
+./scripts/ui.sh --deps
 
 if [ "${1:-}" != "--quick" ]; then
     say "toolchain components"
@@ -91,7 +105,7 @@ if [ "${1:-}" != "--quick" ]; then
     cargo test --workspace --locked --no-run
     export PREBUILT=1
     say "generated files are current (scripts/generate.sh changes nothing)"
-    generated="crds charts/clockify-operator/files docs/crd-reference.md docs/operator.md README.md manifests/base/rbac.yaml manifests/gitops/argocd/argocd-cm.yaml migrations services/addon-core/catalog"
+    generated="crds charts/clockify-operator/files docs/crd-reference.md docs/operator.md README.md manifests/base/rbac.yaml manifests/gitops/argocd/argocd-cm.yaml migrations services/addon-core/catalog services/addon-core/ui/dist"
     before=$(find $generated -type f -print0 | sort -z | xargs -0 sha256sum)
     ./scripts/generate.sh >/dev/null
     after=$(find $generated -type f -print0 | sort -z | xargs -0 sha256sum)

@@ -2,6 +2,7 @@
 //! records every request it receives, RSA keys and signed tokens, and a running add-on.
 
 pub mod app;
+pub mod browser;
 pub mod clockify_data;
 pub mod contract;
 pub mod db;

@@ -11,7 +11,6 @@ async fn start(backend: Backend) -> TestApp {
 }
 
 const UI_GETS: &[&str] = &[
-    "/ui",
     "/ui/dashboard",
     "/ui/explorer/operations",
     "/ui/webhooks",
@@ -69,16 +68,10 @@ async fn every_ui_route_needs_a_user_token(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    // The HTML shell is served with a token.
-    let resp = app
-        .http
-        .get(app.url(&format!(
-            "/ui?auth_token={}",
-            app.token(TokenKind::User, "ws1")
-        )))
-        .send()
-        .await
-        .unwrap();
+    // The HTML shell holds no workspace data: it is served to anyone, and its script says
+    // what is wrong with a missing or expired token (tests/console.rs, in Chromium). Its
+    // URLs are relative, so a base URL with a path prefix works.
+    let resp = app.http.get(app.url("/ui")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
         resp.headers()["content-type"]
@@ -86,6 +79,27 @@ async fn every_ui_route_needs_a_user_token(backend: Backend) {
             .unwrap()
             .starts_with("text/html")
     );
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("src=\"static/app.js\"") && !html.contains("\"/static"),
+        "{html}"
+    );
+    for asset in ["/static/app.js", "/static/app.css"] {
+        let resp = app.http.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{asset}");
+    }
+    // `/ui/` goes back to `/ui`, the token kept, by a relative Location.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(app.url("/ui/?auth_token=t"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 301);
+    assert_eq!(resp.headers()["location"], "../ui?auth_token=t");
     // Installed nowhere: 403.
     let (s, _) = app
         .ui("ws-not-installed", Method::GET, "/ui/dashboard", None)

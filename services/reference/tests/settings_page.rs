@@ -7,102 +7,11 @@
 //! them).
 #![cfg(test)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use addon_core::auth::TokenKind;
+use addon_testkit::browser::{Driver, text_when};
 use addon_testkit::{Backend, TestApp};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::json;
-
-fn find(binary: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(binary))
-            .find(|p| p.is_file())
-    })
-}
-
-struct Driver {
-    child: Child,
-    _profile: tempfile::TempDir,
-    client: Client,
-}
-
-impl Driver {
-    async fn start() -> Option<Self> {
-        let (Some(chromium), Some(chromedriver)) = (find("chromium"), find("chromedriver")) else {
-            eprintln!(
-                "skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
-            );
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let profile = tempfile::tempdir().unwrap();
-        let caps = json!({
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-extensions",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
-            }
-        });
-        let caps = caps.as_object().unwrap().clone();
-        let url = format!("http://127.0.0.1:{port}");
-        let mut last = None;
-        for _ in 0..100 {
-            match ClientBuilder::native()
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(client) => {
-                    return Some(Self {
-                        child,
-                        _profile: profile,
-                        client,
-                    });
-                }
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("cannot start a Chromium session: {last:?}");
-    }
-
-    async fn stop(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The text of an element once the page's script has filled it.
-async fn text_when(c: &Client, css: &str, pred: impl Fn(&str) -> bool) -> String {
-    for _ in 0..100 {
-        if let Ok(el) = c.find(Locator::Css(css)).await
-            && let Ok(t) = el.text().await
-            && pred(&t)
-        {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{css} never showed the expected text");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_settings_page_loads_refuses_and_saves_in_chromium() {

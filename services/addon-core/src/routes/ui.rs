@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -27,8 +27,9 @@ use crate::time::{DAY_MILLIS, now_millis, rfc3339};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ui", get(page))
-        .route("/ui/", get(page))
-        .route("/static/ui.js", get(script))
+        .route("/ui/", get(page_with_slash))
+        .route("/static/app.js", get(script))
+        .route("/static/app.css", get(style))
         .route("/ui/dashboard", get(dashboard))
         .route("/ui/explorer/operations", get(operations))
         .route("/ui/explorer/execute", post(execute))
@@ -128,17 +129,56 @@ impl FromRequestParts<AppState> for UiAdmin {
     }
 }
 
-async fn page(_user: UiUser) -> Html<&'static str> {
-    Html(include_str!("../../ui/index.html"))
-}
-
-async fn script() -> Response {
+/// The console's page: a static shell (no workspace data, so no token is needed to fetch it);
+/// its script reads the token from the URL, says clearly when it is missing or expired, and
+/// calls the API with it. Every URL in it is relative, so a base URL with a path works.
+async fn page() -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../ui/index.html"),
+    )
+        .into_response()
+}
+
+/// `…/ui/` would resolve the page's relative URLs one level too deep: back to `…/ui`, with the
+/// query (the token) kept. The Location is relative too.
+async fn page_with_slash(uri: axum::http::Uri) -> Response {
+    let location = match uri.query() {
+        Some(q) => format!("../ui?{q}"),
+        None => "../ui".to_owned(),
+    };
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
+}
+
+/// The console's script and style, built from ui/app by scripts/ui.sh.
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/dist/app.js"),
+    )
+}
+
+async fn style() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../ui/dist/app.css"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        include_str!("../../ui/ui.js"),
+        body,
     )
         .into_response()
 }

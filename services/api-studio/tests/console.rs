@@ -1,0 +1,419 @@
+//! The console in headless Chromium, used as a person uses it: the dashboard's counts, the API
+//! explorer finding an operation, filling its form and running it against the fake Clockify (a
+//! read at once, a write only after its confirmation), the recent calls; the dark theme from
+//! the token; a missing or expired session said plainly; the whole console behind a base URL
+//! with a path prefix; axe-core (from ui/app/node_modules, installed by scripts/ui.sh) finding
+//! no serious or critical WCAG 2.1 AA violation on any section, in either theme.
+//!
+//! With `UI_SCREENSHOTS=<dir>` it also saves a screenshot of every section there
+//! (`./scripts/screenshots.sh` writes docs/ui/).
+#![cfg(test)]
+
+use std::time::Duration;
+
+use addon_core::auth::TokenKind;
+use addon_testkit::browser::{Driver, text_when};
+use addon_testkit::{Backend, FakeResponse, TestApp};
+use fantoccini::{Client, Locator};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// A reverse proxy that serves the app under `/addon/…`, as an ingress with a path does.
+async fn prefix_proxy(upstream: String) -> String {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::response::Response;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (http, upstream) = (http.clone(), upstream.clone());
+        async move {
+            let path = req.uri().path().to_owned();
+            let Some(rest) = path.strip_prefix("/addon") else {
+                return Response::builder().status(404).body(Body::empty()).unwrap();
+            };
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            let method = req.method().clone();
+            let headers = req.headers().clone();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let mut out = http.request(method, format!("{upstream}{rest}{query}"));
+            for name in ["authorization", "content-type", "accept"] {
+                if let Some(v) = headers.get(name) {
+                    out = out.header(name, v);
+                }
+            }
+            let resp = out.body(body).send().await.unwrap();
+            let mut b = Response::builder().status(resp.status().as_u16());
+            for name in ["content-type", "location"] {
+                if let Some(v) = resp.headers().get(name) {
+                    b = b.header(name, v);
+                }
+            }
+            b.body(Body::from(resp.bytes().await.unwrap())).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://127.0.0.1:{port}/addon")
+}
+
+fn token_with(
+    app: &TestApp,
+    workspace: &str,
+    edit: impl FnOnce(&mut addon_core::auth::ClockifyClaims),
+) -> String {
+    let mut claims = app
+        .signer
+        .claims(TokenKind::User, workspace, &app.fake.api_url());
+    edit(&mut claims);
+    app.signer.sign_claims(&claims).unwrap()
+}
+
+async fn click(c: &Client, css: &str) {
+    let mut last = None;
+    for _ in 0..100 {
+        match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.click().await {
+                Ok(_) => return,
+                Err(e) => last = Some(e.to_string()),
+            },
+            Err(e) => last = Some(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot click {css}: {last:?}");
+}
+
+async fn tab(c: &Client, name: &str) {
+    click(c, &format!("#tab-{name}")).await;
+    text_when(c, &format!("#panel-{name}"), |t| !t.contains("Loading")).await;
+}
+
+/// axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now.
+async fn axe(c: &Client, axe_src: &str) -> Vec<Value> {
+    c.execute(axe_src, vec![]).await.unwrap();
+    let out = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+              .then(r => done({passes: r.passes.length, violations: r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))}))
+              .catch(e => done({passes: 0, violations: [{id: 'axe-error', help: String(e)}]}));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        out["passes"].as_u64().unwrap_or(0) > 5,
+        "axe-core checked next to nothing: {out}"
+    );
+    out["violations"].as_array().cloned().unwrap_or_default()
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("UI_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_chromium_as_a_person_uses_it() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let axe_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../addon-core/ui/app/node_modules/axe-core/axe.min.js");
+    let axe_src = std::fs::read_to_string(&axe_path).ok();
+    if axe_src.is_none() {
+        eprintln!(
+            "axe-core is not installed ({}): run ./scripts/ui.sh; the accessibility checks are skipped",
+            axe_path.display()
+        );
+    }
+    let app = TestApp::start(&api_studio::DEFINITION, Backend::Postgres).await;
+    app.fake
+        .respond(|r| match (r.method.as_str(), r.path.as_str()) {
+            ("GET", p) if p.ends_with("/tags") => FakeResponse::json(
+                200,
+                json!([{"id": "t1", "name": "Billable", "workspaceId": "ws1", "archived": false}]),
+            ),
+            ("POST", p) if p.ends_with("/tags") => FakeResponse::json(
+                201,
+                json!({"id": "t2", "name": r.body["name"], "workspaceId": "ws1"}),
+            ),
+            _ => FakeResponse::json(200, json!([])),
+        });
+    let hook = app.install_settled("ws1").await;
+    // Some history for the dashboard: a flow, and a delivery that runs it.
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows",
+            Some(
+                json!({"name": "Tag new entries", "triggerEvents": ["NEW_TIME_ENTRY"],
+                "actions": [{"method": "GET", "path": "/v1/workspaces/{{workspaceId}}/tags"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, _) = app
+        .webhook(
+            &hook,
+            "NEW_TIME_ENTRY",
+            &json!({"id": "te1", "workspaceId": "ws1"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    app.eventually(Duration::from_secs(10), || async {
+        let (_, list) = app.ui("ws1", Method::GET, "/ui/executions", None).await;
+        (list["items"][0]["status"] == "SUCCEEDED").then_some(())
+    })
+    .await
+    .expect("the flow ran");
+    app.fake.clear();
+
+    let c = &driver.client;
+    let token = app.token(TokenKind::User, "ws1");
+    let mut violations = Vec::new();
+    let mut check = async |c: &Client, page: &str| {
+        if let Some(src) = &axe_src {
+            for v in axe(c, src).await {
+                violations.push(format!("{page}: {v}"));
+            }
+        }
+    };
+
+    // The dashboard reads at a glance, and its numbers lead to their lists.
+    let started = std::time::Instant::now();
+    c.goto(&app.url(&format!("/ui?auth_token={token}")))
+        .await
+        .unwrap();
+    text_when(c, "header h1", |t| {
+        t == "API Studio" || t.contains("Studio")
+    })
+    .await;
+    let stats = text_when(c, ".stats", |t| t.contains("webhooks received")).await;
+    eprintln!(
+        "console: dashboard shown {:.0} ms after navigation",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    assert!(stats.contains("1\nwebhooks received"), "{stats}");
+    assert!(
+        stats.contains("1\nsucceeded") && stats.contains("100%"),
+        "{stats}"
+    );
+    shot(c, "dashboard").await;
+    check(c, "dashboard").await;
+    click(c, "button.stat:nth-child(3)").await;
+    let runs = text_when(c, "#panel-executions table", |t| {
+        t.contains("NEW_TIME_ENTRY")
+    })
+    .await;
+    assert!(runs.contains("SUCCEEDED"), "{runs}");
+    let filter = c.find(Locator::Css("#ex-status")).await.unwrap();
+    assert_eq!(
+        filter.prop("value").await.unwrap().as_deref(),
+        Some("SUCCEEDED")
+    );
+    shot(c, "executions").await;
+    check(c, "executions").await;
+
+    // The explorer: all of Clockify's API, searched, a form, an answer.
+    tab(c, "explorer").await;
+    let count = text_when(c, ".catalogue [role=status]", |t| t.contains(" of ")).await;
+    assert_eq!(count, "170 of 170");
+    let search = c.find(Locator::Css("#op-search")).await.unwrap();
+    search.send_keys("find tags").await.unwrap();
+    text_when(c, ".catalogue [role=status]", |t| t != "170 of 170").await;
+    c.find(Locator::XPath(
+        "//button[contains(., 'Find tags on workspace')]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    text_when(c, ".operation h2", |t| t == "Find tags on workspace").await;
+    let name = c.find(Locator::Css("#f-query-name")).await.unwrap();
+    name.send_keys("Bill").await.unwrap();
+    click(c, ".operation button[type=submit]").await;
+    let answer = text_when(c, ".answer", |t| t.contains("Billable")).await;
+    assert!(answer.starts_with("200 in "), "{answer}");
+    let sent = app.fake.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].path, "/api/v1/workspaces/ws1/tags");
+    assert_eq!(sent[0].query.get("name").map(String::as_str), Some("Bill"));
+    shot(c, "explorer").await;
+    check(c, "explorer").await;
+
+    // A write waits for its confirmation; cancelled, nothing is sent.
+    search.clear().await.unwrap();
+    search.send_keys("add a new tag").await.unwrap();
+    c.find(Locator::XPath("//button[contains(., 'Add a new tag')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(c, ".operation h2", |t| t == "Add a new tag").await;
+    c.find(Locator::Css("#f-body-name"))
+        .await
+        .unwrap()
+        .send_keys("Sprint 7")
+        .await
+        .unwrap();
+    click(c, ".operation button[type=submit]").await;
+    text_when(c, "dialog[open] h3", |t| t == "Change workspace data?").await;
+    shot(c, "explorer-confirm").await;
+    click(c, "dialog[open] button[value=no]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.fake.requests().len(), 1, "cancelled: nothing sent");
+    click(c, ".operation button[type=submit]").await;
+    click(c, "dialog[open] button[value=yes]").await;
+    let answer = text_when(c, ".answer", |t| t.contains("Sprint 7")).await;
+    assert!(answer.starts_with("201 in "), "{answer}");
+    let sent = app.fake.requests();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        (sent[1].method.as_str(), &sent[1].body),
+        ("POST", &json!({"name": "Sprint 7"}))
+    );
+    // Recent calls, kept for this user, refill the form.
+    let recent = text_when(c, ".recent", |t| t.contains("Add a new tag")).await;
+    assert!(recent.contains("Find tags on workspace → 200"), "{recent}");
+    c.goto(&app.url(&format!("/ui?auth_token={token}")))
+        .await
+        .unwrap();
+    tab(c, "explorer").await;
+    c.find(Locator::XPath(
+        "//section[@class='recent']//button[contains(., 'Find tags')]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let refilled = c.find(Locator::Css("#f-query-name")).await.unwrap();
+    assert_eq!(
+        refilled.prop("value").await.unwrap().as_deref(),
+        Some("Bill")
+    );
+
+    // The other sections, and a flow deleted only after its confirmation.
+    for section in ["webhooks", "bootstrap", "flows"] {
+        tab(c, section).await;
+        shot(c, section).await;
+        check(c, section).await;
+    }
+    text_when(c, "#panel-flows table", |t| t.contains("Tag new entries")).await;
+    click(c, "#panel-flows button.danger").await;
+    text_when(c, "dialog[open] h3", |t| t.contains("Tag new entries")).await;
+    click(c, "dialog[open] button[value=yes]").await;
+    text_when(c, "#panel-flows", |t| t.contains("No flows yet")).await;
+
+    // Keyboard: the tabs move with the arrow keys.
+    click(c, "#tab-dashboard").await;
+    c.find(Locator::Css("#tab-dashboard"))
+        .await
+        .unwrap()
+        .send_keys("\u{E014}")
+        .await
+        .unwrap();
+    let selected = c
+        .find(Locator::Css("[role=tab][aria-selected=true]"))
+        .await
+        .unwrap();
+    assert_eq!(selected.text().await.unwrap(), "Flows");
+
+    // Dark theme, from the token's theme claim.
+    let dark = token_with(&app, "ws1", |c| c.theme = Some("DARK".into()));
+    c.goto(&app.url(&format!("/ui?auth_token={dark}")))
+        .await
+        .unwrap();
+    text_when(c, ".stats", |t| t.contains("webhooks received")).await;
+    let theme = c
+        .execute("return [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(theme[0], "dark");
+    assert_eq!(theme[1], "rgb(22, 27, 31)");
+    shot(c, "dashboard-dark").await;
+    check(c, "dashboard (dark)").await;
+    tab(c, "explorer").await;
+    check(c, "explorer (dark)").await;
+
+    // At the width of Clockify's sidebar the explorer stacks.
+    c.set_window_size(400, 800).await.unwrap();
+    let columns = c
+        .execute("return getComputedStyle(document.querySelector('.explorer')).gridTemplateColumns.split(' ').length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(columns, 1);
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "scrolls sideways by {overflow} px"
+    );
+    shot(c, "explorer-narrow").await;
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // A missing or expired session is said plainly.
+    c.goto(&app.url("/ui")).await.unwrap();
+    let said = text_when(c, "[role=alert]", |t| !t.is_empty()).await;
+    assert!(said.contains("open the add-on from Clockify"), "{said}");
+    check(c, "no session").await;
+    let expired = token_with(&app, "ws1", |c| c.exp = Some(c.iat.unwrap_or(0) - 60));
+    c.goto(&app.url(&format!("/ui?auth_token={expired}")))
+        .await
+        .unwrap();
+    let said = text_when(c, "[role=alert]", |t| !t.is_empty()).await;
+    assert!(said.contains("Your Clockify session has expired"), "{said}");
+    shot(c, "expired").await;
+    let forged = format!("{token}x");
+    c.goto(&app.url(&format!("/ui?auth_token={forged}")))
+        .await
+        .unwrap();
+    let said = text_when(c, "[role=alert]", |t| !t.is_empty()).await;
+    assert!(
+        said.contains("Clockify did not accept this session"),
+        "{said}"
+    );
+
+    // Behind a base URL with a path: every URL is relative.
+    let prefixed = prefix_proxy(app.base.clone()).await;
+    c.goto(&format!("{prefixed}/ui/?auth_token={token}"))
+        .await
+        .unwrap();
+    text_when(c, ".stats", |t| t.contains("webhooks received")).await;
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/addon/ui",
+        "…/ui/ leads back to …/ui"
+    );
+    tab(c, "explorer").await;
+    text_when(c, ".catalogue [role=status]", |t| t == "170 of 170").await;
+
+    driver.stop().await;
+    app.stop().await;
+    assert!(violations.is_empty(), "axe-core: {violations:#?}");
+}
