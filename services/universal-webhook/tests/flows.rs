@@ -430,7 +430,160 @@ async fn header_values_are_sealed_and_write_only(backend: Backend) {
     app.stop().await;
 }
 
+/// The flow builder's helpers: a test run against a stored delivery or a sample (nothing is
+/// sent, nothing stored), the import of a pyddon flow, and the URL check as it is typed.
+async fn test_runs_send_nothing_and_say_what_would_happen(backend: Backend) {
+    let app = TestApp::start(&universal_webhook::DEFINITION, backend).await;
+    let token = app.install_settled("ws1").await;
+    let flow = http_flow("https://hooks.example.com");
+    let id = create_flow(&app, "ws1", flow.clone()).await;
+    // The stored flow is disabled so the delivery below runs nothing for real.
+    let mut off = flow.clone();
+    off["enabled"] = json!(false);
+    let (s, b) = app
+        .ui("ws1", Method::PUT, &format!("/ui/flows/{id}"), Some(off))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let delivery = tag(&app, &token, "t9").await;
+    let (_, stored) = app
+        .ui("ws1", Method::GET, &format!("/ui/flows/{id}"), None)
+        .await;
+    app.fake.clear();
+
+    let (s, r) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows/test",
+            Some(json!({"flow": stored, "webhookId": delivery})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (r["triggered"].as_bool(), r["wouldRun"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let action = &r["actions"][0];
+    assert_eq!(
+        action["url"],
+        "https://hooks.example.com/hooks/t9?tag=urgent"
+    );
+    assert_eq!(action["body"], json!({"tag": "urgent", "workspace": "ws1"}));
+    assert!(
+        action["error"]
+            .as_str()
+            .unwrap()
+            .contains("hooks.example.com is not on"),
+        "{action}"
+    );
+    // The sealed header is resolved from the stored flow and shown redacted.
+    assert_eq!(action["headers"][0], json!(["authorization", "<redacted>"]));
+    assert!(!r.to_string().contains("s3cr3t"), "{r}");
+
+    // A sample, with a condition that fails: it would not run, and says why.
+    let mut conditional = flow.clone();
+    conditional["conditions"] = json!([{"path": "$.name", "op": "==", "value": "calm"}]);
+    let (s, r) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows/test",
+            Some(json!({"flow": conditional, "sample": {"eventType": "NEW_TAG", "body": {"id": "x", "name": "urgent"}}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["wouldRun"], false);
+    assert_eq!(r["conditions"][0]["holds"], false);
+    assert_eq!(r["conditions"][0]["found"], json!(["urgent"]));
+    // An invalid flow is refused with its problems; a missing delivery is 404.
+    let (s, r) = app
+        .ui("ws1", Method::POST, "/ui/flows/test", Some(json!({"flow": {"name": "", "triggerEvents": [], "actions": []}, "sample": {"eventType": "NEW_TAG", "body": {}}})))
+        .await;
+    assert_eq!(s, 422, "{r}");
+    assert!(
+        r["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().starts_with("name")),
+        "{r}"
+    );
+    let (s, _) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows/test",
+            Some(json!({"flow": flow, "webhookId": "nope"})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert!(app.fake.requests().is_empty(), "a test run calls nothing");
+    let (_, runs) = app
+        .ui(
+            "ws1",
+            Method::GET,
+            &format!("/ui/executions?webhook_id={delivery}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        0,
+        "and records nothing: {runs}"
+    );
+
+    // Import from the earlier system.
+    let (s, r) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows/import",
+            Some(json!({"name": "old", "trigger_events": ["NEW_TAG"], "actions": [{"operation_id": "getTag", "params": {"id": "$.id"}}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        r["flow"]["actions"][0]["path"],
+        "/v1/workspaces/{{workspaceId}}/tags/{{$.id}}"
+    );
+
+    // The URL of a GENERIC_HTTP action, checked as it is typed.
+    let check = |url: &str| {
+        let url = url.to_owned();
+        let app = &app;
+        async move {
+            let (s, r) = app
+                .ui(
+                    "ws1",
+                    Method::POST,
+                    "/ui/http-allowlist/check",
+                    Some(json!({"url": url})),
+                )
+                .await;
+            assert_eq!(s, 200, "{r}");
+            r
+        }
+    };
+    let r = check("https://hooks.example.com/x/{{$.id}}").await;
+    assert_eq!(r["allowed"], false);
+    let (s, _) = app
+        .ui(
+            "ws1",
+            Method::PUT,
+            "/ui/http-allowlist",
+            Some(json!({"rules": ["hooks.example.com"]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let r = check("https://hooks.example.com/x/{{$.id}}").await;
+    assert_eq!(r, json!({"allowed": true, "host": "hooks.example.com"}));
+    let r = check("https://{{$.host}}/x").await;
+    assert_eq!(r["allowed"], false);
+    assert!(r["reason"].as_str().unwrap().contains("host"), "{r}");
+}
+
 backend_tests!(
+    test_runs_send_nothing_and_say_what_would_happen,
     header_values_are_sealed_and_write_only,
     generic_http_reaches_only_allowlisted_hosts,
     private_addresses_are_refused_unless_allowed,

@@ -1,6 +1,8 @@
 //! Flows: webhook-triggered automations over the Clockify API and outbound HTTP.
 
+pub mod dryrun;
 pub mod eval;
+pub mod import;
 pub mod limits;
 pub mod model;
 pub mod sealed;

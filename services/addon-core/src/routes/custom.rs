@@ -59,6 +59,7 @@ pub fn ui_routes() -> Router<AppState> {
             "/ui/http-allowlist",
             get(show_allowlist).put(save_allowlist),
         )
+        .route("/ui/http-allowlist/check", post(check_url))
 }
 
 const SECRET_PREFIX: &str = "whsec_";
@@ -577,6 +578,37 @@ async fn save_allowlist(
     allowlist::replace(&state.db, user.workspace_id(), &rules).await?;
     tracing::info!(workspace_id = %user.workspace_id(), rules = rules.len(), "HTTP allowlist saved");
     Ok((StatusCode::OK, Json(json!({"rules": rules}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    url: String,
+}
+
+/// Whether a GENERIC_HTTP action's URL (a template) may be called from this workspace, as the
+/// flow builder checks it while it is typed: the URL's form first, then its host against the
+/// workspace's list. Placeholders may only follow the host, so the host is known here.
+async fn check_url(
+    State(state): State<AppState>,
+    user: UiUser,
+    ApiJson(body): ApiJson<CheckBody>,
+) -> AppResult<Json<Value>> {
+    if let Err(why) = crate::flows::model::check_url_template(&body.url) {
+        return Ok(Json(json!({"allowed": false, "reason": why})));
+    }
+    // The placeholders after the host do not change it.
+    let concrete = body.url.replace("{{", "x").replace("}}", "x");
+    let Ok(url) = url::Url::parse(&concrete) else {
+        return Ok(Json(json!({"allowed": false, "reason": "not a valid URL"})));
+    };
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let list = crate::worker::workspace_allowlist(&state, user.workspace_id()).await?;
+    Ok(Json(if list.allows(&url) {
+        json!({"allowed": true, "host": host})
+    } else {
+        json!({"allowed": false, "host": host, "reason": format!("{host} is not on this workspace's list of hosts flows may call (Custom webhooks → Hosts flows may call)")})
+    }))
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub fn routes() -> Router<AppState> {
             get(flow_get).put(flow_update).delete(flow_delete),
         )
         .route("/ui/flows/{id}/executions", get(flow_executions))
+        .route("/ui/flows/test", post(flow_test))
+        .route("/ui/flows/import", post(flow_import))
         .route("/ui/executions", get(execution_list))
         .route("/ui/executions/{id}", get(execution_detail))
         .route("/ui/bootstrap", get(bootstrap_status).post(bootstrap_start))
@@ -433,6 +435,98 @@ fn written(
     sealed::seal(&state.cipher, workspace_id, &mut def)
         .map_err(|e| AppError::Internal(format!("sealing flow headers: {e}")))?;
     Ok(def)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TestRun {
+    /// The flow as the builder has it (saved or not; `{"set": true}` header values of a saved
+    /// flow are resolved against it).
+    flow: Value,
+    /// A stored delivery of this workspace to run it against…
+    #[serde(default)]
+    webhook_id: Option<String>,
+    /// …or a sample.
+    #[serde(default)]
+    sample: Option<Sample>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Sample {
+    event_type: String,
+    /// `clockify` (the default) or a custom source.
+    #[serde(default)]
+    source: Option<String>,
+    body: Value,
+}
+
+/// A test run: what the flow would do with one delivery, without doing it (see
+/// [`crate::flows::dryrun`]). Any member may run one: nothing is sent or stored.
+async fn flow_test(
+    State(state): State<AppState>,
+    user: UiUser,
+    ApiJson(req): ApiJson<TestRun>,
+) -> AppResult<Json<Value>> {
+    let ws = user.workspace_id();
+    let mut input = req.flow;
+    let stored = match input.get("id").and_then(Value::as_str) {
+        Some(id) => flows::get(&state.db, ws, id).await?.map(|f| f.definition),
+        None => None,
+    };
+    if let Some(o) = input.as_object_mut() {
+        for k in ["id", "createdAt", "updatedAt"] {
+            o.remove(k);
+        }
+    }
+    let mut problems = sealed::resolve_input(&mut input, stored.as_ref());
+    let def = match serde_json::from_value::<FlowDefinition>(input) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            problems.push(format!("the flow is not valid: {e}"));
+            None
+        }
+    };
+    if let Some(d) = &def {
+        problems.extend(d.validate(state.def.features));
+    }
+    let (Some(def), true) = (def, problems.is_empty()) else {
+        return Err(AppError::Validation(problems));
+    };
+    let (source, event_type, body) = match (req.webhook_id, req.sample) {
+        (Some(id), None) => {
+            let w = webhooks::get(&state.db, ws, &id)
+                .await?
+                .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))?;
+            (w.source, w.event_type, w.body.unwrap_or(Value::Null))
+        }
+        (None, Some(s)) => (
+            s.source.unwrap_or_else(|| "clockify".to_owned()),
+            s.event_type,
+            s.body,
+        ),
+        _ => {
+            return Err(AppError::BadRequest(
+                "give either webhookId (a stored delivery) or sample ({eventType, body})".into(),
+            ));
+        }
+    };
+    let allowlist = crate::worker::workspace_allowlist(&state, ws).await?;
+    let delivery = crate::flows::dryrun::Delivery {
+        source: (source != crate::store::webhooks::CLOCKIFY_SOURCE).then_some(source.as_str()),
+        event_type: &event_type,
+        body: &body,
+    };
+    let report =
+        crate::flows::dryrun::run(&def, &delivery, ws, &user.installation.api_url, &allowlist);
+    Ok(Json(json!(report)))
+}
+
+/// A flow of the earlier Python system (`operation_id` + `params`) in this engine's format,
+/// with what the conversion assumed; not saved.
+async fn flow_import(_user: UiUser, ApiJson(input): ApiJson<Value>) -> AppResult<Json<Value>> {
+    let out = crate::flows::import::import(&input, api_catalog()).map_err(AppError::Validation)?;
+    Ok(Json(json!({"flow": out.flow, "notes": out.notes})))
 }
 
 async fn flow_create(

@@ -860,7 +860,7 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
     finish(ExecutionStatus::Succeeded, steps, actions.len(), None).await
 }
 
-async fn workspace_allowlist(
+pub(crate) async fn workspace_allowlist(
     state: &AppState,
     workspace_id: &str,
 ) -> Result<WorkspaceAllowlist, sqlx::Error> {
