@@ -18,10 +18,11 @@ for addon in api-studio universal-webhook reference; do
 done
 # The console's script and style, built from its TypeScript sources.
 ./scripts/ui.sh
-# The API explorer's catalogue, from Clockify's OpenAPI document (beside the project).
+# The API explorer's catalogue and the flow builder's event fields, from Clockify's OpenAPI
+# document and webhook samples (beside the project).
 openapi=../shared/clockify/clockify-api-v1.openapi.json
 if [ -f "$openapi" ]; then
-    addons explorer-catalog --openapi "$openapi" --write
+    addons explorer-catalog --openapi "$openapi" --webhook-samples "$(dirname "$openapi")/webhook-samples" --write
 else
     echo "skipped the explorer catalogue: $openapi is absent" >&2
 fi

@@ -269,6 +269,121 @@ pub fn generate_file(path: &std::path::Path) -> Result<String, String> {
     generate(&doc, &sha).map(|c| render(&c))
 }
 
+/// Where the webhook events' fields are committed, from the repository's root.
+pub const EVENTS_PATH: &str = "services/addon-core/catalog/webhook-events.json";
+
+/// One Clockify webhook event and the fields its body carries, for the flow builder's
+/// conditions and templates: JSONPaths with their JSON types, arrays as `[*]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventFields {
+    pub event: String,
+    pub fields: Vec<FieldPath>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldPath {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn walk(v: &Value, path: String, depth: usize, out: &mut BTreeMap<String, String>) {
+    if depth > 0 {
+        let kind = json_type(v).to_owned();
+        out.entry(path.clone())
+            .and_modify(|k| {
+                if k == "null" {
+                    k.clone_from(&kind);
+                }
+            })
+            .or_insert(kind);
+    }
+    if depth >= 6 {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let key = if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    format!("{path}.{k}")
+                } else {
+                    format!("{path}['{}']", k.replace('\'', "\\'"))
+                };
+                walk(x, key, depth + 1, out);
+            }
+        }
+        Value::Array(items) => {
+            for x in items {
+                walk(x, format!("{path}[*]"), depth + 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The fields of every event, from a directory of sample bodies (`<EVENT>.json`).
+pub fn generate_events(dir: &std::path::Path) -> Result<String, String> {
+    let mut events = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let event = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let body: Value = serde_json::from_slice(
+            &std::fs::read(&f).map_err(|e| format!("reading {}: {e}", f.display()))?,
+        )
+        .map_err(|e| format!("{} is not JSON: {e}", f.display()))?;
+        let mut out = BTreeMap::new();
+        walk(&body, "$".to_owned(), 0, &mut out);
+        events.push(EventFields {
+            event,
+            fields: out
+                .into_iter()
+                .map(|(path, kind)| FieldPath { path, kind })
+                .collect(),
+        });
+    }
+    let mut s = serde_json::to_string_pretty(&serde_json::json!({ "events": events }))
+        .map_err(|e| e.to_string())?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// The events' fields compiled into the binary.
+pub fn event_fields() -> &'static [EventFields] {
+    #[derive(Deserialize)]
+    struct File {
+        events: Vec<EventFields>,
+    }
+    static EVENTS: OnceLock<Vec<EventFields>> = OnceLock::new();
+    EVENTS.get_or_init(|| {
+        serde_json::from_str::<File>(include_str!("../catalog/webhook-events.json"))
+            .map(|f| f.events)
+            .expect("the embedded webhook events parse (tested)")
+    })
+}
+
 /// The catalogue as committed: pretty JSON with a trailing newline.
 pub fn render(c: &ApiCatalog) -> String {
     let mut s = serde_json::to_string_pretty(c).unwrap_or_default();
@@ -446,6 +561,42 @@ mod tests {
             fresh == committed,
             "{CATALOG_PATH} is stale: run ./scripts/generate.sh"
         );
+    }
+
+    #[test]
+    fn the_committed_event_fields_come_from_clockifys_samples() {
+        let Some(openapi) = shared_openapi() else {
+            return;
+        };
+        let dir = openapi.parent().unwrap().join("webhook-samples");
+        let fresh = generate_events(&dir).unwrap();
+        assert!(
+            fresh == include_str!("../catalog/webhook-events.json"),
+            "{EVENTS_PATH} is stale: run ./scripts/generate.sh"
+        );
+    }
+
+    #[test]
+    fn every_event_offers_its_fields() {
+        let events = event_fields();
+        assert_eq!(events.len(), 49);
+        let entry = events.iter().find(|e| e.event == "NEW_TIME_ENTRY").unwrap();
+        let paths: Vec<&str> = entry.fields.iter().map(|f| f.path.as_str()).collect();
+        for p in [
+            "$.id",
+            "$.billable",
+            "$.timeInterval.start",
+            "$.tags[*].name",
+        ] {
+            assert!(paths.contains(&p), "{p} in {paths:?}");
+        }
+        // Every path is one the engine accepts.
+        for e in events {
+            for f in &e.fields {
+                crate::flows::limits::parse_path(&f.path)
+                    .unwrap_or_else(|err| panic!("{} {}: {err}", e.event, f.path));
+            }
+        }
     }
 
     #[test]

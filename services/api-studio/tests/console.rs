@@ -325,6 +325,187 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
     click(c, "dialog[open] button[value=yes]").await;
     text_when(c, "#panel-flows", |t| t.contains("No flows yet")).await;
 
+    // The flow builder, end to end: trigger, a condition on the event's fields, a Clockify
+    // operation with a template, a test run that sends nothing, then the real thing.
+    app.fake.clear();
+    click(c, "#panel-flows button.primary").await;
+    text_when(c, ".builder h2", |t| t == "New flow").await;
+    c.find(Locator::Css("#flow-name"))
+        .await
+        .unwrap()
+        .send_keys("Find the entry's tag")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#event-filter"))
+        .await
+        .unwrap()
+        .send_keys("new time entry")
+        .await
+        .unwrap();
+    c.find(Locator::XPath(
+        "//label[contains(@class,'chip')][normalize-space()='NEW_TIME_ENTRY']/input",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    text_when(c, "label[for=event-filter]", |t| t.contains("(1 chosen)")).await;
+    c.find(Locator::XPath(
+        "//button[normalize-space()='Add a condition']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    // The event's real fields are offered.
+    let offered = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#field-paths option')).map(o => o.value)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let offered: Vec<&str> = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        offered.contains(&"$.billable") && offered.contains(&"$.timeInterval.start"),
+        "{offered:?}"
+    );
+    c.find(Locator::Css("#cond-path-0"))
+        .await
+        .unwrap()
+        .send_keys("$.billable")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#cond-value-0"))
+        .await
+        .unwrap()
+        .send_keys("true")
+        .await
+        .unwrap();
+    c.find(Locator::XPath(
+        "//button[normalize-space()='Add a Clockify action']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.find(Locator::Css("#act-0-op"))
+        .await
+        .unwrap()
+        .select_by_value("getTags")
+        .await
+        .unwrap();
+    let path = c.find(Locator::Css("#act-0-path")).await.unwrap();
+    assert_eq!(
+        path.prop("value").await.unwrap().as_deref(),
+        Some("/v1/workspaces/{{workspaceId}}/tags")
+    );
+    c.find(Locator::XPath("//button[normalize-space()='Add query']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let key = c
+        .find(Locator::Css("[aria-label='Query 1 name']"))
+        .await
+        .unwrap();
+    key.clear().await.unwrap();
+    key.send_keys("name\t").await.unwrap();
+    c.find(Locator::Css("[aria-label='Query 1 value']"))
+        .await
+        .unwrap()
+        .send_keys("{{$.description}}")
+        .await
+        .unwrap();
+    c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    shot(c, "flow-builder").await;
+    // A test run on the stored delivery (not billable), then on a sample that is.
+    click(c, ".testrun button.primary").await;
+    let report = text_when(c, ".report", |t| t.contains("would")).await;
+    assert!(
+        report.starts_with("It would not run: its conditions do not hold"),
+        "{report}"
+    );
+    c.find(Locator::Css("#testrun-with"))
+        .await
+        .unwrap()
+        .select_by_value("sample")
+        .await
+        .unwrap();
+    let sample = c.find(Locator::Css("#testrun-sample")).await.unwrap();
+    sample.clear().await.unwrap();
+    sample
+        .send_keys(r#"{"id": "te2", "billable": true, "description": "Bill"}"#)
+        .await
+        .unwrap();
+    click(c, ".testrun button.primary").await;
+    let report = text_when(c, ".report", |t| t.starts_with("It would run.")).await;
+    assert!(
+        report.contains("/api/v1/workspaces/ws1/tags?name=Bill"),
+        "{report}"
+    );
+    assert!(report.contains("✓ yes"), "{report}");
+    shot(c, "flow-test-run").await;
+    check(c, "flow builder").await;
+    assert!(app.fake.requests().is_empty(), "a test run sends nothing");
+    click(c, ".builder .save-bar button.primary").await;
+    let list = text_when(c, "#panel-flows table", |t| {
+        t.contains("Find the entry's tag")
+    })
+    .await;
+    assert!(list.contains("NEW_TIME_ENTRY"), "{list}");
+    // It runs on a signed webhook, as built.
+    let (s, _) = app
+        .webhook(
+            &hook,
+            "NEW_TIME_ENTRY",
+            &json!({"id": "te3", "workspaceId": "ws1", "billable": true, "description": "Bill"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    app.fake.wait_for(1, Duration::from_secs(10)).await;
+    let sent = app.fake.requests();
+    assert_eq!(sent[0].path, "/api/v1/workspaces/ws1/tags");
+    assert_eq!(sent[0].query.get("name").map(String::as_str), Some("Bill"));
+    // Duplicate (disabled), and enable/disable from the list.
+    click(c, "#panel-flows .row-actions button:nth-child(2)").await;
+    c.find(Locator::Css("#flow-enabled")).await.unwrap();
+    click(c, ".builder .save-bar button.primary").await;
+    let list = text_when(c, "#panel-flows table", |t| t.contains("(copy)")).await;
+    assert_eq!(list.matches("Find the entry's tag").count(), 2, "{list}");
+    let (_, flows) = app.ui("ws1", Method::GET, "/ui/flows", None).await;
+    let copy = flows["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"].as_str().unwrap().ends_with("(copy)"))
+        .unwrap()
+        .clone();
+    assert_eq!(copy["enabled"], false, "a copy starts disabled");
+    click(c, &format!("#enabled-{}", copy["id"].as_str().unwrap())).await;
+    app.eventually(Duration::from_secs(5), || async {
+        let (_, f) = app
+            .ui(
+                "ws1",
+                Method::GET,
+                &format!("/ui/flows/{}", copy["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        (f["enabled"] == true).then_some(())
+    })
+    .await
+    .expect("enabled from the list");
+
     // Keyboard: the tabs move with the arrow keys.
     click(c, "#tab-dashboard").await;
     c.find(Locator::Css("#tab-dashboard"))

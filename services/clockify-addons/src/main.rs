@@ -123,6 +123,10 @@ enum Command {
         /// Clockify's OpenAPI document (../shared/clockify/clockify-api-v1.openapi.json).
         #[arg(long)]
         openapi: std::path::PathBuf,
+        /// Clockify's webhook body samples (../shared/clockify/webhook-samples): the flow
+        /// builder's event fields, stored as services/addon-core/catalog/webhook-events.json.
+        #[arg(long)]
+        webhook_samples: Option<std::path::PathBuf>,
         #[arg(long)]
         write: bool,
     },
@@ -200,13 +204,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", addon_core::config::markdown_table());
             Ok(())
         }
-        Command::ExplorerCatalog { openapi, write } => {
-            let text = addon_core::explorer::generate_file(&openapi).map_err(anyhow::Error::msg)?;
-            if write {
-                std::fs::write(addon_core::explorer::CATALOG_PATH, text)?;
-                println!("wrote {}", addon_core::explorer::CATALOG_PATH);
-            } else {
-                print!("{text}");
+        Command::ExplorerCatalog {
+            openapi,
+            webhook_samples,
+            write,
+        } => {
+            use addon_core::explorer;
+            let mut outputs = vec![(
+                explorer::CATALOG_PATH,
+                explorer::generate_file(&openapi).map_err(anyhow::Error::msg)?,
+            )];
+            if let Some(dir) = webhook_samples {
+                outputs.push((
+                    explorer::EVENTS_PATH,
+                    explorer::generate_events(&dir).map_err(anyhow::Error::msg)?,
+                ));
+            }
+            for (path, text) in outputs {
+                if write {
+                    std::fs::write(path, text)?;
+                    println!("wrote {path}");
+                } else {
+                    print!("{text}");
+                }
             }
             Ok(())
         }

@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ui/flows/{id}/executions", get(flow_executions))
         .route("/ui/flows/test", post(flow_test))
+        .route("/ui/flows/events", get(flow_events))
         .route("/ui/flows/import", post(flow_import))
         .route("/ui/executions", get(execution_list))
         .route("/ui/executions/{id}", get(execution_detail))
@@ -520,6 +521,21 @@ async fn flow_test(
     let report =
         crate::flows::dryrun::run(&def, &delivery, ws, &user.installation.api_url, &allowlist);
     Ok(Json(json!(report)))
+}
+
+/// Clockify's webhook events and the fields of their bodies, for the builder's conditions and
+/// templates (custom sources' fields come from their stored deliveries).
+async fn flow_events(_user: UiUser) -> Response {
+    static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| json!({"events": crate::explorer::event_fields()}).to_string());
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        body.as_str(),
+    )
+        .into_response()
 }
 
 /// A flow of the earlier Python system (`operation_id` + `params`) in this engine's format,

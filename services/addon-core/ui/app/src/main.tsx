@@ -3,7 +3,8 @@ import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Session, SessionProblem, api, isDark, session, use } from './api';
 import { Explorer } from './explorer';
-import { Bootstrap, Dashboard, Executions, Flows, Sources, Webhooks } from './pages';
+import { Flows } from './flows';
+import { Bootstrap, Dashboard, Executions, Sources, Webhooks } from './pages';
 
 export interface Dashboard {
   workspaceId: string;
@@ -82,7 +83,7 @@ function Console({ s }: { s: Session }) {
       </header>
       <main id={'panel-' + tab} role="tabpanel" aria-labelledby={'tab-' + tab} tabIndex={-1}>
         {tab === 'dashboard' && <Dashboard go={go} />}
-        {tab === 'flows' && <Flows s={s} filter={filter} go={go} />}
+        {tab === 'flows' && <Flows s={s} go={go} features={info ? info.features : { customSources: false, genericHttp: false }} />}
         {tab === 'executions' && <Executions filter={filter} />}
         {tab === 'webhooks' && <Webhooks filter={filter} />}
         {tab === 'explorer' && <Explorer s={s} />}

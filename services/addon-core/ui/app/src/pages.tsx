@@ -1,8 +1,8 @@
 // The console's other sections: dashboard, flows, executions, webhook log, workspace data and
 // custom webhooks. Lists page with the API's cursor ("Load more"); details open in place.
 import { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, Session, api, isAdmin, query } from './api';
+import { useEffect, useState } from 'preact/hooks';
+import { Session, api, isAdmin, query } from './api';
 import type { Go } from './main';
 
 type Json = unknown;
@@ -50,14 +50,6 @@ interface Webhook {
   status: string;
   receivedAt: string;
   body?: Json;
-}
-interface Flow {
-  id: string;
-  name: string;
-  enabled: boolean;
-  triggerSource?: string;
-  triggerEvents: string[];
-  [k: string]: Json;
 }
 
 function useLoad<T>(load: () => Promise<T>, deps: unknown[]): [T | null, string | null, () => void] {
@@ -289,131 +281,6 @@ export function Webhooks({ filter }: { filter: Record<string, string> }) {
           <pre tabIndex={0}>{JSON.stringify(detail.data, null, 2)}</pre>
         </section>
       ) : null}
-    </div>
-  );
-}
-
-const EXAMPLE_FLOW = {
-  name: 'Tag billable time entries',
-  triggerEvents: ['NEW_TIME_ENTRY'],
-  conditionMode: 'ALL',
-  conditions: [{ path: '$.billable', op: '==', value: true }],
-  actions: [{ method: 'PUT', path: '/v1/workspaces/{{workspaceId}}/time-entries/{{$.id}}', body: { tagIds: ['<tag id>'] } }],
-};
-
-export function Flows({ s, go }: { s: Session; filter: Record<string, string>; go: Go }) {
-  const [flows, error, reload] = useLoad(() => api<Page<Flow>>('GET', 'ui/flows'), []);
-  const [editing, setEditing] = useState<string>('');
-  const [problem, setProblem] = useState<{ message: string; details: string[] } | null>(null);
-  const [notice, setNotice] = useState('');
-  const dialog = useRef<HTMLDialogElement>(null);
-  const [doomed, setDoomed] = useState<Flow | null>(null);
-  const admin = isAdmin(s);
-  const fail = (e: unknown) => setProblem({ message: e instanceof Error ? e.message : String(e), details: e instanceof ApiError ? e.details : [] });
-  const save = async () => {
-    setProblem(null);
-    try {
-      const flow = JSON.parse(editing || '{}');
-      const id = flow.id;
-      for (const k of ['id', 'createdAt', 'updatedAt']) delete flow[k];
-      await api(id ? 'PUT' : 'POST', id ? 'ui/flows/' + encodeURIComponent(id) : 'ui/flows', flow);
-      setNotice('Saved ' + (flow.name || 'the flow') + '.');
-      setEditing('');
-      reload();
-    } catch (e) {
-      fail(e instanceof SyntaxError ? new Error('The flow is not valid JSON: ' + e.message) : e);
-    }
-  };
-  const remove = async () => {
-    if (!doomed) return;
-    try {
-      await api('DELETE', 'ui/flows/' + encodeURIComponent(doomed.id));
-      setNotice('Deleted ' + doomed.name + '.');
-      reload();
-    } catch (e) {
-      fail(e);
-    }
-  };
-  return (
-    <div>
-      <Failure error={error} />
-      <p class="sr-only" role="status" aria-live="polite">
-        {notice}
-      </p>
-      <table>
-        <caption class="sr-only">Flows</caption>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Trigger</th>
-            <th scope="col">Enabled</th>
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {(flows ? flows.items : []).map((f) => (
-            <tr>
-              <td>{f.name}</td>
-              <td>
-                {(f.triggerSource || 'CLOCKIFY') + ': '}
-                {f.triggerEvents.join(', ')}
-              </td>
-              <td>{f.enabled ? 'yes' : 'no'}</td>
-              <td class="row-actions">
-                <button onClick={() => setEditing(JSON.stringify(f, null, 2))}>Edit</button>
-                <button onClick={() => go('executions', { flowId: f.id })}>Runs</button>
-                {admin ? (
-                  <button
-                    class="danger"
-                    onClick={() => {
-                      setDoomed(f);
-                      dialog.current?.showModal();
-                    }}
-                  >
-                    Delete
-                  </button>
-                ) : null}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {flows && !flows.items.length ? <p class="muted">No flows yet.</p> : null}
-      <h2>{editing && JSON.parse(editing).id ? 'Edit flow' : 'New flow'}</h2>
-      <label for="flow-json">Flow (JSON)</label>
-      <textarea id="flow-json" rows={14} spellcheck={false} value={editing || JSON.stringify(EXAMPLE_FLOW, null, 2)} onInput={(e) => setEditing((e.currentTarget as HTMLTextAreaElement).value)} />
-      {problem ? (
-        <div class="error" role="alert">
-          <p>{problem.message}</p>
-          <ul>
-            {problem.details.map((d) => (
-              <li>{d}</li>
-            ))}
-          </ul>
-        </div>
-      ) : null}
-      <div class="actions">
-        <button class="primary" onClick={save} disabled={!admin}>
-          Save flow
-        </button>
-        {!admin ? <span class="muted">Only workspace owners and admins change flows.</span> : null}
-      </div>
-      <dialog ref={dialog} aria-labelledby="delete-title" onClose={() => dialog.current?.returnValue === 'yes' && remove()}>
-        <form method="dialog">
-          <h3 id="delete-title">Delete {doomed ? doomed.name : 'this flow'}?</h3>
-          <p>It stops running at once. Its past runs stay in Executions.</p>
-          <div class="actions">
-            <button value="no" autofocus>
-              Cancel
-            </button>
-            <button class="danger" value="yes">
-              Delete
-            </button>
-          </div>
-        </form>
-      </dialog>
     </div>
   );
 }
