@@ -216,6 +216,29 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         stats.contains("1\nsucceeded") && stats.contains("100%"),
         "{stats}"
     );
+    // The charts: per hour, with their numbers in a table too.
+    let charts = text_when(c, ".charts", |t| t.contains("Flow runs")).await;
+    assert!(
+        charts.contains("Webhooks received: 1 in the last 24 hours"),
+        "{charts}"
+    );
+    assert!(
+        charts.contains("Flow runs: 1 in the last 24 hours"),
+        "{charts}"
+    );
+    let bars = c
+        .execute(
+            "return document.querySelectorAll('.chart rect.bar-ok').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bars, 1, "one succeeded run, one bar");
+    let slowest = text_when(c, "section[aria-labelledby=slowest-title]", |t| {
+        t.contains("Tag new entries")
+    })
+    .await;
+    assert!(slowest.contains(" ms"), "{slowest}");
     shot(c, "dashboard").await;
     check(c, "dashboard").await;
     click(c, "button.stat:nth-child(3)").await;
@@ -228,6 +251,13 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
     assert_eq!(
         filter.prop("value").await.unwrap().as_deref(),
         Some("SUCCEEDED")
+    );
+    // A run step by step.
+    click(c, "#panel-executions td button.link").await;
+    let timeline = text_when(c, ".timeline", |t| t.contains("/v1/workspaces/ws1/tags")).await;
+    assert!(
+        timeline.contains("GET") && timeline.contains("200 in"),
+        "{timeline}"
     );
     shot(c, "executions").await;
     check(c, "executions").await;
@@ -313,8 +343,19 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         Some("Bill")
     );
 
+    // The webhook log's payload viewer.
+    tab(c, "webhooks").await;
+    click(c, "#panel-webhooks td button.link").await;
+    let payload = text_when(c, ".payload", |t| t.contains("te1")).await;
+    assert!(
+        payload.starts_with("NEW_TIME_ENTRY from clockify"),
+        "{payload}"
+    );
+    assert!(payload.contains("SUCCEEDED"), "its run: {payload}");
+    shot(c, "webhooks").await;
+    check(c, "webhooks").await;
     // The other sections, and a flow deleted only after its confirmation.
-    for section in ["webhooks", "bootstrap", "flows"] {
+    for section in ["bootstrap", "flows"] {
         tab(c, section).await;
         shot(c, section).await;
         check(c, section).await;

@@ -321,7 +321,133 @@ async fn one_megabyte_limit_outside_webhooks(backend: Backend) {
     app.stop().await;
 }
 
+/// The dashboard's activity (per hour, per flow) and re-running a failed execution from the
+/// step that failed.
+async fn activity_is_counted_and_a_failed_run_runs_again(backend: Backend) {
+    let app = start(backend).await;
+    let hook = app.install_settled("ws1").await;
+    // The first action succeeds; the second is refused by Clockify (400: not retried).
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f = fail.clone();
+    app.fake.respond(move |r| {
+        if r.path.ends_with("/tags") && f.load(std::sync::atomic::Ordering::SeqCst) {
+            FakeResponse::json(400, json!({"message": "bad tag"}))
+        } else {
+            FakeResponse::json(200, json!({"id": "ok"}))
+        }
+    });
+    let (s, flow) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/flows",
+            Some(json!({"name": "two steps", "triggerEvents": ["NEW_TIME_ENTRY"], "actions": [
+                {"name": "read", "method": "GET", "path": "/v1/workspaces/{{workspaceId}}/projects"},
+                {"name": "tag", "method": "GET", "path": "/v1/workspaces/{{workspaceId}}/tags"}]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{flow}");
+    let (s, _) = app
+        .webhook(
+            &hook,
+            "NEW_TIME_ENTRY",
+            &json!({"id": "te1", "workspaceId": "ws1"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let failed = app
+        .eventually(std::time::Duration::from_secs(10), || async {
+            let (_, l) = app.ui("ws1", Method::GET, "/ui/executions", None).await;
+            let e = l["items"][0].clone();
+            (e["status"] == "FAILED").then_some(e)
+        })
+        .await
+        .expect("the run failed");
+    let (s, a) = app
+        .ui("ws1", Method::GET, "/ui/dashboard/activity", None)
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let hours = a["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    let now = hours.last().unwrap();
+    assert_eq!(now["deliveries"], 1, "{now}");
+    assert_eq!(now["runs"], json!({"FAILED": 1}));
+    assert_eq!(
+        hours
+            .iter()
+            .map(|h| h["deliveries"].as_i64().unwrap())
+            .sum::<i64>(),
+        1
+    );
+    assert_eq!(a["flows"][0]["name"], "two steps");
+    assert_eq!(
+        (
+            a["flows"][0]["runs"].as_i64(),
+            a["flows"][0]["failed"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    let (s, _) = app
+        .ui("ws1", Method::GET, "/ui/dashboard/activity?hours=500", None)
+        .await;
+    assert_eq!(s, 400);
+
+    // Run it again once Clockify accepts: only the step that failed is repeated.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    app.fake.clear();
+    let id = failed["id"].as_str().unwrap();
+    let member = app.member_token("ws1");
+    let resp = app
+        .http
+        .post(app.url(&format!("/ui/executions/{id}/rerun")))
+        .bearer_auth(member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "admins only");
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            &format!("/ui/executions/{id}/rerun"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let done = app
+        .eventually(std::time::Duration::from_secs(10), || async {
+            let (_, e) = app
+                .ui("ws1", Method::GET, &format!("/ui/executions/{id}"), None)
+                .await;
+            (e["status"] == "SUCCEEDED").then_some(e)
+        })
+        .await
+        .expect("the run succeeded the second time");
+    assert_eq!(done["steps"].as_array().unwrap().len(), 2, "{done}");
+    let sent = app.fake.requests();
+    assert_eq!(sent.len(), 1, "only the failed step ran again: {sent:?}");
+    assert!(sent[0].path.ends_with("/tags"));
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            &format!("/ui/executions/{id}/rerun"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only a FAILED run"),
+        "{b}"
+    );
+    app.stop().await;
+}
+
 backend_tests!(
+    activity_is_counted_and_a_failed_run_runs_again,
     every_ui_route_needs_a_user_token,
     a_caller_sees_only_their_workspace,
     explorer_runs_catalog_operations_for_the_callers_workspace,

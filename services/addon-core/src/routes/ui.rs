@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/static/app.js", get(script))
         .route("/static/app.css", get(style))
         .route("/ui/dashboard", get(dashboard))
+        .route("/ui/dashboard/activity", get(activity))
         .route("/ui/explorer/operations", get(operations))
         .route("/ui/explorer/execute", post(execute))
         .route("/ui/webhooks", get(webhook_list))
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/flows/import", post(flow_import))
         .route("/ui/executions", get(execution_list))
         .route("/ui/executions/{id}", get(execution_detail))
+        .route("/ui/executions/{id}/rerun", post(execution_rerun))
         .route("/ui/bootstrap", get(bootstrap_status).post(bootstrap_start))
         .route("/ui/entities", get(entity_list))
 }
@@ -642,6 +644,92 @@ async fn execution_detail(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no execution {id}")))?;
     Ok(Json(json!(e)))
+}
+
+/// Runs a failed execution again from its failed step (admins: it calls Clockify again).
+async fn execution_rerun(
+    State(state): State<AppState>,
+    UiAdmin(user): UiAdmin,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let ws = user.workspace_id();
+    let e = executions::get(&state.db, ws, &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no execution {id}")))?;
+    if !executions::rerun(&state.db, ws, &id).await? {
+        return Err(AppError::Conflict(format!(
+            "execution {id} is {}: only a FAILED run can be run again",
+            e.status
+        )));
+    }
+    state.execution_work.notify_one();
+    tracing::info!(workspace_id = %ws, execution_id = %id, "failed execution queued again");
+    let e = executions::get(&state.db, ws, &id).await?;
+    Ok(Json(json!(e)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivityQuery {
+    #[serde(default)]
+    hours: Option<i64>,
+}
+
+/// The dashboard's charts: deliveries and runs per hour over the last `hours` (1-168, default
+/// 24), and each flow's runs, failures and durations over the same window.
+async fn activity(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<ActivityQuery>,
+) -> AppResult<Json<Value>> {
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=168).contains(&hours) {
+        return Err(AppError::BadRequest(format!(
+            "hours: 1 to 168 (a week), got {hours}"
+        )));
+    }
+    let ws = user.workspace_id();
+    let now = now_millis();
+    let first_hour = (now / 3_600_000 - (hours - 1)) * 3_600_000;
+    let deliveries = webhooks::per_hour(&state.db, ws, first_hour).await?;
+    let runs = executions::per_hour(&state.db, ws, first_hour).await?;
+    let mut buckets: Vec<Value> = (0..hours)
+        .map(|i| {
+            let at = first_hour + i * 3_600_000;
+            json!({"hour": rfc3339(at), "deliveries": 0, "runs": {}})
+        })
+        .collect();
+    let slot = |at: i64| usize::try_from((at - first_hour) / 3_600_000).ok();
+    for (at, n) in deliveries {
+        if let Some(b) = slot(at).and_then(|i| buckets.get_mut(i)) {
+            b["deliveries"] = json!(n);
+        }
+    }
+    for (at, status, n) in runs {
+        if let Some(b) = slot(at).and_then(|i| buckets.get_mut(i)) {
+            b["runs"][status] = json!(n);
+        }
+    }
+    let names: BTreeMap<String, String> = flows::list(&state.db, ws)
+        .await?
+        .into_iter()
+        .map(|f| (f.id, f.definition.name))
+        .collect();
+    let stats: Vec<Value> = executions::flow_stats(&state.db, ws, first_hour)
+        .await?
+        .into_iter()
+        .map(|f| {
+            let mut v = json!(f);
+            v["name"] = json!(
+                names
+                    .get(&f.flow_id)
+                    .cloned()
+                    .unwrap_or_else(|| "(deleted flow)".to_owned())
+            );
+            v
+        })
+        .collect();
+    Ok(Json(json!({"hours": buckets, "flows": stats})))
 }
 
 async fn bootstrap_status(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {

@@ -486,6 +486,77 @@ pub async fn counts(
         .collect()
 }
 
+/// Runs per hour and status since `since`: (hour as epoch milliseconds, status, count).
+pub async fn per_hour(
+    db: &Db,
+    workspace_id: &str,
+    since: i64,
+) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(PER_HOUR)
+        .bind(workspace_id)
+        .bind(super::id_floor(since))
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>("h")? * 3_600_000,
+                r.try_get("status")?,
+                r.try_get("n")?,
+            ))
+        })
+        .collect()
+}
+
+/// One flow's runs since a time: how many, how many failed, and how long they took.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowStats {
+    pub flow_id: String,
+    pub runs: i64,
+    pub failed: i64,
+    /// Mean of the runs that recorded a duration.
+    pub average_ms: Option<i64>,
+    pub slowest_ms: Option<i64>,
+}
+
+pub async fn flow_stats(
+    db: &Db,
+    workspace_id: &str,
+    since: i64,
+) -> Result<Vec<FlowStats>, sqlx::Error> {
+    let rows = sqlx::query(FLOW_STATS)
+        .bind(workspace_id)
+        .bind(super::id_floor(since))
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let timed: i64 = r.try_get("timed")?;
+            let total: Option<i64> = r.try_get("total_ms")?;
+            Ok(FlowStats {
+                flow_id: r.try_get("flow_id")?,
+                runs: r.try_get("runs")?,
+                failed: r.try_get("failed")?,
+                average_ms: total.filter(|_| timed > 0).map(|t| t / timed),
+                slowest_ms: r.try_get("slowest")?,
+            })
+        })
+        .collect()
+}
+
+/// Queues a FAILED run again, from the step that failed (the steps that succeeded are not
+/// repeated), as a new set of attempts; false when it is not (or no longer) FAILED.
+pub async fn rerun(db: &Db, workspace_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(RERUN)
+        .bind(workspace_id)
+        .bind(id)
+        .bind(now_millis())
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
 #[cfg(test)]
 const CLAIM_COLUMNS: &str =
@@ -533,6 +604,17 @@ pub(crate) fn list_statements() -> Vec<(String, String)> {
 const GET: &str = "SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_attempt_at FROM flow_executions WHERE workspace_id = $1 AND id = $2";
 /// One index-only range per status on `(workspace_id, status, id)`, whatever the workspace's
 /// history holds; statuses with no executions are left out.
+const PER_HOUR: &str = "SELECT started_at / 3600000 AS h, status, COUNT(*) AS n FROM flow_executions
+         WHERE workspace_id = $1 AND id >= $2 GROUP BY started_at / 3600000, status ORDER BY h, status";
+const FLOW_STATS: &str = "SELECT flow_id, COUNT(*) AS runs,
+             SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed,
+             MAX(duration_ms) AS slowest, CAST(SUM(duration_ms) AS BIGINT) AS total_ms,
+             COUNT(duration_ms) AS timed
+         FROM flow_executions WHERE workspace_id = $1 AND id >= $2 GROUP BY flow_id";
+const RERUN: &str =
+    "UPDATE flow_executions SET status = 'PENDING', attempts = 0, next_attempt_at = $3,
+             error = NULL, finished_at = NULL, lease_owner = NULL, lease_until = NULL
+         WHERE workspace_id = $1 AND id = $2 AND status = 'FAILED'";
 const COUNTS: &str = "SELECT status, n FROM (
              SELECT s.status AS status, (SELECT COUNT(*) FROM flow_executions e WHERE e.workspace_id = $1 AND e.status = s.status AND e.id >= $2) AS n
              FROM (SELECT 'FAILED' AS status UNION ALL SELECT 'PENDING' UNION ALL SELECT 'RETRY' UNION ALL SELECT 'RUNNING' UNION ALL SELECT 'SKIPPED' UNION ALL SELECT 'SUCCEEDED') AS s
@@ -554,6 +636,9 @@ pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("executions::next_due", NEXT_DUE),
     ("executions::get", GET),
     ("executions::counts", COUNTS),
+    ("executions::per_hour", PER_HOUR),
+    ("executions::flow_stats", FLOW_STATS),
+    ("executions::rerun", RERUN),
 ];
 
 #[cfg(test)]

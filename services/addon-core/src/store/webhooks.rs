@@ -410,6 +410,22 @@ pub async fn count(db: &Db, workspace_id: &str, since: i64) -> Result<i64, sqlx:
         .try_get(0)
 }
 
+/// Deliveries per hour since `since`: (hour as epoch milliseconds, count), oldest first.
+pub async fn per_hour(
+    db: &Db,
+    workspace_id: &str,
+    since: i64,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    let rows = sqlx::query(PER_HOUR)
+        .bind(workspace_id)
+        .bind(super::id_floor(since))
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<i64, _>("h")? * 3_600_000, r.try_get("n")?)))
+        .collect()
+}
+
 // Every statement this module issues, named for the SQL contract (see `store::contract`).
 /// PostgreSQL skips rows other replicas hold.
 pub(crate) const DEQUEUE_POSTGRES: &str = "DELETE FROM webhook_queue
@@ -484,10 +500,13 @@ const GET: &str = concat!(
     ", received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2"
 );
 const COUNT: &str = "SELECT COUNT(*) FROM webhook_log WHERE workspace_id = $1 AND id >= $2";
+const PER_HOUR: &str = "SELECT received_at / 3600000 AS h, COUNT(*) AS n FROM webhook_log
+         WHERE workspace_id = $1 AND id >= $2 GROUP BY received_at / 3600000 ORDER BY h";
 
 /// The statements of this module, for the SQL contract.
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("webhooks::refused", REFUSED),
+    ("webhooks::per_hour", PER_HOUR),
     ("webhooks::get", GET),
     ("webhooks::count", COUNT),
 ];

@@ -84,7 +84,7 @@ function Console({ s }: { s: Session }) {
       <main id={'panel-' + tab} role="tabpanel" aria-labelledby={'tab-' + tab} tabIndex={-1}>
         {tab === 'dashboard' && <Dashboard go={go} />}
         {tab === 'flows' && <Flows s={s} go={go} features={info ? info.features : { customSources: false, genericHttp: false }} />}
-        {tab === 'executions' && <Executions filter={filter} />}
+        {tab === 'executions' && <Executions s={s} filter={filter} />}
         {tab === 'webhooks' && <Webhooks filter={filter} />}
         {tab === 'explorer' && <Explorer s={s} />}
         {tab === 'bootstrap' && <Bootstrap s={s} />}

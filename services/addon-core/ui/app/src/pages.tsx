@@ -136,6 +136,171 @@ function Stat({ label, value, onClick }: { label: string; value: ComponentChildr
   );
 }
 
+interface Activity {
+  hours: { hour: string; deliveries: number; runs: Record<string, number> }[];
+  flows: { flowId: string; name: string; runs: number; failed: number; averageMs?: number | null; slowestMs?: number | null }[];
+}
+
+/** Bars per hour, stacked by series; the numbers are in a table under it too. */
+function Chart(props: { title: string; hours: Activity['hours']; series: { key: string; label: string; cls: string; of: (h: Activity['hours'][0]) => number }[] }) {
+  const { hours, series } = props;
+  const totals = hours.map((h) => series.reduce((n, s) => n + s.of(h), 0));
+  const max = Math.max(1, ...totals);
+  const w = 640;
+  const hgt = 120;
+  const bw = w / Math.max(1, hours.length);
+  const sum = totals.reduce((a, b) => a + b, 0);
+  const label = (h: string) => new Date(h).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const id = 'chart-' + props.title.replace(/\W+/g, '-').toLowerCase();
+  return (
+    <figure class="chart" aria-labelledby={id}>
+      <figcaption id={id}>
+        {props.title}: {sum} in the last {hours.length} hours
+        {series.length > 1 ? (
+          <span class="legend">
+            {series.map((s) => (
+              <span>
+                <i class={s.cls} aria-hidden="true" /> {s.label}
+              </span>
+            ))}
+          </span>
+        ) : null}
+      </figcaption>
+      <svg viewBox={'0 0 ' + w + ' ' + (hgt + 18)} role="img" aria-label={props.title + ' per hour, ' + sum + ' in all; the table below has the numbers'} preserveAspectRatio="none">
+        {hours.map((h, i) => {
+          let y = hgt;
+          return (
+            <g>
+              {series.map((s) => {
+                const v = s.of(h);
+                const bh = (v / max) * (hgt - 4);
+                y -= bh;
+                return v ? <rect class={s.cls} x={i * bw + 1} y={y} width={Math.max(1, bw - 2)} height={bh}><title>{label(h.hour) + ': ' + v + ' ' + s.label}</title></rect> : null;
+              })}
+              {i % 6 === 0 ? (
+                <text x={i * bw + 1} y={hgt + 14} class="axis">
+                  {label(h.hour)}
+                </text>
+              ) : null}
+            </g>
+          );
+        })}
+        <line x1="0" y1={hgt} x2={w} y2={hgt} class="baseline" />
+      </svg>
+      <details>
+        <summary>The numbers</summary>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Hour</th>
+              {series.map((s) => (
+                <th scope="col">{s.label}</th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {hours
+              .filter((_, i) => totals[i] > 0)
+              .map((h) => (
+                <tr>
+                  <td>{new Date(h.hour).toLocaleString()}</td>
+                  {series.map((s) => (
+                    <td>{s.of(h)}</td>
+                  ))}
+                </tr>
+              ))}
+          </tbody>
+        </table>
+      </details>
+    </figure>
+  );
+}
+
+function ActivityView({ go }: { go: Go }) {
+  const [a, error] = useLoad(() => api<Activity>('GET', 'ui/dashboard/activity?hours=24'), []);
+  if (error) return <Failure error={error} />;
+  if (!a) return null;
+  const other = (h: Activity['hours'][0]) => Object.entries(h.runs).reduce((n, [k, v]) => (k === 'SUCCEEDED' || k === 'FAILED' ? n : n + v), 0);
+  const failing = a.flows.filter((f) => f.failed > 0).sort((x, y) => y.failed - x.failed).slice(0, 5);
+  const slowest = a.flows.filter((f) => f.averageMs !== null && f.averageMs !== undefined).sort((x, y) => (y.averageMs || 0) - (x.averageMs || 0)).slice(0, 5);
+  return (
+    <div class="activity">
+      <div class="charts">
+        <Chart title="Webhooks received" hours={a.hours} series={[{ key: 'd', label: 'received', cls: 'bar-info', of: (h) => h.deliveries }]} />
+        <Chart
+          title="Flow runs"
+          hours={a.hours}
+          series={[
+            { key: 's', label: 'succeeded', cls: 'bar-ok', of: (h) => h.runs.SUCCEEDED || 0 },
+            { key: 'f', label: 'failed', cls: 'bar-fail', of: (h) => h.runs.FAILED || 0 },
+            { key: 'o', label: 'other', cls: 'bar-other', of: other },
+          ]}
+        />
+      </div>
+      <div class="grid2 tables">
+        <section aria-labelledby="failing-title">
+          <h2 id="failing-title">Failing flows</h2>
+          {failing.length ? (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Flow</th>
+                  <th scope="col">Failed</th>
+                  <th scope="col">of runs</th>
+                </tr>
+              </thead>
+              <tbody>
+                {failing.map((f) => (
+                  <tr>
+                    <td>{f.name}</td>
+                    <td>
+                      <button class="link" onClick={() => go('executions', { flowId: f.flowId, status: 'FAILED' })}>
+                        {f.failed}
+                      </button>
+                    </td>
+                    <td>{f.runs}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p class="muted">No flow failed in the last 24 hours.</p>
+          )}
+        </section>
+        <section aria-labelledby="slowest-title">
+          <h2 id="slowest-title">Slowest flows</h2>
+          {slowest.length ? (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Flow</th>
+                  <th scope="col">Average</th>
+                  <th scope="col">Slowest</th>
+                </tr>
+              </thead>
+              <tbody>
+                {slowest.map((f) => (
+                  <tr>
+                    <td>
+                      <button class="link" onClick={() => go('executions', { flowId: f.flowId })}>
+                        {f.name}
+                      </button>
+                    </td>
+                    <td>{f.averageMs} ms</td>
+                    <td>{f.slowestMs} ms</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p class="muted">No timed runs yet.</p>
+          )}
+        </section>
+      </div>
+    </div>
+  );
+}
+
 export function Dashboard({ go }: { go: Go }) {
   const [d, error] = useLoad(() => api<DashboardData>('GET', 'ui/dashboard'), []);
   if (error) return <Failure error={error} />;
@@ -155,6 +320,7 @@ export function Dashboard({ go }: { go: Go }) {
         <Stat label="success rate" value={total ? Math.round((100 * (ex.SUCCEEDED || 0)) / total) + '%' : '–'} />
         <Stat label="flows" value={d.flows} onClick={() => go('flows')} />
       </div>
+      <ActivityView go={go} />
       <h2>Workspace data</h2>
       <div class="stats">
         <Stat label={'bootstrap ' + (b ? b.state.toLowerCase() : 'not run')} value={b ? b.endpointsDone + '/' + b.endpointsTotal : '–'} onClick={() => go('bootstrap')} />
@@ -169,7 +335,80 @@ export function Dashboard({ go }: { go: Go }) {
   );
 }
 
-export function Executions({ filter }: { filter: Record<string, string> }) {
+interface Step {
+  action: number;
+  name: string;
+  type: string;
+  method?: string;
+  path?: string;
+  url?: string;
+  status?: number;
+  attempts?: number;
+  durationMs?: number;
+  response?: string;
+  requestHeaders?: Record<string, string> | [string, string][];
+  error?: string;
+}
+
+/** An execution step by step: each request, its answer, and where it stopped. */
+function Timeline({ x, admin, onRerun }: { x: Execution; admin: boolean; onRerun: () => void }) {
+  const steps = (Array.isArray(x.steps) ? x.steps : []) as Step[];
+  const [problem, setProblem] = useState<string | null>(null);
+  const [queued, setQueued] = useState(false);
+  const rerun = async () => {
+    try {
+      await api('POST', 'ui/executions/' + encodeURIComponent(x.id) + '/rerun');
+      setQueued(true);
+      setTimeout(onRerun, 1000);
+    } catch (e) {
+      setProblem(String((e as Error).message || e));
+    }
+  };
+  return (
+    <div class="timeline">
+      <p class="muted">
+        Run {x.id} · webhook <code>{x.webhookId}</code> · {x.attempts || 1} attempt{(x.attempts || 1) > 1 ? 's' : ''}
+        {x.durationMs !== undefined ? ' · ' + x.durationMs + ' ms' : ''}
+      </p>
+      <ol>
+        {steps.map((st) => {
+          const ok = st.status !== undefined && st.status < 400 && !st.error;
+          const headers = st.requestHeaders ? (Array.isArray(st.requestHeaders) ? st.requestHeaders : Object.entries(st.requestHeaders)) : [];
+          return (
+            <li class={ok ? 'step ok-step' : 'step fail-step'}>
+              <p>
+                <strong>{st.name}</strong> <span class={'method m-' + (st.method || 'get').toLowerCase()}>{st.method || '?'}</span> <code>{st.path || st.url || ''}</code>{' '}
+                {st.status !== undefined ? <span class={'status s' + String(st.status)[0]}>{st.status}</span> : null}
+                {st.durationMs !== undefined ? ' in ' + st.durationMs + ' ms' : ''}
+                {st.attempts && st.attempts > 1 ? ', ' + st.attempts + ' attempts' : ''}
+              </p>
+              {headers.length ? <pre aria-label="Request headers">{headers.map(([k, v]) => k + ': ' + v).join('\n')}</pre> : null}
+              {st.error ? <p class="error-text">{st.error}</p> : null}
+              {st.response ? <pre aria-label="Response excerpt">{st.response}</pre> : null}
+            </li>
+          );
+        })}
+        {x.status === 'FAILED' && x.error && !steps.some((st) => st.error) ? <li class="step fail-step">{x.error}</li> : null}
+      </ol>
+      {x.status === 'FAILED' ? (
+        <div class="actions">
+          <button class="primary" disabled={!admin || queued} onClick={rerun}>
+            {queued ? 'Queued again' : 'Run again from the failed step'}
+          </button>
+          {!admin ? <span class="muted">Only workspace owners and admins run flows again.</span> : null}
+        </div>
+      ) : null}
+      {problem ? (
+        <p class="error" role="alert">
+          {problem}
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+export function Executions({ s, filter }: { s: Session; filter: Record<string, string> }) {
+  const admin = isAdmin(s);
   const [status, setStatus] = useState(filter.status || '');
   const list = usePaged<Execution>((before) => 'ui/executions' + query({ status, flow_id: filter.flowId, before }), [status, filter.flowId]);
   const [open, setOpen] = useState<string | null>(null);
@@ -215,7 +454,7 @@ export function Executions({ filter }: { filter: Record<string, string> }) {
               {open === x.id ? (
                 <tr class="detail">
                   <td colSpan={5}>
-                    <pre tabIndex={0}>{JSON.stringify(x, null, 2)}</pre>
+                    <Timeline x={x} admin={admin} onRerun={list.reload} />
                   </td>
                 </tr>
               ) : null}
@@ -226,6 +465,49 @@ export function Executions({ filter }: { filter: Record<string, string> }) {
       {!list.items.length && !list.loading ? <p class="muted">No executions{status ? ' with status ' + status : ''}.</p> : null}
       <More next={list.next} loading={list.loading} more={list.more} />
     </div>
+  );
+}
+
+function WebhookDetail({ id, data }: { id: string; data: { webhook: Webhook; executions: Execution[] } }) {
+  const w = data.webhook;
+  const [copied, setCopied] = useState(false);
+  const text = JSON.stringify(w.body, null, 2);
+  return (
+    <section aria-labelledby="wh-detail-title" class="payload">
+      <h2 id="wh-detail-title">
+        {w.eventType} from {w.source}
+      </h2>
+      <p class="muted">
+        Received {when(w.receivedAt)} · <code>{id}</code> · <Status value={w.status} />
+      </p>
+      <div class="actions">
+        <button
+          onClick={() =>
+            navigator.clipboard
+              ?.writeText(text)
+              .then(() => setCopied(true))
+              .catch(() => setCopied(false))
+          }
+        >
+          {copied ? 'Copied' : 'Copy payload'}
+        </button>
+      </div>
+      <pre tabIndex={0} aria-label="Payload">
+        {text}
+      </pre>
+      <h3>Flow runs for this delivery</h3>
+      {data.executions.length ? (
+        <ul>
+          {data.executions.map((x) => (
+            <li>
+              <Status value={x.status} /> {x.eventType} · {when(x.startedAt)} {x.error ? '· ' + x.error : ''}
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p class="muted">No flow ran for it.</p>
+      )}
+    </section>
   );
 }
 
@@ -275,12 +557,7 @@ export function Webhooks({ filter }: { filter: Record<string, string> }) {
       </table>
       {!list.items.length && !list.loading ? <p class="muted">No webhooks received{event ? ' for ' + event : ''}.</p> : null}
       <More next={list.next} loading={list.loading} more={list.more} />
-      {detail ? (
-        <section aria-label="Webhook detail">
-          <h2>Webhook {detail.id}</h2>
-          <pre tabIndex={0}>{JSON.stringify(detail.data, null, 2)}</pre>
-        </section>
-      ) : null}
+      {detail ? <WebhookDetail id={detail.id} data={detail.data as { webhook: Webhook; executions: Execution[] }} /> : null}
     </div>
   );
 }
