@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn find(binary: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -102,4 +102,53 @@ pub async fn text_when(c: &Client, css: &str, pred: impl Fn(&str) -> bool) -> St
         Err(_) => String::new(),
     };
     panic!("{css} never showed the expected text; it showed {last:?}; the page: {page}");
+}
+
+/// axe-core's script (from the console's packages, installed by scripts/ui.sh); `None` with a
+/// message when it is not installed.
+pub fn axe_source() -> Option<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../addon-core/ui/app/node_modules/axe-core/axe.min.js");
+    let src = std::fs::read_to_string(&path).ok();
+    if src.is_none() {
+        eprintln!(
+            "axe-core is not installed ({}): run ./scripts/ui.sh; the accessibility checks are skipped",
+            path.display()
+        );
+    }
+    src
+}
+
+/// axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now.
+pub async fn axe(c: &Client, axe_src: &str) -> Vec<Value> {
+    c.execute(axe_src, vec![])
+        .await
+        .expect("axe-core loads in the page");
+    let out = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+              .then(r => done({passes: r.passes.length, violations: r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))}))
+              .catch(e => done({passes: 0, violations: [{id: 'axe-error', help: String(e)}]}));"#,
+            vec![],
+        )
+        .await
+        .expect("axe-core runs");
+    assert!(
+        out["passes"].as_u64().unwrap_or(0) > 5,
+        "axe-core checked next to nothing: {out}"
+    );
+    out["violations"].as_array().cloned().unwrap_or_default()
+}
+
+/// With `UI_SCREENSHOTS=<dir>`, a screenshot of the page as it is now, as `<dir>/<name>.png`
+/// (`./scripts/screenshots.sh` writes docs/ui/).
+pub async fn shot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("UI_SCREENSHOTS") {
+        let png = c.screenshot().await.expect("a screenshot");
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
+            .expect("the screenshot written");
+    }
 }

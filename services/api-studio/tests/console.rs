@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use addon_core::auth::TokenKind;
-use addon_testkit::browser::{Driver, text_when};
+use addon_testkit::browser::{Driver, axe, axe_source, shot, text_when};
 use addon_testkit::{Backend, FakeResponse, TestApp};
 use fantoccini::{Client, Locator};
 use reqwest::Method;
@@ -100,49 +100,12 @@ async fn tab(c: &Client, name: &str) {
     text_when(c, &format!("#panel-{name}"), |t| !t.contains("Loading")).await;
 }
 
-/// axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now.
-async fn axe(c: &Client, axe_src: &str) -> Vec<Value> {
-    c.execute(axe_src, vec![]).await.unwrap();
-    let out = c
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
-            axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
-              .then(r => done({passes: r.passes.length, violations: r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-                .map(v => ({id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))}))
-              .catch(e => done({passes: 0, violations: [{id: 'axe-error', help: String(e)}]}));"#,
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        out["passes"].as_u64().unwrap_or(0) > 5,
-        "axe-core checked next to nothing: {out}"
-    );
-    out["violations"].as_array().cloned().unwrap_or_default()
-}
-
-async fn shot(c: &Client, name: &str) {
-    if let Some(dir) = std::env::var_os("UI_SCREENSHOTS") {
-        let png = c.screenshot().await.unwrap();
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_works_in_chromium_as_a_person_uses_it() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let axe_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../addon-core/ui/app/node_modules/axe-core/axe.min.js");
-    let axe_src = std::fs::read_to_string(&axe_path).ok();
-    if axe_src.is_none() {
-        eprintln!(
-            "axe-core is not installed ({}): run ./scripts/ui.sh; the accessibility checks are skipped",
-            axe_path.display()
-        );
-    }
+    let axe_src = axe_source();
     let app = TestApp::start(&api_studio::DEFINITION, Backend::Postgres).await;
     app.fake
         .respond(|r| match (r.method.as_str(), r.path.as_str()) {

@@ -14,8 +14,8 @@ use addon_core::store::bootstrap;
 use addon_core::store::installations::{self, Installation};
 use addon_core::time::rfc3339;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -87,34 +87,26 @@ pub fn routes() -> Router<AppState> {
         .route("/static/settings.js", get(script))
 }
 
-const REFUSED: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Settings</title></head>
-<body><h1 id="refused">Not signed in</h1><p>Open this page from the add-on's settings in Clockify: it needs the token Clockify passes to it.</p></body></html>"#;
-
-/// The page, only for a signed-in workspace user. The token stays in the URL Clockify framed;
-/// the script sends it as a Bearer header on every call.
-async fn page(user: Result<UiUser, AppError>) -> Response {
-    match user {
-        Ok(_) => Html(include_str!("../ui/settings.html")).into_response(),
-        Err(e) => {
-            let status = match e {
-                AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-                AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-                _ => return e.into_response(),
-            };
-            (status, Html(REFUSED)).into_response()
-        }
-    }
+/// The page: a static shell with no workspace data (so no token is needed to fetch it). Its
+/// script, built with the console, reads the token Clockify put in the URL, says plainly when it
+/// is missing, expired or refused, and calls `settings/state` with it; the server checks every
+/// call. Every URL in it is relative, so a base URL with a path works.
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../ui/settings.html"),
+    )
+        .into_response()
 }
 
 async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        include_str!("../ui/settings.js"),
+    addon_core::routes::ui::asset(
+        "text/javascript; charset=utf-8",
+        addon_core::routes::ui::SETTINGS_SCRIPT,
     )
-        .into_response()
 }
 
 fn current(installation: &Installation) -> Vec<Value> {

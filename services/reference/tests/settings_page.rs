@@ -8,7 +8,7 @@
 #![cfg(test)]
 
 use addon_core::auth::TokenKind;
-use addon_testkit::browser::{Driver, text_when};
+use addon_testkit::browser::{Driver, axe, axe_source, shot, text_when};
 use addon_testkit::{Backend, TestApp};
 use fantoccini::Locator;
 use serde_json::json;
@@ -26,14 +26,18 @@ async fn the_settings_page_loads_refuses_and_saves_in_chromium() {
     let token = app.token(TokenKind::User, "ws-page");
     let page = app.url(&format!("/settings?auth_token={token}"));
 
-    // Without a token: refused, and nothing of any workspace on the page.
+    // Without a token: a plain message, and nothing of any workspace on the page (the page is
+    // a static shell; its data needs the token).
     c.goto(&app.url("/settings")).await.unwrap();
-    let refused = text_when(c, "#refused", |t| !t.is_empty()).await;
-    assert_eq!(refused, "Not signed in");
+    let refused = text_when(c, "[role=alert]", |t| !t.is_empty()).await;
+    assert!(
+        refused.contains("open the add-on from Clockify"),
+        "{refused}"
+    );
     assert!(!c.source().await.unwrap().contains("ws-page"));
     let status = app
         .http
-        .get(app.url("/settings"))
+        .get(app.url("/settings/state"))
         .send()
         .await
         .unwrap()
@@ -43,7 +47,12 @@ async fn the_settings_page_loads_refuses_and_saves_in_chromium() {
     c.goto(&app.url(&format!("/settings?auth_token={forged}")))
         .await
         .unwrap();
-    text_when(c, "#refused", |t| t == "Not signed in").await;
+    let refused = text_when(c, "[role=alert]", |t| !t.is_empty()).await;
+    assert!(
+        refused.contains("Clockify did not accept this session"),
+        "{refused}"
+    );
+    assert!(!c.source().await.unwrap().contains("ws-page"));
 
     // With a valid token: installation, bootstrap progress and settings.
     c.goto(&page).await.unwrap();
@@ -104,6 +113,32 @@ async fn the_settings_page_loads_refuses_and_saves_in_chromium() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.number("bootstrap_time_entry_days", 0, 0, 365), 21);
+
+    // Accessible in both themes, and shown in Clockify's dark theme when the user has it.
+    let mut violations = Vec::new();
+    if let Some(src) = axe_source() {
+        violations.extend(axe(c, &src).await);
+    }
+    shot(c, "settings").await;
+    let mut claims = app
+        .signer
+        .claims(TokenKind::User, "ws-page", &app.fake.api_url());
+    claims.theme = Some("DARK".into());
+    let dark = app.signer.sign_claims(&claims).unwrap();
+    c.goto(&app.url(&format!("/settings?auth_token={dark}")))
+        .await
+        .unwrap();
+    text_when(c, "dd[data-field=workspace]", |t| t == "ws-page").await;
+    let theme = c
+        .execute("return document.documentElement.dataset.theme", vec![])
+        .await
+        .unwrap();
+    assert_eq!(theme, "dark");
+    if let Some(src) = axe_source() {
+        violations.extend(axe(c, &src).await);
+    }
+    shot(c, "settings-dark").await;
+    assert!(violations.is_empty(), "axe-core: {violations:#?}");
 
     driver.stop().await;
     app.stop().await;

@@ -177,7 +177,11 @@ async fn style() -> Response {
     )
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+/// The reference add-on's settings page script, built with the console (served by that add-on).
+pub const SETTINGS_SCRIPT: &str = include_str!("../../ui/dist/settings.js");
+
+/// A built script or style, cached briefly (the name does not change between releases).
+pub fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

@@ -3,13 +3,14 @@
 import { build } from 'esbuild';
 
 const common = { bundle: true, minify: true, legalComments: 'none', logLevel: 'warning' };
-await build({
+const script = {
   ...common,
-  entryPoints: ['src/main.tsx'],
-  outfile: '../dist/app.js',
   format: 'iife',
   target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
   jsx: 'automatic',
   jsxImportSource: 'preact',
-});
+};
+// The console (API Studio, Universal Webhook) and the reference add-on's settings page.
+await build({ ...script, entryPoints: ['src/main.tsx'], outfile: '../dist/app.js' });
+await build({ ...script, entryPoints: ['src/settings.tsx'], outfile: '../dist/settings.js' });
 await build({ ...common, entryPoints: ['src/app.css'], outfile: '../dist/app.css' });
