@@ -71,10 +71,6 @@ SELECT COUNT(*) FROM installation_webhooks w JOIN installations i ON i.workspace
 -- name: webhooks::refused
 SELECT id FROM webhook_log WHERE workspace_id = $1 AND delivery_key = $2;
 
--- name: webhooks::per_hour
-SELECT received_at / 3600000 AS h, COUNT(*) AS n FROM webhook_log
-         WHERE workspace_id = $1 AND id >= $2 GROUP BY received_at / 3600000 ORDER BY h;
-
 -- name: webhooks::get
 SELECT id, source, event_type, entity_id, CASE WHEN status = 'QUEUED' THEN CASE WHEN EXISTS (SELECT 1 FROM webhook_queue q WHERE q.webhook_id = webhook_log.id) THEN 'PENDING' ELSE 'PROCESSED' END ELSE status END AS status, received_at, processed_at, body FROM webhook_log WHERE workspace_id = $1 AND id = $2;
 
@@ -131,22 +127,6 @@ SELECT status, n FROM (
              SELECT s.status AS status, (SELECT COUNT(*) FROM flow_executions e WHERE e.workspace_id = $1 AND e.status = s.status AND e.id >= $2) AS n
              FROM (SELECT 'FAILED' AS status UNION ALL SELECT 'PENDING' UNION ALL SELECT 'RETRY' UNION ALL SELECT 'RUNNING' UNION ALL SELECT 'SKIPPED' UNION ALL SELECT 'SUCCEEDED') AS s
          ) AS c WHERE n > 0 ORDER BY status;
-
--- name: executions::per_hour
-SELECT started_at / 3600000 AS h, status, COUNT(*) AS n FROM flow_executions
-         WHERE workspace_id = $1 AND id >= $2 GROUP BY started_at / 3600000, status ORDER BY h, status;
-
--- name: executions::flow_stats
-SELECT flow_id, COUNT(*) AS runs,
-             SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed,
-             MAX(duration_ms) AS slowest, CAST(SUM(duration_ms) AS BIGINT) AS total_ms,
-             COUNT(duration_ms) AS timed
-         FROM flow_executions WHERE workspace_id = $1 AND id >= $2 GROUP BY flow_id;
-
--- name: executions::rerun
-UPDATE flow_executions SET status = 'PENDING', attempts = 0, next_attempt_at = $3,
-             error = NULL, finished_at = NULL, lease_owner = NULL, lease_until = NULL
-         WHERE workspace_id = $1 AND id = $2 AND status = 'FAILED';
 
 -- name: entities::upsert_page
 INSERT INTO entity_cache (workspace_id, entity_type, entity_id, body, fetched_at) VALUES ($1, $2, $3, $4, $5)

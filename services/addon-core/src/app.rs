@@ -235,8 +235,24 @@ impl App {
             }
             None => RateLimiter::local(config.api.rate_limit_per_second),
         };
+        let wait_db = db.clone();
         let client = ClockifyClient::new(&config.api, limiter, metrics.clone())
-            .map_err(StartupError::HttpClient)?;
+            .map_err(StartupError::HttpClient)?
+            .with_wait_recorder(crate::clockify::client::WaitRecorder(Arc::new(
+                move |workspace: &str, waited: Duration, throttled: bool| {
+                    // Off the request's path: the dashboard's figure is not worth a delay.
+                    let (db, workspace) = (wait_db.clone(), workspace.to_owned());
+                    let at = crate::time::now_millis();
+                    let ms = i64::try_from(waited.as_millis()).unwrap_or(i64::MAX);
+                    tokio::spawn(async move {
+                        if let Err(e) =
+                            crate::store::waits::record(&db, &workspace, at, ms, throttled).await
+                        {
+                            tracing::warn!(workspace_id = %workspace, error = %e, "cannot record a rate-limit wait");
+                        }
+                    });
+                },
+            )));
         let outbound =
             crate::outbound::OutboundClient::new(config.outbound.clone(), metrics.clone())
                 .map_err(StartupError::HttpClient)?;

@@ -54,6 +54,13 @@ pub fn rules(c: &RetentionConfig) -> Vec<Rule> {
             age: Age::Column("called_at"),
             days: c.api_calls_days,
         },
+        // The dashboard's rate-limit waits are kept as long as the runs they slowed.
+        Rule {
+            table: "rate_limit_waits",
+            key: &["workspace_id", "hour"],
+            age: Age::Column("hour"),
+            days: c.flow_executions_days,
+        },
     ]
 }
 

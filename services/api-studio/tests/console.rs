@@ -197,6 +197,8 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         .await
         .unwrap();
     assert_eq!(bars, 1, "one succeeded run, one bar");
+    let waits = text_when(c, ".stats.waits", |t| t.contains("calls waited")).await;
+    assert!(waits.contains("(0 throttled by Clockify)"), "{waits}");
     let slowest = text_when(c, "section[aria-labelledby=slowest-title]", |t| {
         t.contains("Tag new entries")
     })
@@ -215,6 +217,17 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         filter.prop("value").await.unwrap().as_deref(),
         Some("SUCCEEDED")
     );
+    // The time filter: nothing started in the future, the run within the last hour.
+    c.find(Locator::Css("#ex-time"))
+        .await
+        .unwrap()
+        .select_by_value("1")
+        .await
+        .unwrap();
+    text_when(c, "#panel-executions table", |t| {
+        t.contains("NEW_TIME_ENTRY")
+    })
+    .await;
     // A run step by step.
     click(c, "#panel-executions td button.link").await;
     let timeline = text_when(c, ".timeline", |t| t.contains("/v1/workspaces/ws1/tags")).await;

@@ -391,9 +391,92 @@ async fn activity_is_counted_and_a_failed_run_runs_again(backend: Backend) {
         .ui("ws1", Method::GET, "/ui/dashboard/activity?hours=500", None)
         .await;
     assert_eq!(s, 400);
+    // The lists filter by time.
+    let (_, l) = app
+        .ui(
+            "ws1",
+            Method::GET,
+            "/ui/executions?since=2999-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 0, "{l}");
+    let (_, l) = app
+        .ui(
+            "ws1",
+            Method::GET,
+            "/ui/webhooks?since=2000-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 1, "{l}");
+    let (s, b) = app
+        .ui("ws1", Method::GET, "/ui/webhooks?since=yesterday", None)
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("RFC 3339"),
+        "{b}"
+    );
+    // Bootstrap's burst already waited for the add-on's own per-workspace limit; none of
+    // those calls was throttled by Clockify.
+    let before = a["rateLimitWaits"].clone();
+    assert_eq!(before["throttled"], 0, "{before}");
+
+    // A call Clockify throttles (429, Retry-After: 1) is waited for, and counted.
+    let throttled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let t = throttled.clone();
+    app.fake.respond(move |_| {
+        if t.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            FakeResponse::json(429, json!({"message": "slow down"})).header("Retry-After", "1")
+        } else {
+            FakeResponse::json(200, json!([]))
+        }
+    });
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/explorer/execute",
+            Some(json!({"operationId": "getTags"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["status"].as_i64(), b["attempts"].as_i64()),
+        (200, Some(200), Some(2)),
+        "{b}"
+    );
+    let waits = app
+        .eventually(std::time::Duration::from_secs(5), || async {
+            let (_, a) = app
+                .ui("ws1", Method::GET, "/ui/dashboard/activity", None)
+                .await;
+            (a["rateLimitWaits"]["throttled"] == 1).then_some(a)
+        })
+        .await
+        .expect("the wait is recorded");
+    let after = &waits["rateLimitWaits"];
+    assert_eq!(
+        after["waits"].as_i64().unwrap(),
+        before["waits"].as_i64().unwrap() + 1,
+        "{after}"
+    );
+    assert!(
+        after["waitMs"].as_i64().unwrap() >= before["waitMs"].as_i64().unwrap() + 1000,
+        "Retry-After: 1 waited: {after}"
+    );
+    let hourly: i64 = waits["hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["rateLimitWaits"].as_i64())
+        .sum();
+    assert_eq!(hourly, after["waits"].as_i64().unwrap());
 
     // Run it again once Clockify accepts: only the step that failed is repeated.
-    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    app.fake
+        .respond(|_| FakeResponse::json(200, json!({"id": "ok"})));
+    let _ = fail;
     app.fake.clear();
     let id = failed["id"].as_str().unwrap();
     let member = app.member_token("ws1");

@@ -108,6 +108,20 @@ impl ApiError {
     }
 }
 
+/// Told of every call that waited for a rate limit: the workspace, how long, and whether
+/// Clockify answered it 429 (the app stores it for the dashboard).
+#[derive(Clone)]
+pub struct WaitRecorder(pub std::sync::Arc<WaitFn>);
+
+/// (workspace, how long it waited, whether Clockify answered 429).
+pub type WaitFn = dyn Fn(&str, Duration, bool) + Send + Sync;
+
+impl std::fmt::Debug for WaitRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitRecorder")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ClockifyClient {
     http: reqwest::Client,
@@ -116,6 +130,7 @@ pub struct ClockifyClient {
     max_retries: u32,
     min_backoff: Duration,
     metrics: Metrics,
+    waits: Option<WaitRecorder>,
 }
 
 /// Installs the ring TLS provider for every rustls user in the process (idempotent).
@@ -145,7 +160,14 @@ impl ClockifyClient {
             max_retries: config.max_retries,
             min_backoff: Duration::from_millis(200),
             metrics,
+            waits: None,
         })
+    }
+
+    /// Reports every call that waited for a rate limit to `recorder`.
+    pub fn with_wait_recorder(mut self, recorder: WaitRecorder) -> Self {
+        self.waits = Some(recorder);
+        self
     }
 
     /// Shortens the first backoff step (tests).
@@ -255,9 +277,20 @@ impl ClockifyClient {
             .with_max_times(self.max_retries as usize)
             .build();
         let mut attempts = 0u32;
+        // Time spent waiting for rate limits (ours, and Clockify's 429s), for the dashboard.
+        let mut waited_total = Duration::ZERO;
+        let mut throttled = false;
+        let record = |waited: Duration, throttled: bool| {
+            if let Some(r) = &self.waits
+                && (throttled || waited >= Duration::from_millis(1))
+            {
+                (r.0)(&target.workspace_id, waited, throttled);
+            }
+        };
         loop {
             attempts += 1;
             let waited = self.limiter.acquire(&target.workspace_id).await;
+            waited_total += waited;
             self.metrics.rate_limit_wait.observe(waited.as_secs_f64());
             let mut rb = self
                 .http
@@ -269,6 +302,7 @@ impl ClockifyClient {
             match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    throttled |= status == 429;
                     if Self::retryable(&req.method, status) {
                         let retry_after = retry_after(resp.headers().get(RETRY_AFTER));
                         if let Some(delay) = backoff.next() {
@@ -280,11 +314,15 @@ impl ClockifyClient {
                             if let Some(delay) = delay {
                                 tracing::debug!(status, attempt = attempts, delay_ms = delay.as_millis() as u64, path = %req.path, "retrying Clockify API call");
                                 tokio::time::sleep(delay).await;
+                                if status == 429 {
+                                    waited_total += delay;
+                                }
                                 continue;
                             }
                         }
                     }
                     let body = read_body(resp).await;
+                    record(waited_total, throttled);
                     return Ok(ApiResponse {
                         status,
                         body,
@@ -301,6 +339,7 @@ impl ClockifyClient {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
+                    record(waited_total, throttled);
                     return Err(if timeout {
                         ApiError::Timeout { attempts }
                     } else {

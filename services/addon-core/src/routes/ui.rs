@@ -331,6 +331,28 @@ struct ListQuery {
     source: Option<String>,
     #[serde(default)]
     after: Option<String>,
+    /// Webhook log and executions: only what arrived (started) at or after this RFC 3339 time.
+    #[serde(default)]
+    since: Option<String>,
+}
+
+impl ListQuery {
+    /// `since` as epoch milliseconds; a time that does not parse is the caller's mistake.
+    fn since(&self) -> AppResult<Option<i64>> {
+        self.since
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                    .map_err(|_| {
+                        AppError::BadRequest(format!(
+                            "since: expected an RFC 3339 time such as 2026-12-01T00:00:00Z, got {s:?}"
+                        ))
+                    })
+            })
+            .transpose()
+    }
 }
 
 fn page_of<T: serde::Serialize>(
@@ -358,6 +380,7 @@ async fn webhook_list(
         q.event_type.as_deref(),
         q.source.as_deref(),
         q.before.as_deref(),
+        q.since()?,
         limit,
     )
     .await?;
@@ -617,6 +640,7 @@ async fn flow_executions(
         flow_id: Some(&id),
         status: q.status.as_deref(),
         before: q.before.as_deref(),
+        since: q.since()?,
         ..Default::default()
     };
     let items = executions::list(&state.db, user.workspace_id(), &filter, limit).await?;
@@ -634,6 +658,7 @@ async fn execution_list(
         webhook_id: q.webhook_id.as_deref(),
         status: q.status.as_deref(),
         before: q.before.as_deref(),
+        since: q.since()?,
     };
     let items = executions::list(&state.db, user.workspace_id(), &filter, limit).await?;
     Ok(page_of(items, limit, |e| e.id.clone()))
@@ -680,7 +705,8 @@ struct ActivityQuery {
 }
 
 /// The dashboard's charts: deliveries and runs per hour over the last `hours` (1-168, default
-/// 24), and each flow's runs, failures and durations over the same window.
+/// 24), each flow's runs, failures and durations, and the calls that waited for a rate limit
+/// (the add-on's own per workspace, or Clockify's 429s) over the same window.
 async fn activity(
     State(state): State<AppState>,
     user: UiUser,
@@ -714,6 +740,19 @@ async fn activity(
             b["runs"][status] = json!(n);
         }
     }
+    let mut waits = json!({"waits": 0, "throttled": 0, "waitMs": 0});
+    for h in crate::store::waits::per_hour(&state.db, ws, first_hour).await? {
+        for (k, v) in [
+            ("waits", h.waits),
+            ("throttled", h.throttled),
+            ("waitMs", h.wait_ms),
+        ] {
+            waits[k] = json!(waits[k].as_i64().unwrap_or(0) + v);
+        }
+        if let Some(b) = slot(h.hour).and_then(|i| buckets.get_mut(i)) {
+            b["rateLimitWaits"] = json!(h.waits);
+        }
+    }
     let names: BTreeMap<String, String> = flows::list(&state.db, ws)
         .await?
         .into_iter()
@@ -733,7 +772,9 @@ async fn activity(
             v
         })
         .collect();
-    Ok(Json(json!({"hours": buckets, "flows": stats})))
+    Ok(Json(
+        json!({"hours": buckets, "flows": stats, "rateLimitWaits": waits}),
+    ))
 }
 
 async fn bootstrap_status(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {

@@ -40,6 +40,7 @@ pub fn core_statements() -> Vec<Statement> {
         super::secrets::STATEMENTS,
         super::api_calls::STATEMENTS,
         super::rekey::STATEMENTS,
+        super::waits::STATEMENTS,
     ] {
         out.extend(list.iter().map(|(n, s)| stmt(*n, *s, None)));
     }

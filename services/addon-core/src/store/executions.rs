@@ -385,6 +385,8 @@ pub struct ExecutionFilter<'a> {
     pub webhook_id: Option<&'a str>,
     pub status: Option<&'a str>,
     pub before: Option<&'a str>,
+    /// Only runs started at or after this time (epoch milliseconds).
+    pub since: Option<i64>,
 }
 
 /// Newest first.
@@ -394,7 +396,14 @@ pub async fn list(
     f: &ExecutionFilter<'_>,
     limit: i64,
 ) -> Result<Vec<ExecutionEntry>, sqlx::Error> {
-    let filters = [f.flow_id, f.webhook_id, f.status, f.before];
+    let since = f.since.map(super::id_floor);
+    let filters = [
+        f.flow_id,
+        f.webhook_id,
+        f.status,
+        f.before,
+        since.as_deref(),
+    ];
     let present: Vec<(&str, bool)> = LIST_FILTERS
         .iter()
         .zip(filters)
@@ -594,6 +603,7 @@ pub(crate) const LIST_FILTERS: &[(&str, &str)] = &[
     ("webhook", "webhook_id = ?"),
     ("status", "status = ?"),
     ("before", "id < ?"),
+    ("since", "id >= ?"),
 ];
 const LIST_TAIL: &str = "ORDER BY id DESC LIMIT {next}";
 

@@ -11,6 +11,7 @@ pub mod flows;
 pub mod installations;
 pub mod rekey;
 pub mod secrets;
+pub mod waits;
 pub mod webhooks;
 
 use serde::de::DeserializeOwned;

@@ -355,8 +355,10 @@ pub async fn list(
     event_type: Option<&str>,
     source: Option<&str>,
     before: Option<&str>,
+    since: Option<i64>,
     limit: i64,
 ) -> Result<Vec<WebhookEntry>, sqlx::Error> {
+    let since = since.map(super::id_floor);
     // Clockify's own deliveries have no source.
     let source = source.map(|s| (s == CLOCKIFY_SOURCE, s));
     let present = [
@@ -364,6 +366,7 @@ pub async fn list(
         source.is_some_and(|(clockify, _)| clockify),
         source.is_some_and(|(clockify, _)| !clockify),
         before.is_some(),
+        since.is_some(),
     ];
     let filters: Vec<(&str, bool)> = LIST_FILTERS
         .iter()
@@ -381,6 +384,9 @@ pub async fn list(
     }
     if let Some(b) = before {
         q = q.bind(b);
+    }
+    if let Some(s) = since {
+        q = q.bind(s);
     }
     let rows = q.bind(limit).fetch_all(db.pool()).await?;
     rows.iter().map(|r| entry(r, false)).collect()
@@ -487,6 +493,7 @@ pub(crate) const LIST_FILTERS: &[(&str, &str)] = &[
     ("clockify", "source IS NULL"),
     ("source", "source = ?"),
     ("before", "id < ?"),
+    ("since", "id >= ?"),
 ];
 const LIST_TAIL: &str = "ORDER BY id DESC LIMIT {next}";
 

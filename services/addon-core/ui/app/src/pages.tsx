@@ -137,7 +137,8 @@ function Stat({ label, value, onClick }: { label: string; value: ComponentChildr
 }
 
 interface Activity {
-  hours: { hour: string; deliveries: number; runs: Record<string, number> }[];
+  rateLimitWaits: { waits: number; throttled: number; waitMs: number };
+  hours: { hour: string; deliveries: number; runs: Record<string, number>; rateLimitWaits?: number }[];
   flows: { flowId: string; name: string; runs: number; failed: number; averageMs?: number | null; slowestMs?: number | null }[];
 }
 
@@ -223,8 +224,13 @@ function ActivityView({ go }: { go: Go }) {
   const other = (h: Activity['hours'][0]) => Object.entries(h.runs).reduce((n, [k, v]) => (k === 'SUCCEEDED' || k === 'FAILED' ? n : n + v), 0);
   const failing = a.flows.filter((f) => f.failed > 0).sort((x, y) => y.failed - x.failed).slice(0, 5);
   const slowest = a.flows.filter((f) => f.averageMs !== null && f.averageMs !== undefined).sort((x, y) => (y.averageMs || 0) - (x.averageMs || 0)).slice(0, 5);
+  const w = a.rateLimitWaits;
   return (
     <div class="activity">
+      <div class="stats waits">
+        <Stat label={'calls waited for rate limits (' + w.throttled + ' throttled by Clockify)'} value={w.waits} onClick={() => go('executions')} />
+        <Stat label="spent waiting" value={w.waitMs >= 1000 ? (w.waitMs / 1000).toFixed(1) + ' s' : w.waitMs + ' ms'} />
+      </div>
       <div class="charts">
         <Chart title="Webhooks received" hours={a.hours} series={[{ key: 'd', label: 'received', cls: 'bar-info', of: (h) => h.deliveries }]} />
         <Chart
@@ -407,10 +413,32 @@ function Timeline({ x, admin, onRerun }: { x: Execution; admin: boolean; onRerun
   );
 }
 
+const WINDOWS: [string, string][] = [
+  ['', 'any time'],
+  ['1', 'the last hour'],
+  ['24', 'the last 24 hours'],
+  ['168', 'the last 7 days'],
+];
+const sinceOf = (hours: string) => (hours ? new Date(Date.now() - Number(hours) * 3_600_000).toISOString() : undefined);
+
+function TimeFilter({ id, value, onChange }: { id: string; value: string; onChange: (v: string) => void }) {
+  return (
+    <>
+      <label for={id}>Time</label>
+      <select id={id} value={value} onChange={(e) => onChange((e.currentTarget as HTMLSelectElement).value)}>
+        {WINDOWS.map(([v, l]) => (
+          <option value={v}>{l}</option>
+        ))}
+      </select>
+    </>
+  );
+}
+
 export function Executions({ s, filter }: { s: Session; filter: Record<string, string> }) {
   const admin = isAdmin(s);
   const [status, setStatus] = useState(filter.status || '');
-  const list = usePaged<Execution>((before) => 'ui/executions' + query({ status, flow_id: filter.flowId, before }), [status, filter.flowId]);
+  const [hours, setHours] = useState('');
+  const list = usePaged<Execution>((before) => 'ui/executions' + query({ status, flow_id: filter.flowId, since: sinceOf(hours), before }), [status, filter.flowId, hours]);
   const [open, setOpen] = useState<string | null>(null);
   return (
     <div>
@@ -422,6 +450,8 @@ export function Executions({ s, filter }: { s: Session; filter: Record<string, s
             <option>{s}</option>
           ))}
         </select>
+        <TimeFilter id="ex-time" value={hours} onChange={setHours} />
+        {filter.flowId ? <span class="badge">one flow</span> : null}
       </div>
       <Failure error={list.error} />
       <table>
@@ -514,7 +544,8 @@ function WebhookDetail({ id, data }: { id: string; data: { webhook: Webhook; exe
 export function Webhooks({ filter }: { filter: Record<string, string> }) {
   const [event, setEvent] = useState(filter.eventType || '');
   const [source, setSource] = useState(filter.source || '');
-  const list = usePaged<Webhook>((before) => 'ui/webhooks' + query({ event_type: event, source, before }), [event, source]);
+  const [hours, setHours] = useState('');
+  const list = usePaged<Webhook>((before) => 'ui/webhooks' + query({ event_type: event, source, since: sinceOf(hours), before }), [event, source, hours]);
   const [detail, setDetail] = useState<{ id: string; data: Json } | null>(null);
   const show = async (id: string) => setDetail({ id, data: await api('GET', 'ui/webhooks/' + encodeURIComponent(id)) });
   return (
@@ -524,6 +555,7 @@ export function Webhooks({ filter }: { filter: Record<string, string> }) {
         <input id="wh-event" placeholder="e.g. NEW_TIME_ENTRY" value={event} onChange={(e) => setEvent((e.currentTarget as HTMLInputElement).value.trim())} />
         <label for="wh-source">Source</label>
         <input id="wh-source" placeholder="clockify, or a custom source" value={source} onChange={(e) => setSource((e.currentTarget as HTMLInputElement).value.trim())} />
+        <TimeFilter id="wh-time" value={hours} onChange={setHours} />
       </div>
       <Failure error={list.error} />
       <table>
