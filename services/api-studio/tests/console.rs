@@ -206,6 +206,18 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
     assert!(slowest.contains(" ms"), "{slowest}");
     shot(c, "dashboard").await;
     check(c, "dashboard").await;
+    // An entity count leads to the entities it counts.
+    c.find(Locator::XPath(
+        "//button[contains(@class,'stat')][.//span[@class='label' and text()='tags']]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let kept = text_when(c, ".entities", |t| t.contains("Billable")).await;
+    assert!(kept.contains("t1"), "{kept}");
+    click(c, "#tab-dashboard").await;
     click(c, "button.stat:nth-child(3)").await;
     let runs = text_when(c, "#panel-executions table", |t| {
         t.contains("NEW_TIME_ENTRY")
@@ -443,6 +455,27 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         .send_keys("{{$.description}}")
         .await
         .unwrap();
+    // A second action whose body is a form from the operation's schema, with a placeholder.
+    c.find(Locator::XPath(
+        "//button[normalize-space()='Add a Clockify action']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.find(Locator::Css("#act-1-op"))
+        .await
+        .unwrap()
+        .select_by_value("createNewTag")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#f-act-1-body-name"))
+        .await
+        .unwrap()
+        .send_keys("{{$.description}}")
+        .await
+        .unwrap();
     c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     shot(c, "flow-builder").await;
     // A test run on the stored delivery (not billable), then on a sample that is.
@@ -471,6 +504,10 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         "{report}"
     );
     assert!(report.contains("✓ yes"), "{report}");
+    assert!(
+        report.contains("\"name\": \"Bill\""),
+        "the body, resolved: {report}"
+    );
     shot(c, "flow-test-run").await;
     check(c, "flow builder").await;
     assert!(app.fake.requests().is_empty(), "a test run sends nothing");
@@ -489,10 +526,14 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         )
         .await;
     assert_eq!(s, 200);
-    app.fake.wait_for(1, Duration::from_secs(10)).await;
+    app.fake.wait_for(2, Duration::from_secs(10)).await;
     let sent = app.fake.requests();
     assert_eq!(sent[0].path, "/api/v1/workspaces/ws1/tags");
     assert_eq!(sent[0].query.get("name").map(String::as_str), Some("Bill"));
+    assert_eq!(
+        (sent[1].method.as_str(), &sent[1].body),
+        ("POST", &json!({"name": "Bill"}))
+    );
     // Duplicate (disabled), and enable/disable from the list.
     click(c, "#panel-flows .row-actions button:nth-child(2)").await;
     c.find(Locator::Css("#flow-enabled")).await.unwrap();

@@ -87,7 +87,28 @@ async fn every_ui_route_needs_a_user_token(backend: Backend) {
     for asset in ["/static/app.js", "/static/app.css"] {
         let resp = app.http.get(app.url(asset)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{asset}");
+        // Compressed for browsers that ask.
+        let resp = app
+            .http
+            .get(app.url(asset))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-encoding"], "gzip", "{asset}");
     }
+    // Never a response that may hold a secret.
+    let resp = app
+        .http
+        .get(app.url(&format!(
+            "/ui/dashboard?auth_token={}",
+            app.token(TokenKind::User, "ws1")
+        )))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("content-encoding").is_none());
     // `/ui/` goes back to `/ui`, the token kept, by a relative Location.
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

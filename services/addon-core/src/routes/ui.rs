@@ -25,14 +25,20 @@ use crate::store::{bootstrap, entities, executions, flows, installations, page_l
 use crate::time::{DAY_MILLIS, now_millis, rfc3339};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    // Compressed: the console's assets and catalogues, which hold no secret (never responses
+    // that could, where compression would leak them by their size).
+    let assets = Router::new()
         .route("/ui", get(page))
-        .route("/ui/", get(page_with_slash))
         .route("/static/app.js", get(script))
         .route("/static/app.css", get(style))
+        .route("/ui/explorer/operations", get(operations))
+        .route("/ui/flows/events", get(flow_events))
+        .layer(tower_http::compression::CompressionLayer::new());
+    Router::new()
+        .merge(assets)
+        .route("/ui/", get(page_with_slash))
         .route("/ui/dashboard", get(dashboard))
         .route("/ui/dashboard/activity", get(activity))
-        .route("/ui/explorer/operations", get(operations))
         .route("/ui/explorer/execute", post(execute))
         .route("/ui/webhooks", get(webhook_list))
         .route("/ui/webhooks/{id}", get(webhook_detail))
@@ -43,7 +49,6 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ui/flows/{id}/executions", get(flow_executions))
         .route("/ui/flows/test", post(flow_test))
-        .route("/ui/flows/events", get(flow_events))
         .route("/ui/flows/import", post(flow_import))
         .route("/ui/executions", get(execution_list))
         .route("/ui/executions/{id}", get(execution_detail))

@@ -3,6 +3,7 @@
 // shown with their status and time; the last calls are kept per user in this browser.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, Session, api, isAdmin } from './api';
+import { markOnce } from './pages';
 import { Field, Json, JsonField, Schema, Schemas } from './schema-form';
 
 interface Param {
@@ -78,7 +79,12 @@ export function Explorer({ s }: { s: Session }) {
 
   useEffect(() => {
     catalogOnce = catalogOnce || api<Catalog>('GET', 'ui/explorer/operations');
-    catalogOnce.then(setCatalog).catch((e) => {
+    catalogOnce
+      .then((c) => {
+        setCatalog(c);
+        requestAnimationFrame(() => markOnce('explorer-ready'));
+      })
+      .catch((e) => {
       catalogOnce = null;
       setError(String(e.message || e));
     });

@@ -7,6 +7,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, Session, api, isAdmin, query } from './api';
 import type { Go } from './main';
+import { Field, Json as FormJson, Schema, Schemas } from './schema-form';
 
 type Json = unknown;
 interface Condition {
@@ -50,7 +51,7 @@ interface Operation {
   summary: string;
   deprecated?: boolean;
   params: { name: string; in: string }[];
-  body?: { contentType: string };
+  body?: { contentType: string; schema: Schema };
 }
 interface Report {
   eventType: string;
@@ -71,9 +72,9 @@ const OPS: Condition['op'][] = ['==', '!=', 'contains', 'exists'];
 const EMPTY: Flow = { name: '', enabled: true, triggerEvents: [], conditionMode: 'ALL', conditions: [], actions: [] };
 
 let eventsOnce: Promise<EventFields[]> | null = null;
-let opsOnce: Promise<Operation[]> | null = null;
+let opsOnce: Promise<{ operations: Operation[]; schemas: Schemas }> | null = null;
 const events = () => (eventsOnce = eventsOnce || api<{ events: EventFields[] }>('GET', 'ui/flows/events').then((r) => r.events));
-const operations = () => (opsOnce = opsOnce || api<{ operations: Operation[] }>('GET', 'ui/explorer/operations').then((r) => r.operations));
+const operations = () => (opsOnce = opsOnce || api<{ operations: Operation[]; schemas: Schemas }>('GET', 'ui/explorer/operations'));
 
 type Problem = { message: string; details: string[] } | null;
 const problemOf = (e: unknown): Problem => ({ message: e instanceof Error ? e.message : String(e), details: e instanceof ApiError ? e.details : [] });
@@ -246,11 +247,17 @@ function Builder(props: { initial: Flow; s: Session; features: Features; onSave:
   const [problem, setProblem] = useState<Problem>(null);
   const [evs, setEvs] = useState<EventFields[]>([]);
   const [ops, setOps] = useState<Operation[]>([]);
+  const [schemas, setSchemas] = useState<Schemas>({});
   const [saving, setSaving] = useState(false);
   const admin = isAdmin(props.s);
   useEffect(() => {
     events().then(setEvs).catch((e) => setProblem(problemOf(e)));
-    operations().then(setOps).catch((e) => setProblem(problemOf(e)));
+    operations()
+      .then((c) => {
+        setOps(c.operations);
+        setSchemas(c.schemas);
+      })
+      .catch((e) => setProblem(problemOf(e)));
   }, []);
   const custom = flow.triggerSource === 'CUSTOM';
   // The fields the chosen events carry, for conditions and templates.
@@ -347,7 +354,7 @@ function Builder(props: { initial: Flow; s: Session; features: Features; onSave:
             )}
           </fieldset>
           <Conditions flow={flow} update={update} />
-          <Actions flow={flow} update={update} ops={ops} features={features} />
+          <Actions flow={flow} update={update} ops={ops} schemas={schemas} features={features} />
         </>
       )}
       <Problems p={problem} />
@@ -433,7 +440,7 @@ function Conditions({ flow, update }: { flow: Flow; update: (p: Partial<Flow>) =
   );
 }
 
-function Actions(props: { flow: Flow; update: (p: Partial<Flow>) => void; ops: Operation[]; features: Features }) {
+function Actions(props: { flow: Flow; update: (p: Partial<Flow>) => void; ops: Operation[]; schemas: Schemas; features: Features }) {
   const { flow, update } = props;
   const set = (i: number, a: Action) => update({ actions: flow.actions.map((x, j) => (j === i ? a : x)) });
   const move = (i: number, d: number) => {
@@ -448,7 +455,7 @@ function Actions(props: { flow: Flow; update: (p: Partial<Flow>) => void; ops: O
       <ol class="action-list">
         {flow.actions.map((a, i) => (
           <li>
-            <ActionEditor a={a} i={i} ops={props.ops} features={props.features} onChange={(x) => set(i, x)} />
+            <ActionEditor a={a} i={i} ops={props.ops} schemas={props.schemas} features={props.features} onChange={(x) => set(i, x)} />
             <div class="actions">
               <button disabled={i === 0} onClick={() => move(i, -1)} aria-label={'Move action ' + (i + 1) + ' up'}>
                 Up
@@ -475,7 +482,7 @@ function opFor(ops: Operation[], a: Action): Operation | undefined {
   return ops.find((o) => o.method === a.method && o.path.replace(/\{[^}]*\}/g, '{}') === shape);
 }
 
-function ActionEditor(props: { a: Action; i: number; ops: Operation[]; features: Features; onChange: (a: Action) => void }) {
+function ActionEditor(props: { a: Action; i: number; ops: Operation[]; schemas: Schemas; features: Features; onChange: (a: Action) => void }) {
   const { a, i } = props;
   const id = (k: string) => 'act-' + i + '-' + k;
   const http = a.type === 'GENERIC_HTTP';
@@ -538,7 +545,13 @@ function ActionEditor(props: { a: Action; i: number; ops: Operation[]; features:
       </div>
       <Pairs label="Query" idp={id('q')} pairs={a.query || {}} onChange={(query) => props.onChange({ ...a, query: Object.keys(query).length ? (query as Record<string, string>) : undefined })} />
       {http ? <Pairs label="Headers" idp={id('h')} pairs={(a.headers || {}) as Record<string, string | { set: boolean }>} onChange={(headers) => props.onChange({ ...a, headers: Object.keys(headers).length ? headers : undefined })} /> : null}
-      {a.method !== 'GET' && a.method !== 'DELETE' ? <BodyField id={id('body')} value={a.body} onChange={(body) => props.onChange({ ...a, body })} /> : null}
+      {a.method !== 'GET' && a.method !== 'DELETE' ? (
+        op && op.body && op.body.contentType === 'application/json' ? (
+          <SchemaBody id={id('body')} op={op} schemas={props.schemas} value={a.body} onChange={(body) => props.onChange({ ...a, body })} />
+        ) : (
+          <BodyField id={id('body')} value={a.body} onChange={(body) => props.onChange({ ...a, body })} />
+        )
+      ) : null}
     </div>
   );
 }
@@ -625,6 +638,27 @@ function BodyField(props: { id: string; value: Json; onChange: (v: Json) => void
       />
       {error ? <small class="error-text">{error}</small> : null}
     </div>
+  );
+}
+
+/** The body of a Clockify operation as a form from its schema, placeholders offered for every
+ * field; or as JSON. */
+function SchemaBody(props: { id: string; op: Operation; schemas: Schemas; value: Json; onChange: (v: Json) => void }) {
+  const [asJson, setAsJson] = useState(false);
+  return (
+    <fieldset>
+      <legend>
+        Body{' '}
+        <button type="button" class="link" aria-pressed={asJson} onClick={() => setAsJson(!asJson)}>
+          {asJson ? 'Edit as a form' : 'Edit as JSON'}
+        </button>
+      </legend>
+      {asJson ? (
+        <BodyField id={props.id} value={props.value} onChange={props.onChange} />
+      ) : (
+        <Field schemas={props.schemas} schema={props.op.body!.schema} name="body" path={[props.id]} required={false} value={props.value as FormJson} depth={0} templates="field-templates" onChange={(v) => props.onChange(v)} />
+      )}
+    </fieldset>
   );
 }
 

@@ -87,7 +87,7 @@ function Console({ s }: { s: Session }) {
         {tab === 'executions' && <Executions s={s} filter={filter} />}
         {tab === 'webhooks' && <Webhooks filter={filter} />}
         {tab === 'explorer' && <Explorer s={s} />}
-        {tab === 'bootstrap' && <Bootstrap s={s} />}
+        {tab === 'bootstrap' && <Bootstrap s={s} filter={filter} />}
         {tab === 'sources' && <Sources s={s} />}
       </main>
     </div>

@@ -45,6 +45,8 @@ interface FieldProps {
   value: Json | undefined;
   onChange: (v: Json | undefined) => void;
   depth: number;
+  /** A datalist of `{{...}}` placeholders to offer: values may be templates (flow actions). */
+  templates?: string;
 }
 
 export function Field(p: FieldProps) {
@@ -82,6 +84,7 @@ export function Field(p: FieldProps) {
             required={req.has(k)}
             value={obj[k]}
             depth={p.depth + 1}
+            templates={p.templates}
             onChange={(v) => {
               const next = { ...obj };
               if (v === undefined) delete next[k];
@@ -138,6 +141,27 @@ export function Field(p: FieldProps) {
     );
   }
   const numeric = s.type === 'integer' || s.type === 'number';
+  if (p.templates) {
+    // A placeholder or a literal: numbers typed as numbers, anything else as text.
+    return (
+      <div class="field">
+        {label}
+        <input
+          {...common}
+          type="text"
+          list={p.templates}
+          spellcheck={false}
+          placeholder={s.example !== undefined && typeof s.example !== 'object' ? String(s.example) : '{{$.field}} or a value'}
+          value={p.value === undefined || p.value === null ? '' : String(p.value)}
+          onInput={(e) => {
+            const v = (e.currentTarget as HTMLInputElement).value;
+            p.onChange(v === '' ? undefined : numeric && v.trim() !== '' && !isNaN(Number(v)) ? Number(v) : v);
+          }}
+        />
+        {hint}
+      </div>
+    );
+  }
   return (
     <div class="field">
       {label}
