@@ -1,7 +1,7 @@
 // The add-on console: what a workspace admin sees of the add-on inside Clockify's page.
-import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { Session, SessionProblem, api, isDark, session, use } from './api';
+import { Session, SessionProblem, api, use } from './api';
+import { Problem, boot } from './shell';
 import { Explorer } from './explorer';
 import { Flows } from './flows';
 import { Bootstrap, Dashboard, Executions, Sources, Webhooks } from './pages';
@@ -57,7 +57,7 @@ function Console({ s }: { s: Session }) {
     tabs.current[j]?.focus();
   };
 
-  if (problem) return <Problem message={problem} />;
+  if (problem) return <Problem title="Cannot open the console" message={problem} />;
   return (
     <div class="shell">
       <header>
@@ -94,30 +94,4 @@ function Console({ s }: { s: Session }) {
   );
 }
 
-function Problem({ message }: { message: string }) {
-  return (
-    <main class="problem" role="alert">
-      <h1>Cannot open the console</h1>
-      <p>{message}</p>
-    </main>
-  );
-}
-
-function start() {
-  const root = document.getElementById('app');
-  if (!root) return;
-  root.textContent = '';
-  let s: Session;
-  try {
-    s = session(location.search);
-  } catch (e) {
-    render(<Problem message={e instanceof Error ? e.message : String(e)} />, root);
-    return;
-  }
-  use(s, () => {});
-  document.documentElement.dataset.theme = isDark(s) ? 'dark' : 'light';
-  if (s.claims.language) document.documentElement.lang = s.claims.language.toLowerCase();
-  render(<Console s={s} />, root);
-}
-
-start();
+boot('Cannot open the console', (s) => <Console s={s} />);

@@ -10,7 +10,8 @@ interface Page<T> {
   items: T[];
   next?: string | null;
 }
-interface Bootstrap {
+/** A bootstrap run (the workspace data fetch), as `ui/bootstrap` and the settings page show it. */
+export interface Run {
   state: string;
   endpointsDone: number;
   endpointsTotal: number;
@@ -26,7 +27,7 @@ interface DashboardData {
   webhooksLast24h: number;
   executionsLast24h: Record<string, number>;
   flows: number;
-  bootstrap: Bootstrap | null;
+  bootstrap: Run | null;
   entities: Record<string, number>;
 }
 interface Execution {
@@ -661,7 +662,7 @@ function Entities({ initial }: { initial?: string }) {
 }
 
 export function Bootstrap({ s, filter }: { s: Session; filter: Record<string, string> }) {
-  const [data, error, reload] = useLoad(() => api<{ bootstrap: Bootstrap | null }>('GET', 'ui/bootstrap'), []);
+  const [data, error, reload] = useLoad(() => api<{ bootstrap: Run | null }>('GET', 'ui/bootstrap'), []);
   const [problem, setProblem] = useState<string | null>(null);
   const b = data && data.bootstrap;
   useEffect(() => {

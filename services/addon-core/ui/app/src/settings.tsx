@@ -1,9 +1,10 @@
 // The reference add-on's settings page (its manifest's `settings`), shown by Clockify in the
 // add-on's settings: the installation, the workspace data fetch, and the settings form. Same
 // session, theme and accessibility as the console.
-import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, Session, SessionProblem, api, isAdmin, isDark, session, use } from './api';
+import { ApiError, Session, SessionProblem, api, use } from './api';
+import { Problem, boot } from './shell';
+import type { Run } from './pages';
 
 interface Setting {
   id: string;
@@ -12,14 +13,6 @@ interface Setting {
   type: 'CHECKBOX' | 'NUMBER';
   bounds: { min: number; max: number } | null;
   value: boolean | number | string;
-}
-interface Run {
-  state: string;
-  endpointsDone: number;
-  endpointsTotal: number;
-  pagesFetched: number;
-  entitiesStored: number;
-  errors: string[];
 }
 interface State {
   workspaceId: string;
@@ -160,36 +153,10 @@ function Page({ onProblem }: { onProblem: (m: string) => void }) {
   );
 }
 
-function Problem({ message }: { message: string }) {
-  return (
-    <main class="problem" role="alert">
-      <h1>Cannot open the settings</h1>
-      <p>{message}</p>
-    </main>
-  );
-}
-
 function App({ s }: { s: Session }) {
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => use(s, setProblem), [s]);
-  return problem ? <Problem message={problem} /> : <Page onProblem={setProblem} />;
+  return problem ? <Problem title="Cannot open the settings" message={problem} /> : <Page onProblem={setProblem} />;
 }
 
-function start() {
-  const root = document.getElementById('app');
-  if (!root) return;
-  root.textContent = '';
-  let s: Session;
-  try {
-    s = session(location.search);
-  } catch (e) {
-    render(<Problem message={e instanceof Error ? e.message : String(e)} />, root);
-    return;
-  }
-  use(s, () => {});
-  document.documentElement.dataset.theme = isDark(s) ? 'dark' : 'light';
-  if (!isAdmin(s)) document.documentElement.dataset.role = 'member';
-  render(<App s={s} />, root);
-}
-
-start();
+boot('Cannot open the settings', (s) => <App s={s} />);
