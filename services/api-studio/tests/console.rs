@@ -223,7 +223,10 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         t.contains("NEW_TIME_ENTRY")
     })
     .await;
-    assert!(runs.contains("SUCCEEDED"), "{runs}");
+    assert!(
+        runs.contains("SUCCEEDED") && runs.contains("Tag new entries"),
+        "{runs}"
+    );
     let filter = c.find(Locator::Css("#ex-status")).await.unwrap();
     assert_eq!(
         filter.prop("value").await.unwrap().as_deref(),

@@ -448,6 +448,8 @@ export function Executions({ s, filter }: { s: Session; filter: Record<string, s
   const [status, setStatus] = useState(filter.status || '');
   const [hours, setHours] = useState('');
   const list = usePaged<Execution>((before) => 'ui/executions' + query({ status, flow_id: filter.flowId, since: sinceOf(hours), before }), [status, filter.flowId, hours]);
+  const [flows] = useLoad(() => api<{ items: { id: string; name: string }[] }>('GET', 'ui/flows'), []);
+  const flowName = (id: string) => (flows ? flows.items.find((f) => f.id === id)?.name : undefined) || '(deleted flow)';
   const [open, setOpen] = useState<string | null>(null);
   return (
     <div>
@@ -468,6 +470,7 @@ export function Executions({ s, filter }: { s: Session; filter: Record<string, s
         <thead>
           <tr>
             <th scope="col">Started</th>
+            <th scope="col">Flow</th>
             <th scope="col">Event</th>
             <th scope="col">Status</th>
             <th scope="col">Time</th>
@@ -483,6 +486,7 @@ export function Executions({ s, filter }: { s: Session; filter: Record<string, s
                     {when(x.startedAt)}
                   </button>
                 </td>
+                <td>{flowName(x.flowId)}</td>
                 <td>{x.eventType}</td>
                 <td>
                   <Status value={x.status} />
@@ -492,7 +496,7 @@ export function Executions({ s, filter }: { s: Session; filter: Record<string, s
               </tr>
               {open === x.id ? (
                 <tr class="detail">
-                  <td colSpan={5}>
+                  <td colSpan={6}>
                     <Timeline x={x} admin={admin} onRerun={list.reload} />
                   </td>
                 </tr>
