@@ -139,26 +139,26 @@ pub fn run(
             match a.kind {
                 ActionKind::ClockifyApi => match render_action(a, &ctx) {
                     Ok(req) => {
-                        let mut url = format!("{}{}", api_url.trim_end_matches('/'), req.path);
-                        if !req.query.is_empty() {
-                            let q: Vec<String> = req
-                                .query
-                                .iter()
-                                .map(|(k, v)| {
-                                    format!(
-                                        "{}={}",
-                                        super::template::encode_segment(k),
-                                        super::template::encode_segment(v)
-                                    )
-                                })
-                                .collect();
-                            url = format!("{url}?{}", q.join("&"));
+                        // Joined and encoded as the client sends it (form-encoded query).
+                        match url::Url::parse(&format!(
+                            "{}{}",
+                            api_url.trim_end_matches('/'),
+                            req.path
+                        )) {
+                            Ok(mut url) => {
+                                if !req.query.is_empty() {
+                                    url.query_pairs_mut().extend_pairs(
+                                        req.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                                    );
+                                }
+                                r.url = Some(url.to_string());
+                            }
+                            Err(e) => r.error = Some(format!("the URL is not valid: {e}")),
                         }
-                        r.url = Some(url);
                         r.body = req.body;
-                        r.error = scoped_path(&req.path, workspace_id)
-                            .err()
-                            .map(|e| e.to_string());
+                        if let Err(e) = scoped_path(&req.path, workspace_id) {
+                            r.error = Some(e.to_string());
+                        }
                     }
                     Err(e) => r.error = Some(e.to_string()),
                 },
@@ -329,5 +329,26 @@ mod tests {
         );
         // A template that finds nothing says so.
         assert!(r.actions[0].error.is_some(), "{:?}", r.actions[0]);
+    }
+
+    #[test]
+    fn the_url_shown_is_encoded_as_the_client_sends_it() {
+        let mut def = flow();
+        let mut a = Action::clockify("GET", "/v1/workspaces/{{workspaceId}}/tags");
+        a.query.insert("name".into(), "{{$.description}}".into());
+        def.actions = vec![a];
+        def.conditions.clear();
+        let body = json!({"description": "a b&c"});
+        let d = Delivery {
+            source: None,
+            event_type: "NEW_TIME_ENTRY",
+            body: &body,
+        };
+        let allow = WorkspaceAllowlist::default();
+        let r = run(&def, &d, "ws1", "https://api.clockify.me/api", &allow);
+        assert_eq!(
+            r.actions[0].url.as_deref(),
+            Some("https://api.clockify.me/api/v1/workspaces/ws1/tags?name=a+b%26c")
+        );
     }
 }
