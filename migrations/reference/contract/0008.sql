@@ -260,8 +260,8 @@ UPDATE flows SET actions = $1 WHERE id = $2 AND actions = $3;
 
 -- name: waits::record
 INSERT INTO rate_limit_waits (workspace_id, hour, waits, throttled, wait_ms)
-         VALUES ($1, $2, 1, $3, $4)
-         ON CONFLICT (workspace_id, hour) DO UPDATE SET waits = rate_limit_waits.waits + 1,
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (workspace_id, hour) DO UPDATE SET waits = rate_limit_waits.waits + excluded.waits,
              throttled = rate_limit_waits.throttled + excluded.throttled,
              wait_ms = rate_limit_waits.wait_ms + excluded.wait_ms;
 

@@ -61,6 +61,8 @@ pub struct Inner {
     pub draining: CancellationToken,
     /// Identifies this process as owner of claimed work.
     pub instance_id: String,
+    /// Rate-limit waits counted until they are written (see [`crate::store::waits`]).
+    pub waits: Arc<crate::store::waits::Tally>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -235,22 +237,14 @@ impl App {
             }
             None => RateLimiter::local(config.api.rate_limit_per_second),
         };
-        let wait_db = db.clone();
+        let waits = Arc::new(crate::store::waits::Tally::default());
+        let tally = waits.clone();
         let client = ClockifyClient::new(&config.api, limiter, metrics.clone())
             .map_err(StartupError::HttpClient)?
             .with_wait_recorder(crate::clockify::client::WaitRecorder(Arc::new(
                 move |workspace: &str, waited: Duration, throttled: bool| {
-                    // Off the request's path: the dashboard's figure is not worth a delay.
-                    let (db, workspace) = (wait_db.clone(), workspace.to_owned());
-                    let at = crate::time::now_millis();
                     let ms = i64::try_from(waited.as_millis()).unwrap_or(i64::MAX);
-                    tokio::spawn(async move {
-                        if let Err(e) =
-                            crate::store::waits::record(&db, &workspace, at, ms, throttled).await
-                        {
-                            tracing::warn!(workspace_id = %workspace, error = %e, "cannot record a rate-limit wait");
-                        }
-                    });
+                    tally.add(workspace, crate::time::now_millis(), ms, throttled);
                 },
             )));
         let outbound =
@@ -294,6 +288,7 @@ impl App {
             shutdown: CancellationToken::new(),
             draining: CancellationToken::new(),
             instance_id,
+            waits,
         }));
         let router = router(&state);
         Ok(Self {
@@ -358,6 +353,11 @@ impl App {
         tracker.spawn(crate::retention::run(state.clone()));
         tracker.spawn(crate::routes::health::readiness_loop(state.clone()));
         tracker.spawn(rekey(state.clone()));
+        tracker.spawn(crate::store::waits::run(
+            state.db.clone(),
+            state.waits.clone(),
+            state.shutdown.clone(),
+        ));
         tracker.close();
         tracing::info!(
             addon = state.def.slug, addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),

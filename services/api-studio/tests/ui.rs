@@ -477,10 +477,10 @@ async fn activity_is_counted_and_a_failed_run_runs_again(backend: Backend) {
         .await
         .expect("the wait is recorded");
     let after = &waits["rateLimitWaits"];
-    assert_eq!(
-        after["waits"].as_i64().unwrap(),
-        before["waits"].as_i64().unwrap() + 1,
-        "{after}"
+    // Waits are written in batches every 2 s: bootstrap's may land in the same one.
+    assert!(
+        after["waits"].as_i64().unwrap() > before["waits"].as_i64().unwrap(),
+        "{before} then {after}"
     );
     assert!(
         after["waitMs"].as_i64().unwrap() >= before["waitMs"].as_i64().unwrap() + 1000,
