@@ -596,7 +596,27 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
     shot(c, "dashboard-dark").await;
     check(c, "dashboard (dark)").await;
     tab(c, "explorer").await;
+    c.find(Locator::Css("#op-search"))
+        .await
+        .unwrap()
+        .send_keys("add a new tag")
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//button[contains(., 'Add a new tag')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(c, ".operation h2", |t| t == "Add a new tag").await;
+    shot(c, "explorer-dark").await;
     check(c, "explorer (dark)").await;
+    tab(c, "flows").await;
+    click(c, "#panel-flows button.primary").await;
+    text_when(c, ".builder h2", |t| t == "New flow").await;
+    shot(c, "flow-builder-dark").await;
+    check(c, "flow builder (dark)").await;
+    tab(c, "explorer").await;
 
     // At the width of Clockify's sidebar the explorer stacks.
     c.set_window_size(400, 800).await.unwrap();
