@@ -47,7 +47,14 @@ pub const PUBLIC_PATHS: [(&str, Match); 8] = [
 ];
 
 /// The paths the pods serve that are never exposed.
-pub const PRIVATE_PATHS: [&str; 4] = ["/metrics", "/backlog", "/healthz", "/ready"];
+pub const PRIVATE_PATHS: [&str; 5] = [
+    "/metrics",
+    "/backlog",
+    "/healthz",
+    "/ready",
+    // The add-on's own API description: for the platform team and developers, not Clockify.
+    "/openapi.json",
+];
 
 /// cert-manager's annotations.
 pub const ISSUER_ANNOTATION: &str = "cert-manager.io/issuer";

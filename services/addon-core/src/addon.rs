@@ -1,10 +1,8 @@
 //! What distinguishes one add-on from another: its manifest contents, its routes and its
 //! migrations. Everything else is the shared core.
 
-use axum::Router;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::config::{AddonDefaults, CoreConfig};
 use crate::db::MigrationSet;
 
@@ -55,7 +53,7 @@ pub struct AddonDefinition {
     pub settings: fn() -> Value,
     pub migrations: MigrationSet,
     /// The add-on's routes; the core adds health, readiness and metrics around them.
-    pub routes: fn() -> Router<AppState>,
+    pub routes: fn() -> crate::openapi::ApiRouter,
     /// SQL the add-on issues besides the core's, for its SQL contract.
     pub statements: &'static [(&'static str, &'static str)],
 }

@@ -393,8 +393,31 @@ impl App {
 }
 
 fn router(state: &AppState) -> Router {
-    let app = (state.def.routes)()
+    // The document is built from the same router it describes; its own route reads it once
+    // the router is complete.
+    let document: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let served = document.clone();
+    let (app, doc) = (state.def.routes)()
         .merge(crate::routes::health::routes())
+        .routes(crate::openapi::documented::<
+            crate::openapi::__path_openapi_document,
+        >(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let served = served.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        served.get().cloned().unwrap_or_default(),
+                    )
+                }
+            }),
+            |_| {},
+        ))
+        .split_for_parts();
+    let doc = crate::openapi::finish(doc, &state.config.addon_name, state.def.description);
+    let _ = document.set(doc.to_string());
+    let app = app
         .layer(DefaultBodyLimit::max(LIMIT_DEFAULT))
         .with_state(state.clone());
     crate::http::layers::apply(

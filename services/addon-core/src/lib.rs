@@ -22,6 +22,7 @@ pub mod hostrule;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod outbound;
 pub mod retention;
 pub mod routes;

@@ -16,27 +16,53 @@ use addon_core::app::{AppState, admit};
 use addon_core::clockify::{ApiError, ApiRequest};
 use addon_core::flows::template::encode_segment;
 use addon_core::http::{ApiJson, AppError, AppResult};
+use addon_core::openapi::{ApiRouter, ErrorBody};
 use addon_core::routes::ui::UiUser;
 use addon_core::store::api_calls::{self, NewCall};
 use addon_core::store::installations::InstallStatus;
 use addon_core::time::{now_millis, rfc3339};
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::routes;
 
 use crate::settings::ALLOW_WRITES_SETTING;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api-call", post(api_call))
-        .route("/api-call/log", get(call_log))
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(api_call))
+        .routes(routes!(call_log))
 }
 
-#[derive(Debug, Deserialize)]
+/// The answer of `/api-call`, in the original service's field names.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the `json!` answers below
+struct CallAnswer {
+    /// Whether Clockify answered 2xx.
+    success: bool,
+    /// Clockify's status; null when it could not be reached.
+    status_code: Option<u16>,
+    /// Clockify's answer.
+    response_body: serde_json::Value,
+    error_message: Option<String>,
+    duration_ms: u64,
+    /// Attempts made (absent when Clockify could not be reached).
+    #[schema(nullable = false)]
+    attempts: Option<u32>,
+    timestamp: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CallLog {
+    items: Vec<addon_core::store::api_calls::CallEntry>,
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallRequest {
     pub method: String,
@@ -137,6 +163,17 @@ fn query_pairs(query: &BTreeMap<String, Value>) -> Result<Vec<(String, String)>,
     Ok(pairs)
 }
 
+#[utoipa::path(
+    post, path = "/api-call", tag = "api calls", security(("userToken" = []), ("userTokenQuery" = [])), request_body = CallRequest,
+    responses(
+        (status = 200, description = "Clockify's answer, whatever its status", body = CallAnswer),
+        (status = 403, description = "A write without the setting that allows it or by a member, or an endpoint in another workspace", body = ErrorBody),
+        (status = 409, description = "The add-on is inactive in this workspace", body = ErrorBody),
+        (status = 429, description = "The workspace's rate of API calls through the add-on; retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 502, description = "Clockify could not be reached", body = CallAnswer),
+        (status = 504, description = "Clockify did not answer in time", body = CallAnswer),
+    )
+)]
 async fn api_call(
     State(state): State<AppState>,
     user: UiUser,
@@ -254,6 +291,11 @@ struct LogQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/api-call/log", tag = "api calls", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("before" = Option<String>, Query, description = "The `next` of the previous page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Items per page (default 50)")),
+    responses((status = 200, description = "Calls made through the add-on, newest first", body = CallLog))
+)]
 async fn call_log(
     State(state): State<AppState>,
     user: UiUser,

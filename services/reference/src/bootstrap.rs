@@ -6,20 +6,50 @@
 use addon_core::app::AppState;
 use addon_core::bootstrap::Options;
 use addon_core::http::{AppError, AppResult};
+use addon_core::openapi::{ApiRouter, ErrorBody};
 use addon_core::routes::ui::{UiAdmin, UiUser};
 use addon_core::store::bootstrap;
+use addon_core::store::bootstrap::BootstrapRun;
 use addon_core::store::installations::InstallStatus;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/bootstrap/{workspace_id}", post(start))
-        .route("/bootstrap/{workspace_id}/status", get(status))
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(status))
+}
+
+/// What `start` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the `json!` answers below
+struct Started {
+    bootstrap: BootstrapRun,
+    options: BootstrapOptions,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct BootstrapOptions {
+    /// How many days of time entries it fetches (0: none).
+    time_entry_days: u32,
+    /// Whether it fetches the heavy endpoints too.
+    include_heavy: bool,
+}
+
+/// What `status` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Progress {
+    workspace_id: String,
+    /// Absent until a bootstrap was requested.
+    bootstrap: Option<BootstrapRun>,
 }
 
 fn same_workspace(user: &UiUser, workspace_id: &str) -> AppResult<()> {
@@ -33,6 +63,13 @@ fn same_workspace(user: &UiUser, workspace_id: &str) -> AppResult<()> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/bootstrap/{workspace_id}", tag = "dashboard", operation_id = "bootstrap_workspace", security(("userToken" = []), ("userTokenQuery" = [])), params(("workspace_id" = String, Path, description = "The workspace; it must be the token's")),
+    responses(
+        (status = 202, description = "Requested (or the run already pending or running)", body = Started),
+        (status = 409, description = "The add-on is inactive in this workspace", body = ErrorBody),
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     Path(workspace_id): Path<String>,
@@ -61,6 +98,10 @@ async fn start(
         .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/bootstrap/{workspace_id}/status", tag = "dashboard", operation_id = "bootstrap_workspace_status", security(("userToken" = []), ("userTokenQuery" = [])), params(("workspace_id" = String, Path, description = "The workspace; it must be the token's")),
+    responses((status = 200, description = "The bootstrap's progress", body = Progress))
+)]
 async fn status(
     State(state): State<AppState>,
     Path(workspace_id): Path<String>,

@@ -3,9 +3,8 @@
 //! verified, stored and de-duplicated exactly as on `/webhooks/clockify`.
 
 use addon_core::addon::WEBHOOK_PATH;
-use addon_core::app::AppState;
-use addon_core::routes::webhooks::receiver;
-use axum::Router;
+use addon_core::openapi::{ApiRouter, documented};
+use addon_core::routes::webhooks::{__path_clockify_webhook_doc, receiver};
 
 /// Path → the event types it receives (the original service's route map).
 pub const ROUTES: &[(&str, &[&str])] = &[
@@ -104,9 +103,38 @@ pub fn path_of(event: &str) -> &'static str {
         .unwrap_or(WEBHOOK_PATH)
 }
 
-pub fn routes() -> Router<AppState> {
-    ROUTES.iter().fold(Router::new(), |router, (path, events)| {
-        router.route(path, receiver(Some(events)))
+/// One receiver per route, each described as Clockify's webhook route narrowed to its events.
+pub fn routes() -> ApiRouter {
+    ROUTES.iter().fold(ApiRouter::new(), |router, (path, events)| {
+        router.routes(documented::<__path_clockify_webhook_doc>(
+            path,
+            receiver(Some(events)),
+            |op| {
+                op.operation_id = Some(format!(
+                    "webhook_{}",
+                    path.trim_start_matches("/webhooks/").replace(['/', '-'], "_")
+                ));
+                op.summary = Some(format!("A {} delivery from Clockify", events.join(" or ")));
+                // The event types this route takes, as an enum of its header.
+                for param in op.parameters.iter_mut().flatten() {
+                    let utoipa::openapi::RefOr::T(param) = param else {
+                        continue;
+                    };
+                    if param.name == "Clockify-Webhook-Event-Type" {
+                        param.schema = Some(
+                            utoipa::openapi::ObjectBuilder::new()
+                                .schema_type(utoipa::openapi::schema::Type::String)
+                                .enum_values(Some(events.iter().copied()))
+                                .into(),
+                        );
+                    }
+                }
+                op.description = Some(format!(
+                    "Takes only {}: any other `Clockify-Webhook-Event-Type` is refused with 400 and nothing is stored. Otherwise as `/webhooks/clockify`.",
+                    events.join(", ")
+                ));
+            },
+        ))
     })
 }
 

@@ -11,13 +11,11 @@ pub mod events;
 pub mod settings;
 
 use addon_core::addon::{AddonDefinition, BootstrapDefaults, Component};
-use addon_core::app::AppState;
 use addon_core::config::AddonDefaults;
 use addon_core::db::{CORE_MIGRATIONS, MigrationSet};
 use addon_core::flows::FlowFeatures;
 use addon_core::http::{LIMIT_DEFAULT, LIMIT_WEBHOOK};
 use addon_core::routes::{limited, standard};
-use axum::Router;
 use serde_json::{Value, json};
 
 /// The ten webhooks the manifest declares (Clockify's maximum), each delivered to its own
@@ -70,7 +68,7 @@ fn manifest_settings() -> Value {
     json!(settings::PAGE_PATH)
 }
 
-fn routes() -> Router<AppState> {
+fn routes() -> addon_core::openapi::ApiRouter {
     standard()
         .merge(limited(events::routes(), LIMIT_WEBHOOK))
         .merge(limited(

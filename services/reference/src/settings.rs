@@ -8,18 +8,19 @@ use addon_core::bootstrap::{
     INCLUDE_HEAVY_SETTING, MAX_TIME_ENTRY_DAYS, Options, TIME_ENTRY_DAYS_SETTING,
 };
 use addon_core::http::{ApiJson, AppError, AppResult};
+use addon_core::openapi::ApiRouter;
 use addon_core::routes::lifecycle::BOOTSTRAP_SETTING;
 use addon_core::routes::ui::UiUser;
 use addon_core::store::bootstrap;
 use addon_core::store::installations::{self, Installation};
 use addon_core::time::rfc3339;
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa_axum::routes;
 
 /// Where the page is served (the manifest's `settings`).
 pub const PAGE_PATH: &str = "/settings";
@@ -80,17 +81,75 @@ pub const DEFINITIONS: &[Definition] = &[
     },
 ];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(PAGE_PATH, get(page))
-        .route("/settings/state", get(show).put(save))
-        .route("/static/settings.js", get(script))
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(show, save))
+        .routes(routes!(script))
+}
+
+/// What the settings page shows.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // describes the `json!` answers below
+struct SettingsState {
+    workspace_id: String,
+    addon: AddonName,
+    installation: InstallationState,
+    bootstrap: Option<addon_core::store::bootstrap::BootstrapRun>,
+    bootstrap_options: crate::bootstrap::BootstrapOptions,
+    settings: Vec<SettingState>,
+    /// Whether the caller may change them (owners and admins).
+    can_edit: bool,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AddonName {
+    name: String,
+    version: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct InstallationState {
+    status: String,
+    api_url: String,
+    installed_at: String,
+    updated_at: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SettingState {
+    id: String,
+    name: String,
+    description: String,
+    /// `CHECKBOX` or `NUMBER`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// NUMBER: `{min, max}`; null otherwise.
+    bounds: Option<Bounds>,
+    value: Value,
+    default: Value,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Bounds {
+    min: u32,
+    max: u32,
 }
 
 /// The page: a static shell with no workspace data (so no token is needed to fetch it). Its
 /// script, built with the console, reads the token Clockify put in the URL, says plainly when it
 /// is missing, expired or refused, and calls `settings/state` with it; the server checks every
 /// call. Every URL in it is relative, so a base URL with a path works.
+#[utoipa::path(
+    get, path = "/settings", tag = "settings", operation_id = "settings_page",
+    responses((status = 200, description = "The settings page (a static shell: it reads the user token from its own address)", content_type = "text/html", body = String))
+)]
 async fn page() -> Response {
     (
         [
@@ -102,6 +161,10 @@ async fn page() -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get, path = "/static/settings.js", tag = "settings", operation_id = "settings_script",
+    responses((status = 200, description = "The settings page's script (built in)", content_type = "text/javascript", body = String))
+)]
 async fn script() -> Response {
     addon_core::routes::ui::asset(
         "text/javascript; charset=utf-8",
@@ -148,11 +211,15 @@ async fn state_of(state: &AppState, user: &UiUser) -> AppResult<Value> {
     }))
 }
 
+#[utoipa::path(
+    get, path = "/settings/state", tag = "settings", operation_id = "settings_show", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses((status = 200, description = "The installation, its bootstrap and every setting with its value, type and bounds", body = SettingsState))
+)]
 async fn show(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
     Ok(Json(state_of(&state, &user).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Save {
     /// Setting id → new value; settings not named keep their value.
@@ -188,6 +255,14 @@ fn validate(changes: &Map<String, Value>) -> Result<Vec<(&'static Definition, Va
     }
 }
 
+#[utoipa::path(
+    put, path = "/settings/state", tag = "settings", operation_id = "settings_save", security(("userToken" = []), ("userTokenQuery" = [])), request_body = Save,
+    responses(
+        (status = 200, description = "Saved; the state as it is now", body = SettingsState),
+        (status = 404, description = "The installation is gone", body = addon_core::openapi::ErrorBody),
+        (status = 422, description = "Every setting that is unknown or out of its bounds", body = addon_core::openapi::ErrorBody),
+    )
+)]
 async fn save(
     State(state): State<AppState>,
     user: UiUser,

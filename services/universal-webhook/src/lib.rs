@@ -6,13 +6,11 @@
 //! Everything but the manifest contents and the route set lives in `addon-core`.
 
 use addon_core::addon::{AddonDefinition, BootstrapDefaults, Component, shared_webhook_path};
-use addon_core::app::AppState;
 use addon_core::config::AddonDefaults;
 use addon_core::db::{CORE_MIGRATIONS, MigrationSet};
 use addon_core::flows::FlowFeatures;
 use addon_core::http::{LIMIT_DEFAULT, LIMIT_WEBHOOK};
 use addon_core::routes::{custom, limited, standard};
-use axum::Router;
 use serde_json::{Value, json};
 
 /// Ten webhooks (Clockify's maximum), each an event of manifest schema 1.3. Flows on other
@@ -97,7 +95,7 @@ fn settings() -> Value {
     })
 }
 
-fn routes() -> Router<AppState> {
+fn routes() -> addon_core::openapi::ApiRouter {
     standard()
         .merge(limited(custom::webhook_routes(), LIMIT_WEBHOOK))
         .merge(limited(custom::ui_routes(), LIMIT_DEFAULT))

@@ -23,7 +23,7 @@ pub struct Delivery<'a> {
     pub body: &'a Value,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionResult {
     pub path: String,
@@ -37,7 +37,7 @@ pub struct ConditionResult {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionResult {
     pub index: usize,
@@ -57,7 +57,7 @@ pub struct ActionResult {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub event_type: String,

@@ -13,7 +13,7 @@ use super::limits::{
 };
 use super::template::Template;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ConditionMode {
     #[default]
@@ -30,7 +30,7 @@ impl ConditionMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ConditionOp {
     #[serde(rename = "==")]
     Equals,
@@ -42,10 +42,11 @@ pub enum ConditionOp {
     Exists,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     /// RFC 9535 JSONPath into the webhook body, e.g. `$.project.name`.
+    #[schema(pattern = "^\\$")]
     pub path: String,
     pub op: ConditionOp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +54,7 @@ pub struct Condition {
 }
 
 /// Where a flow's triggering deliveries come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TriggerSource {
     /// Clockify webhooks (`POST /webhooks/clockify`), by event type.
@@ -77,7 +78,7 @@ impl TriggerSource {
 }
 
 /// What an action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActionKind {
     /// A call to the workspace's Clockify API through the client (allowlist, rate limit,
@@ -101,7 +102,7 @@ impl ActionKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Action {
     /// `CLOCKIFY_API` (the default, and never written out, so flows stored by earlier releases
@@ -114,16 +115,20 @@ pub struct Action {
     pub kind: ActionKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[schema(pattern = "^(GET|POST|PUT|PATCH|DELETE)$", example = "POST")]
     pub method: String,
     /// CLOCKIFY_API: `/v1/...`, with `{{workspaceId}}`, `{{eventType}}` and `{{$.json.path}}`
     /// placeholders.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schema(pattern = "^/v1/", example = "/v1/workspaces/{{workspaceId}}/tags")]
     pub path: String,
     /// GENERIC_HTTP: an absolute `https://` URL; placeholders only after the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// GENERIC_HTTP: request headers (values may hold placeholders).
+    /// GENERIC_HTTP: request headers (values may hold placeholders). Values are sealed when
+    /// stored and read back as `{"set": true}`; written so, they keep the stored value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, crate::routes::schema::HeaderValue>)]
     pub headers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
@@ -173,9 +178,10 @@ impl Action {
 }
 
 /// A flow as the UI sends and receives it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlowDefinition {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -185,11 +191,14 @@ pub struct FlowDefinition {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trigger_sources: Vec<String>,
     /// Event types; for CUSTOM flows `*` matches any event of the sources.
+    #[schema(min_items = 1, example = json!(["NEW_TIME_ENTRY"]))]
     pub trigger_events: Vec<String>,
     #[serde(default)]
     pub condition_mode: ConditionMode,
     #[serde(default)]
+    #[schema(max_items = 50)] // MAX_CONDITIONS
     pub conditions: Vec<Condition>,
+    #[schema(min_items = 1, max_items = 20)] // MAX_ACTIONS
     pub actions: Vec<Action>,
 }
 

@@ -19,11 +19,10 @@
 //! replayable, which is why it closes. An unknown workspace and a wrong signature get the same
 //! answer. The delivery is stored before the answer.
 
+use axum::Json;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -31,6 +30,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use utoipa_axum::routes;
 
 use super::lifecycle::sha256_hex;
 use super::ui::UiUser;
@@ -38,6 +38,7 @@ use crate::app::AppState;
 use crate::auth::{AuthError, header_str};
 use crate::flows::model::{is_custom_event_name, is_source_name};
 use crate::http::{ApiJson, AppError, AppResult, RawBody};
+use crate::openapi::{ApiRouter, ErrorBody};
 use crate::outbound::normalise_rule;
 use crate::store::installations::{self, InstallStatus};
 use crate::store::webhooks::{CLOCKIFY_SOURCE, IncomingCustom, IngestOutcome};
@@ -45,21 +46,18 @@ use crate::store::{allowlist, new_id, secrets};
 use crate::time::{now_millis, rfc3339, rfc3339_opt};
 
 /// The custom webhook route (5 MB limit, like every webhook route).
-pub fn webhook_routes() -> Router<AppState> {
-    Router::new().route("/webhooks/custom/{source}", post(receive))
+pub fn webhook_routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(receive))
 }
 
 /// The UI routes that manage custom webhooks and the GENERIC_HTTP allowlist.
-pub fn ui_routes() -> Router<AppState> {
-    Router::new()
-        .route("/ui/custom-webhooks", get(show_secret))
-        .route("/ui/custom-webhooks/rotate", post(rotate_secret))
-        .route("/ui/custom-webhooks/legacy", axum::routing::put(set_legacy))
-        .route(
-            "/ui/http-allowlist",
-            get(show_allowlist).put(save_allowlist),
-        )
-        .route("/ui/http-allowlist/check", post(check_url))
+pub fn ui_routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(show_secret))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(set_legacy))
+        .routes(routes!(show_allowlist, save_allowlist))
+        .routes(routes!(check_url))
 }
 
 const SECRET_PREFIX: &str = "whsec_";
@@ -275,6 +273,24 @@ fn scheme(state: &AppState, headers: &HeaderMap) -> Result<Scheme, AppError> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/webhooks/custom/{source}", tag = "webhooks",
+    params(
+        ("source" = String, Path, pattern = "^[a-z0-9_-]{1,64}$", description = "The sending system (not `clockify`); its signing secret derives from the workspace's"),
+        ("workspaceId" = Option<String>, Query, description = "The workspace, when the X-Workspace-Id header cannot be set"),
+        ("X-Workspace-Id" = Option<String>, Header, description = "The workspace"),
+        ("webhook-id" = Option<String>, Header, description = "Standard Webhooks: a unique id per message (retries keep it)"),
+        ("webhook-timestamp" = Option<String>, Header, description = "Standard Webhooks: Unix seconds"),
+        ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks: `v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">`"),
+        ("X-Event-Type" = Option<String>, Header, description = "Must agree with the body's `type`, when given"),
+    ),
+    request_body(content = Object, description = "The event as the sender has it; its type is read from `type`, `event_type` or `eventType` (else CUSTOM_EVENT)"),
+    responses(
+        (status = 200, description = "Stored (or recognised by its webhook-id as stored before)", body = super::schema::CustomReceipt),
+        (status = 401, description = "A missing, wrong or stale signature, or an unknown workspace (one answer for all)", body = ErrorBody),
+        (status = 429, description = "The workspace's custom webhook rate; retry after `Retry-After` seconds", body = ErrorBody),
+    )
+)]
 async fn receive(
     State(state): State<AppState>,
     Path(source): Path<String>,
@@ -481,6 +497,11 @@ struct SourceQuery {
     source: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/ui/custom-webhooks", tag = "custom webhooks", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("source" = Option<String>, Query, description = "A source whose signing secret to show")),
+    responses((status = 200, description = "Where and how to send, with the secrets", body = super::schema::CustomWebhooks), (status = 403, description = "Only workspace owners and admins", body = ErrorBody))
+)]
 async fn show_secret(
     State(state): State<AppState>,
     user: UiUser,
@@ -497,6 +518,10 @@ async fn show_secret(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/ui/custom-webhooks/rotate", tag = "custom webhooks", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses((status = 200, description = "A new secret; the previous one stays valid for the grace period", body = super::schema::CustomWebhooks), (status = 403, description = "Only workspace owners and admins", body = ErrorBody))
+)]
 async fn rotate_secret(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
     admins_only(&user)?;
     let ws = user.workspace_id();
@@ -514,13 +539,20 @@ async fn rotate_secret(State(state): State<AppState>, user: UiUser) -> AppResult
 /// The longest migration window for body-only signatures.
 pub const LEGACY_WINDOW_MAX_DAYS: u32 = 30;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LegacyBody {
     /// Days from now the old scheme stays accepted; 0 closes the window.
     days: u32,
 }
 
+#[utoipa::path(
+    put, path = "/ui/custom-webhooks/legacy", tag = "custom webhooks", security(("userToken" = []), ("userTokenQuery" = [])), request_body = LegacyBody,
+    responses(
+        (status = 200, description = "The migration window for body-only signatures, set", body = super::schema::CustomWebhooks), (status = 403, description = "Only workspace owners and admins", body = ErrorBody),
+        (status = 422, description = "More than 30 days", body = ErrorBody),
+    )
+)]
 async fn set_legacy(
     State(state): State<AppState>,
     user: UiUser,
@@ -541,18 +573,29 @@ async fn set_legacy(
     Ok(Json(describe(&state, ws, None).await?))
 }
 
+#[utoipa::path(
+    get, path = "/ui/http-allowlist", tag = "custom webhooks", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses((status = 200, description = "The hosts GENERIC_HTTP actions may call", body = super::schema::Allowlist))
+)]
 async fn show_allowlist(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
     Ok(Json(
         json!({"rules": allowlist::list(&state.db, user.workspace_id()).await?}),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AllowlistBody {
     rules: Vec<String>,
 }
 
+#[utoipa::path(
+    put, path = "/ui/http-allowlist", tag = "custom webhooks", security(("userToken" = []), ("userTokenQuery" = [])), request_body = AllowlistBody,
+    responses(
+        (status = 200, description = "Saved, normalised and sorted", body = super::schema::Allowlist), (status = 403, description = "Only workspace owners and admins", body = ErrorBody),
+        (status = 422, description = "Every rule that is not a host", body = ErrorBody),
+    )
+)]
 async fn save_allowlist(
     State(state): State<AppState>,
     user: UiUser,
@@ -580,7 +623,7 @@ async fn save_allowlist(
     Ok((StatusCode::OK, Json(json!({"rules": rules}))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckBody {
     url: String,
@@ -589,6 +632,10 @@ struct CheckBody {
 /// Whether a GENERIC_HTTP action's URL (a template) may be called from this workspace, as the
 /// flow builder checks it while it is typed: the URL's form first, then its host against the
 /// workspace's list. Placeholders may only follow the host, so the host is known here.
+#[utoipa::path(
+    post, path = "/ui/http-allowlist/check", tag = "custom webhooks", security(("userToken" = []), ("userTokenQuery" = [])), request_body = CheckBody,
+    responses((status = 200, description = "Whether the URL (a template) may be called, and why not", body = super::schema::UrlCheck))
+)]
 async fn check_url(
     State(state): State<AppState>,
     user: UiUser,

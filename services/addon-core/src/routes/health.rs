@@ -3,27 +3,36 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::AppError;
+use crate::openapi::ApiRouter;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/backlog", get(backlog))
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(backlog))
 }
 
 /// The shared flow queue's backlog, read now (one statement of index ranges):
 /// `{"queuedDeliveries", "due", "scheduled", "running", "oldestMs", "waiting"}`, where
 /// `waiting` (queued deliveries plus due executions) is what an autoscaler should drain.
 /// Every replica answers the same numbers. 503 when the database cannot answer in 2 s.
+#[utoipa::path(
+    get, path = "/backlog", tag = "operations",
+    responses(
+        (status = 200, description = "The queue's backlog (every replica answers the same)", body = super::schema::BacklogAnswer),
+        (status = 503, description = "The database did not answer within 2 s", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn backlog(State(state): State<AppState>) -> Response {
     match tokio::time::timeout(
         Duration::from_secs(2),
@@ -38,26 +47,29 @@ async fn backlog(State(state): State<AppState>) -> Response {
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "backlog: database check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "2")],
-                Json(json!({"error": "database unavailable"})),
-            )
-                .into_response()
+            AppError::Unavailable("the database is unavailable".into()).into_response()
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "2")],
-            Json(json!({"error": "the database did not answer within 2s"})),
-        )
-            .into_response(),
+        Err(_) => {
+            AppError::Unavailable("the database did not answer within 2s".into()).into_response()
+        }
     }
 }
 
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = super::schema::Health))
+)]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = super::schema::Readiness),
+        (status = 503, description = "Not ready, and why", body = super::schema::Readiness),
+    )
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     match readiness(&state).await {
         Ok(schema) => Json(json!({"status": "ready", "schema": schema})).into_response(),
@@ -119,6 +131,10 @@ pub async fn readiness_loop(state: AppState) {
     }
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", content_type = "text/plain", body = String))
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(

@@ -3,29 +3,30 @@
 //! Each call carries a Clockify-signed token (`X-Addon-Lifecycle-Token`, or `Clockify-Signature`
 //! as in Clockify's examples) whose workspace must be the body's.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::post;
-use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::{AuthError, ClockifyClaims, TokenKind, lifecycle_token};
 use crate::http::extract::parse_json;
 use crate::http::{AppError, AppResult, RawBody};
+use crate::openapi::ApiRouter;
 use crate::store::bootstrap;
 use crate::store::installations::{
     self, InstallStatus, LifecycleStanding, NewInstallation, WebhookRegistration,
 };
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/lifecycle/installed", post(installed))
-        .route("/lifecycle/status-changed", post(status_changed))
-        .route("/lifecycle/settings-updated", post(settings_updated))
-        .route("/lifecycle/deleted", post(deleted))
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(installed))
+        .routes(routes!(status_changed))
+        .routes(routes!(settings_updated))
+        .routes(routes!(deleted))
 }
 
 fn refuse(state: &AppState, e: AuthError) -> AppError {
@@ -93,7 +94,7 @@ fn same_workspace(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct InstalledWebhook {
     path: String,
@@ -102,7 +103,7 @@ struct InstalledWebhook {
     auth_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Installed {
     addon_id: String,
@@ -123,6 +124,16 @@ pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
     hex::encode(Sha256::digest(data.as_ref()))
 }
 
+/// INSTALLED: stores the installation (its token encrypted), registers its webhooks' tokens, and starts the bootstrap when the settings ask for it. A repeat is harmless.
+#[utoipa::path(
+    post, path = "/lifecycle/installed", tag = "lifecycle", request_body = Installed,
+    security(("lifecycleToken" = [])),
+    responses(
+        (status = 200, description = "Done", body = super::schema::LifecycleAnswer),
+        (status = 404, description = "No installation for the workspace", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Every problem of the body", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn installed(
     State(state): State<AppState>,
     caller: LifecycleCaller,
@@ -220,13 +231,23 @@ async fn installed(
 /// The setting that turns bootstrap on install off.
 pub const BOOTSTRAP_SETTING: &str = "bootstrap_on_install";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct StatusChanged {
     workspace_id: String,
     status: String,
 }
 
+/// STATUS_CHANGED: ACTIVE or INACTIVE (an inactive add-on stores deliveries but runs no flow).
+#[utoipa::path(
+    post, path = "/lifecycle/status-changed", tag = "lifecycle", request_body = StatusChanged,
+    security(("lifecycleToken" = [])),
+    responses(
+        (status = 200, description = "Done", body = super::schema::LifecycleAnswer),
+        (status = 404, description = "No installation for the workspace", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Every problem of the body", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn status_changed(
     State(state): State<AppState>,
     caller: LifecycleCaller,
@@ -261,7 +282,7 @@ async fn status_changed(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SettingsUpdated {
     workspace_id: String,
@@ -289,6 +310,16 @@ fn parse_settings(v: &Value) -> Result<Vec<Value>, AppError> {
     Ok(list.clone())
 }
 
+/// SETTINGS_UPDATED: stores the add-on's settings (a list of `{id, name, value}`).
+#[utoipa::path(
+    post, path = "/lifecycle/settings-updated", tag = "lifecycle", request_body = SettingsUpdated,
+    security(("lifecycleToken" = [])),
+    responses(
+        (status = 200, description = "Done", body = super::schema::LifecycleAnswer),
+        (status = 404, description = "No installation for the workspace", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Every problem of the body", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn settings_updated(
     State(state): State<AppState>,
     caller: LifecycleCaller,
@@ -315,12 +346,22 @@ async fn settings_updated(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Deleted {
     workspace_id: String,
 }
 
+/// DELETED: revokes the installation and every token issued before now, and schedules the workspace's data for deletion.
+#[utoipa::path(
+    post, path = "/lifecycle/deleted", tag = "lifecycle", request_body = Deleted,
+    security(("lifecycleToken" = [])),
+    responses(
+        (status = 200, description = "Done", body = super::schema::LifecycleAnswer),
+        (status = 404, description = "No installation for the workspace", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Every problem of the body", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn deleted(
     State(state): State<AppState>,
     caller: LifecycleCaller,

@@ -4,57 +4,57 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
+use super::schema::Page;
 use crate::app::AppState;
 use crate::auth::{AuthError, ClockifyClaims, TokenKind, user_token};
 use crate::clockify::ApiError;
 use crate::explorer::{ApiBase, api_catalog};
 use crate::flows::{FlowDefinition, TriggerSource, sealed};
 use crate::http::{ApiJson, AppError, AppResult};
-use crate::store::executions::ExecutionFilter;
+use crate::openapi::ApiRouter;
+use crate::store::executions::{ExecutionEntry, ExecutionFilter};
 use crate::store::installations::{InstallStatus, Installation};
 use crate::store::{bootstrap, entities, executions, flows, installations, page_limit, webhooks};
 use crate::time::{DAY_MILLIS, now_millis, rfc3339};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> ApiRouter {
     // Compressed: the console's assets and catalogues, which hold no secret (never responses
     // that could, where compression would leak them by their size).
-    let assets = Router::new()
-        .route("/ui", get(page))
-        .route("/static/app.js", get(script))
-        .route("/static/app.css", get(style))
-        .route("/ui/explorer/operations", get(operations))
-        .route("/ui/flows/events", get(flow_events))
+    let assets = ApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(script))
+        .routes(routes!(style))
+        .routes(routes!(operations))
+        .routes(routes!(flow_events))
         .layer(tower_http::compression::CompressionLayer::new());
-    Router::new()
+    ApiRouter::new()
         .merge(assets)
-        .route("/ui/", get(page_with_slash))
-        .route("/ui/dashboard", get(dashboard))
-        .route("/ui/dashboard/activity", get(activity))
-        .route("/ui/explorer/execute", post(execute))
-        .route("/ui/webhooks", get(webhook_list))
-        .route("/ui/webhooks/{id}", get(webhook_detail))
-        .route("/ui/flows", get(flow_list).post(flow_create))
-        .route(
-            "/ui/flows/{id}",
-            get(flow_get).put(flow_update).delete(flow_delete),
-        )
-        .route("/ui/flows/{id}/executions", get(flow_executions))
-        .route("/ui/flows/test", post(flow_test))
-        .route("/ui/flows/import", post(flow_import))
-        .route("/ui/executions", get(execution_list))
-        .route("/ui/executions/{id}", get(execution_detail))
-        .route("/ui/executions/{id}/rerun", post(execution_rerun))
-        .route("/ui/bootstrap", get(bootstrap_status).post(bootstrap_start))
-        .route("/ui/entities", get(entity_list))
+        .routes(routes!(page_with_slash))
+        .routes(routes!(dashboard))
+        .routes(routes!(activity))
+        .routes(routes!(execute))
+        .routes(routes!(webhook_list))
+        .routes(routes!(webhook_detail))
+        .routes(routes!(flow_list, flow_create))
+        .routes(routes!(flow_get, flow_update, flow_delete))
+        .routes(routes!(flow_executions))
+        .routes(routes!(flow_test))
+        .routes(routes!(flow_import))
+        .routes(routes!(execution_list))
+        .routes(routes!(execution_detail))
+        .routes(routes!(execution_rerun))
+        .routes(routes!(bootstrap_status, bootstrap_start))
+        .routes(routes!(entity_list))
 }
 
 /// A workspace user authenticated by a Clockify user token, in a workspace where the add-on is installed.
@@ -142,6 +142,10 @@ impl FromRequestParts<AppState> for UiAdmin {
 /// The console's page: a static shell (no workspace data, so no token is needed to fetch it);
 /// its script reads the token from the URL, says clearly when it is missing or expired, and
 /// calls the API with it. Every URL in it is relative, so a base URL with a path works.
+#[utoipa::path(
+    get, path = "/ui", tag = "console", operation_id = "console_page",
+    responses((status = 200, description = "The console page; it reads the user token from its own address (`?auth_token=`), so it holds nothing of the user's", content_type = "text/html", body = String))
+)]
 async fn page() -> Response {
     (
         [
@@ -155,6 +159,10 @@ async fn page() -> Response {
 
 /// `…/ui/` would resolve the page's relative URLs one level too deep: back to `…/ui`, with the
 /// query (the token) kept. The Location is relative too.
+#[utoipa::path(
+    get, path = "/ui/", tag = "console", operation_id = "console_page_redirect",
+    responses((status = 301, description = "To `../ui`, query kept: relative, so a base URL with a path prefix works", headers(("Location" = String, description = "`../ui?...`"))))
+)]
 async fn page_with_slash(uri: axum::http::Uri) -> Response {
     let location = match uri.query() {
         Some(q) => format!("../ui?{q}"),
@@ -168,6 +176,10 @@ async fn page_with_slash(uri: axum::http::Uri) -> Response {
 }
 
 /// The console's script and style, built from ui/app by scripts/ui.sh.
+#[utoipa::path(
+    get, path = "/static/app.js", tag = "console", operation_id = "console_script",
+    responses((status = 200, description = "The console's script (built in; no CDN)", content_type = "text/javascript", body = String))
+)]
 async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
@@ -175,6 +187,10 @@ async fn script() -> Response {
     )
 }
 
+#[utoipa::path(
+    get, path = "/static/app.css", tag = "console", operation_id = "console_style",
+    responses((status = 200, description = "The console's style sheet", content_type = "text/css", body = String))
+)]
 async fn style() -> Response {
     asset(
         "text/css; charset=utf-8",
@@ -197,6 +213,10 @@ pub fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get, path = "/ui/dashboard", tag = "dashboard", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses((status = 200, description = "Counts of the last 24 hours, installation, bootstrap and cached entities", body = super::schema::Dashboard))
+)]
 async fn dashboard(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
     let ws = user.workspace_id();
     let since = now_millis() - DAY_MILLIS;
@@ -224,6 +244,10 @@ async fn dashboard(State(state): State<AppState>, user: UiUser) -> AppResult<Jso
 
 /// The explorer's catalogue: every operation of Clockify's API (see [`crate::explorer`]),
 /// serialised once.
+#[utoipa::path(
+    get, path = "/ui/explorer/operations", tag = "explorer", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses((status = 200, description = "Every operation of Clockify's API (generated from its OpenAPI document): tag, method, path, parameters, body schema", body = Object))
+)]
 async fn operations(_user: UiUser) -> Response {
     static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let body = BODY.get_or_init(|| serde_json::to_string(api_catalog()).unwrap_or_default());
@@ -237,7 +261,7 @@ async fn operations(_user: UiUser) -> Response {
         .into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Execute {
     operation_id: String,
@@ -266,6 +290,17 @@ fn base_url(user: &UiUser, api: ApiBase) -> Result<String, AppError> {
     })
 }
 
+#[utoipa::path(
+    post, path = "/ui/explorer/execute", tag = "explorer", security(("userToken" = []), ("userTokenQuery" = [])), request_body = Execute,
+    responses(
+        (status = 200, description = "Clockify's answer, whatever its status", body = super::schema::Executed),
+        (status = 403, description = "A write by a member (writes need a workspace owner or admin), or a path into another workspace", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such operation", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The add-on is inactive, or Clockify named no address for this API in the session", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Unknown parameters, missing required ones, values outside their enum", body = crate::openapi::ErrorBody),
+        (status = 502, description = "Clockify could not be reached or kept failing", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn execute(
     State(state): State<AppState>,
     user: UiUser,
@@ -364,20 +399,25 @@ fn page_of<T: serde::Serialize>(
     items: Vec<T>,
     limit: i64,
     cursor: impl Fn(&T) -> String,
-) -> Json<Value> {
+) -> Json<Page<T>> {
     let next = if items.len() as i64 == limit {
         items.last().map(&cursor)
     } else {
         None
     };
-    Json(json!({"items": items, "next": next}))
+    Json(Page { items, next })
 }
 
+#[utoipa::path(
+    get, path = "/ui/webhooks", tag = "webhooks log", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("event_type" = Option<String>, Query, description = "Only this event type"), ("source" = Option<String>, Query, description = "`clockify` or a custom source"), ("before" = Option<String>, Query, description = "The `next` of the previous page"), ("since" = Option<String>, Query, format = DateTime, description = "Only what arrived (started) at or after this RFC 3339 time"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Items per page (default 50)")),
+    responses((status = 200, description = "Deliveries, newest first, without their bodies", body = super::schema::Page<crate::store::webhooks::WebhookEntry>))
+)]
 async fn webhook_list(
     State(state): State<AppState>,
     user: UiUser,
     Query(q): Query<ListQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<crate::store::webhooks::WebhookEntry>>> {
     let limit = page_limit(q.limit);
     let items = webhooks::list(
         &state.db,
@@ -392,6 +432,13 @@ async fn webhook_list(
     Ok(page_of(items, limit, |w| w.id.clone()))
 }
 
+#[utoipa::path(
+    get, path = "/ui/webhooks/{id}", tag = "webhooks log", security(("userToken" = []), ("userTokenQuery" = [])), params(("id" = String, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery with its body and the executions it started", body = super::schema::WebhookDetail),
+        (status = 404, description = "No such delivery in the workspace", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn webhook_detail(
     State(state): State<AppState>,
     user: UiUser,
@@ -421,6 +468,11 @@ fn validated(state: &AppState, def: FlowDefinition) -> AppResult<FlowDefinition>
     Ok(def)
 }
 
+#[utoipa::path(
+    get, path = "/ui/flows", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("source" = Option<String>, Query, description = "`CLOCKIFY` or `CUSTOM` flows only")),
+    responses((status = 200, description = "The workspace's flows (header values write-only)", body = super::schema::FlowList))
+)]
 async fn flow_list(
     State(state): State<AppState>,
     user: UiUser,
@@ -472,7 +524,7 @@ fn written(
     Ok(def)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TestRun {
     /// The flow as the builder has it (saved or not; `{"set": true}` header values of a saved
@@ -486,7 +538,7 @@ struct TestRun {
     sample: Option<Sample>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Sample {
     event_type: String,
@@ -498,6 +550,14 @@ struct Sample {
 
 /// A test run: what the flow would do with one delivery, without doing it (see
 /// [`crate::flows::dryrun`]). Any member may run one: nothing is sent or stored.
+#[utoipa::path(
+    post, path = "/ui/flows/test", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])), request_body = TestRun,
+    responses(
+        (status = 200, description = "Whether it is triggered, each condition with what its path found, each request resolved (credentials redacted) or why it would be refused", body = crate::flows::dryrun::Report),
+        (status = 404, description = "No such stored delivery", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Every problem of the flow", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn flow_test(
     State(state): State<AppState>,
     user: UiUser,
@@ -559,6 +619,10 @@ async fn flow_test(
 
 /// Clockify's webhook events and the fields of their bodies, for the builder's conditions and
 /// templates (custom sources' fields come from their stored deliveries).
+#[utoipa::path(
+    get, path = "/ui/flows/events", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses((status = 200, description = "Clockify's webhook events with the paths and types of their bodies' fields", body = Object))
+)]
 async fn flow_events(_user: UiUser) -> Response {
     static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let body = BODY.get_or_init(|| json!({"events": crate::explorer::event_fields()}).to_string());
@@ -574,11 +638,26 @@ async fn flow_events(_user: UiUser) -> Response {
 
 /// A flow of the earlier Python system (`operation_id` + `params`) in this engine's format,
 /// with what the conversion assumed; not saved.
+#[utoipa::path(
+    post, path = "/ui/flows/import", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])),
+    request_body(content = Object, description = "A flow of the earlier Python system (`operation_id` + `params` actions)"),
+    responses(
+        (status = 200, description = "The flow in this engine's format (not saved) and what the conversion assumed", body = super::schema::Imported),
+        (status = 422, description = "What could not be converted", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn flow_import(_user: UiUser, ApiJson(input): ApiJson<Value>) -> AppResult<Json<Value>> {
     let out = crate::flows::import::import(&input, api_catalog()).map_err(AppError::Validation)?;
     Ok(Json(json!({"flow": out.flow, "notes": out.notes})))
 }
 
+#[utoipa::path(
+    post, path = "/ui/flows", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])), request_body = FlowDefinition,
+    responses(
+        (status = 201, description = "Created", body = crate::store::flows::FlowRecord),
+        (status = 422, description = "Every problem of the flow", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn flow_create(
     State(state): State<AppState>,
     UiAdmin(user): UiAdmin,
@@ -590,6 +669,13 @@ async fn flow_create(
     Ok((StatusCode::CREATED, Json(shown(&flow))).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/ui/flows/{id}", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])), params(("id" = String, Path, description = "The flow's id")),
+    responses(
+        (status = 200, description = "The flow (header values write-only)", body = crate::store::flows::FlowRecord),
+        (status = 404, description = "No such flow in the workspace", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn flow_get(
     State(state): State<AppState>,
     user: UiUser,
@@ -601,6 +687,14 @@ async fn flow_get(
     Ok(Json(shown(&flow)))
 }
 
+#[utoipa::path(
+    put, path = "/ui/flows/{id}", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])), params(("id" = String, Path, description = "The flow's id")), request_body = FlowDefinition,
+    responses(
+        (status = 200, description = "Replaced", body = crate::store::flows::FlowRecord),
+        (status = 404, description = "No such flow in the workspace", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Every problem of the flow", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn flow_update(
     State(state): State<AppState>,
     UiAdmin(user): UiAdmin,
@@ -617,6 +711,13 @@ async fn flow_update(
     Ok(Json(shown(&flow)))
 }
 
+#[utoipa::path(
+    delete, path = "/ui/flows/{id}", tag = "flows", security(("userToken" = []), ("userTokenQuery" = [])), params(("id" = String, Path, description = "The flow's id")),
+    responses(
+        (status = 204, description = "Deleted, with its queued executions"),
+        (status = 404, description = "No such flow in the workspace", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn flow_delete(
     State(state): State<AppState>,
     UiAdmin(user): UiAdmin,
@@ -628,12 +729,20 @@ async fn flow_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/ui/flows/{id}/executions", tag = "executions", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("id" = String, Path, description = "The flow's id"), ("status" = Option<String>, Query, description = "PENDING, RUNNING, RETRY, SUCCEEDED, FAILED or SKIPPED"), ("before" = Option<String>, Query, description = "The `next` of the previous page"), ("since" = Option<String>, Query, format = DateTime, description = "Only what arrived (started) at or after this RFC 3339 time"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Items per page (default 50)")),
+    responses(
+        (status = 200, description = "The flow's executions, newest first", body = super::schema::Page<ExecutionEntry>),
+        (status = 404, description = "No such flow in the workspace", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn flow_executions(
     State(state): State<AppState>,
     user: UiUser,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<ExecutionEntry>>> {
     if flows::get(&state.db, user.workspace_id(), &id)
         .await?
         .is_none()
@@ -652,11 +761,16 @@ async fn flow_executions(
     Ok(page_of(items, limit, |e| e.id.clone()))
 }
 
+#[utoipa::path(
+    get, path = "/ui/executions", tag = "executions", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("flow_id" = Option<String>, Query, description = "Only this flow's"), ("webhook_id" = Option<String>, Query, description = "Only this delivery's"), ("status" = Option<String>, Query, description = "PENDING, RUNNING, RETRY, SUCCEEDED, FAILED or SKIPPED"), ("before" = Option<String>, Query, description = "The `next` of the previous page"), ("since" = Option<String>, Query, format = DateTime, description = "Only what arrived (started) at or after this RFC 3339 time"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Items per page (default 50)")),
+    responses((status = 200, description = "Executions, newest first", body = super::schema::Page<ExecutionEntry>))
+)]
 async fn execution_list(
     State(state): State<AppState>,
     user: UiUser,
     Query(q): Query<ListQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<ExecutionEntry>>> {
     let limit = page_limit(q.limit);
     let filter = ExecutionFilter {
         flow_id: q.flow_id.as_deref(),
@@ -669,6 +783,13 @@ async fn execution_list(
     Ok(page_of(items, limit, |e| e.id.clone()))
 }
 
+#[utoipa::path(
+    get, path = "/ui/executions/{id}", tag = "executions", security(("userToken" = []), ("userTokenQuery" = [])), params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "The execution, step by step with request and response excerpts (secrets redacted)", body = ExecutionEntry),
+        (status = 404, description = "No such execution in the workspace", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn execution_detail(
     State(state): State<AppState>,
     user: UiUser,
@@ -681,6 +802,14 @@ async fn execution_detail(
 }
 
 /// Runs a failed execution again from its failed step (admins: it calls Clockify again).
+#[utoipa::path(
+    post, path = "/ui/executions/{id}/rerun", tag = "executions", security(("userToken" = []), ("userTokenQuery" = [])), params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "Queued again; it resumes at the failed step", body = ExecutionEntry),
+        (status = 404, description = "No such execution in the workspace", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Only a FAILED execution can be run again", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn execution_rerun(
     State(state): State<AppState>,
     UiAdmin(user): UiAdmin,
@@ -712,6 +841,11 @@ struct ActivityQuery {
 /// The dashboard's charts: deliveries and runs per hour over the last `hours` (1-168, default
 /// 24), each flow's runs, failures and durations, and the calls that waited for a rate limit
 /// (the add-on's own per workspace, or Clockify's 429s) over the same window.
+#[utoipa::path(
+    get, path = "/ui/dashboard/activity", tag = "dashboard", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("hours" = Option<i64>, Query, minimum = 1, maximum = 168, description = "The window, in hours (default 24)")),
+    responses((status = 200, description = "Deliveries and runs per hour, each flow's runs and failures, rate-limit waits", body = super::schema::Activity))
+)]
 async fn activity(
     State(state): State<AppState>,
     user: UiUser,
@@ -782,11 +916,22 @@ async fn activity(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/ui/bootstrap", tag = "dashboard", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses((status = 200, description = "The workspace's bootstrap (fetching its entities from Clockify)", body = super::schema::BootstrapState))
+)]
 async fn bootstrap_status(State(state): State<AppState>, user: UiUser) -> AppResult<Json<Value>> {
     let run = bootstrap::get(&state.db, user.workspace_id()).await?;
     Ok(Json(json!({"bootstrap": run})))
 }
 
+#[utoipa::path(
+    post, path = "/ui/bootstrap", tag = "dashboard", security(("userToken" = []), ("userTokenQuery" = [])),
+    responses(
+        (status = 202, description = "Requested; it runs in the background", body = super::schema::BootstrapState),
+        (status = 409, description = "The add-on is inactive in this workspace", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn bootstrap_start(
     State(state): State<AppState>,
     UiAdmin(user): UiAdmin,
@@ -801,6 +946,11 @@ async fn bootstrap_start(
     Ok((StatusCode::ACCEPTED, Json(json!({"bootstrap": run}))).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/ui/entities", tag = "dashboard", security(("userToken" = []), ("userTokenQuery" = [])),
+    params(("type" = Option<String>, Query, description = "An entity type (`projects`, `clients`, ...); without it, the counts by type"), ("after" = Option<String>, Query, description = "The `next` of the previous page"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Items per page (default 50)")),
+    responses((status = 200, description = "Counts by type, or a page of cached entities by id", body = super::schema::EntityAnswer))
+)]
 async fn entity_list(
     State(state): State<AppState>,
     user: UiUser,
@@ -821,5 +971,5 @@ async fn entity_list(
         limit,
     )
     .await?;
-    Ok(page_of(items, limit, |e| e.id.clone()))
+    Ok(Json(json!(page_of(items, limit, |e| e.id.clone()).0)))
 }

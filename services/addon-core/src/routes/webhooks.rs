@@ -1,10 +1,10 @@
 //! `POST /webhooks/clockify`: verified, stored, de-duplicated by delivery, then handed to the
 //! flow worker. The answer comes only after the delivery is stored.
 
+use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::routing::{MethodRouter, post};
-use axum::{Json, Router};
 use std::borrow::Cow;
 
 use serde::Deserialize;
@@ -18,13 +18,36 @@ use crate::flows::model::is_event_name;
 use crate::http::{AppError, AppResult, RawBody};
 use crate::ingest::IngestError;
 use crate::metrics::event_label;
+use crate::openapi::ApiRouter;
 use crate::store::new_id;
 use crate::store::webhooks::{IncomingWebhook, IngestOutcome};
 use crate::time::now_millis;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route(WEBHOOK_PATH, receiver(None))
+pub fn routes() -> ApiRouter {
+    ApiRouter::new().routes(crate::openapi::documented::<__path_clockify_webhook_doc>(
+        WEBHOOK_PATH,
+        receiver(None),
+        |_| {},
+    ))
 }
+
+/// A delivery from Clockify: verified from the headers before its body is read (the token's
+/// signature, its webhook, the event type it was registered for), stored, de-duplicated by
+/// delivery, then handed to the flows. The answer comes only after the delivery is stored.
+/// Deliveries while the add-on is inactive are stored and run no flow.
+#[utoipa::path(
+    post, path = "/webhooks/clockify", tag = "webhooks", operation_id = "clockify_webhook",
+    security(("webhookToken" = [])),
+    params(("Clockify-Webhook-Event-Type" = String, Header, description = "The event, e.g. NEW_TIME_ENTRY")),
+    request_body(content = Object, description = "The event's entity, as Clockify sends it (up to 5 MB)"),
+    responses(
+        (status = 200, description = "Stored (or recognised as stored before)", body = super::schema::Receipt),
+        (status = 400, description = "No or unknown event type, an event this route does not take, a body that is not JSON or names another workspace", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Larger than 5 MB", body = crate::openapi::ErrorBody),
+    )
+)]
+#[allow(dead_code)] // describes the receivers `receiver` builds
+pub fn clockify_webhook_doc() {}
 
 /// A webhook route. With `events`, the route receives only those event types (the reference
 /// add-on's per-event routes): any other `Clockify-Webhook-Event-Type` is refused with 400 and

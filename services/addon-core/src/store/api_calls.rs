@@ -35,7 +35,7 @@ pub async fn record(db: &Db, c: &NewCall<'_>) -> Result<String, sqlx::Error> {
     Ok(id)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallEntry {
     pub id: String,

@@ -13,7 +13,7 @@ use crate::time::{now_millis, rfc3339_opt};
 
 pub const MAX_KEPT_ERRORS: usize = 10;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapRun {
     pub workspace_id: String,

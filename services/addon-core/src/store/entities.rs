@@ -43,7 +43,7 @@ pub async fn counts(db: &Db, workspace_id: &str) -> Result<Vec<(String, i64)>, s
         .collect()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CachedEntity {
     pub entity_type: String,

@@ -332,7 +332,7 @@ pub async fn next_due(db: &Db) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query(NEXT_DUE).fetch_one(db.pool()).await?.try_get(0)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionEntry {
     pub id: String,
@@ -435,7 +435,7 @@ pub async fn get(
 
 /// The work waiting in the queue, as the backlog endpoint and metrics report it (shared by
 /// every replica: one database, one queue).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backlog {
     /// Deliveries stored but not yet fanned out to their flows.
@@ -518,7 +518,7 @@ pub async fn per_hour(
 }
 
 /// One flow's runs since a time: how many, how many failed, and how long they took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlowStats {
     pub flow_id: String,

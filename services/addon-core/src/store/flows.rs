@@ -9,7 +9,7 @@ use super::{Db, json_col, new_id};
 use crate::flows::{ConditionMode, FlowDefinition, TriggerSource};
 use crate::time::{now_millis, rfc3339};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlowRecord {
     pub id: String,

@@ -309,7 +309,7 @@ pub async fn ingest_custom(db: &Db, w: &IncomingCustom) -> Result<IngestOutcome,
 }
 
 /// A webhook log entry as the UI shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEntry {
     pub id: String,
