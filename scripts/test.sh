@@ -64,12 +64,13 @@ ensure_pg_client() {
 ensure_python_tools() {
     local venv=${VENV:-.venv}
     if [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/yamllint" ] && [ -x "$venv/bin/moto_server" ] \
+        && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q 4.32.5 \
         && "$venv/bin/python" -c "import helm_python, lupa" 2>/dev/null; then return; fi
     say "installing Python test tools into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check \
         "kubernetes-validate==1.37.0" "yamllint==1.38.0" "moto[server]==5.2.5" \
-        "helm-python-sdk==0.2.2" "lupa==2.8"
+        "helm-python-sdk==0.2.2" "lupa==2.8" "schemathesis==4.32.5"
 }
 
 # Node.js and npm: the console's build (scripts/ui.sh) and axe-core for its page test.
@@ -128,6 +129,8 @@ cargo test --workspace --locked -- --skip e2e_
 if [ "${1:-}" != "--quick" ]; then
     say "fuzzing (cargo-fuzz, ${FUZZ_SECONDS:-10} s per target)"
     ./scripts/fuzz.sh
+    say "the add-ons' own API against its /openapi.json (schemathesis: no 5xx, answers as documented)"
+    API_FUZZ_VENV=${VENV:-.venv} ./scripts/api-fuzz.sh
 fi
 
 say "e2e (runs against KUBECONFIG's cluster, skips without one)"
