@@ -97,6 +97,7 @@ impl Operation {
             path,
             query: query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             body,
+            form: None,
         })
     }
 }

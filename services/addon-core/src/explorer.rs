@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::clockify::ApiRequest;
+use crate::clockify::{ApiRequest, FormField};
 use crate::flows::template::encode_segment;
 
 /// Which of Clockify's APIs serves an operation; each has its own base URL, named in the user's
@@ -94,6 +94,84 @@ pub struct ApiCatalog {
 }
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+const MULTIPART: &str = "multipart/form-data";
+
+/// The largest file the explorer uploads (within the 1 MB request once in base64).
+pub const MAX_UPLOAD_BYTES: usize = 700 * 1024;
+
+/// A file for an upload's `format: binary` field, as the console sends it: read in the browser
+/// and carried in the JSON request, then sent to Clockify as a file part.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upload {
+    pub filename: String,
+    /// Defaults to `application/octet-stream`.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// The file's bytes, standard base64.
+    pub base64: String,
+}
+
+impl Upload {
+    fn decode(name: &str, value: Value) -> Result<FormField, String> {
+        use base64::Engine as _;
+        let upload: Upload = serde_json::from_value(value).map_err(|e| {
+            format!("{name}: a file: {{\"filename\", \"contentType\", \"base64\"}} ({e})")
+        })?;
+        let filename = upload.filename.trim();
+        if filename.is_empty()
+            || filename.len() > 255
+            || filename.contains(['/', '\\', '"', '\r', '\n'])
+        {
+            return Err(format!(
+                "{name}: a file name of 1-255 characters without / \\ \" or line breaks"
+            ));
+        }
+        let content_type = upload
+            .content_type
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        if content_type
+            .parse::<reqwest::header::HeaderValue>()
+            .is_err()
+            || !content_type.contains('/')
+            || content_type.len() > 127
+        {
+            return Err(format!("{name}: {content_type:?} is not a media type"));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(upload.base64.trim())
+            .map_err(|e| format!("{name}: the file's base64 does not decode ({e})"))?;
+        if bytes.len() > MAX_UPLOAD_BYTES {
+            return Err(format!(
+                "{name}: {} bytes; the explorer uploads files of at most {} KiB",
+                bytes.len(),
+                MAX_UPLOAD_BYTES / 1024
+            ));
+        }
+        Ok(FormField::File {
+            name: name.to_owned(),
+            filename: filename.to_owned(),
+            content_type,
+            bytes: bytes.into(),
+        })
+    }
+}
+
+/// A body schema with its `$ref` (`#/schemas/X`) followed into the catalogue.
+fn resolve_ref(schema: &Value) -> Value {
+    match schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/schemas/"))
+    {
+        Some(name) => api_catalog()
+            .schemas
+            .get(name)
+            .cloned()
+            .unwrap_or(Value::Null),
+        None => schema.clone(),
+    }
+}
 const COMPONENTS: &str = "#/components/schemas/";
 
 /// `#/components/schemas/X` -> `#/schemas/X`, collecting X.
@@ -417,15 +495,71 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 impl ApiOperation {
-    /// Whether the explorer can send it (it sends JSON bodies; uploads are multipart).
+    /// Whether the explorer can send it: JSON bodies, and `multipart/form-data` uploads (their
+    /// files come in the JSON request as [`Upload`]s).
     pub fn runnable(&self) -> Result<(), String> {
         match &self.body {
-            Some(b) if b.content_type != "application/json" => Err(format!(
-                "{} uploads a file ({}): the explorer sends JSON bodies only",
-                self.id, b.content_type
-            )),
+            Some(b) if b.content_type != "application/json" && b.content_type != MULTIPART => {
+                Err(format!(
+                    "{} takes a {} body, which the explorer cannot send",
+                    self.id, b.content_type
+                ))
+            }
             _ => Ok(()),
         }
+    }
+
+    /// An upload's fields as a `multipart/form-data` form: files from [`Upload`]s (the fields
+    /// whose schema is `format: binary`), lists as repeated fields, other values as text.
+    fn form(&self, schema: &Value, body: Value, problems: &mut Vec<String>) -> Vec<FormField> {
+        let schema = resolve_ref(schema);
+        let properties = schema["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let Value::Object(fields) = body else {
+            problems.push(format!(
+                "{}: the body is a form: an object of its fields",
+                self.id
+            ));
+            return Vec::new();
+        };
+        for required in schema["required"].as_array().into_iter().flatten() {
+            if let Some(name) = required.as_str()
+                && fields.get(name).is_none_or(Value::is_null)
+            {
+                problems.push(format!("{name} is required"));
+            }
+        }
+        let mut form = Vec::new();
+        for (name, value) in fields {
+            let Some(field) = properties.get(&name) else {
+                problems.push(format!("{name} is not a field of {}", self.id));
+                continue;
+            };
+            if field["format"] == "binary" {
+                match Upload::decode(&name, value) {
+                    Ok(file) => form.push(file),
+                    Err(why) => problems.push(why),
+                }
+                continue;
+            }
+            let values: Vec<String> = match &value {
+                Value::Null => continue,
+                Value::Array(items) => items.iter().filter_map(scalar).collect(),
+                other => scalar(other).into_iter().collect(),
+            };
+            if values.is_empty() && !value.is_array() {
+                problems.push(format!(
+                    "{name}: a text, number, true/false or a list of them"
+                ));
+            }
+            form.extend(values.into_iter().map(|value| FormField::Text {
+                name: name.clone(),
+                value,
+            }));
+        }
+        form
     }
 
     /// The request for the caller's workspace: `workspaceId` always comes from the token;
@@ -511,6 +645,7 @@ impl ApiOperation {
                 problems.push(format!("{name} is not a query parameter of {}", self.id));
             }
         }
+        let mut form = None;
         let body = match (&self.body, body) {
             (None, Some(_)) => {
                 problems.push(format!("{} takes no body", self.id));
@@ -518,6 +653,10 @@ impl ApiOperation {
             }
             (Some(b), None) if b.required => {
                 problems.push(format!("{} needs a body", self.id));
+                None
+            }
+            (Some(b), Some(fields)) if b.content_type == MULTIPART => {
+                form = Some(self.form(&b.schema, fields, &mut problems));
                 None
             }
             (_, body) => body,
@@ -532,6 +671,7 @@ impl ApiOperation {
             path,
             query: query_out,
             body,
+            form,
         })
     }
 }
@@ -635,8 +775,109 @@ mod tests {
         assert!(!c.get("generateDetailedReport").unwrap().write);
         assert!(c.get("saveSharedReportV1").unwrap().write);
         assert!(!c.get("getTags").unwrap().write);
-        assert!(c.get("uploadImage").unwrap().runnable().is_err());
-        assert!(c.get("createNewTag").unwrap().runnable().is_ok());
+        // Every operation can be run, uploads included.
+        for op in &c.operations {
+            assert!(op.runnable().is_ok(), "{}", op.id);
+        }
+    }
+
+    #[test]
+    fn an_upload_becomes_a_form_with_its_file_and_fields() {
+        use base64::Engine as _;
+        let c = api_catalog();
+        let op = c.get("createExpense").unwrap();
+        let receipt = base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.4 receipt");
+        let req = op
+            .request(
+                "ws1",
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                Some(json!({
+                    "amount": 99.5, "billable": true, "categoryId": "c1",
+                    "date": "2026-12-01T00:00:00Z", "projectId": "p1", "userId": "u1",
+                    "file": {"filename": "receipt.pdf", "contentType": "application/pdf", "base64": receipt},
+                })),
+            )
+            .unwrap();
+        assert_eq!(req.path, "/v1/workspaces/ws1/expenses");
+        assert!(req.body.is_none());
+        let form = req.form.unwrap();
+        assert!(form.iter().any(|f| matches!(f,
+            FormField::File { name, filename, content_type, bytes }
+                if name == "file" && filename == "receipt.pdf" && content_type == "application/pdf"
+                    && &bytes[..] == b"%PDF-1.4 receipt")));
+        assert!(form.iter().any(|f| matches!(f,
+            FormField::Text { name, value } if name == "amount" && value == "99.5")));
+        assert!(form.iter().any(|f| matches!(f,
+            FormField::Text { name, value } if name == "billable" && value == "true")));
+        // Lists are repeated fields.
+        let update = c.get("updateExpense").unwrap();
+        let req = update
+            .request(
+                "ws1",
+                &BTreeMap::from([("expenseId".to_owned(), json!("e1"))]),
+                &BTreeMap::new(),
+                Some(
+                    json!({"amount": 1, "categoryId": "c", "date": "2026-12-01T00:00:00Z",
+                    "userId": "u1", "changeFields": ["AMOUNT", "NOTES"],
+                    "file": {"filename": "r.png", "base64": "iVBORw=="}}),
+                ),
+            )
+            .unwrap();
+        let changes: Vec<_> = req
+            .form
+            .unwrap()
+            .into_iter()
+            .filter_map(|f| match f {
+                FormField::Text { name, value } if name == "changeFields" => Some(value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes, ["AMOUNT", "NOTES"]);
+        // Every problem at once: a missing file, an unknown field, a file that is not base64,
+        // one too large.
+        let problems = op
+            .request(
+                "ws1",
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                Some(json!({"colour": "red"})),
+            )
+            .unwrap_err();
+        assert!(
+            problems.iter().any(|p| p == "file is required"),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("colour is not a field")),
+            "{problems:?}"
+        );
+        let image = c.get("uploadImage").unwrap();
+        for (file, why) in [
+            (
+                json!({"filename": "a.png", "base64": "***"}),
+                "does not decode",
+            ),
+            (json!("a.png"), "a file"),
+            (json!({"filename": "../a.png", "base64": ""}), "file name"),
+            (
+                json!({"filename": "a.png", "base64": base64::engine::general_purpose::STANDARD.encode(vec![0u8; MAX_UPLOAD_BYTES + 1])}),
+                "at most",
+            ),
+        ] {
+            let problems = image
+                .request(
+                    "ws1",
+                    &BTreeMap::new(),
+                    &BTreeMap::new(),
+                    Some(json!({"file": file})),
+                )
+                .unwrap_err();
+            assert!(
+                problems.iter().any(|p| p.contains(why)),
+                "{why}: {problems:?}"
+            );
+        }
     }
 
     #[test]

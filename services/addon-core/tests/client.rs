@@ -155,6 +155,7 @@ async fn retries_429_honouring_retry_after() {
         path: "/v1/workspaces/ws/tags".into(),
         query: vec![],
         body: Some(json!({"name": "x"})),
+        form: None,
     };
     let resp = c.send(&target(&fake, "ws"), &req).await.unwrap();
     assert_eq!((resp.status, resp.attempts), (201, 2));
@@ -195,6 +196,7 @@ async fn retries_5xx_only_where_safe_and_gives_up() {
         path: "/v1/workspaces/ws/tags".into(),
         query: vec![],
         body: Some(json!({})),
+        form: None,
     };
     let resp = c.send(&target(&fake, "ws"), &post).await.unwrap();
     assert_eq!(

@@ -20,7 +20,10 @@ pub struct Recorded {
     pub path: String,
     pub query: BTreeMap<String, String>,
     pub headers: HeaderMap,
+    /// The body as JSON (`Null` when it is not JSON).
     pub body: Value,
+    /// The body as sent (a multipart upload, say).
+    pub raw: Bytes,
     pub at: Instant,
 }
 
@@ -174,6 +177,7 @@ async fn handle(
         query,
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body,
         at: Instant::now(),
     };
     shared.requests.lock().push(rec.clone());

@@ -334,6 +334,66 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
         Some("Bill")
     );
 
+    // An upload: the file input reads the file, the add-on sends it to Clockify as a multipart
+    // part (and the recent list keeps its name, never its bytes).
+    let photo = std::env::temp_dir().join(format!("console-photo-{}.png", std::process::id()));
+    std::fs::write(&photo, b"\x89PNG\r\n\x1a\n console test image").unwrap();
+    app.fake.clear();
+    let search = c.find(Locator::Css("#op-search")).await.unwrap();
+    search.send_keys("add photo").await.unwrap();
+    c.find(Locator::XPath("//button[contains(., 'Add photo')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(c, ".operation h2", |t| t == "Add photo").await;
+    c.find(Locator::Css("#f-body-file"))
+        .await
+        .unwrap()
+        .send_keys(photo.to_str().unwrap())
+        .await
+        .unwrap();
+    text_when(c, "#f-body-file-file", |t| {
+        t.starts_with("Chosen: console-photo-")
+    })
+    .await;
+    click(c, ".operation button[type=submit]").await;
+    click(c, "dialog[open] button[value=yes]").await;
+    let answer = text_when(c, ".answer", |t| t.contains(" in ")).await;
+    assert!(answer.starts_with("200 in "), "{answer}");
+    let sent = app.fake.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].path, "/api/v1/file/image");
+    assert!(
+        sent[0]
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("multipart/form-data; boundary=")),
+        "{:?}",
+        sent[0].header("content-type")
+    );
+    let raw = &sent[0].raw;
+    let holds = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(holds(b"Content-Type: image/png"));
+    assert!(
+        holds(b"\x89PNG\r\n\x1a\n console test image"),
+        "the file's bytes"
+    );
+    shot(c, "explorer-upload").await;
+    check(c, "explorer (upload)").await;
+    let stored: String = c
+        .execute("return JSON.stringify(localStorage)", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        stored.contains("console-photo-") && !stored.contains("base64"),
+        "recent calls keep no file: {stored}"
+    );
+    let _ = std::fs::remove_file(&photo);
+
     // The webhook log's payload viewer.
     tab(c, "webhooks").await;
     click(c, "#panel-webhooks td button.link").await;

@@ -3,6 +3,7 @@
 
 use addon_core::auth::TokenKind;
 use addon_testkit::{Backend, FakeResponse, TestApp, backend_tests};
+use base64::Engine as _;
 use reqwest::Method;
 use serde_json::json;
 
@@ -226,26 +227,63 @@ async fn explorer_runs_catalog_operations_for_the_callers_workspace(backend: Bac
         "{b}"
     );
     assert_eq!(details[1], "colour is not a query parameter of getTags");
+    assert!(
+        app.fake.requests().len() == 1,
+        "none of them reached Clockify"
+    );
+
+    // Uploads: the file comes in the JSON request and goes to Clockify as a multipart part.
+    app.fake.clear();
+    let png = [0x89u8, b'P', b'N', b'G', 0, 1, 2, 255];
     let (s, b) = app
         .ui(
             "ws1",
             Method::POST,
             "/ui/explorer/execute",
-            Some(json!({"operationId": "uploadImage"})),
+            Some(json!({"operationId": "createExpense", "body": {
+                "amount": 12.5, "billable": false, "categoryId": "c1", "date": "2026-12-01T00:00:00Z",
+                "projectId": "p1", "userId": "u1",
+                "file": {"filename": "receipt.png", "contentType": "image/png",
+                         "base64": base64::engine::general_purpose::STANDARD.encode(png)},
+            }})),
         )
         .await;
-    assert_eq!(s, 400, "{b}");
+    assert_eq!(s, 200, "{b}");
+    let reqs = app.fake.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/api/v1/workspaces/ws1/expenses");
+    let content_type = reqs[0].header("content-type").unwrap().to_owned();
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("multipart, got {content_type}"));
+    let raw = &reqs[0].raw;
+    let find = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(find(boundary.as_bytes()));
+    assert!(find(
+        b"name=\"file\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\n"
+    ));
+    assert!(find(&png), "the file's bytes, unchanged");
+    assert!(find(b"name=\"amount\"\r\n\r\n12.5\r\n"));
+    assert!(find(b"name=\"projectId\"\r\n\r\np1\r\n"));
+    // A file that is not base64 is the caller's mistake, and nothing is sent.
+    app.fake.clear();
+    let (s, b) = app
+        .ui(
+            "ws1",
+            Method::POST,
+            "/ui/explorer/execute",
+            Some(json!({"operationId": "uploadImage", "body": {"file": {"filename": "a.png", "base64": "%%"}}})),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
     assert!(
-        b["error"]["message"]
+        b["error"]["details"][0]
             .as_str()
             .unwrap()
-            .contains("multipart/form-data"),
+            .contains("base64"),
         "{b}"
     );
-    assert!(
-        app.fake.requests().len() == 1,
-        "none of them reached Clockify"
-    );
+    assert!(app.fake.requests().is_empty());
 
     // Reports and time off are served by their own APIs, at the addresses the user's token names.
     let mut claims = app

@@ -218,6 +218,7 @@ async fn api_call(
         path: path.clone(),
         query,
         body: req.body,
+        form: None,
     };
     let started = std::time::Instant::now();
     let result = state.client.send(&target, &api_request).await;

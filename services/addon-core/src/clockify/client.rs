@@ -46,7 +46,48 @@ pub struct ApiRequest {
     pub method: Method,
     pub path: String,
     pub query: Vec<(String, String)>,
+    /// A JSON body.
     pub body: Option<Value>,
+    /// A `multipart/form-data` body instead (Clockify's uploads: expenses with a receipt, images).
+    pub form: Option<Vec<FormField>>,
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Debug, Clone)]
+pub enum FormField {
+    Text {
+        name: String,
+        value: String,
+    },
+    File {
+        name: String,
+        filename: String,
+        content_type: String,
+        bytes: bytes::Bytes,
+    },
+}
+
+/// The form for one attempt (a `reqwest` form is consumed by the request that sends it).
+fn multipart(fields: &[FormField]) -> Result<reqwest::multipart::Form, String> {
+    let mut form = reqwest::multipart::Form::new();
+    for field in fields {
+        form = match field {
+            FormField::Text { name, value } => form.text(name.clone(), value.clone()),
+            FormField::File {
+                name,
+                filename,
+                content_type,
+                bytes,
+            } => form.part(
+                name.clone(),
+                reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name(filename.clone())
+                    .mime_str(content_type)
+                    .map_err(|e| format!("{name}: content type {content_type:?}: {e}"))?,
+            ),
+        };
+    }
+    Ok(form)
 }
 
 impl ApiRequest {
@@ -56,6 +97,7 @@ impl ApiRequest {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            form: None,
         }
     }
 
@@ -298,6 +340,11 @@ impl ClockifyClient {
                 .header("X-Addon-Token", token.clone());
             if let Some(body) = &req.body {
                 rb = rb.json(body);
+            } else if let Some(fields) = &req.form {
+                rb = rb.multipart(
+                    multipart(fields)
+                        .map_err(|message| ApiError::Transport { attempts, message })?,
+                );
             }
             match rb.send().await {
                 Ok(resp) => {

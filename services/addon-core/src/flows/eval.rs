@@ -157,6 +157,7 @@ pub fn render_action(
         path,
         query,
         body,
+        form: None,
     })
 }
 

@@ -180,6 +180,16 @@ export function Explorer({ s }: { s: Session }) {
   );
 }
 
+/** A call as it is kept in the recent list: files by name only (their bytes stay out of storage). */
+function withoutFiles(body: Json | undefined): Json | undefined {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return body;
+  const out: Record<string, Json> = {};
+  for (const [k, v] of Object.entries(body)) {
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && 'base64' in v ? { filename: v.filename, contentType: v.contentType } : v;
+  }
+  return out;
+}
+
 function OperationForm(props: { op: Operation; schemas: Schemas; s: Session; prefill: Recent | null; remember: (r: Recent) => void }) {
   const { op, schemas, s } = props;
   const [params, setParams] = useState<Record<string, Json>>(props.prefill ? props.prefill.params : {});
@@ -194,8 +204,9 @@ function OperationForm(props: { op: Operation; schemas: Schemas; s: Session; pre
   const admin = isAdmin(s);
   const pathParams = op.params.filter((p) => p.in === 'path' && p.name !== 'workspaceId');
   const queryParams = op.params.filter((p) => p.in === 'query');
-  const json = op.body && op.body.contentType === 'application/json';
-  const blocked = op.write && !admin ? 'Only workspace owners and admins may run operations that change workspace data.' : op.body && !json ? 'This operation uploads a file (' + op.body.contentType + '); the explorer sends JSON bodies only.' : null;
+  const upload = !!op.body && op.body.contentType === 'multipart/form-data';
+  const json = !!op.body && (op.body.contentType === 'application/json' || upload);
+  const blocked = op.write && !admin ? 'Only workspace owners and admins may run operations that change workspace data.' : op.body && !json ? 'This operation takes a ' + op.body.contentType + ' body, which the explorer cannot send.' : null;
 
   const set = (bag: Record<string, Json>, put: (v: Record<string, Json>) => void, k: string, v: Json | undefined) => {
     const next = { ...bag };
@@ -211,12 +222,12 @@ function OperationForm(props: { op: Operation; schemas: Schemas; s: Session; pre
       const a = await api<Answer>('POST', 'ui/explorer/execute', call);
       setAnswer(a);
       requestAnimationFrame(() => answerRef.current?.scrollIntoView({ block: 'nearest' }));
-      props.remember({ ...call, status: a.status, at: new Date().toISOString() });
+      props.remember({ ...call, body: withoutFiles(call.body), status: a.status, at: new Date().toISOString() });
     } catch (e) {
       setAnswer(null);
       const details = e instanceof ApiError ? e.details : [];
       setProblem({ message: e instanceof Error ? e.message : String(e), details });
-      props.remember({ ...call, status: e instanceof ApiError ? e.status : 'error', at: new Date().toISOString() });
+      props.remember({ ...call, body: withoutFiles(call.body), status: e instanceof ApiError ? e.status : 'error', at: new Date().toISOString() });
     } finally {
       setRunning(false);
     }
@@ -259,7 +270,8 @@ function OperationForm(props: { op: Operation; schemas: Schemas; s: Session; pre
       {op.body && json ? (
         <fieldset>
           <legend>
-            Body{op.body.required ? ' (required)' : ''}{' '}
+            {upload ? 'Form (multipart upload)' : 'Body'}
+            {op.body.required ? ' (required)' : ''}{' '}
             <button type="button" class="link" aria-pressed={asJson} onClick={() => setAsJson(!asJson)}>
               {asJson ? 'Edit as a form' : 'Edit as JSON'}
             </button>

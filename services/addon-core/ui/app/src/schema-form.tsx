@@ -1,6 +1,7 @@
 // A form generated from a JSON Schema (Clockify's OpenAPI): objects become fieldsets, enums
 // selects, numbers number inputs, lists of text comma-separated inputs; anything deeper or
 // stranger is edited as JSON in place. Every input has a label; required ones say so.
+import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -140,6 +141,7 @@ export function Field(p: FieldProps) {
       </div>
     );
   }
+  if (s.type === 'string' && s.format === 'binary') return <FileField {...p} id={id} hint={hint} label={label} />;
   const numeric = s.type === 'integer' || s.type === 'number';
   if (p.templates) {
     // A placeholder or a literal: numbers typed as numbers, anything else as text.
@@ -179,6 +181,53 @@ export function Field(p: FieldProps) {
         }}
       />
       {hint}
+    </div>
+  );
+}
+
+/** The largest file the explorer uploads (the server's `MAX_UPLOAD_BYTES`). */
+export const MAX_UPLOAD_BYTES = 700 * 1024;
+
+/** A file chosen for an upload, carried in the JSON request. */
+export interface Upload {
+  filename: string;
+  contentType: string;
+  base64?: string;
+}
+
+/** A file input for a `format: binary` field (uploads): read in the browser, sent as base64. */
+function FileField(p: FieldProps & { id: string; hint: JSX.Element | null; label: JSX.Element }) {
+  const [problem, setProblem] = useState<string | null>(null);
+  const chosen = p.value && typeof p.value === 'object' && !Array.isArray(p.value) ? (p.value as unknown as Upload) : null;
+  return (
+    <div class="field">
+      {p.label}
+      <input
+        id={p.id}
+        type="file"
+        required={p.required && !(chosen && chosen.base64)}
+        aria-describedby={[p.hint ? p.id + '-hint' : '', p.id + '-file'].filter(Boolean).join(' ')}
+        onChange={(e) => {
+          const file = (e.currentTarget as HTMLInputElement).files?.[0];
+          setProblem(null);
+          if (!file) return p.onChange(undefined);
+          if (file.size > MAX_UPLOAD_BYTES) {
+            setProblem(file.name + ' is ' + Math.ceil(file.size / 1024) + ' KiB; the explorer uploads files of at most ' + MAX_UPLOAD_BYTES / 1024 + ' KiB.');
+            return p.onChange(undefined);
+          }
+          const reader = new FileReader();
+          reader.onload = () => {
+            const url = String(reader.result);
+            p.onChange({ filename: file.name, contentType: file.type || 'application/octet-stream', base64: url.slice(url.indexOf(',') + 1) });
+          };
+          reader.onerror = () => setProblem('Cannot read ' + file.name + '.');
+          reader.readAsDataURL(file);
+        }}
+      />
+      <small id={p.id + '-file'} role="status">
+        {problem ? <span class="error-text">{problem}</span> : chosen ? (chosen.base64 ? 'Chosen: ' : 'Choose the file again: ') + chosen.filename : 'Up to ' + MAX_UPLOAD_BYTES / 1024 + ' KiB.'}
+      </small>
+      {p.hint}
     </div>
   );
 }
