@@ -31,8 +31,6 @@ use common::{Level, Server, drive, peak_rss_kib, psql};
 use serde_json::json;
 use sqlx::Row;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -130,7 +128,10 @@ async fn main() {
     let levels = common::levels("16,64");
     let replicas = list("BENCH_REPLICAS", "1,2,3");
     let server = common::postgres_server();
-    let (db, url) = common::fresh_database(BIN, &server, "universal-webhook");
+    // The binary measured: this build, or another (BENCH_SERVER_BIN: the static musl build the
+    // images ship, an earlier release).
+    let bin = common::server_bin();
+    let (db, url) = common::fresh_database(&bin, &server, "universal-webhook");
 
     let fake = FakeClockify::start().await;
     fake.respond(|_| FakeResponse::json(201, json!({"id": "tag"})));
@@ -147,7 +148,7 @@ async fn main() {
     ];
     let start = || {
         let port = common::free_port();
-        common::start_server(BIN, "universal-webhook", port, &env)
+        common::start_server(&bin, "universal-webhook", port, &env)
     };
     let mut servers = vec![start()];
     common::wait_ready(servers[0].port).await;
