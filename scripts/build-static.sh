@@ -5,6 +5,7 @@
 #
 #   ./scripts/build-static.sh            debug profile (CI: proves the static build)
 #   PROFILE=release ./scripts/build-static.sh
+#   PROFILE=dist ./scripts/build-static.sh      # the add-ons as the images ship them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
