@@ -13,9 +13,7 @@
 use axum::routing::MethodRouter;
 use utoipa::openapi::path::{Operation, Paths};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -381,13 +379,17 @@ fn finish_openapi(mut doc: OpenApi, title: &str, description: &str) -> OpenApi {
         ))),
     );
     doc.components = Some(components);
+    // One pass over the operations: the answers they share, and the tags in use.
+    let mut used = std::collections::BTreeSet::new();
+    for item in doc.paths.paths.values_mut() {
+        for op in operations_mut(item) {
+            shared_answers(op);
+            used.extend(op.tags.iter().flatten().cloned());
+        }
+    }
     doc.tags = Some(
         TAGS.iter()
-            .filter(|(name, _)| {
-                doc.paths.paths.values().any(|item| {
-                    operations(item).any(|(_, op)| op.tags.iter().flatten().any(|t| t == name))
-                })
-            })
+            .filter(|(name, _)| used.contains(*name))
             .map(|(name, description)| {
                 TagBuilder::new()
                     .name(*name)
@@ -396,51 +398,20 @@ fn finish_openapi(mut doc: OpenApi, title: &str, description: &str) -> OpenApi {
             })
             .collect(),
     );
-    for item in doc.paths.paths.values_mut() {
-        for (_, op) in operations_mut(item) {
-            shared_answers(op);
-        }
-    }
     doc
 }
 
-/// The security of a route open to the user token, in either place.
-pub fn user_security() -> Vec<SecurityRequirement> {
-    vec![
-        SecurityRequirement::new(USER_TOKEN, Vec::<String>::new()),
-        SecurityRequirement::new(USER_TOKEN_QUERY, Vec::<String>::new()),
-    ]
-}
-
-/// Every operation of a path item with its method.
-pub fn operations(
-    item: &utoipa::openapi::PathItem,
-) -> impl Iterator<Item = (&'static str, &Operation)> {
+/// Every operation of a path item.
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [
-        ("get", item.get.as_ref()),
-        ("put", item.put.as_ref()),
-        ("post", item.post.as_ref()),
-        ("delete", item.delete.as_ref()),
-        ("patch", item.patch.as_ref()),
-        ("head", item.head.as_ref()),
-        ("options", item.options.as_ref()),
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+        item.head.as_mut(),
+        item.options.as_mut(),
     ]
     .into_iter()
-    .filter_map(|(m, op)| op.map(|op| (m, op)))
-}
-
-fn operations_mut(
-    item: &mut utoipa::openapi::PathItem,
-) -> impl Iterator<Item = (&'static str, &mut Operation)> {
-    [
-        ("get", item.get.as_mut()),
-        ("put", item.put.as_mut()),
-        ("post", item.post.as_mut()),
-        ("delete", item.delete.as_mut()),
-        ("patch", item.patch.as_mut()),
-        ("head", item.head.as_mut()),
-        ("options", item.options.as_mut()),
-    ]
-    .into_iter()
-    .filter_map(|(m, op)| op.map(|op| (m, op)))
+    .flatten()
 }

@@ -164,14 +164,15 @@ async fn each_add_on_serves_a_complete_openapi_3_1_document() {
                 op["tags"].as_array().is_some_and(|t| !t.is_empty()),
                 "{method} {path} has no tag"
             );
-            assert!(
-                op["summary"].is_string()
-                    || op["description"].is_string()
-                    || op["responses"]
-                        .as_object()
-                        .is_some_and(|r| r.values().all(|r| r["description"] != "")),
-                "{method} {path} is not described"
-            );
+            // Every answer says what it means (utoipa leaves a response without one empty).
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| d.len() > 3),
+                    "{method} {path}: the {status} answer is not described"
+                );
+            }
             assert!(
                 documented_statuses(op).contains(&503),
                 "{method} {path}: every route can be shed (503)"
