@@ -671,6 +671,19 @@ async fn the_console_works_in_chromium_as_a_person_uses_it() {
     text_when(c, ".operation h2", |t| t == "Add a new tag").await;
     shot(c, "explorer-dark").await;
     check(c, "explorer (dark)").await;
+    // The upload form's file input in the dark theme.
+    let search = c.find(Locator::Css("#op-search")).await.unwrap();
+    search.clear().await.unwrap();
+    search.send_keys("add photo").await.unwrap();
+    c.find(Locator::XPath("//button[contains(., 'Add photo')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(c, ".operation h2", |t| t == "Add photo").await;
+    shot(c, "explorer-upload-dark").await;
+    check(c, "explorer upload (dark)").await;
     tab(c, "flows").await;
     click(c, "#panel-flows button.primary").await;
     text_when(c, ".builder h2", |t| t == "New flow").await;
