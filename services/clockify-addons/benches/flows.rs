@@ -244,19 +244,33 @@ async fn main() {
     for l in steady_lines {
         println!("{l}");
     }
-    let mut slow: std::collections::BTreeMap<String, usize> = Default::default();
+    // Per statement: how many were slow, the slowest and the time they took together.
+    let mut slow: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
     for s in &servers {
         for line in s.log_lines("slow statement") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            let text = v["summary"]
+            let fields = if v["fields"].is_object() {
+                &v["fields"]
+            } else {
+                &v
+            };
+            let text = fields["summary"]
                 .as_str()
-                .or(v["db.statement"].as_str())
+                .or(fields["db.statement"].as_str())
                 .unwrap_or(&line);
-            *slow.entry(text.chars().take(100).collect()).or_default() += 1;
+            let secs = fields["elapsed_secs"].as_f64().unwrap_or(0.0);
+            let e = slow.entry(text.chars().take(100).collect()).or_default();
+            e.0 += 1;
+            e.1 = e.1.max(secs);
+            e.2 += secs;
         }
     }
-    for (statement, n) in slow {
-        println!("slow statement x{n}: {statement}");
+    for (statement, (n, max, total)) in slow {
+        println!(
+            "slow statement x{n}, slowest {:.0} ms, {:.1} s in all: {statement}",
+            max * 1000.0,
+            total
+        );
     }
     println!("time per stage (summed over concurrent work, all processes):");
     for l in stage_lines {
