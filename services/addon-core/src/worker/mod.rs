@@ -38,9 +38,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::app::AppState;
+use crate::clockify::ApiRequest;
 use crate::clockify::{ApiError, ApiTarget};
-use crate::flows::eval::{conditions_match, render_action, render_http};
-use crate::flows::template::TemplateContext;
+use crate::flows::eval::{HttpCall, RenderError, conditions_match, render_action, render_http};
+use crate::flows::template::{TemplateContext, TemplateError};
 use crate::flows::{Action, ActionKind};
 use crate::outbound::{OutboundError, WorkspaceAllowlist, excerpt, is_sensitive_header};
 use crate::store::executions::{
@@ -601,11 +602,10 @@ pub enum Outcome {
     LeaseLost,
 }
 
-async fn run_prepared(engine: &Engine, job: Prepared) {
+async fn run_prepared(engine: &Engine, mut job: Prepared) {
     let state = &engine.state;
-    let c = &job.claimed;
-    if c.attempt == 1
-        && let Some(queued) = crate::store::id_millis(&c.id)
+    if job.claimed.attempt == 1
+        && let Some(queued) = crate::store::id_millis(&job.claimed.id)
     {
         state
             .metrics
@@ -613,12 +613,13 @@ async fn run_prepared(engine: &Engine, job: Prepared) {
             .observe((now_millis() - queued).max(0) as f64 / 1000.0);
     }
     let begun = Instant::now();
-    let result = execute(engine, &job).await;
+    let result = execute(engine, &mut job).await;
     state
         .metrics
         .stage_seconds
         .with_label_values(&["execute"])
         .inc_by(begun.elapsed().as_secs_f64());
+    let c = &job.claimed;
     match result {
         Ok(outcome) => {
             tracing::info!(
@@ -671,7 +672,12 @@ async fn record(
 }
 
 /// Runs a prepared execution from its next step to an outcome, recording it.
-async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError> {
+async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteError> {
+    // The parsed delivery is this execution's own reference: it is dropped as soon as the last
+    // action is rendered, so an execution waiting for its workspace's rate limit or for
+    // Clockify holds the small rendered request, not the whole webhook.
+    let mut delivery = job.body.take();
+    let job = &*job;
     let state = &engine.state;
     let c = &job.claimed;
     let mut steps: Vec<Value> = c.steps.iter().take(c.next_step).cloned().collect();
@@ -710,7 +716,7 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
         )
         .await;
     }
-    let Some(body) = job.body.as_deref() else {
+    let Some(body) = delivery.as_deref() else {
         let msg = "the delivery is no longer stored (retention removed it)";
         return finish(
             ExecutionStatus::Failed,
@@ -800,11 +806,6 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
             .await;
         }
     };
-    let ctx = TemplateContext {
-        workspace_id: &c.workspace_id,
-        event_type: &c.event_type,
-        body,
-    };
     let mut http_allowlist: Option<WorkspaceAllowlist> = None;
     let actions = &definition.actions;
     for (i, action) in actions.iter().enumerate().skip(c.next_step) {
@@ -818,9 +819,23 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
                 },
             );
         }
-        let step = match action.kind {
-            ActionKind::ClockifyApi => clockify_step(state, &target, action, i, &ctx).await,
-            ActionKind::GenericHttp => {
+        let rendered = {
+            let ctx = TemplateContext {
+                workspace_id: &c.workspace_id,
+                event_type: &c.event_type,
+                body: delivery.as_deref().unwrap_or(&Value::Null),
+            };
+            match action.kind {
+                ActionKind::ClockifyApi => Rendered::Api(render_action(action, &ctx)),
+                ActionKind::GenericHttp => Rendered::Http(render_http(action, &ctx)),
+            }
+        };
+        if i + 1 == actions.len() {
+            delivery = None;
+        }
+        let step = match rendered {
+            Rendered::Api(req) => clockify_step(state, &target, action, i, req).await,
+            Rendered::Http(call) => {
                 if http_allowlist.is_none() {
                     let list = workspace_allowlist(state, &c.workspace_id)
                         .await
@@ -830,7 +845,7 @@ async fn execute(engine: &Engine, job: &Prepared) -> Result<Outcome, WriteError>
                 let allowlist = http_allowlist
                     .as_ref()
                     .map_or_else(Default::default, Clone::clone);
-                http_step(state, &allowlist, action, i, &ctx, &c.id).await
+                http_step(state, &allowlist, action, i, call, &c.id).await
             }
         };
         steps.push(step.0);
@@ -898,15 +913,21 @@ pub(crate) async fn workspace_allowlist(
     )
 }
 
+/// An action rendered from the delivery, or why it could not be.
+enum Rendered {
+    Api(Result<ApiRequest, TemplateError>),
+    Http(Result<HttpCall, RenderError>),
+}
+
 async fn clockify_step(
     state: &AppState,
     target: &ApiTarget,
     action: &Action,
     i: usize,
-    ctx: &TemplateContext<'_>,
+    rendered: Result<ApiRequest, TemplateError>,
 ) -> (Value, Result<(), StepFailure>) {
     let name = action.display_name(i);
-    let req = match render_action(action, ctx) {
+    let req = match rendered {
         Ok(r) => r,
         Err(e) => {
             let record =
@@ -954,11 +975,11 @@ async fn http_step(
     allowlist: &WorkspaceAllowlist,
     action: &Action,
     i: usize,
-    ctx: &TemplateContext<'_>,
+    rendered: Result<HttpCall, RenderError>,
     execution_id: &str,
 ) -> (Value, Result<(), StepFailure>) {
     let name = action.display_name(i);
-    let call = match render_http(action, ctx) {
+    let call = match rendered {
         Ok(c) => c,
         Err(e) => {
             let record =

@@ -34,7 +34,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        // BENCH_KEEP_LOGS=1 leaves the servers' logs for a closer look.
+        if std::env::var_os("BENCH_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!("server log kept: {}", self.log.display());
+        }
     }
 }
 
