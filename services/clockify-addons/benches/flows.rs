@@ -15,7 +15,7 @@
 //! accepted per second with p50/p99; errors (any answer but 200, any failed connection: the
 //! connection is reopened and keeps sending); rows stored (a 200 without a new row would be a
 //! lie); flows executed per second from the first delivery to the last execution; p99 from
-//! receipt to the flow's start and to its end; statements slower than 50 ms the servers logged;
+//! receipt to the flow's start and to its end; statements slower than 50 ms the servers logged during the level;
 //! each server's peak RSS; and where the servers' time went per stage. Then a steady
 //! BENCH_STEADY_RATE (1,000; 0 skips it) webhooks per second for BENCH_SECONDS: p99
 //! receipt-to-start.
@@ -137,20 +137,24 @@ async fn main() {
     fake.respond(|_| FakeResponse::json(201, json!({"id": "tag"})));
     let signer =
         TokenSigner::from_rsa_pem(&keys().private_pem, "universal-webhook").expect("signer");
-    let env = vec![
-        ("DATABASE_URL", url.clone()),
-        (
-            "DATABASE_MAX_CONNECTIONS",
-            env_or("BENCH_DB_CONNECTIONS", 10u32).to_string(),
-        ),
-        ("CLOCKIFY_PUBLIC_KEY", keys().public_pem.clone()),
-        ("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry()),
-    ];
-    let start = || {
+    // Each process's pool (DATABASE_MAX_CONNECTIONS): BENCH_DB_CONNECTIONS, or 10 for one
+    // process and 5 each for more. The database has two cores: two or three processes with 10
+    // connections each kept 20-30 statements running at once, which then waited for a core
+    // (2,127 and 1,701 flows/s, 67 and 13 statements over 50 ms at 64 connections); with 5 each,
+    // 2,475 and 2,292 flows/s and none over 50 ms.
+    let pool_size = |n: usize| env_or("BENCH_DB_CONNECTIONS", if n == 1 { 10u32 } else { 5 });
+    let start = |n: usize| {
+        let env = vec![
+            ("DATABASE_URL", url.clone()),
+            ("DATABASE_MAX_CONNECTIONS", pool_size(n).to_string()),
+            ("CLOCKIFY_PUBLIC_KEY", keys().public_pem.clone()),
+            ("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry()),
+        ];
         let port = common::free_port();
         common::start_server(&bin, "universal-webhook", port, &env)
     };
-    let mut servers = vec![start()];
+    let first = replicas.first().copied().unwrap_or(1);
+    let mut servers = vec![start(first)];
     common::wait_ready(servers[0].port).await;
     let targets =
         common::install_flow_workspaces(servers[0].port, workspaces, &signer, &fake.api_url())
@@ -161,7 +165,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     println!(
-        "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, release build, production logging, PostgreSQL"
+        "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, production logging, PostgreSQL; server: {bin}"
     );
     println!(
         "{:>5} {:>6} {:>11} {:>8} {:>8} {:>7} {:>8} {:>9} {:>10} {:>10} {:>7} {:>5} {:>18}",
@@ -180,20 +184,27 @@ async fn main() {
         "peak RSS MiB"
     );
     let mut seed = 1u64;
+    // The slow-statement lines of servers already stopped.
+    let mut slow_lines: Vec<String> = Vec::new();
     let mut steady_lines = Vec::new();
     let mut stage_lines = Vec::new();
     for &n in &replicas {
-        while servers.len() < n {
-            let s = start();
-            common::wait_ready(s.port).await;
-            servers.push(s);
-        }
-        while servers.len() > n {
-            servers.pop();
+        // Every process count starts afresh (its own pool size; peak RSS of this count only).
+        if servers.len() != n {
+            for s in &servers {
+                slow_lines.extend(s.log_lines("slow statement"));
+            }
+            servers.clear();
+            for _ in 0..n {
+                let s = start(n);
+                common::wait_ready(s.port).await;
+                servers.push(s);
+            }
         }
         let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
         for &conns in &levels {
             let before = stages(&servers).await;
+            let slow_before = slow_statements(&servers);
             let since = addon_core::time::now_millis();
             let level: Level = drive(&ports, targets.clone(), conns, secs, seed, None).await;
             seed += 1_000_000_000;
@@ -216,7 +227,7 @@ async fn main() {
                 m.start_p99_ms,
                 m.end_p99_ms,
                 m.failed,
-                slow_statements(&servers),
+                slow_statements(&servers) - slow_before,
                 rss.join(" ")
             );
             if m.stored as u64 != level.accepted || m.executed != m.stored {
@@ -247,7 +258,10 @@ async fn main() {
     // Per statement: how many were slow, the slowest and the time they took together.
     let mut slow: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
     for s in &servers {
-        for line in s.log_lines("slow statement") {
+        slow_lines.extend(s.log_lines("slow statement"));
+    }
+    {
+        for line in slow_lines {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             let fields = if v["fields"].is_object() {
                 &v["fields"]
