@@ -1,6 +1,8 @@
 //! The webhook log: every verified delivery, de-duplicated by delivery (never by entity), and
 //! the queue the flow worker claims from.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -210,14 +212,16 @@ pub struct ClaimedWebhook {
 /// Claims up to `limit` deliveries that await flows, oldest first, inside the caller's fan-out
 /// transaction: their ids leave `webhook_queue` and commit together with the executions the
 /// caller queues, or not at all. Then, while the queue has no more, deliveries a release before
-/// migration 7 stored PENDING (its pods run during the rolling upgrade), marked PROCESSED.
+/// migration 7 stored PENDING (its pods run during the rolling upgrade), marked PROCESSED; a
+/// search that finds none is repeated only after [`LEGACY_RECHECK_MS`] (see [`LegacyPending`]).
 /// PostgreSQL skips rows other replicas hold; SQLite serialises writers anyway.
 pub async fn claim_for_fan_out(
     conn: &mut AnyConnection,
     backend: Backend,
     limit: i64,
+    legacy: &LegacyPending,
 ) -> Result<Vec<ClaimedWebhook>, sqlx::Error> {
-    let (dequeue, legacy) = match backend {
+    let (dequeue, legacy_sql) = match backend {
         Backend::Postgres => (DEQUEUE_POSTGRES, FAN_OUT_CLAIM_POSTGRES),
         Backend::Sqlite => (DEQUEUE_SQLITE, FAN_OUT_CLAIM_SQLITE),
     };
@@ -246,17 +250,38 @@ pub async fn claim_for_fan_out(
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let left = limit - ids.len() as i64;
-    if left > 0 {
-        let rows = sqlx::query(legacy)
-            .bind(now_millis())
+    let now = now_millis();
+    if left > 0 && now >= legacy.next_check.load(Ordering::Relaxed) {
+        let rows = sqlx::query(legacy_sql)
+            .bind(now)
             .bind(left)
             .fetch_all(&mut *conn)
             .await?;
         for r in &rows {
             out.push(claimed(r)?);
         }
+        let next = if rows.is_empty() {
+            now + LEGACY_RECHECK_MS
+        } else {
+            0
+        };
+        legacy.next_check.store(next, Ordering::Relaxed);
     }
     Ok(out)
+}
+
+/// How long a search for deliveries an earlier release left PENDING that found none is not
+/// repeated.
+pub const LEGACY_RECHECK_MS: i64 = 1000;
+
+/// When the fan-out next looks for deliveries a release before migration 7 stored PENDING in
+/// `webhook_log`. There are such rows only while pods of that release run (a rolling upgrade),
+/// so a search that found none waits [`LEGACY_RECHECK_MS`]: a fan-out that took less than a
+/// full batch from the queue no longer pays that statement every time, and such a delivery
+/// waits at most a second longer. A new value searches at once.
+#[derive(Debug, Default)]
+pub struct LegacyPending {
+    next_check: AtomicI64,
 }
 
 /// The bodies of many deliveries at once, as `(id, body)`.

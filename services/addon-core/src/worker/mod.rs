@@ -82,6 +82,8 @@ struct Engine {
     tasks: TaskTracker,
     writer: Writer,
     announce: wake::Announce,
+    /// When the fan-out next looks for deliveries an earlier release left PENDING.
+    legacy: Arc<webhooks::LegacyPending>,
 }
 
 /// Runs the fan-out, the executor, the lease heartbeat and the cross-replica wake-up until
@@ -104,6 +106,7 @@ pub async fn run(state: AppState) {
         tasks: TaskTracker::new(),
         writer,
         announce: announce.clone(),
+        legacy: Arc::default(),
         state: state.clone(),
     };
     let loops = match state.db.backend() {
@@ -214,6 +217,7 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
         tasks: TaskTracker::new(),
         writer,
         announce: wake::Announce::default(),
+        legacy: Arc::default(),
         state: state.clone(),
     };
     fan_out_once_in(&engine).await
@@ -225,7 +229,9 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
     let state = &engine.state;
     let begun = Instant::now();
     let mut tx = state.db.pool().begin().await?;
-    let claimed = webhooks::claim_for_fan_out(&mut tx, state.db.backend(), FAN_OUT_BATCH).await?;
+    let claimed =
+        webhooks::claim_for_fan_out(&mut tx, state.db.backend(), FAN_OUT_BATCH, &engine.legacy)
+            .await?;
     let mut out = FanOut {
         deliveries: claimed.len(),
         ..FanOut::default()
