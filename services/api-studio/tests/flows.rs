@@ -430,7 +430,54 @@ async fn deliveries_an_older_release_left_pending_are_fanned_out(backend: Backen
     app.stop().await;
 }
 
+/// The fan-out's search for deliveries an older release left PENDING: one that found none is
+/// not repeated for `LEGACY_RECHECK_MS`, and a row stored meanwhile is taken by the first
+/// search after it (no app runs here, so no other fan-out takes the row first).
+async fn a_search_for_older_deliveries_that_found_none_waits(backend: Backend) {
+    use addon_core::store::webhooks::{LEGACY_RECHECK_MS, LegacyPending, claim_for_fan_out};
+    let tdb = addon_testkit::TestDb::new(backend).await;
+    let db = addon_core::db::Db::connect(&tdb.url, 2).await.unwrap();
+    api_studio::DEFINITION
+        .migrations
+        .migrate(&db, &tdb.url)
+        .await
+        .unwrap();
+    let legacy = LegacyPending::default();
+    let claim = || async {
+        let mut tx = db.pool().begin().await.unwrap();
+        let got = claim_for_fan_out(&mut tx, db.backend(), 64, &legacy)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        got.into_iter().map(|w| w.id).collect::<Vec<_>>()
+    };
+    assert!(claim().await.is_empty());
+    let store_pending = |id: &str| {
+        let id = id.to_owned();
+        let db = &db;
+        async move {
+            sqlx::query("INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, body, received_at, status) VALUES ($1, 'ws1', 'NEW_CLIENT', $1, '{}', $2, 'PENDING')")
+                .bind(&id)
+                .bind(addon_core::time::now_millis())
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
+    };
+    let id = addon_core::store::new_id();
+    store_pending(&id).await;
+    assert!(claim().await.is_empty(), "searched again at once");
+    tokio::time::sleep(Duration::from_millis(LEGACY_RECHECK_MS as u64 + 100)).await;
+    assert_eq!(claim().await, vec![id.clone()]);
+    // A search that found one is not put off: a row stored right after is taken at once.
+    let next = addon_core::store::new_id();
+    store_pending(&next).await;
+    assert_eq!(claim().await, vec![next]);
+    db.pool().close().await;
+}
+
 backend_tests!(
+    a_search_for_older_deliveries_that_found_none_waits,
     one_database_connection_is_enough,
     deliveries_an_older_release_left_pending_are_fanned_out,
     flows_beyond_the_limits_are_refused_and_never_take_the_process_down,
