@@ -15,8 +15,8 @@
 //! accepted per second with p50/p99; errors (any answer but 200, any failed connection: the
 //! connection is reopened and keeps sending); rows stored (a 200 without a new row would be a
 //! lie); flows executed per second from the first delivery to the last execution; p99 from
-//! receipt to the flow's start and to its end; statements slower than 50 ms the servers logged during the level;
-//! each server's peak RSS; and where the servers' time went per stage. Then a steady
+//! receipt to the flow's start and to its end; statements slower than 50 ms the servers logged
+//! during the level; each server's peak RSS; and where the servers' time went per stage. Then a steady
 //! BENCH_STEADY_RATE (1,000; 0 skips it) webhooks per second for BENCH_SECONDS: p99
 //! receipt-to-start.
 
@@ -141,7 +141,7 @@ async fn main() {
     // process and 5 each for more. The database has two cores: two or three processes with 10
     // connections each kept 20-30 statements running at once, which then waited for a core
     // (2,127 and 1,701 flows/s, 67 and 13 statements over 50 ms at 64 connections); with 5 each,
-    // 2,475 and 2,292 flows/s and none over 50 ms.
+    // 2,475-2,619 and 2,229-2,300 accepted/s with 0-1 over 50 ms.
     let pool_size = |n: usize| env_or("BENCH_DB_CONNECTIONS", if n == 1 { 10u32 } else { 5 });
     let start = |n: usize| {
         let env = vec![
@@ -260,24 +260,22 @@ async fn main() {
     for s in &servers {
         slow_lines.extend(s.log_lines("slow statement"));
     }
-    {
-        for line in slow_lines {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            let fields = if v["fields"].is_object() {
-                &v["fields"]
-            } else {
-                &v
-            };
-            let text = fields["summary"]
-                .as_str()
-                .or(fields["db.statement"].as_str())
-                .unwrap_or(&line);
-            let secs = fields["elapsed_secs"].as_f64().unwrap_or(0.0);
-            let e = slow.entry(text.chars().take(100).collect()).or_default();
-            e.0 += 1;
-            e.1 = e.1.max(secs);
-            e.2 += secs;
-        }
+    for line in slow_lines {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let fields = if v["fields"].is_object() {
+            &v["fields"]
+        } else {
+            &v
+        };
+        let text = fields["summary"]
+            .as_str()
+            .or(fields["db.statement"].as_str())
+            .unwrap_or(&line);
+        let secs = fields["elapsed_secs"].as_f64().unwrap_or(0.0);
+        let e = slow.entry(text.chars().take(100).collect()).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(secs);
+        e.2 += secs;
     }
     for (statement, (n, max, total)) in slow {
         println!(
