@@ -269,11 +269,11 @@ INSERT INTO rate_limit_waits (workspace_id, hour, waits, throttled, wait_ms)
 SELECT hour, waits, throttled, wait_ms FROM rate_limit_waits
          WHERE workspace_id = $1 AND hour >= $2 ORDER BY hour;
 
--- name: webhooks::ingest_many_1_postgres
+-- name: webhooks::ingest_many_postgres
 -- only: postgres
-WITH stored AS (WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), $8)),
+WITH stored AS (WITH input AS (SELECT r.id, r.workspace_id, r.event_type, r.delivery_key, r.entity_id, r.body, r.received_at, r.token_hash FROM json_to_recordset(CAST(CAST($1 AS TEXT) AS json)) AS r (id TEXT, workspace_id TEXT, event_type TEXT, delivery_key TEXT, entity_id TEXT, body TEXT, received_at BIGINT, token_hash TEXT)),
      facts AS (
-         SELECT input.*,
+         SELECT input.id, input.workspace_id, input.event_type, input.delivery_key, input.entity_id, input.body, input.received_at,
                 EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
                         WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
                 EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
@@ -288,62 +288,6 @@ WITH stored AS (WITH input (id, workspace_id, event_type, delivery_key, entity_i
      RETURNING id, status),
               queued AS (INSERT INTO webhook_queue (webhook_id) SELECT id FROM stored WHERE status = 'QUEUED')
          SELECT id, status FROM stored;
-
--- name: webhooks::ingest_many_1_sqlite
--- only: sqlite
-WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), $8)),
-     facts AS (
-         SELECT input.*,
-                EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
-                        WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
-                EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
-         FROM input
-     )
-     INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
-     SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
-            CASE WHEN has_flows THEN 'QUEUED' ELSE 'PROCESSED' END,
-            CASE WHEN has_flows THEN NULL ELSE received_at END
-     FROM facts WHERE registered
-     ON CONFLICT (workspace_id, delivery_key) DO NOTHING
-     RETURNING id, status;
-
--- name: webhooks::ingest_many_2_postgres
--- only: postgres
-WITH stored AS (WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), $8), ($9, $10, $11, $12, $13, $14, CAST($15 AS BIGINT), $16)),
-     facts AS (
-         SELECT input.*,
-                EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
-                        WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
-                EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
-         FROM input
-     )
-     INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
-     SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
-            CASE WHEN has_flows THEN 'QUEUED' ELSE 'PROCESSED' END,
-            CASE WHEN has_flows THEN NULL ELSE received_at END
-     FROM facts WHERE registered
-     ON CONFLICT (workspace_id, delivery_key) DO NOTHING
-     RETURNING id, status),
-              queued AS (INSERT INTO webhook_queue (webhook_id) SELECT id FROM stored WHERE status = 'QUEUED')
-         SELECT id, status FROM stored;
-
--- name: webhooks::ingest_many_2_sqlite
--- only: sqlite
-WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), $8), ($9, $10, $11, $12, $13, $14, CAST($15 AS BIGINT), $16)),
-     facts AS (
-         SELECT input.*,
-                EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
-                        WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
-                EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
-         FROM input
-     )
-     INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
-     SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
-            CASE WHEN has_flows THEN 'QUEUED' ELSE 'PROCESSED' END,
-            CASE WHEN has_flows THEN NULL ELSE received_at END
-     FROM facts WHERE registered
-     ON CONFLICT (workspace_id, delivery_key) DO NOTHING
-     RETURNING id, status;
 
 -- name: webhooks::ingest_custom_postgres
 -- only: postgres
@@ -361,6 +305,68 @@ WITH stored AS (WITH facts AS (
               queued AS (INSERT INTO webhook_queue (webhook_id) SELECT id FROM stored WHERE status = 'QUEUED')
          SELECT id, status FROM stored;
 
+-- name: executions::queue_many_postgres
+-- only: postgres
+INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until)
+         SELECT v.id, v.workspace_id, v.flow_id, v.webhook_id, v.event_type, v.status, '[]', v.error, v.started_at, v.finished_at, v.duration_ms, v.attempts, 0, v.next_attempt_at, v.flow_version, v.lease_owner, v.lease_until
+         FROM (SELECT r.id, r.workspace_id, r.flow_id, r.webhook_id, r.event_type, r.status, r.error, r.started_at, r.finished_at, r.duration_ms, r.attempts, r.next_attempt_at, r.flow_version, r.lease_owner, r.lease_until FROM json_to_recordset(CAST(CAST($1 AS TEXT) AS json)) AS r (id TEXT, workspace_id TEXT, flow_id TEXT, webhook_id TEXT, event_type TEXT, status TEXT, error TEXT, started_at BIGINT, finished_at BIGINT, duration_ms BIGINT, attempts BIGINT, next_attempt_at BIGINT, flow_version BIGINT, lease_owner TEXT, lease_until BIGINT)) AS v WHERE 1 = 1
+         ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id;
+
+-- name: executions::write_many_postgres
+-- only: postgres
+WITH v AS (SELECT r.id, r.owner, r.status, r.steps, r.error, r.set_error, r.next_step, r.next_attempt_at, r.lease_until, r.finished_at, r.give_back FROM json_to_recordset(CAST(CAST($1 AS TEXT) AS json)) AS r (id TEXT, owner TEXT, status TEXT, steps TEXT, error TEXT, set_error BIGINT, next_step BIGINT, next_attempt_at BIGINT, lease_until BIGINT, finished_at BIGINT, give_back BIGINT))
+         UPDATE flow_executions SET status = v.status,
+             steps = COALESCE(v.steps, flow_executions.steps),
+             error = CASE WHEN v.set_error = 1 THEN v.error ELSE flow_executions.error END,
+             next_step = CASE WHEN v.give_back = 1 THEN flow_executions.next_step ELSE v.next_step END,
+             next_attempt_at = v.next_attempt_at,
+             lease_owner = CASE WHEN v.status = 'RUNNING' THEN flow_executions.lease_owner ELSE NULL END,
+             lease_until = v.lease_until,
+             finished_at = v.finished_at,
+             duration_ms = CASE WHEN v.finished_at IS NULL THEN flow_executions.duration_ms ELSE v.finished_at - flow_executions.started_at END,
+             attempts = flow_executions.attempts - v.give_back
+         FROM v
+         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
+         RETURNING flow_executions.id;
+
+-- name: flows::enabled_many_postgres
+-- only: postgres
+SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id IN (SELECT value FROM json_array_elements_text(CAST(CAST($1 AS TEXT) AS json))) AND enabled = 1 ORDER BY created_at, id;
+
+-- name: flows::by_ids_postgres
+-- only: postgres
+SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE id IN (SELECT value FROM json_array_elements_text(CAST(CAST($1 AS TEXT) AS json)));
+
+-- name: installations::get_many_postgres
+-- only: postgres
+SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, tokens_revoked_before FROM installations WHERE workspace_id IN (SELECT value FROM json_array_elements_text(CAST(CAST($1 AS TEXT) AS json)));
+
+-- name: webhooks::bodies_postgres
+-- only: postgres
+SELECT id, body FROM webhook_log WHERE id IN (SELECT value FROM json_array_elements_text(CAST(CAST($1 AS TEXT) AS json)));
+
+-- name: webhooks::claimed_postgres
+-- only: postgres
+SELECT id, workspace_id, event_type, body, source FROM webhook_log WHERE id IN (SELECT value FROM json_array_elements_text(CAST(CAST($1 AS TEXT) AS json)));
+
+-- name: webhooks::ingest_many_sqlite
+-- only: sqlite
+WITH input AS (SELECT r.value ->> 'id' AS id, r.value ->> 'workspace_id' AS workspace_id, r.value ->> 'event_type' AS event_type, r.value ->> 'delivery_key' AS delivery_key, r.value ->> 'entity_id' AS entity_id, r.value ->> 'body' AS body, CAST(r.value ->> 'received_at' AS BIGINT) AS received_at, r.value ->> 'token_hash' AS token_hash FROM json_each($1) AS r),
+     facts AS (
+         SELECT input.id, input.workspace_id, input.event_type, input.delivery_key, input.entity_id, input.body, input.received_at,
+                EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
+                        WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
+                EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
+         FROM input
+     )
+     INSERT INTO webhook_log (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, status, processed_at)
+     SELECT id, workspace_id, event_type, delivery_key, entity_id, body, received_at,
+            CASE WHEN has_flows THEN 'QUEUED' ELSE 'PROCESSED' END,
+            CASE WHEN has_flows THEN NULL ELSE received_at END
+     FROM facts WHERE registered
+     ON CONFLICT (workspace_id, delivery_key) DO NOTHING
+     RETURNING id, status;
+
 -- name: webhooks::ingest_custom_sqlite
 -- only: sqlite
 WITH facts AS (
@@ -375,11 +381,16 @@ WITH facts AS (
          ON CONFLICT (workspace_id, delivery_key) DO NOTHING
          RETURNING id, status;
 
--- name: executions::queue_many_1
-INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, '[]', CAST($7 AS TEXT), CAST($8 AS BIGINT), CAST($9 AS BIGINT), CAST($10 AS BIGINT), CAST($11 AS BIGINT), 0, CAST($12 AS BIGINT), CAST($13 AS BIGINT), CAST($14 AS TEXT), CAST($15 AS BIGINT)) ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id;
+-- name: executions::queue_many_sqlite
+-- only: sqlite
+INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until)
+         SELECT v.id, v.workspace_id, v.flow_id, v.webhook_id, v.event_type, v.status, '[]', v.error, v.started_at, v.finished_at, v.duration_ms, v.attempts, 0, v.next_attempt_at, v.flow_version, v.lease_owner, v.lease_until
+         FROM (SELECT r.value ->> 'id' AS id, r.value ->> 'workspace_id' AS workspace_id, r.value ->> 'flow_id' AS flow_id, r.value ->> 'webhook_id' AS webhook_id, r.value ->> 'event_type' AS event_type, r.value ->> 'status' AS status, r.value ->> 'error' AS error, CAST(r.value ->> 'started_at' AS BIGINT) AS started_at, CAST(r.value ->> 'finished_at' AS BIGINT) AS finished_at, CAST(r.value ->> 'duration_ms' AS BIGINT) AS duration_ms, CAST(r.value ->> 'attempts' AS BIGINT) AS attempts, CAST(r.value ->> 'next_attempt_at' AS BIGINT) AS next_attempt_at, CAST(r.value ->> 'flow_version' AS BIGINT) AS flow_version, r.value ->> 'lease_owner' AS lease_owner, CAST(r.value ->> 'lease_until' AS BIGINT) AS lease_until FROM json_each($1) AS r) AS v WHERE 1 = 1
+         ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id;
 
--- name: executions::write_many_1
-WITH v (id, owner, status, steps, error, set_error, next_step, next_attempt_at, lease_until, finished_at, give_back) AS (VALUES (CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS TEXT), CAST($6 AS BIGINT), CAST($7 AS BIGINT), CAST($8 AS BIGINT), CAST($9 AS BIGINT), CAST($10 AS BIGINT), CAST($11 AS BIGINT)))
+-- name: executions::write_many_sqlite
+-- only: sqlite
+WITH v AS (SELECT r.value ->> 'id' AS id, r.value ->> 'owner' AS owner, r.value ->> 'status' AS status, r.value ->> 'steps' AS steps, r.value ->> 'error' AS error, CAST(r.value ->> 'set_error' AS BIGINT) AS set_error, CAST(r.value ->> 'next_step' AS BIGINT) AS next_step, CAST(r.value ->> 'next_attempt_at' AS BIGINT) AS next_attempt_at, CAST(r.value ->> 'lease_until' AS BIGINT) AS lease_until, CAST(r.value ->> 'finished_at' AS BIGINT) AS finished_at, CAST(r.value ->> 'give_back' AS BIGINT) AS give_back FROM json_each($1) AS r)
          UPDATE flow_executions SET status = v.status,
              steps = COALESCE(v.steps, flow_executions.steps),
              error = CASE WHEN v.set_error = 1 THEN v.error ELSE flow_executions.error END,
@@ -394,54 +405,29 @@ WITH v (id, owner, status, steps, error, set_error, next_step, next_attempt_at, 
          WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
          RETURNING flow_executions.id;
 
--- name: flows::enabled_many_1
-SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id IN ($1) AND enabled = 1 ORDER BY created_at, id;
+-- name: flows::enabled_many_sqlite
+-- only: sqlite
+SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id IN (SELECT value FROM json_each($1)) AND enabled = 1 ORDER BY created_at, id;
 
--- name: flows::by_ids_1
-SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE id IN ($1);
+-- name: flows::by_ids_sqlite
+-- only: sqlite
+SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE id IN (SELECT value FROM json_each($1));
 
--- name: installations::get_many_1
-SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, tokens_revoked_before FROM installations WHERE workspace_id IN ($1);
+-- name: installations::get_many_sqlite
+-- only: sqlite
+SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, tokens_revoked_before FROM installations WHERE workspace_id IN (SELECT value FROM json_each($1));
 
--- name: webhooks::bodies_1
-SELECT id, body FROM webhook_log WHERE id IN ($1);
+-- name: webhooks::bodies_sqlite
+-- only: sqlite
+SELECT id, body FROM webhook_log WHERE id IN (SELECT value FROM json_each($1));
 
--- name: webhooks::claimed_1
-SELECT id, workspace_id, event_type, body, source FROM webhook_log WHERE id IN ($1);
+-- name: webhooks::claimed_sqlite
+-- only: sqlite
+SELECT id, workspace_id, event_type, body, source FROM webhook_log WHERE id IN (SELECT value FROM json_each($1));
 
--- name: executions::queue_many_2
-INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, '[]', CAST($7 AS TEXT), CAST($8 AS BIGINT), CAST($9 AS BIGINT), CAST($10 AS BIGINT), CAST($11 AS BIGINT), 0, CAST($12 AS BIGINT), CAST($13 AS BIGINT), CAST($14 AS TEXT), CAST($15 AS BIGINT)), ($16, $17, $18, $19, $20, $21, '[]', CAST($22 AS TEXT), CAST($23 AS BIGINT), CAST($24 AS BIGINT), CAST($25 AS BIGINT), CAST($26 AS BIGINT), 0, CAST($27 AS BIGINT), CAST($28 AS BIGINT), CAST($29 AS TEXT), CAST($30 AS BIGINT)) ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id;
-
--- name: executions::write_many_2
-WITH v (id, owner, status, steps, error, set_error, next_step, next_attempt_at, lease_until, finished_at, give_back) AS (VALUES (CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS TEXT), CAST($6 AS BIGINT), CAST($7 AS BIGINT), CAST($8 AS BIGINT), CAST($9 AS BIGINT), CAST($10 AS BIGINT), CAST($11 AS BIGINT)), (CAST($12 AS TEXT), CAST($13 AS TEXT), CAST($14 AS TEXT), CAST($15 AS TEXT), CAST($16 AS TEXT), CAST($17 AS BIGINT), CAST($18 AS BIGINT), CAST($19 AS BIGINT), CAST($20 AS BIGINT), CAST($21 AS BIGINT), CAST($22 AS BIGINT)))
-         UPDATE flow_executions SET status = v.status,
-             steps = COALESCE(v.steps, flow_executions.steps),
-             error = CASE WHEN v.set_error = 1 THEN v.error ELSE flow_executions.error END,
-             next_step = CASE WHEN v.give_back = 1 THEN flow_executions.next_step ELSE v.next_step END,
-             next_attempt_at = v.next_attempt_at,
-             lease_owner = CASE WHEN v.status = 'RUNNING' THEN flow_executions.lease_owner ELSE NULL END,
-             lease_until = v.lease_until,
-             finished_at = v.finished_at,
-             duration_ms = CASE WHEN v.finished_at IS NULL THEN flow_executions.duration_ms ELSE v.finished_at - flow_executions.started_at END,
-             attempts = flow_executions.attempts - v.give_back
-         FROM v
-         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
-         RETURNING flow_executions.id;
-
--- name: flows::enabled_many_2
-SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE workspace_id IN ($1, $2) AND enabled = 1 ORDER BY created_at, id;
-
--- name: flows::by_ids_2
-SELECT id, workspace_id, name, enabled, trigger_source, trigger_sources, trigger_events, condition_mode, conditions, actions, created_at, updated_at FROM flows WHERE id IN ($1, $2);
-
--- name: installations::get_many_2
-SELECT workspace_id, addon_id, api_url, as_user, addon_user_id, auth_token_enc, status, settings, installed_at, updated_at, tokens_revoked_before FROM installations WHERE workspace_id IN ($1, $2);
-
--- name: webhooks::bodies_2
-SELECT id, body FROM webhook_log WHERE id IN ($1, $2);
-
--- name: webhooks::claimed_2
-SELECT id, workspace_id, event_type, body, source FROM webhook_log WHERE id IN ($1, $2);
+-- name: webhooks::enqueue_sqlite
+-- only: sqlite
+INSERT INTO webhook_queue (webhook_id) SELECT id FROM webhook_log WHERE id IN (SELECT value FROM json_each($1));
 
 -- name: executions::list
 SELECT id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_attempt_at FROM flow_executions
@@ -666,14 +652,6 @@ SELECT id, source, event_type, entity_id, CASE WHEN status = 'QUEUED' THEN CASE 
 
 -- name: webhooks::list_by_event_clockify_source_before_since
 SELECT id, source, event_type, entity_id, CASE WHEN status = 'QUEUED' THEN CASE WHEN EXISTS (SELECT 1 FROM webhook_queue q WHERE q.webhook_id = webhook_log.id) THEN 'PENDING' ELSE 'PROCESSED' END ELSE status END AS status, received_at, processed_at FROM webhook_log WHERE workspace_id = $1 AND event_type = $2 AND source IS NULL AND source = $3 AND id < $4 AND id >= $5 ORDER BY id DESC LIMIT $6;
-
--- name: webhooks::enqueue_1
--- only: sqlite
-INSERT INTO webhook_queue (webhook_id) SELECT id FROM webhook_log WHERE id IN ($1);
-
--- name: webhooks::enqueue_2
--- only: sqlite
-INSERT INTO webhook_queue (webhook_id) SELECT id FROM webhook_log WHERE id IN ($1, $2);
 
 -- name: worker::announce
 -- only: postgres

@@ -142,8 +142,8 @@ async fn writer(db: Db, queue: Arc<Mutex<Queue>>, stop: CancellationToken) {
     }
 }
 
-/// How many of the waiting jobs (by body size) go into the next statement: the largest power of
-/// two that fits in [`MAX_BATCH_BYTES`], at least one.
+/// How many of the waiting jobs (by body size) go into the next statement: as many as fit in
+/// [`MAX_BATCH_BYTES`], at least one.
 fn batch_len(bodies: impl Iterator<Item = usize>) -> usize {
     let mut bytes = 0;
     let mut fit: usize = 0;
@@ -154,11 +154,7 @@ fn batch_len(bodies: impl Iterator<Item = usize>) -> usize {
         }
         fit += 1;
     }
-    if fit.is_power_of_two() {
-        fit
-    } else {
-        fit.next_power_of_two() / 2
-    }
+    fit
 }
 
 async fn write(db: &Db, batch: Vec<Job>) {
@@ -204,10 +200,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_are_powers_of_two_within_the_byte_budget() {
+    fn batches_take_what_fits_the_byte_budget() {
         assert_eq!(batch_len([100].into_iter()), 1);
-        assert_eq!(batch_len([100; 3].into_iter()), 2);
-        assert_eq!(batch_len([1200; 20].into_iter()), 16);
+        assert_eq!(batch_len([100; 3].into_iter()), 3);
+        assert_eq!(batch_len([1200; 20].into_iter()), 20);
         assert_eq!(
             batch_len([2048; 100].into_iter()),
             64,
@@ -215,7 +211,7 @@ mod tests {
         );
         assert_eq!(
             batch_len([16 * 1024; 64].into_iter()),
-            16,
+            31,
             "31 x 16 KiB fit 512 KiB, 32 do not"
         );
         assert_eq!(

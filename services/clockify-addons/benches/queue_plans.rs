@@ -31,6 +31,16 @@ struct Ids {
     execution: String,
 }
 
+/// A SQL literal's text without its quotes.
+fn unquote(literal: &str) -> &str {
+    literal.trim_matches('\'')
+}
+
+/// A batch statement's one argument: the JSON text as a SQL literal.
+fn json_arg(value: serde_json::Value) -> String {
+    format!("'{}'", value.to_string().replace('\'', "''"))
+}
+
 /// Statement name → the values to run it with (SQL literals).
 fn arguments(name: &str, now: i64, ids: &Ids) -> Option<String> {
     let ws = "'00000000000000000000000a'";
@@ -44,23 +54,31 @@ fn arguments(name: &str, now: i64, ids: &Ids) -> Option<String> {
         "executions::reclaim_expired" => format!("{now}"),
         "executions::heartbeat" => format!("{}, 'worker-3'", now + 60_000),
         "executions::fail_stale_unleased" => format!("{now}, {}", now - 300_000),
-        "executions::queue_many_1" => format!(
-            "'new-exec', {ws}, {flow}, 'new-webhook', 'NEW_TIME_ENTRY', 'RUNNING', NULL, {now}, NULL, NULL, 1, NULL, {now}, 'worker-x', {}",
-            now + 60_000
-        ),
-        "executions::write_many_1" => format!(
-            "{}, 'worker-3', 'SUCCEEDED', '[]', NULL, 1, 1, NULL, NULL, {now}, 0",
-            ids.execution
-        ),
-        "webhooks::ingest_many_1_postgres" => format!(
-            "'new-delivery', {ws}, 'NEW_TIME_ENTRY', 'new-key', 'te', '{{}}', {now}, 'token-hash'"
-        ),
-        "webhooks::bodies_2" | "webhooks::claimed_2" => {
-            format!("{}, {}", ids.delivery, ids.delivery2)
+        "executions::queue_many_postgres" => json_arg(serde_json::json!([{
+            "id": "new-exec", "workspace_id": unquote(ws), "flow_id": unquote(flow),
+            "webhook_id": "new-webhook", "event_type": "NEW_TIME_ENTRY", "status": "RUNNING",
+            "started_at": now, "attempts": 1, "flow_version": now,
+            "lease_owner": "worker-x", "lease_until": now + 60_000,
+        }])),
+        "executions::write_many_postgres" => json_arg(serde_json::json!([{
+            "id": unquote(&ids.execution), "owner": "worker-3", "status": "SUCCEEDED",
+            "steps": "[]", "set_error": 1, "next_step": 1, "finished_at": now, "give_back": 0,
+        }])),
+        "webhooks::ingest_many_postgres" => json_arg(serde_json::json!([{
+            "id": "new-delivery", "workspace_id": unquote(ws), "event_type": "NEW_TIME_ENTRY",
+            "delivery_key": "new-key", "entity_id": "te", "body": "{}", "received_at": now,
+            "token_hash": "token-hash",
+        }])),
+        "webhooks::bodies_postgres" | "webhooks::claimed_postgres" => {
+            json_arg(serde_json::json!([
+                unquote(&ids.delivery),
+                unquote(&ids.delivery2)
+            ]))
         }
-        "flows::enabled_many_2" => format!("{ws}, '00000000000000000000000b'"),
-        "flows::by_ids_2" => format!("{flow}, 'flow-0000000b'"),
-        "installations::get_many_2" => format!("{ws}, '00000000000000000000000b'"),
+        "flows::enabled_many_postgres" | "installations::get_many_postgres" => {
+            json_arg(serde_json::json!([unquote(ws), "00000000000000000000000b"]))
+        }
+        "flows::by_ids_postgres" => json_arg(serde_json::json!([unquote(flow), "flow-0000000b"])),
         "executions::counts" | "webhooks::count" => {
             format!("{ws}, '{}'", addon_core::store::id_floor(now - 86_400_000))
         }

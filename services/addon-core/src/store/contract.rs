@@ -45,43 +45,36 @@ pub fn core_statements() -> Vec<Statement> {
         out.extend(list.iter().map(|(n, s)| stmt(*n, *s, None)));
     }
     // Deliveries are stored and queued in one statement on PostgreSQL, in one transaction on
-    // SQLite (see `webhooks::store`).
-    let ingest = [
-        (
-            "webhooks::ingest_many_1",
-            super::webhooks::ingest_many_sql(1),
-        ),
-        (
-            "webhooks::ingest_many_2",
-            super::webhooks::ingest_many_sql(2),
-        ),
-        (
-            "webhooks::ingest_custom",
-            super::webhooks::INGEST_CUSTOM.to_owned(),
-        ),
-    ];
-    for (name, insert) in ingest {
+    // SQLite (see `webhooks::store`). Batches are one JSON parameter whose expansion is
+    // written in each backend's dialect (see `store::json_rows`).
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let suffix = backend.name();
+        let only = Some(backend);
+        for (name, insert) in [
+            (
+                "webhooks::ingest_many",
+                super::webhooks::ingest_many_sql(backend),
+            ),
+            (
+                "webhooks::ingest_custom",
+                super::webhooks::INGEST_CUSTOM.to_owned(),
+            ),
+        ] {
+            let sql = match backend {
+                Backend::Postgres => super::webhooks::stored_and_queued_sql(&insert),
+                Backend::Sqlite => insert,
+            };
+            out.push(stmt(format!("{name}_{suffix}"), sql, only));
+        }
         out.push(stmt(
-            format!("{name}_postgres"),
-            super::webhooks::stored_and_queued_sql(&insert),
-            Some(Backend::Postgres),
+            format!("executions::queue_many_{suffix}"),
+            super::executions::queue_many_sql(backend),
+            only,
         ));
         out.push(stmt(
-            format!("{name}_sqlite"),
-            insert,
-            Some(Backend::Sqlite),
-        ));
-    }
-    for n in [1, 2] {
-        out.push(stmt(
-            format!("executions::queue_many_{n}"),
-            super::executions::queue_many_sql(n),
-            None,
-        ));
-        out.push(stmt(
-            format!("executions::write_many_{n}"),
-            super::executions::write_many_sql(n),
-            None,
+            format!("executions::write_many_{suffix}"),
+            super::executions::write_many_sql(backend),
+            only,
         ));
         for (name, template) in [
             ("flows::enabled_many", super::flows::ENABLED_MANY),
@@ -91,24 +84,22 @@ pub fn core_statements() -> Vec<Statement> {
             ("webhooks::claimed", super::webhooks::CLAIMED),
         ] {
             out.push(stmt(
-                format!("{name}_{n}"),
-                super::in_list_sql(template, n),
-                None,
+                format!("{name}_{suffix}"),
+                super::in_list_sql(template, backend),
+                only,
             ));
         }
     }
+    out.push(stmt(
+        "webhooks::enqueue_sqlite",
+        super::in_list_sql(super::webhooks::ENQUEUE_SQLITE, Backend::Sqlite),
+        Some(Backend::Sqlite),
+    ));
     for (name, sql) in super::executions::list_statements()
         .into_iter()
         .chain(super::webhooks::list_statements())
     {
         out.push(stmt(name, sql, None));
-    }
-    for n in [1, 2] {
-        out.push(stmt(
-            format!("webhooks::enqueue_{n}"),
-            super::in_list_sql(super::webhooks::ENQUEUE_SQLITE, n),
-            Some(Backend::Sqlite),
-        ));
     }
     let (name, sql) = crate::worker::wake::STATEMENT;
     out.push(stmt(name, sql, Some(Backend::Postgres)));

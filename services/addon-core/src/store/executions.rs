@@ -63,78 +63,113 @@ pub struct NewExecution<'a> {
     pub claim: Option<(&'a str, i64)>,
 }
 
-/// Values bound per row of [`queue_many`].
-const QUEUE_COLUMNS: usize = 15;
+/// One row of [`queue_many`]'s JSON parameter.
+#[derive(Serialize)]
+struct QueueRow<'a> {
+    id: &'a str,
+    workspace_id: &'a str,
+    flow_id: &'a str,
+    webhook_id: &'a str,
+    event_type: &'a str,
+    status: &'static str,
+    error: Option<&'a str>,
+    started_at: i64,
+    finished_at: Option<i64>,
+    duration_ms: Option<i64>,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    flow_version: i64,
+    lease_owner: Option<&'a str>,
+    lease_until: Option<i64>,
+}
 
-/// Queues many executions in the fan-out transaction, a multi-row statement per
-/// [`super::MANY`]; returns the ids inserted (a flow that already has an execution for the
-/// delivery inserts nothing).
+/// Queues many executions in the fan-out transaction, [`super::MANY`] per statement; returns
+/// the ids inserted (a flow that already has an execution for the delivery inserts nothing).
 pub async fn queue_many(
     conn: &mut AnyConnection,
     rows: &[NewExecution<'_>],
     now: i64,
 ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
     let mut inserted = std::collections::HashSet::new();
+    let sql = QUEUE_MANY.get(super::backend_of(conn));
     for chunk in rows.chunks(super::MANY) {
-        let Some(last) = chunk.last() else { continue };
-        let n = chunk.len().next_power_of_two();
-        // Placeholders only; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(queue_many_sql(n)));
-        for i in 0..n {
-            let e = chunk.get(i).unwrap_or(last);
-            let (status, finished, duration, due, attempts) = match (&e.settled, e.claim) {
-                (Some((status, _)), _) => (*status, Some(now), Some(0i64), None, 0i64),
-                (None, Some(_)) => (ExecutionStatus::Running, None, None, None, 1),
-                (None, None) => (ExecutionStatus::Pending, None, None, Some(now), 0),
-            };
-            let (owner, until) = match (&e.settled, e.claim) {
-                (None, Some((owner, until))) => (Some(owner), Some(until)),
-                _ => (None, None),
-            };
-            q = q
-                .bind(e.id)
-                .bind(e.workspace_id)
-                .bind(e.flow_id)
-                .bind(e.webhook_id)
-                .bind(e.event_type)
-                .bind(status.as_str())
-                .bind(e.settled.as_ref().map(|(_, reason)| reason.as_str()))
-                .bind(now)
-                .bind(finished)
-                .bind(duration)
-                .bind(attempts)
-                .bind(due)
-                .bind(e.flow_version)
-                .bind(owner)
-                .bind(until);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
+        let batch: Vec<QueueRow> = chunk
+            .iter()
+            .map(|e| {
+                let (status, finished, duration, due, attempts) = match (&e.settled, e.claim) {
+                    (Some((status, _)), _) => (*status, Some(now), Some(0i64), None, 0i64),
+                    (None, Some(_)) => (ExecutionStatus::Running, None, None, None, 1),
+                    (None, None) => (ExecutionStatus::Pending, None, None, Some(now), 0),
+                };
+                let (owner, until) = match (&e.settled, e.claim) {
+                    (None, Some((owner, until))) => (Some(owner), Some(until)),
+                    _ => (None, None),
+                };
+                QueueRow {
+                    id: e.id,
+                    workspace_id: e.workspace_id,
+                    flow_id: e.flow_id,
+                    webhook_id: e.webhook_id,
+                    event_type: e.event_type,
+                    status: status.as_str(),
+                    error: e.settled.as_ref().map(|(_, reason)| reason.as_str()),
+                    started_at: now,
+                    finished_at: finished,
+                    duration_ms: duration,
+                    attempts,
+                    next_attempt_at: due,
+                    flow_version: e.flow_version,
+                    lease_owner: owner,
+                    lease_until: until,
+                }
+            })
+            .collect();
+        let batch = serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // Placeholders only; the rows are bound.
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?
+        {
             inserted.insert(r.try_get::<String, _>(0)?);
         }
     }
     Ok(inserted)
 }
 
-/// The multi-row insert of `n` executions.
-pub(crate) fn queue_many_sql(n: usize) -> String {
-    const BIG: &str = "CAST({} AS BIGINT)";
-    const TEXT: &str = "CAST({} AS TEXT)";
-    // id, workspace, flow, webhook, event, status, steps, error, started, finished, duration,
-    // attempts, next_step, next_attempt, flow_version, lease_owner, lease_until.
-    let row = [
-        "{}", "{}", "{}", "{}", "{}", "{}", "'[]'", TEXT, BIG, BIG, BIG, BIG, "0", BIG, BIG, TEXT,
-        BIG,
-    ];
-    debug_assert_eq!(
-        row.iter().filter(|c| c.contains("{}")).count(),
-        QUEUE_COLUMNS
+/// The insert of a batch of executions (one JSON parameter; see [`super::json_rows`]).
+pub(crate) fn queue_many_sql(backend: Backend) -> String {
+    use super::Col::{BigInt, Text};
+    let rows = super::json_rows(
+        backend,
+        &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("flow_id", Text),
+            ("webhook_id", Text),
+            ("event_type", Text),
+            ("status", Text),
+            ("error", Text),
+            ("started_at", BigInt),
+            ("finished_at", BigInt),
+            ("duration_ms", BigInt),
+            ("attempts", BigInt),
+            ("next_attempt_at", BigInt),
+            ("flow_version", BigInt),
+            ("lease_owner", Text),
+            ("lease_until", BigInt),
+        ],
     );
-    let values = super::values_rows(n, &row);
-    format!("{QUEUE_MANY_HEAD}{values}{QUEUE_MANY_TAIL}")
+    // SQLite needs the WHERE to tell the upsert's ON CONFLICT from a join's ON.
+    format!(
+        "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until)
+         SELECT v.id, v.workspace_id, v.flow_id, v.webhook_id, v.event_type, v.status, '[]', v.error, v.started_at, v.finished_at, v.duration_ms, v.attempts, 0, v.next_attempt_at, v.flow_version, v.lease_owner, v.lease_until
+         FROM ({rows}) AS v WHERE 1 = 1
+         ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id"
+    )
 }
 
-const QUEUE_MANY_HEAD: &str = "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, error, started_at, finished_at, duration_ms, attempts, next_step, next_attempt_at, flow_version, lease_owner, lease_until) VALUES ";
-const QUEUE_MANY_TAIL: &str = " ON CONFLICT (flow_id, webhook_id) DO NOTHING RETURNING id";
+static QUEUE_MANY: super::PerBackend = super::PerBackend::new(queue_many_sql);
 
 /// What an execution records when it moves on: a completed step, an outcome, a later attempt
 /// or its hand-back at shutdown. Written in batches by [`write_many`].
@@ -161,73 +196,105 @@ pub struct ExecutionWrite {
     pub error: Option<String>,
 }
 
-/// Values bound per row of [`write_many`].
-const WRITE_COLUMNS: usize = 11;
+/// One row of [`write_many`]'s JSON parameter.
+#[derive(Serialize)]
+struct WriteRow<'a> {
+    id: &'a str,
+    owner: &'a str,
+    status: &'static str,
+    steps: Option<&'a str>,
+    error: Option<&'a str>,
+    set_error: i64,
+    next_step: i64,
+    next_attempt_at: Option<i64>,
+    lease_until: Option<i64>,
+    finished_at: Option<i64>,
+    give_back: i64,
+}
 
-/// Applies many executions' writes, one multi-row statement per [`super::MANY`]; each applies
-/// only while its worker still holds the lease. Returns the ids written (the others lost their
-/// lease to another worker).
+/// Applies many executions' writes, [`super::MANY`] per statement; each applies only while its
+/// worker still holds the lease. Returns the ids written (the others lost their lease to
+/// another worker).
 pub async fn write_many(
     db: &Db,
     writes: &[ExecutionWrite],
 ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
     let mut written = std::collections::HashSet::new();
     let now = now_millis();
+    let sql = WRITE_MANY.get(db.backend());
     let mut conn = db.pool().acquire().await?;
     for chunk in writes.chunks(super::MANY) {
-        let Some(last) = chunk.last() else { continue };
-        let n = chunk.len().next_power_of_two();
-        // Placeholders only; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(write_many_sql(n)));
-        for i in 0..n {
-            let w = chunk.get(i).unwrap_or(last);
-            // (status, next_attempt_at, lease_until, finished_at, give_back, set_error)
-            let (status, due, until, finished, give_back, set_error) = match &w.kind {
-                WriteKind::Checkpoint { lease_until } => (
-                    ExecutionStatus::Running,
-                    None,
-                    Some(*lease_until),
-                    None,
-                    0i64,
-                    0i64,
-                ),
-                WriteKind::Complete { status } => (*status, None, None, Some(now), 0, 1),
-                WriteKind::Retry { at } => (ExecutionStatus::Retry, Some(*at), None, None, 0, 1),
-                WriteKind::Release => (ExecutionStatus::Retry, Some(now), None, None, 1, 0),
-            };
-            let steps = (w.kind != WriteKind::Release).then_some(w.steps.as_str());
-            q = q
-                .bind(w.id.as_str())
-                .bind(&*w.owner)
-                .bind(status.as_str())
-                .bind(steps)
-                .bind(w.error.as_deref())
-                .bind(set_error)
-                .bind(w.next_step as i64)
-                .bind(due)
-                .bind(until)
-                .bind(finished)
-                .bind(give_back);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
+        let batch: Vec<WriteRow> = chunk
+            .iter()
+            .map(|w| {
+                // (status, next_attempt_at, lease_until, finished_at, give_back, set_error)
+                let (status, due, until, finished, give_back, set_error) = match &w.kind {
+                    WriteKind::Checkpoint { lease_until } => (
+                        ExecutionStatus::Running,
+                        None,
+                        Some(*lease_until),
+                        None,
+                        0i64,
+                        0i64,
+                    ),
+                    WriteKind::Complete { status } => (*status, None, None, Some(now), 0, 1),
+                    WriteKind::Retry { at } => {
+                        (ExecutionStatus::Retry, Some(*at), None, None, 0, 1)
+                    }
+                    WriteKind::Release => (ExecutionStatus::Retry, Some(now), None, None, 1, 0),
+                };
+                WriteRow {
+                    id: &w.id,
+                    owner: &w.owner,
+                    status: status.as_str(),
+                    steps: (w.kind != WriteKind::Release).then_some(w.steps.as_str()),
+                    error: w.error.as_deref(),
+                    set_error,
+                    next_step: w.next_step as i64,
+                    next_attempt_at: due,
+                    lease_until: until,
+                    finished_at: finished,
+                    give_back,
+                }
+            })
+            .collect();
+        let batch = serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // Placeholders only; the rows are bound.
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?
+        {
             written.insert(r.try_get::<String, _>(0)?);
         }
     }
     Ok(written)
 }
 
-/// The multi-row update of `n` executions (`v` holds one row per execution).
-pub(crate) fn write_many_sql(n: usize) -> String {
-    const BIG: &str = "CAST({} AS BIGINT)";
-    const TEXT: &str = "CAST({} AS TEXT)";
-    let row = [TEXT, TEXT, TEXT, TEXT, TEXT, BIG, BIG, BIG, BIG, BIG, BIG];
-    debug_assert_eq!(row.len(), WRITE_COLUMNS);
-    let values = super::values_rows(n, &row);
-    format!("{WRITE_MANY_HEAD}{values}{WRITE_MANY_TAIL}")
+/// The update of a batch of executions (`v` holds one row per execution, from one JSON
+/// parameter; see [`super::json_rows`]).
+pub(crate) fn write_many_sql(backend: Backend) -> String {
+    use super::Col::{BigInt, Text};
+    let rows = super::json_rows(
+        backend,
+        &[
+            ("id", Text),
+            ("owner", Text),
+            ("status", Text),
+            ("steps", Text),
+            ("error", Text),
+            ("set_error", BigInt),
+            ("next_step", BigInt),
+            ("next_attempt_at", BigInt),
+            ("lease_until", BigInt),
+            ("finished_at", BigInt),
+            ("give_back", BigInt),
+        ],
+    );
+    format!("WITH v AS ({rows}){WRITE_MANY_TAIL}")
 }
 
-const WRITE_MANY_HEAD: &str = "WITH v (id, owner, status, steps, error, set_error, next_step, next_attempt_at, lease_until, finished_at, give_back) AS (VALUES ";
-const WRITE_MANY_TAIL: &str = ")
+const WRITE_MANY_TAIL: &str = "
          UPDATE flow_executions SET status = v.status,
              steps = COALESCE(v.steps, flow_executions.steps),
              error = CASE WHEN v.set_error = 1 THEN v.error ELSE flow_executions.error END,
@@ -241,6 +308,8 @@ const WRITE_MANY_TAIL: &str = ")
          FROM v
          WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
          RETURNING flow_executions.id";
+
+static WRITE_MANY: super::PerBackend = super::PerBackend::new(write_many_sql);
 
 /// An execution claimed by a worker.
 #[derive(Debug, Clone)]

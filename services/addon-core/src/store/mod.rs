@@ -16,6 +16,8 @@ pub mod webhooks;
 
 use serde::de::DeserializeOwned;
 
+use crate::db::Backend;
+
 pub use crate::db::Db;
 
 /// Decodes a JSON TEXT column.
@@ -54,63 +56,119 @@ pub fn id_millis(id: &str) -> Option<i64> {
 /// Most values in one `IN (...)` list or multi-row statement.
 pub(crate) const MANY: usize = 64;
 
-/// `n` placeholders numbered from `$from`, comma-separated.
-pub(crate) fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The type of a column in a batch bound as JSON (see [`json_rows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Col {
+    Text,
+    BigInt,
 }
 
-/// The rows of a multi-row `VALUES`: `rows` copies of `row`, each column of which holds `{}`
-/// for its own placeholder (numbered across the rows from `$1`, in column order) or is a
-/// literal without one.
-pub(crate) fn values_rows(rows: usize, row: &[&str]) -> String {
-    let per_row = row.iter().filter(|c| c.contains("{}")).count();
-    (0..rows)
-        .map(|r| {
-            let mut n = r * per_row;
-            let columns: Vec<String> = row
+/// A `SELECT` of the rows of one JSON parameter (`$1`, an array of objects keyed by column
+/// name; a key left out reads as NULL), with the columns given: `json_to_recordset` on
+/// PostgreSQL, `json_each` on SQLite. A batch of any size is one statement, prepared once per
+/// connection, with one value to bind: multi-row `VALUES` needed a statement per batch size
+/// (each prepared on every connection: 3 MiB of statement metadata in a pod under load) and a
+/// bound value per cell.
+pub(crate) fn json_rows(backend: Backend, columns: &[(&str, Col)]) -> String {
+    match backend {
+        Backend::Postgres => {
+            let names: Vec<String> = columns.iter().map(|(c, _)| format!("r.{c}")).collect();
+            let types: Vec<String> = columns
                 .iter()
-                .map(|c| {
-                    if c.contains("{}") {
-                        n += 1;
-                        c.replace("{}", &format!("${n}"))
-                    } else {
-                        (*c).to_owned()
-                    }
+                .map(|(c, t)| match t {
+                    Col::Text => format!("{c} TEXT"),
+                    Col::BigInt => format!("{c} BIGINT"),
                 })
                 .collect();
-            format!("({})", columns.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+            format!(
+                "SELECT {} FROM json_to_recordset(CAST(CAST($1 AS TEXT) AS json)) AS r ({})",
+                names.join(", "),
+                types.join(", ")
+            )
+        }
+        Backend::Sqlite => {
+            let names: Vec<String> = columns
+                .iter()
+                .map(|(c, t)| match t {
+                    Col::Text => format!("r.value ->> '{c}' AS {c}"),
+                    Col::BigInt => format!("CAST(r.value ->> '{c}' AS BIGINT) AS {c}"),
+                })
+                .collect();
+            format!("SELECT {} FROM json_each($1) AS r", names.join(", "))
+        }
+    }
 }
 
-/// `template` with `{in}` replaced by `n` placeholders from `$1`.
-pub(crate) fn in_list_sql(template: &str, n: usize) -> String {
-    template.replace("{in}", &placeholders(1, n))
+/// The values of one JSON array parameter (`$1`) as a one-column `SELECT` of `value`, for
+/// `IN ({in})`: one statement whatever the number of keys.
+pub(crate) fn json_values(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => {
+            "SELECT value FROM json_array_elements_text(CAST(CAST($1 AS TEXT) AS json))"
+        }
+        Backend::Sqlite => "SELECT value FROM json_each($1)",
+    }
 }
 
-/// Runs `template` (one `{in}` list) over `keys` in chunks of at most [`MANY`], each padded to
-/// a power of two by repeating its last key (`IN` ignores repeats), so a handful of statement
-/// shapes cover every count and stay prepared.
+/// `template` with `{in}` replaced by the keys of one JSON array parameter ([`json_values`]).
+pub(crate) fn in_list_sql(template: &str, backend: Backend) -> String {
+    template.replace("{in}", json_values(backend))
+}
+
+/// Each of `N` statements built once per backend by a function of the backend: the batch
+/// statements are built from parts at first use and then borrowed, never formatted again.
+pub(crate) struct PerBackend {
+    built: [std::sync::OnceLock<String>; 2],
+    build: fn(Backend) -> String,
+}
+
+impl PerBackend {
+    pub(crate) const fn new(build: fn(Backend) -> String) -> Self {
+        Self {
+            built: [std::sync::OnceLock::new(), std::sync::OnceLock::new()],
+            build,
+        }
+    }
+
+    pub(crate) fn get(&self, backend: Backend) -> &str {
+        let slot = match backend {
+            Backend::Postgres => 0,
+            Backend::Sqlite => 1,
+        };
+        self.built[slot].get_or_init(|| (self.build)(backend))
+    }
+}
+
+/// The backend a connection talks to.
+pub(crate) fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
+/// Runs `template` (one `{in}` list) over `keys`, at most [`MANY`] per statement, each batch
+/// bound as one JSON array.
 pub(crate) async fn fetch_in(
     conn: &mut sqlx::AnyConnection,
     template: &str,
     keys: &[&str],
 ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
     let mut out = Vec::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let sql = in_list_sql(template, backend_of(conn));
     for chunk in keys.chunks(MANY) {
-        let Some(last) = chunk.last() else { continue };
-        let n = chunk.len().next_power_of_two();
-        let sql = in_list_sql(template, n);
-        // Placeholders only; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for i in 0..n {
-            q = q.bind(*chunk.get(i).unwrap_or(last));
-        }
-        out.extend(q.fetch_all(&mut *conn).await?);
+        let keys = serde_json::to_string(chunk).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // Placeholders only; the keys are bound.
+        out.extend(
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(keys)
+                .fetch_all(&mut *conn)
+                .await?,
+        );
     }
     Ok(out)
 }
@@ -213,33 +271,32 @@ mod sql_tests {
     }
 
     #[test]
-    fn values_rows_number_placeholders_across_rows_and_keep_literals() {
+    fn batches_are_one_json_parameter_in_each_dialect() {
+        use super::Col::{BigInt, Text};
+        use crate::db::Backend;
+        let cols = [("id", Text), ("at", BigInt)];
         assert_eq!(
-            super::values_rows(3, &["{}", "'[]'", "CAST({} AS BIGINT)"]),
-            "($1, '[]', CAST($2 AS BIGINT)), ($3, '[]', CAST($4 AS BIGINT)), ($5, '[]', CAST($6 AS BIGINT))"
+            super::json_rows(Backend::Postgres, &cols),
+            "SELECT r.id, r.at FROM json_to_recordset(CAST(CAST($1 AS TEXT) AS json)) AS r (id TEXT, at BIGINT)"
         );
-        assert_eq!(super::values_rows(0, &["{}"]), "");
-        // The multi-row statements bind every placeholder they number.
-        let queue = super::executions::queue_many_sql(2);
-        assert!(queue.contains("$30") && !queue.contains("$31"), "{queue}");
-        let write = super::executions::write_many_sql(2);
-        assert!(
-            write.contains("CAST($22 AS BIGINT)") && !write.contains("$23"),
-            "{write}"
-        );
-        let ingest = super::webhooks::ingest_many_sql(2);
-        assert!(
-            ingest.contains("CAST($15 AS BIGINT), $16)") && !ingest.contains("$17"),
-            "{ingest}"
-        );
-    }
-
-    #[test]
-    fn in_lists_are_numbered_placeholders() {
-        assert_eq!(super::placeholders(3, 3), "$3, $4, $5");
         assert_eq!(
-            super::in_list_sql("SELECT 1 WHERE x IN ({in})", 2),
-            "SELECT 1 WHERE x IN ($1, $2)"
+            super::json_rows(Backend::Sqlite, &cols),
+            "SELECT r.value ->> 'id' AS id, CAST(r.value ->> 'at' AS BIGINT) AS at FROM json_each($1) AS r"
+        );
+        // Every batch statement binds one value, whatever the batch's size.
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            for sql in [
+                super::executions::queue_many_sql(backend),
+                super::executions::write_many_sql(backend),
+                super::webhooks::ingest_many_sql(backend),
+                super::in_list_sql("SELECT 1 WHERE x IN ({in})", backend),
+            ] {
+                assert!(sql.contains("$1") && !sql.contains("$2"), "{sql}");
+            }
+        }
+        assert_eq!(
+            super::in_list_sql("SELECT 1 WHERE x IN ({in})", Backend::Sqlite),
+            "SELECT 1 WHERE x IN (SELECT value FROM json_each($1))"
         );
     }
 }

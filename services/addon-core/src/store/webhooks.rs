@@ -49,34 +49,41 @@ pub async fn ingest(
 }
 
 /// Stores many deliveries in one statement (see [`crate::ingest`]): the same checks as
-/// [`ingest`], one round trip and one commit for the lot. A batch whose size is not a power of
-/// two is padded by repeating its last row (a duplicate inserts nothing), so a handful of
-/// statement shapes cover every size and stay prepared.
+/// [`ingest`], one round trip and one commit for the lot, the rows bound as one JSON array.
 pub async fn ingest_many(
     db: &Db,
     items: &[(IncomingWebhook, String)],
 ) -> Result<Vec<IngestOutcome>, sqlx::Error> {
-    let Some(last) = items.last() else {
+    if items.is_empty() {
         return Ok(Vec::new());
-    };
-    let padded = items.len().next_power_of_two();
-    let sql = ingest_many_sql(padded);
-    let rows = store(db, &sql, |mut q| {
-        for row in 0..padded {
-            let (w, token_hash) = items.get(row).unwrap_or(last);
-            q = q
-                .bind(w.id.as_str())
-                .bind(w.workspace_id.as_str())
-                .bind(w.event_type.as_str())
-                .bind(w.delivery_key.as_str())
-                .bind(w.entity_id.as_deref())
-                .bind(w.body.as_str())
-                .bind(w.received_at)
-                .bind(token_hash.as_str());
-        }
-        q
-    })
-    .await?;
+    }
+    /// One row of the statement's JSON parameter.
+    #[derive(Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        workspace_id: &'a str,
+        event_type: &'a str,
+        delivery_key: &'a str,
+        entity_id: Option<&'a str>,
+        body: &'a str,
+        received_at: i64,
+        token_hash: &'a str,
+    }
+    let batch: Vec<Row> = items
+        .iter()
+        .map(|(w, token_hash)| Row {
+            id: &w.id,
+            workspace_id: &w.workspace_id,
+            event_type: &w.event_type,
+            delivery_key: &w.delivery_key,
+            entity_id: w.entity_id.as_deref(),
+            body: &w.body,
+            received_at: w.received_at,
+            token_hash,
+        })
+        .collect();
+    let batch = serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let rows = store(db, INGEST_MANY.get(db.backend()), |q| q.bind(batch)).await?;
     let stored: std::collections::HashMap<String, bool> = rows
         .into_iter()
         .map(|(id, status)| (id, status == QUEUED))
@@ -92,10 +99,11 @@ pub async fn ingest_many(
     Ok(outcomes)
 }
 
-const INGEST_MANY_HEAD: &str = "WITH input (id, workspace_id, event_type, delivery_key, entity_id, body, received_at, token_hash) AS (VALUES ";
-const INGEST_MANY_TAIL: &str = "),
+static INGEST_MANY: super::PerBackend = super::PerBackend::new(ingest_many_sql);
+
+const INGEST_MANY_TAIL: &str = ",
      facts AS (
-         SELECT input.*,
+         SELECT input.id, input.workspace_id, input.event_type, input.delivery_key, input.entity_id, input.body, input.received_at,
                 EXISTS (SELECT 1 FROM installation_webhooks h JOIN installations i ON i.workspace_id = h.workspace_id
                         WHERE h.workspace_id = input.workspace_id AND h.token_hash = input.token_hash AND i.status <> 'DELETED') AS registered,
                 EXISTS (SELECT 1 FROM flows f WHERE f.workspace_id = input.workspace_id AND f.enabled = 1) AS has_flows
@@ -164,20 +172,24 @@ async fn store<'q>(
     }
 }
 
-/// The statement that stores `rows` deliveries at once.
-pub fn ingest_many_sql(rows: usize) -> String {
-    let row = [
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "CAST({} AS BIGINT)",
-        "{}",
-    ];
-    let values = super::values_rows(rows, &row);
-    format!("{INGEST_MANY_HEAD}{values}{INGEST_MANY_TAIL}")
+/// The statement that stores a batch of deliveries (one JSON parameter; see
+/// [`super::json_rows`]).
+pub fn ingest_many_sql(backend: Backend) -> String {
+    use super::Col::{BigInt, Text};
+    let rows = super::json_rows(
+        backend,
+        &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("event_type", Text),
+            ("delivery_key", Text),
+            ("entity_id", Text),
+            ("body", Text),
+            ("received_at", BigInt),
+            ("token_hash", Text),
+        ],
+    );
+    format!("WITH input AS ({rows}){INGEST_MANY_TAIL}")
 }
 
 /// Why a delivery was not stored.
