@@ -183,8 +183,10 @@ pub struct FanOut {
 /// An execution with what it needs to run: read by the fan-out, or in one batch after a claim.
 struct Prepared {
     claimed: Claimed,
-    /// `None`: the delivery is no longer stored.
-    body: Option<Arc<Value>>,
+    /// The delivery's body as stored (JSON text), parsed only while a condition is checked or
+    /// an action rendered: text is a fraction of the parsed tree's size, and executions waiting
+    /// for their slot's turn hold it. `None`: the delivery is no longer stored.
+    body: Option<Arc<str>>,
     /// `None`: the flow was deleted.
     flow: Option<Arc<FlowRecord>>,
     installation: Option<Arc<Installation>>,
@@ -229,9 +231,14 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
     let state = &engine.state;
     let begun = Instant::now();
     let mut tx = state.db.pool().begin().await?;
-    let claimed =
+    let mut claimed =
         webhooks::claim_for_fan_out(&mut tx, state.db.backend(), FAN_OUT_BATCH, &engine.legacy)
             .await?;
+    // Each body once, shared by its delivery's executions.
+    let bodies: Vec<Arc<str>> = claimed
+        .iter_mut()
+        .map(|w| Arc::from(std::mem::take(&mut w.body)))
+        .collect();
     let mut out = FanOut {
         deliveries: claimed.len(),
         ..FanOut::default()
@@ -263,7 +270,7 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
         flow: Arc<FlowRecord>,
         settled: Option<(ExecutionStatus, String)>,
         permit: Option<OwnedSemaphorePermit>,
-        body: Arc<Value>,
+        body: Arc<str>,
     }
     let mut rows: Vec<Row> = Vec::new();
     for (d, w) in claimed.iter().enumerate() {
@@ -287,15 +294,23 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
             }
             _ => Some("the add-on is not installed in this workspace"),
         };
-        let body = Arc::new(serde_json::from_str::<Value>(&w.body).unwrap_or(Value::Null));
+        let body = &bodies[d];
+        // Parsed for the first flow with conditions, and dropped with this delivery's turn.
+        let mut parsed: Option<Value> = None;
         for flow in matching {
             let settled = match inactive {
                 Some(reason) => Some((ExecutionStatus::Skipped, reason.to_owned())),
-                None => match conditions_match(&flow.definition, &body) {
-                    Ok(true) => None,
-                    Ok(false) => Some((ExecutionStatus::Skipped, "conditions not met".to_owned())),
-                    Err(reason) => Some((ExecutionStatus::Failed, reason)),
-                },
+                None if flow.definition.conditions.is_empty() => None,
+                None => {
+                    let body = parsed.get_or_insert_with(|| parse_body(body));
+                    match conditions_match(&flow.definition, body) {
+                        Ok(true) => None,
+                        Ok(false) => {
+                            Some((ExecutionStatus::Skipped, "conditions not met".to_owned()))
+                        }
+                        Err(reason) => Some((ExecutionStatus::Failed, reason)),
+                    }
+                }
             };
             let permit = if settled.is_none() {
                 engine.slots.clone().try_acquire_owned().ok()
@@ -549,6 +564,11 @@ async fn execute_loop(engine: Engine) {
     }
 }
 
+/// A stored delivery's body as JSON (`null` if it is not: ingest only stores JSON).
+fn parse_body(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
 /// Reads what a batch of claimed executions needs: one statement each for their deliveries,
 /// flows and installations.
 async fn prepare(state: &AppState, batch: Vec<Claimed>) -> Result<Vec<Prepared>, sqlx::Error> {
@@ -556,13 +576,10 @@ async fn prepare(state: &AppState, batch: Vec<Claimed>) -> Result<Vec<Prepared>,
     let mut ids: Vec<&str> = batch.iter().map(|c| c.webhook_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let bodies: HashMap<String, Arc<Value>> = webhooks::bodies(&mut conn, &ids)
+    let bodies: HashMap<String, Arc<str>> = webhooks::bodies(&mut conn, &ids)
         .await?
         .into_iter()
-        .map(|(id, body)| {
-            let v = serde_json::from_str(&body).unwrap_or(Value::Null);
-            (id, Arc::new(v))
-        })
+        .map(|(id, body)| (id, Arc::from(body)))
         .collect();
     let mut ids: Vec<&str> = batch.iter().map(|c| c.flow_id.as_str()).collect();
     ids.sort_unstable();
@@ -679,9 +696,10 @@ async fn record(
 
 /// Runs a prepared execution from its next step to an outcome, recording it.
 async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteError> {
-    // The parsed delivery is this execution's own reference: it is dropped as soon as the last
-    // action is rendered, so an execution waiting for its workspace's rate limit or for
-    // Clockify holds the small rendered request, not the whole webhook.
+    // The delivery is this execution's own reference: it is dropped as soon as the last action
+    // is rendered, so an execution waiting for its workspace's rate limit or for Clockify holds
+    // the small rendered request, not the webhook. It is parsed for each render and dropped
+    // with it: no parsed tree lives across an await.
     let mut delivery = job.body.take();
     let job = &*job;
     let state = &engine.state;
@@ -769,7 +787,7 @@ async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteEr
         return finish(ExecutionStatus::Failed, steps, c.next_step, Some(msg)).await;
     }
     if changed {
-        match conditions_match(&definition, body) {
+        match conditions_match(&definition, &parse_body(body)) {
             Ok(true) => {}
             Ok(false) => {
                 let msg = "conditions not met (the flow was edited before it ran)";
@@ -826,10 +844,11 @@ async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteEr
             );
         }
         let rendered = {
+            let body = delivery.as_deref().map_or(Value::Null, parse_body);
             let ctx = TemplateContext {
                 workspace_id: &c.workspace_id,
                 event_type: &c.event_type,
-                body: delivery.as_deref().unwrap_or(&Value::Null),
+                body: &body,
             };
             match action.kind {
                 ActionKind::ClockifyApi => Rendered::Api(render_action(action, &ctx)),
