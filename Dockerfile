@@ -8,7 +8,8 @@
 #
 # operator, addons: a static binary (musl: Alpine's Rust target) on distroless static: no
 #          shell, no package manager, user 65532. The add-ons are built with the `dist` profile
-#          (size-optimised, whole-program LTO: fewer resident pages, no slower; Cargo.toml).
+#          (size-optimised, whole-program LTO: fewer resident pages, no slower; Cargo.toml) and
+#          the code they run laid out together (scripts/hot-symbols.sh).
 # backup:  the clockify-addons binary plus the PostgreSQL client (pg_dump, pg_restore, psql) for
 #          the operator's backup and restore Jobs. Build it with PG_MAJOR set to your database
 #          server's major version: pg_dump must not be older than the server, and the SQL a
@@ -18,13 +19,17 @@ ARG ALPINE_VERSION=3.22
 ARG PG_MAJOR=17
 
 FROM rust:${RUST_VERSION}-alpine${ALPINE_VERSION} AS build
-RUN apk add --no-cache build-base
+RUN apk add --no-cache build-base bash
 WORKDIR /src
 COPY . .
+# The add-ons link with rust-lld, the functions a serving pod runs laid out together
+# (scripts/link-ordered.sh, services/clockify-addons/hot-symbols.txt), as build-static.sh does.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p clockify-operator \
-    && cargo build --profile dist --locked -p clockify-addons \
+    && CLOCKIFY_GCC_LD="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld" \
+       CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=/src/scripts/link-ordered.sh \
+       cargo build --profile dist --locked -p clockify-addons \
     && cp target/release/clockify-operator target/release/kubectl-clockify target/dist/clockify-addons / \
     && /clockify-operator --version && /clockify-addons --version && /kubectl-clockify --version
 
