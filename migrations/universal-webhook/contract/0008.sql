@@ -314,7 +314,7 @@ INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, 
 
 -- name: executions::write_many_postgres
 -- only: postgres
-WITH v AS (SELECT r.id, r.owner, r.status, r.steps, r.error, r.set_error, r.next_step, r.next_attempt_at, r.lease_until, r.finished_at, r.give_back FROM json_to_recordset(CAST(CAST($1 AS TEXT) AS json)) AS r (id TEXT, owner TEXT, status TEXT, steps TEXT, error TEXT, set_error BIGINT, next_step BIGINT, next_attempt_at BIGINT, lease_until BIGINT, finished_at BIGINT, give_back BIGINT))
+WITH v AS MATERIALIZED (SELECT w.id, w.owner, w.status, w.steps, w.error, w.set_error, w.next_step, w.next_attempt_at, w.lease_until, w.finished_at, w.give_back, 'RUNNING' AS held FROM (SELECT r.id, r.owner, r.status, r.steps, r.error, r.set_error, r.next_step, r.next_attempt_at, r.lease_until, r.finished_at, r.give_back FROM json_to_recordset(CAST(CAST($1 AS TEXT) AS json)) AS r (id TEXT, owner TEXT, status TEXT, steps TEXT, error TEXT, set_error BIGINT, next_step BIGINT, next_attempt_at BIGINT, lease_until BIGINT, finished_at BIGINT, give_back BIGINT)) AS w)
          UPDATE flow_executions SET status = v.status,
              steps = COALESCE(v.steps, flow_executions.steps),
              error = CASE WHEN v.set_error = 1 THEN v.error ELSE flow_executions.error END,
@@ -326,7 +326,7 @@ WITH v AS (SELECT r.id, r.owner, r.status, r.steps, r.error, r.set_error, r.next
              duration_ms = CASE WHEN v.finished_at IS NULL THEN flow_executions.duration_ms ELSE v.finished_at - flow_executions.started_at END,
              attempts = flow_executions.attempts - v.give_back
          FROM v
-         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
+         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = v.held
          RETURNING flow_executions.id;
 
 -- name: flows::enabled_many_postgres
@@ -390,7 +390,7 @@ INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, 
 
 -- name: executions::write_many_sqlite
 -- only: sqlite
-WITH v AS (SELECT r.value ->> 'id' AS id, r.value ->> 'owner' AS owner, r.value ->> 'status' AS status, r.value ->> 'steps' AS steps, r.value ->> 'error' AS error, CAST(r.value ->> 'set_error' AS BIGINT) AS set_error, CAST(r.value ->> 'next_step' AS BIGINT) AS next_step, CAST(r.value ->> 'next_attempt_at' AS BIGINT) AS next_attempt_at, CAST(r.value ->> 'lease_until' AS BIGINT) AS lease_until, CAST(r.value ->> 'finished_at' AS BIGINT) AS finished_at, CAST(r.value ->> 'give_back' AS BIGINT) AS give_back FROM json_each($1) AS r)
+WITH v AS MATERIALIZED (SELECT w.id, w.owner, w.status, w.steps, w.error, w.set_error, w.next_step, w.next_attempt_at, w.lease_until, w.finished_at, w.give_back, 'RUNNING' AS held FROM (SELECT r.value ->> 'id' AS id, r.value ->> 'owner' AS owner, r.value ->> 'status' AS status, r.value ->> 'steps' AS steps, r.value ->> 'error' AS error, CAST(r.value ->> 'set_error' AS BIGINT) AS set_error, CAST(r.value ->> 'next_step' AS BIGINT) AS next_step, CAST(r.value ->> 'next_attempt_at' AS BIGINT) AS next_attempt_at, CAST(r.value ->> 'lease_until' AS BIGINT) AS lease_until, CAST(r.value ->> 'finished_at' AS BIGINT) AS finished_at, CAST(r.value ->> 'give_back' AS BIGINT) AS give_back FROM json_each($1) AS r) AS w)
          UPDATE flow_executions SET status = v.status,
              steps = COALESCE(v.steps, flow_executions.steps),
              error = CASE WHEN v.set_error = 1 THEN v.error ELSE flow_executions.error END,
@@ -402,7 +402,7 @@ WITH v AS (SELECT r.value ->> 'id' AS id, r.value ->> 'owner' AS owner, r.value 
              duration_ms = CASE WHEN v.finished_at IS NULL THEN flow_executions.duration_ms ELSE v.finished_at - flow_executions.started_at END,
              attempts = flow_executions.attempts - v.give_back
          FROM v
-         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
+         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = v.held
          RETURNING flow_executions.id;
 
 -- name: flows::enabled_many_sqlite

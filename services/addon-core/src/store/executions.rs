@@ -275,23 +275,28 @@ pub async fn write_many(
 /// parameter; see [`super::json_rows`]).
 pub(crate) fn write_many_sql(backend: Backend) -> String {
     use super::Col::{BigInt, Text};
-    let rows = super::json_rows(
-        backend,
-        &[
-            ("id", Text),
-            ("owner", Text),
-            ("status", Text),
-            ("steps", Text),
-            ("error", Text),
-            ("set_error", BigInt),
-            ("next_step", BigInt),
-            ("next_attempt_at", BigInt),
-            ("lease_until", BigInt),
-            ("finished_at", BigInt),
-            ("give_back", BigInt),
-        ],
-    );
-    format!("WITH v AS ({rows}){WRITE_MANY_TAIL}")
+    let columns = [
+        ("id", Text),
+        ("owner", Text),
+        ("status", Text),
+        ("steps", Text),
+        ("error", Text),
+        ("set_error", BigInt),
+        ("next_step", BigInt),
+        ("next_attempt_at", BigInt),
+        ("lease_until", BigInt),
+        ("finished_at", BigInt),
+        ("give_back", BigInt),
+    ];
+    let rows = super::json_rows(backend, &columns);
+    let names: Vec<String> = columns.iter().map(|(c, _)| format!("w.{c}")).collect();
+    // `v` is materialised and carries the status a written row must have: compared with a
+    // literal, the planner may scan the partial index of every RUNNING row (and the dead entries
+    // churn leaves in it) instead of probing the primary key once per row written.
+    format!(
+        "WITH v AS MATERIALIZED (SELECT {}, 'RUNNING' AS held FROM ({rows}) AS w){WRITE_MANY_TAIL}",
+        names.join(", ")
+    )
 }
 
 const WRITE_MANY_TAIL: &str = "
@@ -306,7 +311,7 @@ const WRITE_MANY_TAIL: &str = "
              duration_ms = CASE WHEN v.finished_at IS NULL THEN flow_executions.duration_ms ELSE v.finished_at - flow_executions.started_at END,
              attempts = flow_executions.attempts - v.give_back
          FROM v
-         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = 'RUNNING'
+         WHERE flow_executions.id = v.id AND flow_executions.lease_owner = v.owner AND flow_executions.status = v.held
          RETURNING flow_executions.id";
 
 static WRITE_MANY: super::PerBackend = super::PerBackend::new(write_many_sql);

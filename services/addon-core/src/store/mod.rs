@@ -53,7 +53,7 @@ pub fn id_millis(id: &str) -> Option<i64> {
     Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
 }
 
-/// Most values in one `IN (...)` list or multi-row statement.
+/// Most rows (or keys) in one batch statement.
 pub(crate) const MANY: usize = 64;
 
 /// The type of a column in a batch bound as JSON (see [`json_rows`]).
@@ -115,8 +115,8 @@ pub(crate) fn in_list_sql(template: &str, backend: Backend) -> String {
     template.replace("{in}", json_values(backend))
 }
 
-/// Each of `N` statements built once per backend by a function of the backend: the batch
-/// statements are built from parts at first use and then borrowed, never formatted again.
+/// A statement built by `build` once per backend, at first use, then borrowed: the batch
+/// statements are assembled from parts and never formatted again.
 pub(crate) struct PerBackend {
     built: [std::sync::OnceLock<String>; 2],
     build: fn(Backend) -> String,
