@@ -12,6 +12,11 @@ set -euo pipefail
 list=$(cd "$(dirname "$0")/.." && pwd)/services/clockify-addons/hot-symbols.txt
 gcc_ld=${CLOCKIFY_GCC_LD:?set by scripts/build-static.sh: the gcc-ld directory of the toolchain}
 cc=${CLOCKIFY_LINK_CC:-cc}
+if [ ! -x "$gcc_ld/ld.lld" ]; then
+    # A toolchain without rust-lld links as it would without this script, in the usual order.
+    echo "link-ordered.sh: no $gcc_ld/ld.lld; linking without the hot-code order" >&2
+    exec "$cc" "$@"
+fi
 
 # The arguments, with a response file (@path, one argument per line) read out.
 args=()
