@@ -86,7 +86,17 @@ impl Db {
             .max_lifetime(Duration::from_secs(1800))
             // A ping per acquire doubles round trips on the hot path; broken connections
             // surface as errors and are dropped by the pool.
-            .test_before_acquire(false);
+            .test_before_acquire(false)
+            // A connection's buffers keep the size of the largest message it sent or read (an
+            // ingest batch of 64 deliveries is ~150 KiB): without this every pooled connection
+            // would hold that much for its life. Shrinking is a no-op for buffers already at
+            // their 8 KiB default.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    conn.shrink_buffers();
+                    Ok(true)
+                })
+            });
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {

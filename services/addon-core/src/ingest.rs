@@ -6,8 +6,9 @@
 //! ([`store::webhooks::ingest_many`]). A lone delivery is written at once (no waiting window);
 //! under load, batches form by themselves while the previous one commits.
 //!
-//! A batch holds a power-of-two number of rows (so a few statement shapes stay prepared) and at
-//! most [`MAX_BATCH_BYTES`] of bodies, which bounds the memory one statement holds. sqlx 0.9.1
+//! A batch holds at most [`MAX_BATCH`] rows and [`MAX_BATCH_BYTES`] of bodies, which bounds the
+//! memory one statement holds; its rows are one JSON parameter, so every size is one prepared
+//! statement. sqlx 0.9.1
 //! sets `TCP_NODELAY` again (0.9.0 did not, launchbadge/sqlx#4335: a statement that left the
 //! socket in more than one write then waited ~40 ms on Nagle's algorithm and the server's
 //! delayed ACK, which capped batches at 12 KiB), so a batch is no longer sized to one packet.
