@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -417,11 +416,10 @@ fn router(state: &AppState) -> Router {
         .split_for_parts();
     let doc = crate::openapi::finish(doc, &state.config.addon_name, state.def.description);
     let _ = document.set(doc.to_string());
-    let app = app
-        .layer(DefaultBodyLimit::max(LIMIT_DEFAULT))
-        .with_state(state.clone());
+    let app = app.with_state(state.clone());
     crate::http::layers::apply(
         app,
+        LIMIT_DEFAULT,
         state.metrics.clone(),
         &state.config.cors_origins,
         state.config.request_timeout,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
@@ -60,6 +60,7 @@ async fn shed(State(shed): State<Shed>, req: Request, next: Next) -> Response<Bo
 
 pub fn apply(
     router: Router,
+    body_limit: usize,
     metrics: Metrics,
     cors: &OriginList,
     request_timeout: Duration,
@@ -70,42 +71,48 @@ pub fn apply(
         slots: std::sync::Arc::new(tokio::sync::Semaphore::new(max_concurrent_requests.max(1))),
         metrics: metrics.clone(),
     };
-    router
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
-        .layer(middleware::from_fn_with_state(shed_state, shed))
-        .layer(middleware::map_response(json_error_bodies))
-        .layer(middleware::from_fn_with_state(metrics, track))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request| {
-                            let request_id =
-                                req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
-                            // Path only: query strings may carry `auth_token`.
-                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
-                        })
-                        .on_request(())
-                        .on_response(|res: &Response<_>, latency: Duration, _span: &tracing::Span| {
-                            tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "request finished");
-                        }),
-                )
-                .layer(PropagateRequestIdLayer::new(x_request_id))
-                .layer(CatchPanicLayer::custom(|_| {
-                    tracing::error!("handler panicked");
-                    super::AppError::Internal("handler panicked".into()).into_response()
-                }))
-                .layer(cors.layer())
-                .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-                .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-                .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::STRICT_TRANSPORT_SECURITY,
-                    HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-                ))
-                .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp(cors))),
-        )
+    // One layer, composed by ServiceBuilder (the first is outermost), not one `Router::layer`
+    // per middleware: each of those wraps every route in another boxed `Route`, and a request
+    // clones the whole boxed chain at every level it passes (about 60 allocations per request
+    // with six levels, heaptrack on the flows bench); composed, the stack is one value.
+    // Inside the router, so `track` sees the matched route template.
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        let request_id =
+                            req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+                        // Path only: query strings may carry `auth_token`.
+                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+                    })
+                    .on_request(())
+                    .on_response(|res: &Response<_>, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "request finished");
+                    }),
+            )
+            .layer(PropagateRequestIdLayer::new(x_request_id))
+            .layer(CatchPanicLayer::custom(|_| {
+                tracing::error!("handler panicked");
+                super::AppError::Internal("handler panicked".into()).into_response()
+            }))
+            .layer(cors.layer())
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+            .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp(cors)))
+            .layer(middleware::from_fn_with_state(metrics, track))
+            .layer(middleware::map_response(json_error_bodies))
+            .layer(middleware::from_fn_with_state(shed_state, shed))
+            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+            // Bodies up to this size unless a route sets its own limit.
+            .layer(DefaultBodyLimit::max(body_limit)),
+    )
 }
 
 async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response<Body> {
