@@ -7,7 +7,8 @@ use serde_json::Value;
 use super::limits::parse_path;
 use super::model::{Action, Condition, ConditionMode, ConditionOp, FlowDefinition};
 use super::template::{
-    Budget, Template, TemplateContext, TemplateError, encode_segment, render_json, scalar_text,
+    BodyNeeds, Budget, Template, TemplateContext, TemplateError, encode_segment, render_json,
+    scalar_text,
 };
 use crate::clockify::ApiRequest;
 
@@ -127,6 +128,22 @@ pub fn render_http(action: &Action, ctx: &TemplateContext<'_>) -> Result<HttpCal
             .timeout_seconds
             .map(|s| std::time::Duration::from_secs(u64::from(s))),
     })
+}
+
+/// What of the webhook body `action`'s placeholders can reach: every template it renders
+/// (path, URL, query and header values, the strings of its body).
+pub fn body_needs(action: &Action) -> BodyNeeds {
+    let mut needs = BodyNeeds::default();
+    needs.add_template(&action.path);
+    if let Some(url) = &action.url {
+        needs.add_template(url);
+    }
+    action.query.values().for_each(|v| needs.add_template(v));
+    action.headers.values().for_each(|v| needs.add_template(v));
+    if let Some(body) = &action.body {
+        needs.add_json(body);
+    }
+    needs
 }
 
 /// The API request an action makes for this webhook.

@@ -210,6 +210,139 @@ pub fn encode_segment(s: &str) -> String {
         .replace('+', "%20")
 }
 
+/// The part of a webhook body an action's placeholders can reach, so that rendering parses
+/// only that: a delivery is parsed for each action it renders, and a parsed Clockify sample is
+/// about 140 allocations and four times its text, while an action typically reads one or two
+/// of its members. A path that starts with a member name (`$.project.id`, `$.tags[0]`) reaches
+/// only that member of the root; any other (`$..id`, `$.*`, `$['a']`, a filter that refers to
+/// `$`) needs the whole body, and then the whole body is parsed, as is a body that is not an
+/// object. What a template renders is the same either way (tested below).
+#[derive(Debug, Default)]
+pub struct BodyNeeds {
+    all: bool,
+    members: std::collections::BTreeSet<String>,
+}
+
+impl BodyNeeds {
+    /// Adds the JSONPath placeholders of one template text (scanned as [`Template::parse`]
+    /// scans it; a malformed template fails to render whatever the body).
+    pub fn add_template(&mut self, text: &str) {
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else { return };
+            let expr = after[..end].trim();
+            if expr.starts_with('$') {
+                match root_member(expr) {
+                    Some(member) => {
+                        self.members.insert(member.to_owned());
+                    }
+                    None => self.all = true,
+                }
+            }
+            rest = &after[end + 2..];
+        }
+    }
+
+    /// Adds every string of a JSON body template ([`render_json`] renders values, not keys).
+    pub fn add_json(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => self.add_template(s),
+            Value::Array(items) => items.iter().for_each(|i| self.add_json(i)),
+            Value::Object(map) => map.values().for_each(|i| self.add_json(i)),
+            _ => {}
+        }
+    }
+
+    /// The body as the placeholders see it: the members they reach (or all of it), `null`
+    /// when none reaches it, and `null` for text that is not JSON, as a full parse gives.
+    pub fn parse(&self, text: &str) -> Value {
+        let full = || serde_json::from_str(text).unwrap_or(Value::Null);
+        if self.all {
+            return full();
+        }
+        if self.members.is_empty() {
+            return Value::Null;
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let pruned = serde::de::DeserializeSeed::deserialize(Pruned(&self.members), &mut de)
+            .and_then(|v| de.end().map(|()| v));
+        pruned.unwrap_or_else(|_| full())
+    }
+}
+
+/// The member of the root a JSONPath begins with, when it cannot reach anything else.
+fn root_member(expr: &str) -> Option<&str> {
+    let rest = expr.strip_prefix("$.")?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (name, tail) = rest.split_at(end);
+    let first = name.chars().next()?;
+    let starts_well = first.is_ascii_alphabetic() || first == '_';
+    let stays_inside =
+        (tail.is_empty() || tail.starts_with('.') || tail.starts_with('[')) && !tail.contains('$');
+    (starts_well && stays_inside).then_some(name)
+}
+
+/// Deserializes a JSON object keeping only the named members (the others are skipped without
+/// building anything); anything but an object is an error, and the caller parses in full.
+struct Pruned<'a>(&'a std::collections::BTreeSet<String>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pruned<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pruned<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(Key(key)) = map.next_key()? {
+            if self.0.contains(key.as_ref()) {
+                let value: Value = map.next_value()?;
+                out.insert(key.into_owned(), value);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// An object key, borrowed from the text unless it holds escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(s)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// Renders every string inside a JSON body template.
 pub fn render_json(
     v: &Value,
@@ -344,6 +477,86 @@ mod tests {
             t.render(&ctx(&small), |s| s.to_owned(), &mut budget)
                 .unwrap_err(),
             TemplateError::TooManyLookups
+        );
+    }
+
+    /// Renders `template` against the body parsed in full and against what [`BodyNeeds`] parses
+    /// for it: the output (or the error) must be the same.
+    fn same_either_way(template: &str, text: &str) -> Result<String, TemplateError> {
+        let full: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let mut needs = BodyNeeds::default();
+        needs.add_template(template);
+        let pruned = needs.parse(text);
+        let render = |body: &Value| {
+            Template::parse(template).and_then(|t| {
+                t.render_value(&ctx(body), &mut Budget::default())
+                    .map(|v| v.to_string())
+            })
+        };
+        let expected = render(&full);
+        assert_eq!(render(&pruned), expected, "{template} on {text}");
+        expected
+    }
+
+    #[test]
+    fn a_body_parsed_for_the_placeholders_renders_as_the_whole_body() {
+        let bodies = [
+            r#"{"id":"e1","description":"Write","project":{"id":"p1","name":"P"},"tags":[{"id":"t1"},{"id":"e1"}],"n":3,"a\"b":"quoted","esc\u0061ped":"key","dup":1,"dup":2,"user":{"id":"u1","project":"inner"}}"#,
+            r#"[{"id":"root array"}]"#,
+            r#""a string""#,
+            "not json",
+            "{}",
+        ];
+        let templates = [
+            "{{$.id}}",
+            "{{$.project.id}} / {{$.description}}",
+            "{{$.tags[1].id}}",
+            "{{$.tags[*].id}}",
+            "{{$.project}}",
+            "{{$.escaped}}",
+            "{{$.dup}}",
+            "{{$..id}}",
+            "{{$.*}}",
+            "{{$['a\"b']}}",
+            "{{$.tags[?@.id == $.id]}}",
+            "{{$}}",
+            "{{$.missing}}",
+            "{{$.project .id}}",
+            "{{workspaceId}}-{{eventType}}",
+            "plain text",
+            "{{$.id",
+        ];
+        let mut rendered = 0;
+        for text in bodies {
+            for template in templates {
+                rendered += usize::from(same_either_way(template, text).is_ok());
+            }
+        }
+        assert!(rendered > 20, "most of them render: {rendered}");
+    }
+
+    #[test]
+    fn only_the_members_placeholders_reach_are_parsed() {
+        let text = r#"{"id":"e1","project":{"id":"p1"},"user":{"id":"u1"},"tags":[1,2]}"#;
+        let mut needs = BodyNeeds::default();
+        needs.add_template("/v1/workspaces/{{workspaceId}}/tags/{{ $.project.id }}");
+        needs.add_json(
+            &serde_json::json!({"name": "{{$.tags[0]}}", "{{$.user}}": "keys are not rendered"}),
+        );
+        assert_eq!(
+            needs.parse(text),
+            serde_json::json!({"project": {"id": "p1"}, "tags": [1, 2]})
+        );
+        // No placeholder reaches the body: nothing is parsed.
+        let mut none = BodyNeeds::default();
+        none.add_template("/v1/workspaces/{{workspaceId}}/tags");
+        assert_eq!(none.parse(text), Value::Null);
+        // A path that may reach any member: all of it.
+        let mut all = BodyNeeds::default();
+        all.add_template("{{$..id}}");
+        assert_eq!(
+            all.parse(text),
+            serde_json::from_str::<Value>(text).unwrap()
         );
     }
 }

@@ -40,7 +40,9 @@ use tokio_util::task::TaskTracker;
 use crate::app::AppState;
 use crate::clockify::ApiRequest;
 use crate::clockify::{ApiError, ApiTarget};
-use crate::flows::eval::{HttpCall, RenderError, conditions_match, render_action, render_http};
+use crate::flows::eval::{
+    HttpCall, RenderError, body_needs, conditions_match, render_action, render_http,
+};
 use crate::flows::template::{TemplateContext, TemplateError};
 use crate::flows::{Action, ActionKind};
 use crate::outbound::{OutboundError, WorkspaceAllowlist, excerpt, is_sensitive_header};
@@ -844,7 +846,10 @@ async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteEr
             );
         }
         let rendered = {
-            let body = delivery.as_deref().map_or(Value::Null, parse_body);
+            // Only what this action's placeholders can reach.
+            let body = delivery
+                .as_deref()
+                .map_or(Value::Null, |text| body_needs(action).parse(text));
             let ctx = TemplateContext {
                 workspace_id: &c.workspace_id,
                 event_type: &c.event_type,
