@@ -124,7 +124,7 @@ pub async fn queue_many(
                 }
             })
             .collect();
-        let batch = serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let batch = super::json_param(&batch)?;
         // Placeholders only; the rows are bound.
         for r in sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(batch)
@@ -258,7 +258,7 @@ pub async fn write_many(
                 }
             })
             .collect();
-        let batch = serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let batch = super::json_param(&batch)?;
         // Placeholders only; the rows are bound.
         for r in sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(batch)

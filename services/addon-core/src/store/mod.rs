@@ -99,6 +99,12 @@ pub(crate) fn json_rows(backend: Backend, columns: &[(&str, Col)]) -> String {
     }
 }
 
+/// Rows (or keys) as the one JSON array parameter a batch statement binds ([`json_rows`],
+/// [`json_values`]).
+pub(crate) fn json_param<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
 /// The values of one JSON array parameter (`$1`) as a one-column `SELECT` of `value`, for
 /// `IN ({in})`: one statement whatever the number of keys.
 pub(crate) fn json_values(backend: Backend) -> &'static str {
@@ -161,7 +167,7 @@ pub(crate) async fn fetch_in(
     }
     let sql = in_list_sql(template, backend_of(conn));
     for chunk in keys.chunks(MANY) {
-        let keys = serde_json::to_string(chunk).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let keys = json_param(chunk)?;
         // Placeholders only; the keys are bound.
         out.extend(
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))

@@ -82,7 +82,7 @@ pub async fn ingest_many(
             token_hash,
         })
         .collect();
-    let batch = serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let batch = super::json_param(&batch)?;
     let rows = store(db, INGEST_MANY.get(db.backend()), |q| q.bind(batch)).await?;
     let stored: std::collections::HashMap<String, bool> = rows
         .into_iter()
