@@ -3,10 +3,11 @@
 # compiler driver with the toolchain's rust-lld, told to lay out first the functions that
 # services/clockify-addons/hot-symbols.txt names, in its order (--symbol-ordering-file).
 #
-# That file names functions without the hash Rust appends to each symbol (it changes with
-# dependency versions and features) or LLVM's `.llvm.N` suffix; here they are matched to the
-# symbols of the objects being linked, so the file stays valid as the code changes. A name that
-# matches nothing is skipped; a binary that has none of them (the operator) links as before.
+# That file names each function by its symbol, hash included (one name, one instance of a
+# generic function), without LLVM's `.llvm.N` suffix, which varies from link to link; here they
+# are matched to the symbols of the objects being linked. A name that matches nothing (a
+# dependency updated since the file was written) is skipped; a binary that has none of them
+# (the operator) links as before.
 set -euo pipefail
 
 list=$(cd "$(dirname "$0")/.." && pwd)/services/clockify-addons/hot-symbols.txt
@@ -38,7 +39,7 @@ if [ -f "$list" ] && [ ${#objects[@]} -gt 0 ]; then
     # "normalised<TAB>symbol" for every function the objects define.
     nm --defined-only -P "${objects[@]}" 2>/dev/null \
         | awk '$2 ~ /^[tTwW]$/ { print $1 }' | sort -u \
-        | sed -E 'h; s/17h[0-9a-f]{16}E(\.llvm\.[0-9]+|\.[0-9]+)?$/E/; s/\.llvm\.[0-9]+$//; G; s/\n/\t/' \
+        | sed -E 'h; s/(17h[0-9a-f]{16}E)(\.llvm\.[0-9]+|\.[0-9]+)$/\1/; s/\.llvm\.[0-9]+$//; G; s/\n/\t/' \
         > "$ordering.map"
     # Each listed name, in the list's order: the symbols it matches, or itself (C functions of
     # the static libraries, whose names carry no hash).
