@@ -108,14 +108,6 @@ SELECT
              (SELECT MIN(next_attempt_at) FROM flow_executions WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $1) AS oldest_due,
              (SELECT COUNT(*) FROM flow_executions WHERE status = 'RUNNING' AND lease_until IS NOT NULL) AS running;
 
--- name: executions::heartbeat
-UPDATE flow_executions SET lease_until = $1 WHERE lease_owner = $2 AND status = 'RUNNING';
-
--- name: executions::reclaim_expired
-UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
-             error = 'interrupted: the worker running it stopped; resumed at its next step'
-         WHERE status = 'RUNNING' AND lease_until < $1;
-
 -- name: executions::fail_stale_unleased
 UPDATE flow_executions SET status = 'FAILED', error = 'interrupted: the process stopped while the flow ran', finished_at = $1
          WHERE status = 'RUNNING' AND lease_until IS NULL AND started_at < $2;
@@ -704,6 +696,29 @@ UPDATE flow_executions SET status = 'RUNNING', lease_owner = $1, lease_until = $
                       WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $3
                       ORDER BY next_attempt_at LIMIT $4)
          RETURNING id, workspace_id, flow_id, webhook_id, event_type, steps, next_step, attempts, flow_version;
+
+-- name: executions::heartbeat_postgres
+-- only: postgres
+UPDATE flow_executions SET lease_until = $1
+         WHERE id IN (SELECT id FROM flow_executions WHERE lease_owner = $2 AND status = 'RUNNING'
+                      FOR UPDATE SKIP LOCKED);
+
+-- name: executions::heartbeat_sqlite
+-- only: sqlite
+UPDATE flow_executions SET lease_until = $1 WHERE lease_owner = $2 AND status = 'RUNNING';
+
+-- name: executions::reclaim_expired_postgres
+-- only: postgres
+UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
+             error = 'interrupted: the worker running it stopped; resumed at its next step'
+         WHERE id IN (SELECT id FROM flow_executions WHERE status = 'RUNNING' AND lease_until < $1
+                      FOR UPDATE SKIP LOCKED);
+
+-- name: executions::reclaim_expired_sqlite
+-- only: sqlite
+UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
+             error = 'interrupted: the worker running it stopped; resumed at its next step'
+         WHERE status = 'RUNNING' AND lease_until < $1;
 
 -- name: retention::webhook_log
 DELETE FROM webhook_log WHERE id IN (SELECT id FROM webhook_log WHERE id < $1 LIMIT $2);

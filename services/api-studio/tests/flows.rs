@@ -538,3 +538,74 @@ async fn a_second_process_takes_what_the_first_has_no_slot_for() {
     second.stop().await;
     first.stop().await;
 }
+
+/// The lease renewal and the reclaim of expired leases never wait for a row another transaction
+/// holds (a batch of execution writes, in the worker): they skip it. Waiting deadlocked under
+/// load (each side locking rows in its own order) until PostgreSQL's deadlock check cancelled
+/// one a second later. Here a transaction holds one of two leased rows while both statements
+/// run: each must return at once, having touched only the free row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_renewal_and_reclaim_skip_rows_a_writer_holds() {
+    use addon_core::store::executions;
+    use sqlx::Connection;
+    // A migrated database and no worker of its own (a running one would renew, reclaim and
+    // claim these rows too).
+    let test_db = addon_testkit::TestDb::new(Backend::Postgres).await;
+    let db = addon_core::db::Db::connect(&test_db.url, 2)
+        .await
+        .expect("connect");
+    api_studio::DEFINITION
+        .migrations
+        .migrate(&db, &test_db.url)
+        .await
+        .expect("migrations apply");
+    for (id, until) in [("held", 1_000i64), ("free", 1_000)] {
+        sqlx::query(
+            "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, started_at, attempts, next_step, lease_owner, lease_until)
+             VALUES ($1, 'ws1', 'f1', $1, 'NEW_TIME_ENTRY', 'RUNNING', '[]', 1, 1, 0, 'w1', $2)",
+        )
+        .bind(id)
+        .bind(until)
+        .execute(db.pool())
+        .await
+        .expect("seed an execution");
+    }
+    let mut writer = sqlx::AnyConnection::connect(&test_db.url)
+        .await
+        .expect("a second connection");
+    let mut tx = writer.begin().await.expect("begin");
+    sqlx::query("SELECT id FROM flow_executions WHERE id = 'held' FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .expect("hold the row");
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(5),
+        executions::heartbeat(&db, "w1", 2_000),
+    )
+    .await
+    .expect("the renewal waited for the held row")
+    .expect("renewal");
+    assert_eq!(renewed, 1, "only the free row is renewed");
+    // Both leases (1,000 and now 2,000) ran out long ago: only the free row is reclaimed.
+    let reclaimed = tokio::time::timeout(Duration::from_secs(5), executions::reclaim_expired(&db))
+        .await
+        .expect("the reclaim waited for the held row")
+        .expect("reclaim");
+    assert_eq!(reclaimed, 1, "only the free row is reclaimed");
+    tx.rollback().await.expect("release");
+    let rows: Vec<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, status, lease_until FROM flow_executions ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .expect("read back");
+    assert_eq!(
+        rows,
+        vec![
+            ("free".to_owned(), "RETRY".to_owned(), None),
+            ("held".to_owned(), "RUNNING".to_owned(), Some(1_000)),
+        ]
+    );
+    // Once free, the next pass takes it.
+    assert_eq!(executions::reclaim_expired(&db).await.expect("reclaim"), 1);
+    db.close().await;
+}

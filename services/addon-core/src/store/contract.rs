@@ -119,6 +119,16 @@ pub fn core_statements() -> Vec<Statement> {
             super::executions::CLAIM_DUE_POSTGRES,
             super::executions::CLAIM_DUE_SQLITE,
         ),
+        (
+            "executions::heartbeat",
+            super::executions::HEARTBEAT_POSTGRES,
+            super::executions::HEARTBEAT_SQLITE,
+        ),
+        (
+            "executions::reclaim_expired",
+            super::executions::RECLAIM_EXPIRED_POSTGRES,
+            super::executions::RECLAIM_EXPIRED_SQLITE,
+        ),
     ] {
         out.push(stmt(
             format!("{name}_postgres"),

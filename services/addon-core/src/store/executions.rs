@@ -373,7 +373,11 @@ pub async fn claim_due(
 
 /// Extends the lease of every execution this worker runs; returns how many it holds.
 pub async fn heartbeat(db: &Db, owner: &str, lease_until: i64) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(HEARTBEAT)
+    let sql = match db.backend() {
+        Backend::Postgres => HEARTBEAT_POSTGRES,
+        Backend::Sqlite => HEARTBEAT_SQLITE,
+    };
+    let r = sqlx::query(sql)
         .bind(lease_until)
         .bind(owner)
         .execute(db.pool())
@@ -383,7 +387,11 @@ pub async fn heartbeat(db: &Db, owner: &str, lease_until: i64) -> Result<u64, sq
 
 /// Executions whose lease ran out (their worker died) become due again at once; returns how many.
 pub async fn reclaim_expired(db: &Db) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(RECLAIM_EXPIRED)
+    let sql = match db.backend() {
+        Backend::Postgres => RECLAIM_EXPIRED_POSTGRES,
+        Backend::Sqlite => RECLAIM_EXPIRED_SQLITE,
+    };
+    let r = sqlx::query(sql)
         .bind(now_millis())
         .execute(db.pool())
         .await?;
@@ -660,9 +668,24 @@ pub(crate) const CLAIM_DUE_SQLITE: &str = "UPDATE flow_executions SET status = '
                       WHERE status IN ('PENDING', 'RETRY') AND next_attempt_at <= $3
                       ORDER BY next_attempt_at LIMIT $4)
          RETURNING id, workspace_id, flow_id, webhook_id, event_type, steps, next_step, attempts, flow_version";
-const HEARTBEAT: &str =
+/// The lease renewal skips rows it would wait for. A row locked now is being written by its
+/// own worker (a checkpoint renews the lease, a completion ends it); waiting for it deadlocked:
+/// the renewal locks rows in scan order and a batch of writes in its own, so under load each
+/// waited for the other until PostgreSQL's deadlock check, a second later, cancelled the
+/// renewal (and held the batch, and every execution waiting on it, for that second).
+pub(crate) const HEARTBEAT_POSTGRES: &str = "UPDATE flow_executions SET lease_until = $1
+         WHERE id IN (SELECT id FROM flow_executions WHERE lease_owner = $2 AND status = 'RUNNING'
+                      FOR UPDATE SKIP LOCKED)";
+/// SQLite serialises writers anyway.
+pub(crate) const HEARTBEAT_SQLITE: &str =
     "UPDATE flow_executions SET lease_until = $1 WHERE lease_owner = $2 AND status = 'RUNNING'";
-const RECLAIM_EXPIRED: &str = "UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
+/// Skips locked rows for the same reason as [`HEARTBEAT_POSTGRES`]: a row locked now is being
+/// written by the worker that holds it, and the next pass sees it again if its lease is still out.
+pub(crate) const RECLAIM_EXPIRED_POSTGRES: &str = "UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
+             error = 'interrupted: the worker running it stopped; resumed at its next step'
+         WHERE id IN (SELECT id FROM flow_executions WHERE status = 'RUNNING' AND lease_until < $1
+                      FOR UPDATE SKIP LOCKED)";
+pub(crate) const RECLAIM_EXPIRED_SQLITE: &str = "UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL,
              error = 'interrupted: the worker running it stopped; resumed at its next step'
          WHERE status = 'RUNNING' AND lease_until < $1";
 const FAIL_STALE_UNLEASED: &str = "UPDATE flow_executions SET status = 'FAILED', error = 'interrupted: the process stopped while the flow ran', finished_at = $1
@@ -714,8 +737,6 @@ const BACKLOG: &str = "SELECT
              (SELECT COUNT(*) FROM flow_executions WHERE status = 'RUNNING' AND lease_until IS NOT NULL) AS running";
 pub(crate) const STATEMENTS: &[(&str, &str)] = &[
     ("executions::backlog", BACKLOG),
-    ("executions::heartbeat", HEARTBEAT),
-    ("executions::reclaim_expired", RECLAIM_EXPIRED),
     ("executions::fail_stale_unleased", FAIL_STALE_UNLEASED),
     ("executions::next_due", NEXT_DUE),
     ("executions::get", GET),
