@@ -259,8 +259,10 @@ pub async fn write_many(
             })
             .collect();
         let batch = super::json_param(&batch)?;
-        // Placeholders only; the rows are bound.
+        // Placeholders only; the rows are bound. Planned afresh each time (see
+        // [`super::PLANNED_EACH_TIME`]): it joins the executions table.
         for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .persistent(!super::PLANNED_EACH_TIME)
             .bind(batch)
             .fetch_all(&mut *conn)
             .await?
