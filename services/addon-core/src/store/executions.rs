@@ -259,10 +259,10 @@ pub async fn write_many(
             })
             .collect();
         let batch = super::json_param(&batch)?;
-        // Placeholders only; the rows are bound. Planned afresh each time (see
-        // [`super::PLANNED_EACH_TIME`]): it joins the executions table.
+        // Placeholders only; the rows are bound. Planned at each execution, like the key lists
+        // of `store::fetch_in` (see there): it joins the executions table by the batch's ids.
         for r in sqlx::query(sqlx::AssertSqlSafe(sql))
-            .persistent(!super::PLANNED_EACH_TIME)
+            .persistent(false)
             .bind(batch)
             .fetch_all(&mut *conn)
             .await?

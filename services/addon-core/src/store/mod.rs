@@ -99,18 +99,6 @@ pub(crate) fn json_rows(backend: Backend, columns: &[(&str, Col)]) -> String {
     }
 }
 
-/// Batch statements that look rows up by a JSON list of keys are planned at each execution
-/// (unnamed statements), not prepared once. The planner cannot see into the JSON (it assumes 100
-/// rows), so the join it picks depends only on the table's size when it plans: a statement
-/// prepared while the table was small kept its hash join over a sequential scan as the table
-/// grew, each write scanning every stored execution until an `ANALYZE` replanned it. Planned
-/// afresh, each one probes the primary key once the table is large enough for that to pay; the
-/// price is one more round trip (Parse and Describe) per batch, tens a second. The flows
-/// benchmark's 20-second level at 64 connections (one process, ~37,000 executions stored):
-/// execution writes over 50 ms in the database went from 86 (the slowest 224 ms) to 2 (93 ms),
-/// and as the server timed them, from 157 to 18.
-pub(crate) const PLANNED_EACH_TIME: bool = true;
-
 /// Rows (or keys) as the one JSON array parameter a batch statement binds ([`json_rows`],
 /// [`json_values`]).
 pub(crate) fn json_param<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String, sqlx::Error> {
@@ -168,6 +156,18 @@ pub(crate) fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
 
 /// Runs `template` (one `{in}` list) over `keys`, at most [`MANY`] per statement, each batch
 /// bound as one JSON array.
+///
+/// These statements, and the other batches that look rows up by a JSON list of keys
+/// ([`executions::write_many`]), are planned at each execution (unnamed statements), not
+/// prepared once. The planner cannot see into the JSON (it assumes 100
+/// rows), so the join it picks depends only on the table's size when it plans: a statement
+/// prepared while the table was small kept its hash join over a sequential scan as the table
+/// grew, each write scanning every stored execution until an `ANALYZE` replanned it. Planned
+/// afresh, each one probes the primary key once the table is large enough for that to pay; the
+/// price is one more round trip (Parse and Describe) per batch, tens a second. The flows
+/// benchmark's 20-second level at 64 connections (one process, ~37,000 executions stored):
+/// execution writes over 50 ms in the database went from 86 (the slowest 224 ms) to 2 (93 ms),
+/// and as the server timed them, from 157 to 18.
 pub(crate) async fn fetch_in(
     conn: &mut sqlx::AnyConnection,
     template: &str,
@@ -183,7 +183,7 @@ pub(crate) async fn fetch_in(
         // Placeholders only; the keys are bound.
         out.extend(
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .persistent(!PLANNED_EACH_TIME)
+                .persistent(false)
                 .bind(keys)
                 .fetch_all(&mut *conn)
                 .await?,
