@@ -52,4 +52,5 @@ if [ -f "$list" ] && [ ${#objects[@]} -gt 0 ]; then
 fi
 
 exec "$cc" "${args[@]}" -fuse-ld=lld -B"$gcc_ld" \
-    -Wl,--symbol-ordering-file="$ordering" -Wl,--no-warn-symbol-ordering
+    -Wl,--symbol-ordering-file="$ordering" -Wl,--no-warn-symbol-ordering \
+    -Wl,-z,pack-relative-relocs
