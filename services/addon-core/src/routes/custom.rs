@@ -408,6 +408,9 @@ async fn receive(
         body: text,
         received_at: now,
     };
+    // Not held while the delivery is stored: the bytes pin the connection's read buffer, and
+    // the parsed tree is several times the text (see `routes::webhooks`).
+    drop((body, parsed));
     match crate::store::webhooks::ingest_custom(&state.db, &incoming).await? {
         IngestOutcome::Accepted { pending } => {
             state

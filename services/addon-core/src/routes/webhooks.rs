@@ -212,6 +212,10 @@ async fn clockify_webhook(
         body: text,
         received_at: now_millis(),
     };
+    // The bytes are a slice of the connection's read buffer (8 KiB or more) and would keep it
+    // alive while the delivery waits for its commit, beside the buffer the connection reads
+    // into next: the stored copy is all that is needed from here on.
+    drop(body);
     let (workspace_id, event_type, id) = (
         incoming.workspace_id.clone(),
         incoming.event_type.clone(),
