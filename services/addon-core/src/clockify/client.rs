@@ -194,6 +194,9 @@ impl ClockifyClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("clockify-addons/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60))
+            // Over HTTP/1.1 a connection carries one call at a time, so a burst opens one per
+            // call in flight; keeping them all idle afterwards holds their buffers for nothing.
+            .pool_max_idle_per_host(16)
             .build()?;
         Ok(Self {
             http,
