@@ -116,12 +116,16 @@ impl RateLimiter {
         }
         if let Some(redis) = &self.inner.redis {
             let mut conn = redis.conn.clone();
-            let reserved: Result<i64, _> = redis
-                .script
-                .key(format!("{}{workspace_id}", redis.prefix))
-                .arg(redis.interval_micros)
-                .invoke_async(&mut conn)
-                .await;
+            // Boxed: every call waiting here would otherwise carry the Redis client's future
+            // in its own, even with the limiter local.
+            let reserved: Result<i64, _> = Box::pin(
+                redis
+                    .script
+                    .key(format!("{}{workspace_id}", redis.prefix))
+                    .arg(redis.interval_micros)
+                    .invoke_async(&mut conn),
+            )
+            .await;
             match reserved {
                 Ok(wait) => {
                     if wait > 0 {

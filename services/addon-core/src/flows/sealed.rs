@@ -35,6 +35,13 @@ pub fn seal(
     Ok(())
 }
 
+/// Whether any header value is sealed (a definition without one runs as stored, uncopied).
+pub fn has_sealed(def: &FlowDefinition) -> bool {
+    def.actions
+        .iter()
+        .any(|a| a.headers.values().any(|v| v.starts_with(SEALED)))
+}
+
 /// Decrypts every sealed header value (for execution only).
 pub fn unseal(
     cipher: &TokenCipher,

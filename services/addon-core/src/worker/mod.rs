@@ -28,6 +28,7 @@
 pub mod wake;
 pub mod writer;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +44,9 @@ use crate::clockify::{ApiError, ApiTarget};
 use crate::flows::eval::{
     HttpCall, RenderError, body_needs, conditions_match, render_action, render_http,
 };
+use crate::flows::model::FlowDefinition;
 use crate::flows::template::{TemplateContext, TemplateError};
-use crate::flows::{Action, ActionKind};
+use crate::flows::{Action, ActionKind, sealed};
 use crate::outbound::{OutboundError, WorkspaceAllowlist, excerpt, is_sensitive_header};
 use crate::store::executions::{
     self, Claimed, ExecutionStatus, ExecutionWrite, NewExecution, WriteKind,
@@ -86,6 +88,7 @@ struct Engine {
     announce: wake::Announce,
     /// When the fan-out next looks for deliveries an earlier release left PENDING.
     legacy: Arc<webhooks::LegacyPending>,
+    targets: Arc<Targets>,
 }
 
 /// Runs the fan-out, the executor, the lease heartbeat and the cross-replica wake-up until
@@ -109,6 +112,7 @@ pub async fn run(state: AppState) {
         writer,
         announce: announce.clone(),
         legacy: Arc::default(),
+        targets: Arc::default(),
         state: state.clone(),
     };
     let loops = match state.db.backend() {
@@ -191,10 +195,82 @@ struct Prepared {
     body: Option<Arc<str>>,
     /// `None`: the flow was deleted.
     flow: Option<Arc<FlowRecord>>,
-    installation: Option<Arc<Installation>>,
+    /// Its workspace's API target, shared with the workspace's other executions in flight.
+    access: Access,
     /// The executor slot it runs in, freed as soon as its last write is handed to the writers:
     /// the slot bounds work in flight (API calls), not commits waiting for a batch.
     slot: Slot,
+}
+
+/// What an execution may do in its workspace, decided from the installation when the
+/// execution is read.
+#[derive(Clone)]
+enum Access {
+    Ready(Arc<ApiTarget>),
+    Skip(&'static str),
+    Fail(String),
+}
+
+/// The opened API targets of the workspaces whose executions are in flight: an installation's
+/// token is decrypted once however many executions it has waiting for its rate limit, and the
+/// opened token lives only while one of them holds it (the map keeps weak references).
+#[derive(Default)]
+struct Targets(std::sync::Mutex<HashMap<String, Opened>>);
+
+struct Opened {
+    /// Which stored token and `apiUrl` it was opened from: a reinstall is opened afresh.
+    from: u64,
+    target: std::sync::Weak<ApiTarget>,
+}
+
+impl Targets {
+    /// The access of a workspace's executions; `open` decrypts the installation's token (once
+    /// while any execution of the workspace holds the result).
+    fn access(
+        &self,
+        installation: Option<&Installation>,
+        open: impl FnOnce(&Installation) -> Result<ApiTarget, String>,
+    ) -> Access {
+        let i = match installation {
+            Some(i) if i.status == InstallStatus::Active => i,
+            Some(i) if i.status == InstallStatus::Inactive => {
+                return Access::Skip("the add-on is inactive in this workspace");
+            }
+            _ => return Access::Skip("the add-on is not installed in this workspace"),
+        };
+        let from = {
+            use std::hash::BuildHasher;
+            self.seed().hash_one((&i.auth_token_enc, &i.api_url))
+        };
+        let opened = |i| match open(i) {
+            Ok(t) => Access::Ready(Arc::new(t)),
+            Err(e) => Access::Fail(e),
+        };
+        let Ok(mut map) = self.0.lock() else {
+            return opened(i);
+        };
+        if let Some(o) = map.get(&i.workspace_id)
+            && o.from == from
+            && let Some(target) = o.target.upgrade()
+        {
+            return Access::Ready(target);
+        }
+        let access = opened(i);
+        if let Access::Ready(target) = &access {
+            if map.len() >= 64 && map.len().is_power_of_two() {
+                map.retain(|_, o| o.target.strong_count() > 0);
+            }
+            let target = Arc::downgrade(target);
+            map.insert(i.workspace_id.clone(), Opened { from, target });
+        }
+        access
+    }
+
+    /// This process's hash keys (random): fingerprints are compared, never stored.
+    fn seed(&self) -> &'static std::hash::RandomState {
+        static SEED: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+        SEED.get_or_init(std::hash::RandomState::new)
+    }
 }
 
 #[derive(Default)]
@@ -222,6 +298,7 @@ pub async fn fan_out_once(state: &AppState) -> Result<FanOut, sqlx::Error> {
         writer,
         announce: wake::Announce::default(),
         legacy: Arc::default(),
+        targets: Arc::default(),
         state: state.clone(),
     };
     fan_out_once_in(&engine).await
@@ -258,12 +335,11 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
     for (ws, flow) in flows::enabled_for(&mut tx, &workspaces).await? {
         flows_of.entry(ws).or_default().push(Arc::new(flow));
     }
-    let installs: HashMap<String, Arc<Installation>> =
-        installations::get_many(&mut tx, &workspaces)
-            .await?
-            .into_iter()
-            .map(|i| (i.workspace_id.clone(), Arc::new(i)))
-            .collect();
+    let installs: HashMap<String, Installation> = installations::get_many(&mut tx, &workspaces)
+        .await?
+        .into_iter()
+        .map(|i| (i.workspace_id.clone(), i))
+        .collect();
     let now = now_millis();
     let until = now + state.config.flows.lease.as_millis() as i64;
     struct Row {
@@ -373,7 +449,9 @@ async fn fan_out_once_in(engine: &Engine) -> Result<FanOut, sqlx::Error> {
                         flow_version: Some(r.flow.version),
                     },
                     body: Some(r.body),
-                    installation: installs.get(&w.workspace_id).cloned(),
+                    access: engine
+                        .targets
+                        .access(installs.get(&w.workspace_id), |i| open_target(state, i)),
                     flow: Some(r.flow),
                     slot: Slot::default(),
                 };
@@ -516,7 +594,7 @@ async fn execute_loop(engine: Engine) {
             Ok(batch) if !batch.is_empty() => {
                 let got = batch.len();
                 let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
-                match prepare(state, batch).await {
+                match prepare(state, &engine.targets, batch).await {
                     Ok(jobs) => {
                         for job in jobs {
                             let Some(permit) = permits.pop() else { break };
@@ -566,6 +644,10 @@ async fn execute_loop(engine: Engine) {
     }
 }
 
+fn open_target(state: &AppState, i: &Installation) -> Result<ApiTarget, String> {
+    state.target(i).map_err(|e| e.to_string())
+}
+
 /// A stored delivery's body as JSON (`null` if it is not: ingest only stores JSON).
 fn parse_body(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
@@ -573,7 +655,11 @@ fn parse_body(text: &str) -> Value {
 
 /// Reads what a batch of claimed executions needs: one statement each for their deliveries,
 /// flows and installations.
-async fn prepare(state: &AppState, batch: Vec<Claimed>) -> Result<Vec<Prepared>, sqlx::Error> {
+async fn prepare(
+    state: &AppState,
+    targets: &Targets,
+    batch: Vec<Claimed>,
+) -> Result<Vec<Prepared>, sqlx::Error> {
     let mut conn = state.db.pool().acquire().await?;
     let mut ids: Vec<&str> = batch.iter().map(|c| c.webhook_id.as_str()).collect();
     ids.sort_unstable();
@@ -594,10 +680,10 @@ async fn prepare(state: &AppState, batch: Vec<Claimed>) -> Result<Vec<Prepared>,
     let mut ids: Vec<&str> = batch.iter().map(|c| c.workspace_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let installs: HashMap<String, Arc<Installation>> = installations::get_many(&mut conn, &ids)
+    let installs: HashMap<String, Installation> = installations::get_many(&mut conn, &ids)
         .await?
         .into_iter()
-        .map(|i| (i.workspace_id.clone(), Arc::new(i)))
+        .map(|i| (i.workspace_id.clone(), i))
         .collect();
     Ok(batch
         .into_iter()
@@ -608,7 +694,7 @@ async fn prepare(state: &AppState, batch: Vec<Claimed>) -> Result<Vec<Prepared>,
                 .get(&c.flow_id)
                 .filter(|(ws, _)| *ws == c.workspace_id)
                 .map(|(_, f)| f.clone()),
-            installation: installs.get(&c.workspace_id).cloned(),
+            access: targets.access(installs.get(&c.workspace_id), |i| open_target(state, i)),
             claimed: c,
             slot: Slot::default(),
         })
@@ -775,11 +861,17 @@ async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteEr
         }
         Some(f) => f,
     };
-    let mut definition = flow.definition.clone();
-    if let Err(e) = crate::flows::sealed::unseal(&state.cipher, &c.workspace_id, &mut definition) {
-        let msg = format!("the flow's header values cannot be opened: {e}");
-        return finish(ExecutionStatus::Failed, steps, c.next_step, Some(msg)).await;
-    }
+    // Copied only to open sealed header values: executions waiting for a rate limit hold it.
+    let definition: Cow<'_, FlowDefinition> = if sealed::has_sealed(&flow.definition) {
+        let mut opened = flow.definition.clone();
+        if let Err(e) = sealed::unseal(&state.cipher, &c.workspace_id, &mut opened) {
+            let msg = format!("the flow's header values cannot be opened: {e}");
+            return finish(ExecutionStatus::Failed, steps, c.next_step, Some(msg)).await;
+        }
+        Cow::Owned(opened)
+    } else {
+        Cow::Borrowed(&flow.definition)
+    };
     let changed = c.flow_version.is_some_and(|v| v != flow.version);
     if changed && c.next_step > 0 {
         let msg = format!(
@@ -798,38 +890,15 @@ async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteEr
             Err(reason) => return finish(ExecutionStatus::Failed, steps, 0, Some(reason)).await,
         }
     }
-    let target: ApiTarget = match job.installation.as_deref() {
-        Some(i) if i.status == InstallStatus::Active => match state.target(i) {
-            Ok(t) => t,
-            Err(e) => {
-                return finish(
-                    ExecutionStatus::Failed,
-                    steps,
-                    c.next_step,
-                    Some(e.to_string()),
-                )
-                .await;
-            }
-        },
-        Some(i) if i.status == InstallStatus::Inactive => {
-            let msg = "the add-on is inactive in this workspace";
-            return finish(
-                ExecutionStatus::Skipped,
-                steps,
-                c.next_step,
-                Some(msg.into()),
-            )
-            .await;
+    let target: &ApiTarget = match &job.access {
+        Access::Ready(target) => target,
+        Access::Skip(msg) => {
+            let msg = Some((*msg).to_owned());
+            return finish(ExecutionStatus::Skipped, steps, c.next_step, msg).await;
         }
-        _ => {
-            let msg = "the add-on is not installed in this workspace";
-            return finish(
-                ExecutionStatus::Skipped,
-                steps,
-                c.next_step,
-                Some(msg.into()),
-            )
-            .await;
+        Access::Fail(msg) => {
+            let msg = Some(msg.clone());
+            return finish(ExecutionStatus::Failed, steps, c.next_step, msg).await;
         }
     };
     let mut http_allowlist: Option<WorkspaceAllowlist> = None;
@@ -864,7 +933,7 @@ async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteEr
             delivery = None;
         }
         let step = match rendered {
-            Rendered::Api(req) => clockify_step(state, &target, action, i, req).await,
+            Rendered::Api(req) => clockify_step(state, target, action, i, req).await,
             Rendered::Http(call) => {
                 if http_allowlist.is_none() {
                     let list = workspace_allowlist(state, &c.workspace_id)
@@ -875,7 +944,9 @@ async fn execute(engine: &Engine, job: &mut Prepared) -> Result<Outcome, WriteEr
                 let allowlist = http_allowlist
                     .as_ref()
                     .map_or_else(Default::default, Clone::clone);
-                http_step(state, &allowlist, action, i, call, &c.id).await
+                // Boxed: its state is the largest of an execution's, and executions of
+                // CLOCKIFY_API actions (most of them) would otherwise each carry it.
+                Box::pin(http_step(state, &allowlist, action, i, call, &c.id)).await
             }
         };
         steps.push(step.0);
@@ -1088,6 +1159,105 @@ mod tests {
         assert_eq!(backoff(base, 3, 1.0), Duration::from_secs(40));
         assert_eq!(backoff(base, 30, 1.0), MAX_BACKOFF);
         assert_eq!(backoff(Duration::ZERO, 4, 0.5), Duration::ZERO);
+    }
+
+    fn installation(ws: &str, token_enc: &str, status: InstallStatus) -> Installation {
+        Installation {
+            workspace_id: ws.into(),
+            addon_id: "addon".into(),
+            api_url: "https://api.clockify.me/api".into(),
+            as_user: None,
+            addon_user_id: None,
+            auth_token_enc: Some(token_enc.into()),
+            status,
+            settings: Vec::new(),
+            installed_at: 0,
+            updated_at: 0,
+            tokens_revoked_before: None,
+        }
+    }
+
+    /// Opens "enc:X" as token "X", counting how often it is called.
+    fn opener(
+        opened: &std::cell::Cell<u32>,
+    ) -> impl Fn(&Installation) -> Result<ApiTarget, String> + '_ {
+        move |i| {
+            opened.set(opened.get() + 1);
+            let enc = i.auth_token_enc.as_deref().unwrap_or_default();
+            let token = enc.strip_prefix("enc:").ok_or("cannot open the token")?;
+            Ok(ApiTarget {
+                workspace_id: i.workspace_id.clone(),
+                api_url: i.api_url.clone(),
+                token: token.to_owned().into(),
+            })
+        }
+    }
+
+    fn ready(a: Access) -> Arc<ApiTarget> {
+        match a {
+            Access::Ready(t) => t,
+            Access::Skip(m) => panic!("skipped: {m}"),
+            Access::Fail(m) => panic!("failed: {m}"),
+        }
+    }
+
+    #[test]
+    fn a_workspace_token_is_opened_once_while_its_executions_hold_it() {
+        use secrecy::ExposeSecret;
+        let targets = Targets::default();
+        let opened = std::cell::Cell::new(0);
+        let active = installation("ws1", "enc:t1", InstallStatus::Active);
+        let a = ready(targets.access(Some(&active), opener(&opened)));
+        let b = ready(targets.access(Some(&active), opener(&opened)));
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the second execution shares the first one's target"
+        );
+        assert_eq!(opened.get(), 1);
+        assert_eq!(a.token.expose_secret(), "t1");
+        // Another workspace has its own.
+        let other = installation("ws2", "enc:t2", InstallStatus::Active);
+        let c = ready(targets.access(Some(&other), opener(&opened)));
+        assert_eq!((c.workspace_id.as_str(), opened.get()), ("ws2", 2));
+        // A reinstall (another stored token) is opened afresh, not served the old token.
+        let reinstalled = installation("ws1", "enc:t1b", InstallStatus::Active);
+        let d = ready(targets.access(Some(&reinstalled), opener(&opened)));
+        assert_eq!((d.token.expose_secret(), opened.get()), ("t1b", 3));
+        // Once no execution holds a workspace's target, its token is no longer kept.
+        drop((a, b, d));
+        let e = ready(targets.access(Some(&reinstalled), opener(&opened)));
+        assert_eq!((e.token.expose_secret(), opened.get()), ("t1b", 4));
+    }
+
+    #[test]
+    fn executions_of_inactive_missing_or_unopenable_installations_do_not_run() {
+        let targets = Targets::default();
+        let opened = std::cell::Cell::new(0);
+        let inactive = installation("ws1", "enc:t1", InstallStatus::Inactive);
+        let deleted = installation("ws1", "enc:t1", InstallStatus::Deleted);
+        let broken = installation("ws1", "garbage", InstallStatus::Active);
+        assert!(matches!(
+            targets.access(Some(&inactive), opener(&opened)),
+            Access::Skip("the add-on is inactive in this workspace")
+        ));
+        for missing in [Some(&deleted), None] {
+            assert!(matches!(
+                targets.access(missing, opener(&opened)),
+                Access::Skip("the add-on is not installed in this workspace")
+            ));
+        }
+        assert_eq!(
+            opened.get(),
+            0,
+            "nothing is decrypted for an execution that cannot run"
+        );
+        assert!(matches!(
+            targets.access(Some(&broken), opener(&opened)),
+            Access::Fail(m) if m == "cannot open the token"
+        ));
+        // A failure is not remembered: the next execution tries again.
+        let _ = targets.access(Some(&broken), opener(&opened));
+        assert_eq!(opened.get(), 2);
     }
 
     #[test]
