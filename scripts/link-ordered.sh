@@ -8,6 +8,10 @@
 # are matched to the symbols of the objects being linked. A name that matches nothing (a
 # dependency updated since the file was written) is skipped; a binary that has none of them
 # (the operator) links as before.
+#
+# Relative relocations are packed (`-z pack-relative-relocs`, DT_RELR, which musl's static-PIE
+# start code applies since musl 1.2.4): the table the binary reads at every start, and keeps
+# resident, is 8 KB instead of 650 KB.
 set -euo pipefail
 
 list=$(cd "$(dirname "$0")/.." && pwd)/services/clockify-addons/hot-symbols.txt
