@@ -57,21 +57,32 @@ struct Measured {
 
 /// What happened to the deliveries received since `since`, once every execution finished (or
 /// 600 s passed).
+///
+/// While the servers drain the queue, the wait asks only whether work is left, from the
+/// indexes the engine itself uses (an id in the fan-out queue, an execution due or leased):
+/// counting the level's rows on every poll scanned the delivery log, 100-180 ms a statement
+/// every 50 ms, on the database the servers were being measured on.
 async fn measure(pool: &sqlx::PgPool, since: i64, accepted: u64) -> Measured {
     let deadline = Instant::now() + Duration::from_secs(600);
     let stored = loop {
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM webhook_log WHERE received_at >= $1),
-                    (SELECT COUNT(*) FROM flow_executions e JOIN webhook_log w ON w.id = e.webhook_id
-                      WHERE w.received_at >= $1 AND e.status IN ('SUCCEEDED', 'FAILED', 'SKIPPED'))",
+        let busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_queue)
+                 OR EXISTS (SELECT 1 FROM flow_executions WHERE status IN ('PENDING', 'RETRY'))
+                 OR EXISTS (SELECT 1 FROM flow_executions WHERE status = 'RUNNING')",
         )
-        .bind(since)
         .fetch_one(pool)
         .await
-        .expect("count");
-        let (stored, done): (i64, i64) = (row.get(0), row.get(1));
-        if (done >= stored && stored as u64 >= accepted) || Instant::now() > deadline {
-            break stored;
+        .expect("work left");
+        if !busy || Instant::now() > deadline {
+            let stored: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM webhook_log WHERE received_at >= $1")
+                    .bind(since)
+                    .fetch_one(pool)
+                    .await
+                    .expect("count");
+            if stored as u64 >= accepted || Instant::now() > deadline {
+                break stored;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
