@@ -204,7 +204,6 @@ struct Prepared {
 
 /// What an execution may do in its workspace, decided from the installation when the
 /// execution is read.
-#[derive(Clone)]
 enum Access {
     Ready(Arc<ApiTarget>),
     Skip(&'static str),
@@ -215,7 +214,11 @@ enum Access {
 /// token is decrypted once however many executions it has waiting for its rate limit, and the
 /// opened token lives only while one of them holds it (the map keeps weak references).
 #[derive(Default)]
-struct Targets(std::sync::Mutex<HashMap<String, Opened>>);
+struct Targets {
+    opened: std::sync::Mutex<HashMap<String, Opened>>,
+    /// Random keys of the fingerprints (compared within this process, never stored).
+    seed: std::hash::RandomState,
+}
 
 struct Opened {
     /// Which stored token and `apiUrl` it was opened from: a reinstall is opened afresh.
@@ -238,15 +241,12 @@ impl Targets {
             }
             _ => return Access::Skip("the add-on is not installed in this workspace"),
         };
-        let from = {
-            use std::hash::BuildHasher;
-            self.seed().hash_one((&i.auth_token_enc, &i.api_url))
-        };
+        let from = std::hash::BuildHasher::hash_one(&self.seed, (&i.auth_token_enc, &i.api_url));
         let opened = |i| match open(i) {
             Ok(t) => Access::Ready(Arc::new(t)),
             Err(e) => Access::Fail(e),
         };
-        let Ok(mut map) = self.0.lock() else {
+        let Ok(mut map) = self.opened.lock() else {
             return opened(i);
         };
         if let Some(o) = map.get(&i.workspace_id)
@@ -264,12 +264,6 @@ impl Targets {
             map.insert(i.workspace_id.clone(), Opened { from, target });
         }
         access
-    }
-
-    /// This process's hash keys (random): fingerprints are compared, never stored.
-    fn seed(&self) -> &'static std::hash::RandomState {
-        static SEED: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-        SEED.get_or_init(std::hash::RandomState::new)
     }
 }
 
