@@ -609,3 +609,71 @@ async fn lease_renewal_and_reclaim_skip_rows_a_writer_holds() {
     assert_eq!(executions::reclaim_expired(&db).await.expect("reclaim"), 1);
     db.close().await;
 }
+
+/// A batch of execution writes larger than one statement is applied in one transaction: every
+/// write whose worker holds the lease is applied and reported, across statement boundaries;
+/// a write for a row leased by another worker is neither applied nor reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_writes_across_statements_applies_exactly_the_leased_ones() {
+    use addon_core::store::executions::{self, ExecutionStatus, ExecutionWrite, WriteKind};
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = addon_testkit::TestDb::new(backend).await;
+        let db = addon_core::db::Db::connect(&test_db.url, 2)
+            .await
+            .expect("connect");
+        api_studio::DEFINITION
+            .migrations
+            .migrate(&db, &test_db.url)
+            .await
+            .expect("migrations apply");
+        let n = 150;
+        let mut writes = Vec::new();
+        for i in 0..n {
+            let id = format!("e{i:03}");
+            // Every seventh row is leased by another worker.
+            let owner = if i % 7 == 3 { "w2" } else { "w1" };
+            sqlx::query(
+                "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, started_at, attempts, next_step, lease_owner, lease_until)
+                 VALUES ($1, 'ws1', 'f1', $1, 'NEW_TIME_ENTRY', 'RUNNING', '[]', 1, 1, 0, $2, 4102444800000)",
+            )
+            .bind(&id)
+            .bind(owner)
+            .execute(db.pool())
+            .await
+            .expect("seed an execution");
+            writes.push(ExecutionWrite {
+                id,
+                owner: "w1".into(),
+                kind: WriteKind::Complete {
+                    status: ExecutionStatus::Succeeded,
+                },
+                steps: r#"[{"status":200}]"#.into(),
+                next_step: 1,
+                error: None,
+            });
+        }
+        let written = executions::write_many(&db, &writes)
+            .await
+            .expect("the batch is written");
+        let expected: std::collections::HashSet<String> = (0..n)
+            .filter(|i| i % 7 != 3)
+            .map(|i| format!("e{i:03}"))
+            .collect();
+        assert_eq!(written, expected, "{backend:?}");
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, status FROM flow_executions ORDER BY id")
+                .fetch_all(db.pool())
+                .await
+                .expect("read back");
+        assert_eq!(rows.len(), n);
+        for (id, status) in rows {
+            let want = if expected.contains(&id) {
+                "SUCCEEDED"
+            } else {
+                "RUNNING"
+            };
+            assert_eq!(status, want, "{backend:?} {id}");
+        }
+        db.close().await;
+    }
+}

@@ -215,14 +215,32 @@ struct WriteRow<'a> {
 /// Applies many executions' writes, [`super::MANY`] per statement; each applies only while its
 /// worker still holds the lease. Returns the ids written (the others lost their lease to
 /// another worker).
+///
+/// Writes that take more than one statement are applied in one transaction: one commit, so
+/// one WAL flush for the batch instead of one per statement (under load the flushes, not the
+/// statements, are what executions wait for), and a failure applies none of them (the writer
+/// then retries them one by one).
 pub async fn write_many(
     db: &Db,
     writes: &[ExecutionWrite],
 ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    if writes.len() <= super::MANY {
+        let mut conn = db.pool().acquire().await?;
+        return write_chunks(&mut conn, writes).await;
+    }
+    let mut tx = db.pool().begin().await?;
+    let written = write_chunks(&mut tx, writes).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+async fn write_chunks(
+    conn: &mut AnyConnection,
+    writes: &[ExecutionWrite],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
     let mut written = std::collections::HashSet::new();
     let now = now_millis();
-    let sql = WRITE_MANY.get(db.backend());
-    let mut conn = db.pool().acquire().await?;
+    let sql = WRITE_MANY.get(super::backend_of(conn));
     for chunk in writes.chunks(super::MANY) {
         let batch: Vec<WriteRow> = chunk
             .iter()

@@ -3,7 +3,7 @@
 //! Every step an execution completes, and its outcome, must be recorded before it moves on.
 //! Recording each alone costs a round trip and a commit per execution; instead, executions hand
 //! their writes to writer tasks that take whatever is waiting when they become free and apply it
-//! in one multi-row statement ([`executions::write_many`]). A lone write goes at once (no
+//! in multi-row statements of one transaction ([`executions::write_many`]). A lone write goes at once (no
 //! waiting window); under load, batches form by themselves while the previous one commits.
 //! Each write still applies only while its worker holds the lease, and each caller learns
 //! whether its own did.
@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::db::Db;
 use crate::store::executions::{self, ExecutionWrite, WriteKind};
 
-/// Most writes in one batch (several statements of [`crate::store::MANY`] rows each).
+/// Most writes in one batch (statements of [`crate::store::MANY`] rows each, one commit).
 const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
 
