@@ -539,6 +539,35 @@ async fn a_second_process_takes_what_the_first_has_no_slot_for() {
     first.stop().await;
 }
 
+/// A migrated database and no worker of its own (a running one would renew, reclaim and claim
+/// the rows a test seeds). Keep the `TestDb` alive while the `Db` is used.
+async fn migrated(backend: Backend) -> (addon_testkit::TestDb, addon_core::db::Db) {
+    let test_db = addon_testkit::TestDb::new(backend).await;
+    let db = addon_core::db::Db::connect(&test_db.url, 2)
+        .await
+        .expect("connect");
+    api_studio::DEFINITION
+        .migrations
+        .migrate(&db, &test_db.url)
+        .await
+        .expect("migrations apply");
+    (test_db, db)
+}
+
+/// Seeds a RUNNING execution (its own delivery id) leased by `owner` until `until`.
+async fn seed_running(db: &addon_core::db::Db, id: &str, owner: &str, until: i64) {
+    sqlx::query(
+        "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, started_at, attempts, next_step, lease_owner, lease_until)
+         VALUES ($1, 'ws1', 'f1', $1, 'NEW_TIME_ENTRY', 'RUNNING', '[]', 1, 1, 0, $2, $3)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(until)
+    .execute(db.pool())
+    .await
+    .expect("seed an execution");
+}
+
 /// The lease renewal and the reclaim of expired leases never wait for a row another transaction
 /// holds (a batch of execution writes, in the worker): they skip it. Waiting deadlocked under
 /// load (each side locking rows in its own order) until PostgreSQL's deadlock check cancelled
@@ -548,27 +577,9 @@ async fn a_second_process_takes_what_the_first_has_no_slot_for() {
 async fn lease_renewal_and_reclaim_skip_rows_a_writer_holds() {
     use addon_core::store::executions;
     use sqlx::Connection;
-    // A migrated database and no worker of its own (a running one would renew, reclaim and
-    // claim these rows too).
-    let test_db = addon_testkit::TestDb::new(Backend::Postgres).await;
-    let db = addon_core::db::Db::connect(&test_db.url, 2)
-        .await
-        .expect("connect");
-    api_studio::DEFINITION
-        .migrations
-        .migrate(&db, &test_db.url)
-        .await
-        .expect("migrations apply");
-    for (id, until) in [("held", 1_000i64), ("free", 1_000)] {
-        sqlx::query(
-            "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, started_at, attempts, next_step, lease_owner, lease_until)
-             VALUES ($1, 'ws1', 'f1', $1, 'NEW_TIME_ENTRY', 'RUNNING', '[]', 1, 1, 0, 'w1', $2)",
-        )
-        .bind(id)
-        .bind(until)
-        .execute(db.pool())
-        .await
-        .expect("seed an execution");
+    let (test_db, db) = migrated(Backend::Postgres).await;
+    for id in ["held", "free"] {
+        seed_running(&db, id, "w1", 1_000).await;
     }
     let mut writer = sqlx::AnyConnection::connect(&test_db.url)
         .await
@@ -617,30 +628,14 @@ async fn lease_renewal_and_reclaim_skip_rows_a_writer_holds() {
 async fn a_batch_of_writes_across_statements_applies_exactly_the_leased_ones() {
     use addon_core::store::executions::{self, ExecutionStatus, ExecutionWrite, WriteKind};
     for backend in [Backend::Postgres, Backend::Sqlite] {
-        let test_db = addon_testkit::TestDb::new(backend).await;
-        let db = addon_core::db::Db::connect(&test_db.url, 2)
-            .await
-            .expect("connect");
-        api_studio::DEFINITION
-            .migrations
-            .migrate(&db, &test_db.url)
-            .await
-            .expect("migrations apply");
+        let (_test_db, db) = migrated(backend).await;
         let n = 150;
         let mut writes = Vec::new();
         for i in 0..n {
             let id = format!("e{i:03}");
             // Every seventh row is leased by another worker.
             let owner = if i % 7 == 3 { "w2" } else { "w1" };
-            sqlx::query(
-                "INSERT INTO flow_executions (id, workspace_id, flow_id, webhook_id, event_type, status, steps, started_at, attempts, next_step, lease_owner, lease_until)
-                 VALUES ($1, 'ws1', 'f1', $1, 'NEW_TIME_ENTRY', 'RUNNING', '[]', 1, 1, 0, $2, 4102444800000)",
-            )
-            .bind(&id)
-            .bind(owner)
-            .execute(db.pool())
-            .await
-            .expect("seed an execution");
+            seed_running(&db, &id, owner, 4_102_444_800_000).await;
             writes.push(ExecutionWrite {
                 id,
                 owner: "w1".into(),
@@ -676,4 +671,55 @@ async fn a_batch_of_writes_across_statements_applies_exactly_the_leased_ones() {
         }
         db.close().await;
     }
+}
+
+/// A batch that fails in a later statement applies none of its writes: the writer then retries
+/// each alone, and a write an earlier statement had already committed would find its row no
+/// longer RUNNING and report its lease lost. The failure is a trigger that refuses one row of
+/// the third statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_fails_in_a_later_statement_applies_none_of_its_writes() {
+    use addon_core::store::executions::{self, ExecutionStatus, ExecutionWrite, WriteKind};
+    let (_test_db, db) = migrated(Backend::Postgres).await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_e140() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.id = 'e140' THEN RAISE EXCEPTION 'refused for the test'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_e140 BEFORE UPDATE ON flow_executions
+             FOR EACH ROW EXECUTE FUNCTION refuse_e140();",
+    )
+    .execute(db.pool())
+    .await
+    .expect("create the trigger");
+    let mut writes = Vec::new();
+    for i in 0..150 {
+        let id = format!("e{i:03}");
+        seed_running(&db, &id, "w1", 4_102_444_800_000).await;
+        writes.push(ExecutionWrite {
+            id,
+            owner: "w1".into(),
+            kind: WriteKind::Complete {
+                status: ExecutionStatus::Succeeded,
+            },
+            steps: "[]".into(),
+            next_step: 1,
+            error: None,
+        });
+    }
+    let err = executions::write_many(&db, &writes)
+        .await
+        .expect_err("the third statement fails");
+    assert!(err.to_string().contains("refused for the test"), "{err}");
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT DISTINCT status FROM flow_executions")
+        .fetch_all(db.pool())
+        .await
+        .expect("read back");
+    assert_eq!(statuses, vec!["RUNNING".to_owned()], "nothing was applied");
+    // Written alone, every other write applies.
+    let written = executions::write_many(&db, &writes[..64])
+        .await
+        .expect("the first 64 apply");
+    assert_eq!(written.len(), 64);
 }
