@@ -32,6 +32,20 @@ for bin in clockify-operator clockify-addons kubectl-clockify; do
     "$dir/$bin" --version
     printf '%s: static, %s\n' "$bin" "$(du -h "$dir/$bin" | cut -f1)"
 done
+# The add-ons' memcpy and memmove are services/musl-memcpy's, not musl's, and call nothing: the
+# compiler may turn a copying loop into a call to memcpy, which would recurse without end.
+# (The linker may fold the two into one body under both names.)
+for fn in memcpy memmove; do
+    read -r addr size _ < <(nm -S "$dir/clockify-addons" | awk -v f="$fn" '$4 == f && $3 == "T"') \
+        || { echo "clockify-addons: no $fn with a size (musl's assembly ones have none)" >&2; exit 1; }
+    body=$(objdump -d --no-show-raw-insn --start-address="0x$addr" \
+        --stop-address="$(printf '0x%x' $((0x$addr + 0x$size)))" "$dir/clockify-addons")
+    if grep -Eq "[[:space:]](call|j[a-z]*)[[:space:]]+[0-9a-f]+ <[^+>]*>|rep movsq" <<<"$body"; then
+        echo "clockify-addons: $fn is not services/musl-memcpy's leaf function:" >&2
+        echo "$body" >&2
+        exit 1
+    fi
+done
 # They work, not only start: render an example, print the configuration reference.
 "$dir/clockify-operator" render -f manifests/examples/api-studio-standard.yaml | grep -q "kind: Deployment"
 "$dir/clockify-addons" config-table | grep -q DATABASE_URL

@@ -6,6 +6,10 @@ mod dev;
 
 use std::process::ExitCode;
 
+// Its `memcpy` and `memmove` replace musl's (linked for their symbols alone).
+#[cfg(all(target_arch = "x86_64", target_env = "musl"))]
+use musl_memcpy as _;
+
 use addon_core::addon::AddonDefinition;
 use addon_core::auth::TokenKind;
 use addon_core::config::{CoreConfig, Env, LogFormat};
