@@ -204,6 +204,25 @@ mod tests {
         (0..len).map(|_| rng.r#gen()).collect()
     }
 
+    /// Whether `copy` (`memcpy` or `memmove`) moving `n` bytes from `from` to `to` within a copy
+    /// of `base` gives what `copy_within` gives.
+    #[allow(unsafe_code)]
+    fn moves_like_copy_within(
+        copy: unsafe extern "C" fn(*mut u8, *const u8, usize) -> *mut u8,
+        base: &[u8],
+        from: usize,
+        to: usize,
+        n: usize,
+    ) -> bool {
+        let mut expected = base.to_vec();
+        expected.copy_within(from..from + n, to);
+        let mut buf = base.to_vec();
+        let p = buf.as_mut_ptr();
+        // SAFETY: `copy_within` above panics unless both ranges lie inside the buffer.
+        unsafe { copy(p.add(to), p.add(from), n) };
+        buf == expected
+    }
+
     /// Every length up to past the `rep movsb` threshold, at every alignment of both ends
     /// within 16 bytes, between separate buffers; the bytes around the destination untouched.
     #[test]
@@ -238,7 +257,6 @@ mod tests {
     /// Overlapping moves in both directions, by every distance up to 80 bytes and some far
     /// ones, for lengths on both sides of each size class; compared with `copy_within`.
     #[test]
-    #[allow(unsafe_code)]
     fn moves_overlapping_regions_in_both_directions() {
         let base = pattern(12288, 2);
         let lengths = [
@@ -250,19 +268,16 @@ mod tests {
             for off in offsets.clone() {
                 let from = 4096usize;
                 let to = from.checked_add_signed(off).expect("in range");
-                let mut expected = base.clone();
-                expected.copy_within(from..from + n, to);
-                let mut buf = base.clone();
-                let p = buf.as_mut_ptr();
-                // SAFETY: `from + n` and `to + n` stay inside the 12 KiB buffer.
-                unsafe { memmove(p.add(to), p.add(from), n) };
-                assert!(buf == expected, "n={n} off={off}");
+                assert!(
+                    moves_like_copy_within(memmove, &base, from, to, n),
+                    "memmove n={n} off={off}"
+                );
+                // `memcpy` only where the regions do not overlap, as C requires.
                 if off.unsigned_abs() >= n {
-                    let mut buf = base.clone();
-                    let p = buf.as_mut_ptr();
-                    // SAFETY: as above; these do not overlap, as `memcpy` requires.
-                    unsafe { memcpy(p.add(to), p.add(from), n) };
-                    assert!(buf == expected, "memcpy n={n} off={off}");
+                    assert!(
+                        moves_like_copy_within(memcpy, &base, from, to, n),
+                        "memcpy n={n} off={off}"
+                    );
                 }
             }
         }
@@ -270,7 +285,6 @@ mod tests {
 
     /// Random lengths, offsets and overlaps, checked against `copy_within`.
     #[test]
-    #[allow(unsafe_code)]
     fn agrees_with_copy_within_on_random_moves() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let base = pattern(16384, 4);
@@ -283,13 +297,10 @@ mod tests {
             };
             let from = rng.gen_range(0..=base.len() - n);
             let to = rng.gen_range(0..=base.len() - n);
-            let mut expected = base.clone();
-            expected.copy_within(from..from + n, to);
-            let mut buf = base.clone();
-            let p = buf.as_mut_ptr();
-            // SAFETY: both ranges lie inside the buffer.
-            unsafe { memmove(p.add(to), p.add(from), n) };
-            assert!(buf == expected, "n={n} from={from} to={to}");
+            assert!(
+                moves_like_copy_within(memmove, &base, from, to, n),
+                "n={n} from={from} to={to}"
+            );
         }
     }
 }
