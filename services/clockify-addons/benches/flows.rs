@@ -19,6 +19,11 @@
 //! during the level; each server's peak RSS; and where the servers' time went per stage. Then a steady
 //! BENCH_STEADY_RATE (1,000; 0 skips it) webhooks per second for BENCH_SECONDS: p99
 //! receipt-to-start.
+//!
+//! BENCH_DB_CPUS (a CPU list, such as `1`) gives the local PostgreSQL those cores and the
+//! benchmark, its servers and the fake Clockify the others (`common/cpus.rs`), as in a cluster,
+//! where a pod does not share its cores with the database; unset, every process shares every
+//! core.
 
 mod common;
 
@@ -139,6 +144,7 @@ async fn main() {
     let levels = common::levels("16,64");
     let replicas = list("BENCH_REPLICAS", "1,2,3");
     let server = common::postgres_server();
+    let cpus = common::cpus::Split::from_env(&server);
     // The binary measured: this build, or another (BENCH_SERVER_BIN: the static musl build the
     // images ship, an earlier release).
     let bin = common::server_bin();
@@ -176,7 +182,11 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     println!(
-        "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, production logging, PostgreSQL; server: {bin}"
+        "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, production logging, PostgreSQL; server: {bin}; {}",
+        cpus.as_ref().map_or_else(
+            || "every process on every CPU".to_owned(),
+            common::cpus::Split::describe
+        )
     );
     println!(
         "{:>5} {:>6} {:>11} {:>8} {:>8} {:>7} {:>8} {:>9} {:>10} {:>10} {:>7} {:>5} {:>18}",

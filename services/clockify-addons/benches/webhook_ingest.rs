@@ -10,7 +10,8 @@
 //! our throughput as a ratio of pgbench's. Each level alternates the two BENCH_ROUNDS times
 //! and reports medians, since a shared machine's speed drifts. Environment: BENCH_SECONDS
 //! (default 5), BENCH_ROUNDS (3), BENCH_LEVELS ("1,16,64"), BENCH_DB_CONNECTIONS (10),
-//! TEST_POSTGRES_URL, BENCH_SERVER_BIN (another build of the binary, such as an earlier release).
+//! TEST_POSTGRES_URL, BENCH_SERVER_BIN (another build of the binary, such as an earlier release),
+//! BENCH_DB_CPUS (the local PostgreSQL on those CPUs, the rest on the others: `common/cpus.rs`).
 
 mod common;
 
@@ -72,6 +73,7 @@ async fn main() {
         .unwrap_or(5);
     let levels = common::levels("1,16,64");
     let server = common::postgres_server();
+    let cpus = common::cpus::Split::from_env(&server);
     let bin = common::server_bin();
     let (db, url) = common::fresh_database(&bin, &server, "api-studio");
 
@@ -151,9 +153,13 @@ async fn main() {
 
     let token = Arc::new(vec![(webhook, WS.to_owned())]);
     println!(
-        "webhook ingestion into PostgreSQL: median of {} alternating {secs} s rounds per level, body {} bytes, release build",
+        "webhook ingestion into PostgreSQL: median of {} alternating {secs} s rounds per level, body {} bytes, release build; {}",
         std::env::var("BENCH_ROUNDS").unwrap_or_else(|_| "3".into()),
-        body_for(1, WS).len()
+        body_for(1, WS).len(),
+        cpus.as_ref().map_or_else(
+            || "every process on every CPU".to_owned(),
+            common::cpus::Split::describe
+        )
     );
     println!(
         "{:>6} {:>12} {:>9} {:>9} {:>8} {:>14} {:>8} {:>14}",

@@ -2,6 +2,8 @@
 //! load driver (signed deliveries over keep-alive HTTP/1 connections).
 #![allow(dead_code)]
 
+pub mod cpus;
+
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
