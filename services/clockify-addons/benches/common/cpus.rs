@@ -7,7 +7,9 @@
 //! benchmark pins the local PostgreSQL (its postmaster, every process it has started, and so
 //! every backend it starts later) to those CPUs and itself, with the servers it starts, to the
 //! others; both are given every CPU again when it ends. It needs the database on this machine
-//! and the right to change its processes' affinity (`taskset`, as their user or as root).
+//! and the right to change its processes' affinity (`taskset`, as their user or as root). A
+//! benchmark killed before it ends leaves PostgreSQL pinned; every CPU is given back with
+//! `for p in $(pgrep -x postgres); do taskset -a -c -p "$(cat /sys/devices/system/cpu/online)" $p; done`.
 
 use std::process::Command;
 
