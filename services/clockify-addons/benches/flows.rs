@@ -187,10 +187,7 @@ async fn main() {
 
     println!(
         "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, production logging, PostgreSQL; server: {bin}; {}",
-        cpus.as_ref().map_or_else(
-            || "every process on every CPU".to_owned(),
-            common::cpus::Split::describe
-        )
+        common::cpus::Split::describe(cpus.as_ref())
     );
     println!(
         "{:>5} {:>6} {:>11} {:>8} {:>8} {:>7} {:>8} {:>9} {:>10} {:>10} {:>7} {:>5} {:>18}",

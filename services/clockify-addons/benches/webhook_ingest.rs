@@ -156,10 +156,7 @@ async fn main() {
         "webhook ingestion into PostgreSQL: median of {} alternating {secs} s rounds per level, body {} bytes, release build; {}",
         std::env::var("BENCH_ROUNDS").unwrap_or_else(|_| "3".into()),
         body_for(1, WS).len(),
-        cpus.as_ref().map_or_else(
-            || "every process on every CPU".to_owned(),
-            common::cpus::Split::describe
-        )
+        common::cpus::Split::describe(cpus.as_ref())
     );
     println!(
         "{:>6} {:>12} {:>9} {:>9} {:>8} {:>14} {:>8} {:>14}",

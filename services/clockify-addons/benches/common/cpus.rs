@@ -46,8 +46,8 @@ fn format_list(cpus: &[u32]) -> String {
 pub struct Split {
     postmaster: u32,
     online: Vec<u32>,
-    pub database: Vec<u32>,
-    pub benchmark: Vec<u32>,
+    database: Vec<u32>,
+    benchmark: Vec<u32>,
 }
 
 /// `pid` and the processes whose parent it is.
@@ -159,13 +159,17 @@ impl Split {
         Some(split)
     }
 
-    /// `database on CPU 1, benchmark and servers on CPU 0`.
-    pub fn describe(&self) -> String {
-        format!(
-            "database on CPU {}, benchmark and servers on CPU {}",
-            format_list(&self.database),
-            format_list(&self.benchmark)
-        )
+    /// For a benchmark's header: `database on CPU 1, benchmark and servers on CPU 0`, or that
+    /// every process shares every CPU.
+    pub fn describe(split: Option<&Split>) -> String {
+        match split {
+            Some(s) => format!(
+                "database on CPU {}, benchmark and servers on CPU {}",
+                format_list(&s.database),
+                format_list(&s.benchmark)
+            ),
+            None => "every process on every CPU".to_owned(),
+        }
     }
 }
 
