@@ -3,12 +3,13 @@
 //! the client actually sent.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
@@ -25,6 +26,11 @@ pub struct Recorded {
     /// The body as sent (a multipart upload, say).
     pub raw: Bytes,
     pub at: Instant,
+    /// The HTTP version the request came in on.
+    pub version: axum::http::Version,
+    /// The client's address: one per connection, so requests that share it came over one
+    /// connection.
+    pub peer: SocketAddr,
 }
 
 impl Recorded {
@@ -87,10 +93,39 @@ struct Shared {
     responder: Mutex<Responder>,
 }
 
+impl Shared {
+    /// No request yet, and a responder that answers `200 {}`.
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            requests: Mutex::new(Vec::new()),
+            responder: Mutex::new(Arc::new(|_: &Recorded| {
+                FakeResponse::json(200, serde_json::json!({}))
+            })),
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct FakeClockify {
     shared: Arc<Shared>,
     pub port: u16,
+    /// Set when the fake serves HTTPS, as Clockify's API does.
+    tls: Option<Arc<TlsFiles>>,
+}
+
+/// What the fake offers in TLS's ALPN: HTTP/2 and HTTP/1.1, as HTTPS fronts commonly do, or
+/// HTTP/1.1 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    Http2AndHttp1,
+    Http1Only,
+}
+
+/// The fake's self-signed certificate, in a PEM file a client trusts (`SSL_CERT_FILE` for a
+/// spawned binary).
+struct TlsFiles {
+    ca_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for FakeClockify {
@@ -104,31 +139,98 @@ impl std::fmt::Debug for FakeClockify {
 impl FakeClockify {
     /// Starts on 127.0.0.1 with a responder that answers `200 {}`.
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared {
-            requests: Mutex::new(Vec::new()),
-            responder: Mutex::new(Arc::new(|_: &Recorded| {
-                FakeResponse::json(200, serde_json::json!({}))
-            })),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake Clockify");
-        let port = listener.local_addr().expect("local addr").port();
-        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let shared = Shared::new();
+        let (listener, port, app) = listen(&shared).await;
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
-        Self { shared, port }
+        Self {
+            shared,
+            port,
+            tls: None,
+        }
+    }
+
+    /// Starts on 127.0.0.1 serving HTTPS with a self-signed certificate for that address
+    /// ([`FakeClockify::ca_file`]), offering `alpn`.
+    pub async fn start_tls(alpn: Alpn) -> Self {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let shared = Shared::new();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("a self-signed certificate");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ca_file = dir.path().join("fake-clockify-ca.pem");
+        std::fs::write(&ca_file, cert.cert.pem()).expect("write the certificate");
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("the certificate and its key");
+        config.alpn_protocols = match alpn {
+            Alpn::Http2AndHttp1 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            Alpn::Http1Only => vec![b"http/1.1".to_vec()],
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (listener, port, app) = listen(&shared).await;
+        tokio::spawn(async move {
+            while let Ok((tcp, peer)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(
+                        tower::ServiceBuilder::new()
+                            .map_request(move |mut req: axum::extract::Request<_>| {
+                                req.extensions_mut().insert(ConnectInfo(peer));
+                                req
+                            })
+                            .service(app),
+                    );
+                    let mut builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    if alpn == Alpn::Http1Only {
+                        builder = builder.http1_only();
+                    }
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            shared,
+            port,
+            tls: Some(Arc::new(TlsFiles { ca_file, _dir: dir })),
+        }
+    }
+
+    /// The PEM file of the certificate an HTTPS fake serves (None over plain HTTP).
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|t| t.ca_file.as_path())
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The `apiUrl` an installation uses to reach this fake.
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}/api", self.port)
+        format!("{}://127.0.0.1:{}/api", self.scheme(), self.port)
     }
 
     /// The allowlist entry that lets the client call this fake.
     pub fn allow_entry(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.port)
     }
 
     pub fn respond(&self, f: impl Fn(&Recorded) -> FakeResponse + Send + Sync + 'static) {
@@ -156,8 +258,23 @@ impl FakeClockify {
     }
 }
 
+/// A listener on a free port of 127.0.0.1, and the fake's routes over `shared`.
+async fn listen(shared: &Arc<Shared>) -> (tokio::net::TcpListener, u16, Router) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind fake Clockify");
+    let port = listener.local_addr().expect("local addr").port();
+    (
+        listener,
+        port,
+        Router::new().fallback(handle).with_state(shared.clone()),
+    )
+}
+
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    version: axum::http::Version,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -179,6 +296,8 @@ async fn handle(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: body,
         at: Instant::now(),
+        version,
+        peer,
     };
     shared.requests.lock().push(rec.clone());
     let responder = shared.responder.lock().clone();

@@ -11,7 +11,7 @@ pub mod keys;
 
 pub use app::{TestApp, TestAppBuilder, json_of};
 pub use db::{Backend, TestDb};
-pub use fake::{FakeClockify, FakeResponse, Recorded};
+pub use fake::{Alpn, FakeClockify, FakeResponse, Recorded};
 pub use keys::{keys, signer};
 
 /// `../shared/clockify/<rel>` if present; tests that need it skip with a message otherwise.
