@@ -5,126 +5,49 @@
 //! one acted-on request per (flow, delivery) at the fake.
 #![cfg(test)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use addon_core::auth::TokenKind;
-use addon_testkit::{Backend, FakeClockify, FakeResponse, TestDb, keys, signer};
-use base64::Engine as _;
+use addon_testkit::{Backend, FakeClockify, FakeResponse, TestDb};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clockify-addons");
 const WORKSPACES: &[&str] = &["ws-a", "ws-b"];
 const DELIVERIES: usize = 30;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(db: &TestDb, fake: &FakeClockify, port: u16) -> Child {
-    Command::new(BIN)
-        .args(["serve", "universal-webhook"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ADDON_MODE", "production")
-        .env("ADDON_BASE_URL", "https://uw.test.example")
-        .env("ADDON_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", &db.url)
-        .env(
-            "TOKEN_ENCRYPTION_KEY",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
-        )
-        .env("CLOCKIFY_PUBLIC_KEY", &keys().public_pem)
-        .env("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry())
-        .env("CLOCKIFY_API_TIMEOUT_SECONDS", "60")
-        .env("FLOW_LEASE_SECONDS", "2")
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start clockify-addons")
-}
-
-async fn ready(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} did not become ready");
-}
+/// Settings of this test: Clockify may hold a call for a minute, and a dead process's leases
+/// run out in 2 s.
+const SETTINGS: &[(&str, &str)] = &[
+    ("CLOCKIFY_API_TIMEOUT_SECONDS", "60"),
+    ("FLOW_LEASE_SECONDS", "2"),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_before_flows_ran_loses_nothing_and_runs_each_flow_once() {
     addon_core::clockify::client::install_tls_provider();
     let db = TestDb::new(Backend::Postgres).await;
-    let migrate = Command::new(BIN)
-        .args(["migrate", "universal-webhook"])
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(migrate.status.success());
+    common::migrate(&db);
     let fake = FakeClockify::start().await;
     // Phase 1: Clockify holds every request; nothing is acted on before the kill.
     fake.respond(|_| FakeResponse::json(200, json!([])).delayed(Duration::from_secs(300)));
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut server = spawn(&db, &fake, port);
-    ready(&http, &base).await;
+    let mut server = common::spawn(&db, &fake, port, SETTINGS);
+    common::ready(&http, &base).await;
 
-    let sign = signer("universal-webhook");
-    let token = |kind, ws: &str| sign.sign(kind, ws, &fake.api_url()).unwrap();
     let mut webhook_tokens = BTreeMap::new();
     for ws in WORKSPACES {
-        let webhook = token(TokenKind::Webhook, ws);
-        let r = http
-            .post(format!("{base}/lifecycle/installed"))
-            .header("X-Addon-Lifecycle-Token", token(TokenKind::Lifecycle, ws))
-            .json(&json!({
-                "addonId": "a", "authToken": token(TokenKind::Installation, ws), "workspaceId": ws,
-                "apiUrl": fake.api_url(),
-                "webhooks": [{"path": "/webhooks/clockify", "webhookType": "ADDON", "authToken": webhook}]
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        // Bootstrap off, so the only traffic at the fake is the flows'.
-        let r = http
-            .post(format!("{base}/lifecycle/settings-updated"))
-            .header("X-Addon-Lifecycle-Token", token(TokenKind::Lifecycle, ws))
-            .json(&json!({"workspaceId": ws, "settings": [{"id": "bootstrap_on_install", "name": "b", "value": false}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        for (name, path) in [("tags", "tags"), ("clients", "clients")] {
-            let r = http
-                .post(format!("{base}/ui/flows"))
-                .bearer_auth(token(TokenKind::User, ws))
-                .json(&json!({
-                    "name": name, "triggerEvents": ["NEW_TIME_ENTRY"],
-                    "actions": [{"method": "POST", "path": format!("/v1/workspaces/{{{{workspaceId}}}}/{path}"), "body": {"name": "{{$.id}}"}}]
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
-        }
+        let webhook = common::install(
+            &http,
+            &base,
+            &fake,
+            ws,
+            &[("tags", "tags"), ("clients", "clients")],
+        )
+        .await;
         webhook_tokens.insert(*ws, webhook);
     }
     // The install's bootstrap may have reached the fake before the setting; start clean.
@@ -133,15 +56,7 @@ async fn sigkill_before_flows_ran_loses_nothing_and_runs_each_flow_once() {
 
     for i in 0..DELIVERIES {
         for ws in WORKSPACES {
-            let r = http
-                .post(format!("{base}/webhooks/clockify"))
-                .header("Clockify-Signature", &webhook_tokens[ws])
-                .header("Clockify-Webhook-Event-Type", "NEW_TIME_ENTRY")
-                .json(&json!({"id": format!("te-{i}"), "workspaceId": ws}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200, "accepted before the crash");
+            common::deliver(&http, &base, &webhook_tokens[ws], ws, &format!("te-{i}")).await;
         }
     }
     let in_flight = fake.wait_for(1, Duration::from_secs(10)).await;
@@ -156,8 +71,8 @@ async fn sigkill_before_flows_ran_loses_nothing_and_runs_each_flow_once() {
     // Phase 2: Clockify answers; the restarted process finishes the work.
     fake.clear();
     fake.respond(|_| FakeResponse::json(201, json!({"id": "x"})));
-    let mut server = spawn(&db, &fake, port);
-    ready(&http, &base).await;
+    let mut server = common::spawn(&db, &fake, port, SETTINGS);
+    common::ready(&http, &base).await;
     let expected = WORKSPACES.len() * DELIVERIES * 2;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
