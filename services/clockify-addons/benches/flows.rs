@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use addon_core::auth::TokenSigner;
-use addon_testkit::{FakeClockify, FakeResponse, keys};
+use addon_testkit::{Alpn, FakeClockify, FakeResponse, keys};
 use common::{Level, Server, drive, peak_rss_kib, psql};
 use serde_json::json;
 use sqlx::Row;
@@ -52,6 +52,25 @@ fn list(name: &str, default: &str) -> Vec<usize> {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect()
+}
+
+/// The fake Clockify the servers call, and how they reach it (BENCH_CLOCKIFY): `https` (the
+/// default) serves HTTPS offering HTTP/2 and HTTP/1.1, as Clockify's API is reached over HTTPS;
+/// `https-http1` offers HTTP/1.1 only, where a call in flight holds a connection of its own;
+/// `http` is plain HTTP/1.1, without TLS's cost.
+async fn fake_clockify() -> (FakeClockify, &'static str) {
+    match std::env::var("BENCH_CLOCKIFY").as_deref() {
+        Ok("https") | Err(_) => (
+            FakeClockify::start_tls(Alpn::Http2AndHttp1).await,
+            "HTTPS (ALPN h2, http/1.1)",
+        ),
+        Ok("https-http1") => (
+            FakeClockify::start_tls(Alpn::Http1Only).await,
+            "HTTPS (ALPN http/1.1)",
+        ),
+        Ok("http") => (FakeClockify::start().await, "plain HTTP/1.1"),
+        Ok(other) => panic!("BENCH_CLOCKIFY={other:?}: expected https, https-http1 or http"),
+    }
 }
 
 struct Measured {
@@ -154,7 +173,7 @@ async fn main() {
     let bin = common::server_bin();
     let (db, url) = common::fresh_database(&bin, &server, "universal-webhook");
 
-    let fake = FakeClockify::start().await;
+    let (fake, transport) = fake_clockify().await;
     fake.respond(|_| FakeResponse::json(201, json!({"id": "tag"})));
     let signer =
         TokenSigner::from_rsa_pem(&keys().private_pem, "universal-webhook").expect("signer");
@@ -165,12 +184,15 @@ async fn main() {
     // 2,475-2,619 and 2,229-2,300 accepted/s with 0-1 over 50 ms.
     let pool_size = |n: usize| env_or("BENCH_DB_CONNECTIONS", if n == 1 { 10u32 } else { 5 });
     let start = |n: usize| {
-        let env = vec![
+        let mut env = vec![
             ("DATABASE_URL", url.clone()),
             ("DATABASE_MAX_CONNECTIONS", pool_size(n).to_string()),
             ("CLOCKIFY_PUBLIC_KEY", keys().public_pem.clone()),
             ("CLOCKIFY_API_ALLOWED_HOSTS", fake.allow_entry()),
         ];
+        if let Some(ca) = fake.ca_file() {
+            env.push(("SSL_CERT_FILE", ca.display().to_string()));
+        }
         let port = common::free_port();
         common::start_server(&bin, "universal-webhook", port, &env)
     };
@@ -186,7 +208,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     println!(
-        "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, production logging, PostgreSQL; server: {bin}; {}",
+        "Universal Webhook: one CLOCKIFY_API action per delivery (Clockify's NEW_TIME_ENTRY sample), {workspaces} workspaces, {secs} s per level, production logging, PostgreSQL; fake Clockify over {transport}; server: {bin}; {}",
         common::cpus::Split::describe(cpus.as_ref())
     );
     println!(
