@@ -196,7 +196,7 @@ impl ClockifyClient {
             // Over TLS the client offers HTTP/2, which carries every call on one connection.
             // Over HTTP/1.1 a connection carries one call at a time: every connection a load
             // needed is kept for its next call, since a cap on idle ones made a steady load
-            // close and reopen them, a TLS handshake each (one per three calls at 64 busy
+            // close and reopen them, a TLS handshake each (one per two calls at 64 busy
             // workspaces, and a fifth less throughput; docs/design.md). The calls in flight
             // are bounded by the executor's slots, and an idle connection closes after 30 s.
             .pool_idle_timeout(Duration::from_secs(30))
