@@ -104,8 +104,7 @@ async fn two_bursts(alpn: Alpn, version: Version) -> (BTreeSet<SocketAddr>, BTre
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let first = burst(&http, &base, &tokens, &fake, &pool, 1).await;
     let second = burst(&http, &base, &tokens, &fake, &pool, 2).await;
-    let _ = server.kill();
-    let _ = server.wait();
+    server.kill();
     pool.close().await;
     for call in first.iter().chain(&second) {
         assert_eq!(call.version, version, "{} {}", call.method, call.path);

@@ -34,9 +34,27 @@ pub fn migrate(db: &TestDb) {
     );
 }
 
+/// A started process, killed (SIGKILL) when dropped, so a test that fails leaves none behind.
+pub struct Server(Child);
+
+impl Server {
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        self.0.kill().expect("kill clockify-addons");
+        self.0.wait().expect("wait for clockify-addons");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `serve universal-webhook` in production mode, calling `fake` (trusting its certificate when
 /// it serves HTTPS), with `extra` settings.
-pub fn spawn(db: &TestDb, fake: &FakeClockify, port: u16, extra: &[(&str, &str)]) -> Child {
+pub fn spawn(db: &TestDb, fake: &FakeClockify, port: u16, extra: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "universal-webhook"])
         .env_clear()
@@ -60,7 +78,7 @@ pub fn spawn(db: &TestDb, fake: &FakeClockify, port: u16, extra: &[(&str, &str)]
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("start clockify-addons")
+    Server(cmd.spawn().expect("start clockify-addons"))
 }
 
 pub async fn ready(http: &reqwest::Client, base: &str) {
