@@ -181,7 +181,16 @@ impl FakeClockify {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let (listener, port, app) = listen(&shared).await;
         tokio::spawn(async move {
-            while let Ok((tcp, peer)) = listener.accept().await {
+            loop {
+                // As `axum::serve` does: an accept that fails (too many open files, say) is
+                // retried after a pause rather than ending the fake.
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, app) = (acceptor.clone(), app.clone());
                 tokio::spawn(async move {
