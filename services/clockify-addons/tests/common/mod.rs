@@ -1,5 +1,6 @@
 //! The real binary serving Universal Webhook on PostgreSQL, for the tests that start it as a
 //! process: installs, flows and deliveries go through its HTTP API as Clockify's would.
+// Each test file compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
@@ -97,8 +98,8 @@ pub async fn ready(http: &reqwest::Client, base: &str) {
     panic!("{base} did not become ready");
 }
 
-/// Installs the add-on in `ws` with bootstrap off (so the only traffic at the fake is the
-/// flows') and one flow per `(name, collection)`, each POSTing `{"name": <delivery id>}` to
+/// Installs the add-on in `ws` with bootstrap turned off (the install's own bootstrap run,
+/// requested before the setting lands, may still call the fake) and one flow per `(name, collection)`, each POSTing `{"name": <delivery id>}` to
 /// `/v1/workspaces/{ws}/<collection>` on NEW_TIME_ENTRY. Returns the webhook token.
 pub async fn install(
     http: &reqwest::Client,
