@@ -16,9 +16,11 @@
 //! connection is reopened and keeps sending); rows stored (a 200 without a new row would be a
 //! lie); flows executed per second from the first delivery to the last execution; p99 from
 //! receipt to the flow's start and to its end; statements slower than 50 ms the servers logged
-//! during the level; each server's peak RSS; and where the servers' time went per stage. Then a steady
-//! BENCH_STEADY_RATE (1,000; 0 skips it) webhooks per second for BENCH_SECONDS: p99
-//! receipt-to-start. The steady rate is spread over BENCH_STEADY_CONNECTIONS (64) connections,
+//! during the level; how busy the machine's cores were while it sent, and the share the
+//! hypervisor took (steal), from `/proc/stat`; each server's peak RSS; and where the servers'
+//! time went per stage. Then a steady BENCH_STEADY_RATE (1,000; a list such as "1000,2000"
+//! runs each; 0 skips it) webhooks per second for BENCH_SECONDS: p99 receipt-to-start, and the
+//! same slow statements and cores. The steady rate is spread over BENCH_STEADY_CONNECTIONS (64) connections,
 //! each sending on its own clock: a connection carries one request at a time, so with 16 each
 //! had 16 ms per request, and three processes on a slow machine, answering in 20 ms, were sent
 //! 760-837 a second instead of 1,000.
@@ -162,7 +164,11 @@ async fn main() {
     addon_core::clockify::client::install_tls_provider();
     let secs: u64 = env_or("BENCH_SECONDS", 5);
     let workspaces: usize = env_or("BENCH_WORKSPACES", 64);
-    let steady: f64 = env_or("BENCH_STEADY_RATE", 1000.0);
+    let steady: Vec<f64> = std::env::var("BENCH_STEADY_RATE")
+        .unwrap_or_else(|_| "1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let steady_conns: usize = env_or("BENCH_STEADY_CONNECTIONS", 64);
     let levels = common::levels("16,64");
     let replicas = list("BENCH_REPLICAS", "1,2,3");
@@ -212,7 +218,7 @@ async fn main() {
         common::cpus::Split::describe(cpus.as_ref())
     );
     println!(
-        "{:>5} {:>6} {:>11} {:>8} {:>8} {:>7} {:>8} {:>9} {:>10} {:>10} {:>7} {:>5} {:>18}",
+        "{:>5} {:>6} {:>11} {:>8} {:>8} {:>7} {:>8} {:>9} {:>10} {:>10} {:>7} {:>5} {:>11} {:>18}",
         "procs",
         "conns",
         "accepted/s",
@@ -225,6 +231,7 @@ async fn main() {
         "end p99",
         "failed",
         "slow",
+        "cpu busy/st",
         "peak RSS MiB"
     );
     let mut seed = 1u64;
@@ -250,7 +257,9 @@ async fn main() {
             let before = stages(&servers).await;
             let slow_before = slow_statements(&servers);
             let since = addon_core::time::now_millis();
+            let cpu = common::cpus::Times::now();
             let level: Level = drive(&ports, targets.clone(), conns, secs, seed, None).await;
+            let cpu = cpu.share_until(&common::cpus::Times::now());
             seed += 1_000_000_000;
             let m = measure(&pool, since, level.accepted).await;
             let after = stages(&servers).await;
@@ -259,7 +268,7 @@ async fn main() {
                 .map(|s| format!("{:.1}", peak_rss_kib(s.child.id()) as f64 / 1024.0))
                 .collect();
             println!(
-                "{:>5} {:>6} {:>11.0} {:>8.2} {:>8.2} {:>7} {:>8} {:>9.0} {:>10.0} {:>10.0} {:>7} {:>5} {:>18}",
+                "{:>5} {:>6} {:>11.0} {:>8.2} {:>8.2} {:>7} {:>8} {:>9.0} {:>10.0} {:>10.0} {:>7} {:>5} {:>11} {:>18}",
                 n,
                 conns,
                 level.rps,
@@ -272,6 +281,7 @@ async fn main() {
                 m.end_p99_ms,
                 m.failed,
                 slow_statements(&servers) - slow_before,
+                cpu,
                 rss.join(" ")
             );
             if m.stored as u64 != level.accepted || m.executed != m.stored {
@@ -285,22 +295,30 @@ async fn main() {
                 common::stage_shares(&before, &after)
             ));
         }
-        if steady > 0.0 {
+        for &rate in steady.iter().filter(|r| **r > 0.0) {
             let since = addon_core::time::now_millis();
+            let slow_before = slow_statements(&servers);
+            let cpu = common::cpus::Times::now();
             let level = drive(
                 &ports,
                 targets.clone(),
                 steady_conns,
                 secs,
                 seed,
-                Some(steady),
+                Some(rate),
             )
             .await;
+            let cpu = cpu.share_until(&common::cpus::Times::now());
             seed += 1_000_000_000;
             let m = measure(&pool, since, level.accepted).await;
             steady_lines.push(format!(
-                "{n} procs, steady {steady:.0}/s over {steady_conns} connections for {secs} s: {:.0} accepted/s, {} errors, {} stored, receipt-to-start p99 {:.0} ms, receipt-to-end p99 {:.0} ms",
-                level.rps, level.errors, m.stored, m.start_p99_ms, m.end_p99_ms
+                "{n} procs, steady {rate:.0}/s over {steady_conns} connections for {secs} s: {:.0} accepted/s, {} errors, {} stored, receipt-to-start p99 {:.0} ms, receipt-to-end p99 {:.0} ms, {} slow, cpu busy/steal {cpu}",
+                level.rps,
+                level.errors,
+                m.stored,
+                m.start_p99_ms,
+                m.end_p99_ms,
+                slow_statements(&servers) - slow_before
             ));
         }
     }

@@ -181,3 +181,47 @@ impl Drop for Split {
         let _ = pin(std::process::id(), &self.online);
     }
 }
+
+/// The machine's CPU time so far (`/proc/stat`'s first line, in clock ticks): how busy a level
+/// kept every core, and how much of it the hypervisor took (steal), since a statement's time
+/// under load is mostly its wait for a core.
+#[derive(Clone, Copy, Default)]
+pub struct Times {
+    busy: u64,
+    steal: u64,
+    total: u64,
+}
+
+impl Times {
+    /// Zero everywhere when `/proc/stat` cannot be read (the level then prints 0%).
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+            return Self::default();
+        };
+        // user nice system idle iowait irq softirq steal guest guest_nice; guest time is also
+        // counted in user and nice.
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0);
+        Self {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            steal: at(7),
+            total: f.iter().sum(),
+        }
+    }
+
+    /// "busy% steal%" of every core between `self` and `later`.
+    pub fn share_until(&self, later: &Self) -> String {
+        let total = later.total.saturating_sub(self.total).max(1) as f64;
+        format!(
+            "{:.0}% {:.0}%",
+            100.0 * later.busy.saturating_sub(self.busy) as f64 / total,
+            100.0 * later.steal.saturating_sub(self.steal) as f64 / total
+        )
+    }
+}
