@@ -720,17 +720,42 @@ UPDATE flow_executions SET status = 'RETRY', next_attempt_at = $1, lease_owner =
              error = 'interrupted: the worker running it stopped; resumed at its next step'
          WHERE status = 'RUNNING' AND lease_until < $1;
 
--- name: retention::webhook_log
-DELETE FROM webhook_log WHERE id IN (SELECT id FROM webhook_log WHERE id < $1 LIMIT $2);
+-- name: retention::webhook_log_postgres
+-- only: postgres
+DELETE FROM webhook_log WHERE ctid = ANY(ARRAY(SELECT ctid FROM webhook_log WHERE id < $1 ORDER BY id LIMIT $2));
 
--- name: retention::flow_executions
-DELETE FROM flow_executions WHERE id IN (SELECT id FROM flow_executions WHERE id < $1 LIMIT $2);
+-- name: retention::webhook_log_sqlite
+-- only: sqlite
+DELETE FROM webhook_log WHERE rowid IN (SELECT rowid FROM webhook_log WHERE id < $1 ORDER BY id LIMIT $2);
 
--- name: retention::entity_cache
-DELETE FROM entity_cache WHERE (workspace_id, entity_type, entity_id) IN (SELECT workspace_id, entity_type, entity_id FROM entity_cache WHERE fetched_at < $1 LIMIT $2);
+-- name: retention::flow_executions_postgres
+-- only: postgres
+DELETE FROM flow_executions WHERE ctid = ANY(ARRAY(SELECT ctid FROM flow_executions WHERE id < $1 ORDER BY id LIMIT $2));
 
--- name: retention::api_calls
-DELETE FROM api_calls WHERE id IN (SELECT id FROM api_calls WHERE called_at < $1 LIMIT $2);
+-- name: retention::flow_executions_sqlite
+-- only: sqlite
+DELETE FROM flow_executions WHERE rowid IN (SELECT rowid FROM flow_executions WHERE id < $1 ORDER BY id LIMIT $2);
 
--- name: retention::rate_limit_waits
-DELETE FROM rate_limit_waits WHERE (workspace_id, hour) IN (SELECT workspace_id, hour FROM rate_limit_waits WHERE hour < $1 LIMIT $2);
+-- name: retention::entity_cache_postgres
+-- only: postgres
+DELETE FROM entity_cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM entity_cache WHERE fetched_at < $1 ORDER BY fetched_at LIMIT $2));
+
+-- name: retention::entity_cache_sqlite
+-- only: sqlite
+DELETE FROM entity_cache WHERE rowid IN (SELECT rowid FROM entity_cache WHERE fetched_at < $1 ORDER BY fetched_at LIMIT $2);
+
+-- name: retention::api_calls_postgres
+-- only: postgres
+DELETE FROM api_calls WHERE ctid = ANY(ARRAY(SELECT ctid FROM api_calls WHERE called_at < $1 ORDER BY called_at LIMIT $2));
+
+-- name: retention::api_calls_sqlite
+-- only: sqlite
+DELETE FROM api_calls WHERE rowid IN (SELECT rowid FROM api_calls WHERE called_at < $1 ORDER BY called_at LIMIT $2);
+
+-- name: retention::rate_limit_waits_postgres
+-- only: postgres
+DELETE FROM rate_limit_waits WHERE ctid = ANY(ARRAY(SELECT ctid FROM rate_limit_waits WHERE hour < $1 ORDER BY hour LIMIT $2));
+
+-- name: retention::rate_limit_waits_sqlite
+-- only: sqlite
+DELETE FROM rate_limit_waits WHERE rowid IN (SELECT rowid FROM rate_limit_waits WHERE hour < $1 ORDER BY hour LIMIT $2);

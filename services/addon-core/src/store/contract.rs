@@ -146,11 +146,13 @@ pub fn core_statements() -> Vec<Statement> {
         batch_size: 1,
     };
     for rule in crate::retention::rules(&any_config) {
-        out.push(stmt(
-            format!("retention::{}", rule.table),
-            crate::retention::delete_sql(&rule),
-            None,
-        ));
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            out.push(stmt(
+                format!("retention::{}_{}", rule.table, backend.name()),
+                crate::retention::delete_sql(&rule, backend),
+                Some(backend),
+            ));
+        }
     }
     out
 }
