@@ -20,8 +20,8 @@
 //! hypervisor took (steal), from `/proc/stat`; each server's peak RSS; and where the servers'
 //! time went per stage. Then a steady BENCH_STEADY_RATE (1,000; a list such as "1000,2000"
 //! runs each; 0 skips it) webhooks per second for BENCH_SECONDS: p99 receipt-to-start, and the
-//! same slow statements and cores. The steady rate is spread over BENCH_STEADY_CONNECTIONS (64) connections,
-//! each sending on its own clock: a connection carries one request at a time, so with 16 each
+//! same slow statements and cores. The steady rate is spread over BENCH_STEADY_CONNECTIONS
+//! (64) connections, each sending on its own clock: a connection carries one request at a time, so with 16 each
 //! had 16 ms per request, and three processes on a slow machine, answering in 20 ms, were sent
 //! 760-837 a second instead of 1,000.
 //!
